@@ -1,0 +1,230 @@
+"""The case store: SQLAlchemy 2.0 typed ORM over SQLite (default) or PostgreSQL.
+
+Tables:
+
+- `events`: every incident message stored once; `event_id` (the wire idempotency key) is the primary key, so a
+  redelivered message cannot be stored twice even when two central instances race.
+- `cases`: one case per `incident_id` (unique), with the latest state applied in `seq` order.
+- `case_timeline`: every step of a case (intake, filed, dispatched, updates, ended, snapshot).
+- `evidence`: the first snapshot received per incident; kept even when it arrives before the case.
+- `dead_letters`: payloads that could not be processed, with the error, so nothing is lost.
+
+All timestamps are stored in UTC and read back timezone-aware (`UTCDateTime`), on both back ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
+from sqlalchemy.types import TypeDecorator
+
+DEFAULT_DB_URL = "sqlite:///gridwatch-central.db"
+
+
+def utcnow() -> datetime:
+    """The current time, UTC-aware."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware.
+
+    PostgreSQL keeps `timestamptz`; SQLite has no time zones, so values are stored as naive UTC and tagged on
+    the way out. Naive values are refused on the way in: a naive time is a bug upstream.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; attach a timezone")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the central tables."""
+
+
+class EventRow(Base):
+    """One incident message as received (deduplicated on `event_id`)."""
+
+    __tablename__ = "events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(128), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str] = mapped_column(String(512))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class Case(Base):
+    """One case per incident: the state of the latest message (by `seq`) plus workflow fields."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_number: Mapped[str] = mapped_column(String(32), unique=True)
+    incident_id: Mapped[str] = mapped_column(String(128), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    category_code: Mapped[str | None] = mapped_column(String(16))
+    category_name: Mapped[str | None] = mapped_column(String(64))
+    category_version: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    gateway_id: Mapped[str] = mapped_column(String(64))
+    camera_id: Mapped[str] = mapped_column(String(64))
+    zone: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    dwell_s: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    grid_cell: Mapped[str | None] = mapped_column(String(15), index=True)
+    cleaner: Mapped[str] = mapped_column(String(64))
+    last_seq: Mapped[int] = mapped_column(Integer)
+    snapshot_path: Mapped[str | None] = mapped_column(String(1024))
+    snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    timeline: Mapped[list[TimelineRow]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="TimelineRow.id"
+    )
+
+
+
+class TimelineRow(Base):
+    """One step in the life of a case."""
+
+    __tablename__ = "case_timeline"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    step: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    case: Mapped[Case] = relationship(back_populates="timeline")
+
+
+class EvidenceRow(Base):
+    """The first snapshot received for an incident (the file lives in the evidence directory)."""
+
+    __tablename__ = "evidence"
+
+    incident_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(String(36))
+    path: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeadLetter(Base):
+    """A message that could not be processed, kept verbatim with the reason."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(512))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    error: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets `central cases` read while the service writes; busy_timeout waits out short locks."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def make_engine(db_url: str) -> Engine:
+    """An engine for `db_url` (`sqlite:///file.db` or `postgresql+psycopg://user@host/db`)."""
+    if db_url.startswith("sqlite"):
+        engine = create_engine(db_url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(db_url, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the central tables that do not exist yet (idempotent)."""
+    Base.metadata.create_all(engine)
+
+
+@dataclass
+class Store:
+    """An engine plus its session factory; `close()` releases every pooled connection."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that is closed (not committed) on exit; the caller commits."""
+        with self.sessions() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def open_store(db_url: str = DEFAULT_DB_URL, *, create: bool = True) -> Store:
+    """Open the store at `db_url`, creating the schema unless `create` is False."""
+    engine = make_engine(db_url)
+    if create:
+        create_schema(engine)
+    return Store(engine, sessionmaker(engine, expire_on_commit=False))

@@ -1,0 +1,71 @@
+"""What every incident rule looks like, and the per-track bookkeeping they share.
+
+A rule is a small object with one verb: `update(observations, ts) -> updates`. It never reads a clock (every
+duration comes from capture timestamps), never does I/O and never draws. `flush(ts)` ends its open incidents
+(the edge calls it on shutdown and when a camera goes away).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipelines.types import IncidentUpdate, Observation, Point
+from pipelines.zones import Zone, ZoneMembership
+
+
+class Rule(Protocol):
+    incident_type: str
+
+    def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]: ...
+
+    def flush(self, ts: float) -> list[IncidentUpdate]: ...
+
+
+def distance(a: Observation, b: Observation, rel_scale: float | None = None) -> float:
+    """Ground distance in metres when both have ground points, else pixels divided by `rel_scale` (if given)."""
+    if a.ground is not None and b.ground is not None:
+        return math.dist(a.ground, b.ground)
+    d = math.dist(a.anchor, b.anchor)
+    return d / rel_scale if rel_scale else d
+
+
+def position(o: Observation) -> Point:
+    return o.ground if o.ground is not None else o.anchor
+
+
+@dataclass
+class ZoneGate:
+    """Which zone (if any) a track is in, debounced, and since when it has been there."""
+
+    zones: tuple[Zone, ...]
+    inertia: int = 3
+    _membership: ZoneMembership = field(init=False)
+    _entered: dict[int, tuple[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._membership = ZoneMembership(self.inertia)
+
+    def update(self, obs: Observation, ts: float) -> tuple[str, float] | None:
+        """(zone name, capture time it entered) or None when outside every zone. No zones = whole frame."""
+        if not self.zones:
+            return self._entered.setdefault(obs.track_id, ("frame", ts))
+        for zone in self.zones:
+            if self._membership.update(obs.track_id, zone, obs.anchor):
+                current = self._entered.get(obs.track_id)
+                if current is None or current[0] != zone.name:
+                    current = (zone.name, ts)
+                    self._entered[obs.track_id] = current
+                return current
+        self._entered.pop(obs.track_id, None)
+        return None
+
+    def forget(self, track_ids: set[int]) -> None:
+        self._membership.forget(track_ids)
+        for tid in track_ids:
+            self._entered.pop(tid, None)
+
+    def __len__(self) -> int:
+        return len(self._entered)

@@ -1,0 +1,134 @@
+"""littering: an object is left behind. It appears next to a person, the person walks away, the object stays.
+
+Per object track the rule remembers its owner: the nearest person within `owner_radius` during the object's
+first `owner_window_s`. The object is *attended* while its owner is within `leave_distance`, or while any person
+stands right next to it (within `owner_radius`). The rule fires when the object has been still and unattended for
+`dwell_s`; started_ts is when it came to rest (the drop). With `require_owner`, an object nobody was seen with is
+not littering (it may be exposed garbage: a different rule); without it, any unattended still object counts.
+
+Distances are metres on a calibrated camera; otherwise multiples of the person's box height (`*_rel`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pipelines.base import ZoneGate, distance
+from pipelines.lifecycle import Hit, IncidentBook
+from pipelines.motion import StillnessParams, StillnessTracker
+from pipelines.types import IncidentUpdate, ObjectRef, Observation
+from pipelines.zones import Zone
+
+
+@dataclass(frozen=True)
+class LitteringParams:
+    zones: tuple[Zone, ...] = ()
+    object_classes: frozenset[str] = frozenset({"litter"})
+    owner_classes: frozenset[str] = frozenset({"person"})
+    dwell_s: float = 5.0
+    min_confidence: float = 0.25
+    owner_radius_m: float = 2.0
+    owner_radius_rel: float = 1.0
+    leave_distance_m: float = 4.0
+    leave_distance_rel: float = 2.0
+    owner_window_s: float = 3.0
+    require_owner: bool = True
+    stillness: StillnessParams = field(default_factory=StillnessParams)
+    inertia: int = 3
+    update_every_s: float = 10.0
+    end_after_s: float = 5.0
+    forget_after_s: float = 30.0
+
+
+@dataclass
+class _ObjectState:
+    first_ts: float
+    owner: int | None = None
+    unattended_since: float | None = None
+
+
+@dataclass
+class LitteringRule:
+    params: LitteringParams
+    id_prefix: str
+    incident_type: str = "littering"
+    _still: StillnessTracker = field(init=False)
+    _gate: ZoneGate = field(init=False)
+    _book: IncidentBook = field(init=False)
+    _objects: dict[int, _ObjectState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        p = self.params
+        self._still = StillnessTracker(p.stillness)
+        self._gate = ZoneGate(p.zones, p.inertia)
+        self._book = IncidentBook(self.incident_type, self.id_prefix, p.update_every_s, p.end_after_s)
+
+    def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
+        p = self.params
+        people = [o for o in observations if o.class_name in p.owner_classes and o.confidence >= p.min_confidence]
+        things = [o for o in observations if o.class_name in p.object_classes and o.confidence >= p.min_confidence]
+        hits = [h for o in things if (h := self._hit(o, people, ts)) is not None]
+        updates = self._book.step(hits, ts)
+        self._forget(ts)
+        return updates
+
+    def flush(self, ts: float) -> list[IncidentUpdate]:
+        return self._book.flush(ts)
+
+    def _hit(self, o: Observation, people: list[Observation], ts: float) -> Hit | None:
+        p = self.params
+        since = self._still.update(o, ts)
+        zone = self._gate.update(o, ts)
+        state = self._objects.setdefault(o.track_id, _ObjectState(ts))
+        owner = self._assign_owner(o, state, people, ts)
+        attended = self._attended(o, owner, people)
+        if attended:
+            state.unattended_since = None
+        elif state.unattended_since is None:
+            state.unattended_since = ts
+        if zone is None or since is None or state.unattended_since is None:
+            return None
+        if p.require_owner and state.owner is None:
+            return None
+        if ts - max(since, state.unattended_since) < p.dwell_s:
+            return None
+        objs = [ObjectRef(o.track_id, o.class_name, o.confidence, "subject", o.box)]
+        if owner is not None:
+            objs.append(ObjectRef(owner.track_id, owner.class_name, owner.confidence, "owner", owner.box))
+        zone_name = zone[0] if p.zones else None
+        return Hit(o.track_id, since, o.confidence, o.box, o.anchor, o.ground, zone_name, tuple(objs))
+
+    def _assign_owner(
+        self, o: Observation, state: _ObjectState, people: list[Observation], ts: float
+    ) -> Observation | None:
+        if state.owner is None and ts - state.first_ts <= self.params.owner_window_s:
+            near = [(self._dist(o, q), q) for q in people]
+            near = [(d, q) for d, q in near if d <= self._radius(o, q, owner=True)]
+            if near:
+                state.owner = min(near, key=lambda dq: dq[0])[1].track_id
+        return next((q for q in people if q.track_id == state.owner), None)
+
+    def _attended(self, o: Observation, owner: Observation | None, people: list[Observation]) -> bool:
+        if owner is not None and self._dist(o, owner) <= self._radius(o, owner, owner=False):
+            return True
+        return any(self._dist(o, q) <= self._radius(o, q, owner=True) for q in people)
+
+    def _dist(self, o: Observation, person: Observation) -> float:
+        return distance(o, person)
+
+    def _radius(self, o: Observation, person: Observation, *, owner: bool) -> float:
+        p = self.params
+        if o.ground is not None and person.ground is not None:
+            return p.owner_radius_m if owner else p.leave_distance_m
+        return (p.owner_radius_rel if owner else p.leave_distance_rel) * person.height_px
+
+    def _forget(self, ts: float) -> None:
+        gone = self._still.prune(ts, self.params.forget_after_s)
+        if gone:
+            self._gate.forget(gone)
+            for tid in gone:
+                self._objects.pop(tid, None)
+
+    def state_size(self) -> int:
+        return len(self._still) + len(self._gate) + len(self._objects)

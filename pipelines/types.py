@@ -1,0 +1,94 @@
+"""Values that flow through the incident pipelines. Pure data, no I/O.
+
+A rule receives `Observation`s (one per tracked detection, built once per frame from `supervision.Detections`)
+and the frame's capture timestamp, and returns `IncidentUpdate`s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import supervision as sv
+
+Phase = Literal["started", "updated", "ended"]
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One tracked object on one frame.
+
+    `anchor` is the bottom-centre of the box in pixels (where the object touches the ground, as Frigate does);
+    `ground` is that anchor on the ground plane in metres (east, north) when the camera is calibrated, else None.
+    """
+
+    track_id: int
+    class_name: str
+    confidence: float
+    box: Box
+    anchor: Point
+    ground: Point | None = None
+
+    @property
+    def height_px(self) -> float:
+        return max(1.0, self.box[3] - self.box[1])
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    track_id: int
+    class_name: str
+    confidence: float
+    role: str
+    box: Box
+
+
+@dataclass(frozen=True)
+class IncidentUpdate:
+    """What a rule says about one incident on one frame: it started, is still there, or ended."""
+
+    incident_id: str
+    type: str
+    phase: Phase
+    seq: int
+    zone: str | None
+    started_ts: float
+    ts: float
+    dwell_s: float
+    confidence: float
+    box: Box
+    anchor: Point
+    ground: Point | None
+    objects: tuple[ObjectRef, ...] = field(default_factory=tuple)
+
+    @property
+    def track_ids(self) -> tuple[int, ...]:
+        return tuple(o.track_id for o in self.objects)
+
+
+def observations_from_detections(detections: sv.Detections) -> list[Observation]:
+    """Convert tracked `Detections` once; untracked rows (tracker_id < 0 or missing) are skipped.
+
+    `data["class_name"]` is required; `data["ground_xy"]` (N, 2) metres is optional (NaN = not on the ground).
+    """
+    if len(detections) == 0 or detections.tracker_id is None:
+        return []
+    names = detections.data.get("class_name")
+    if names is None:
+        raise ValueError("detections need data['class_name'] (the detector backends set it)")
+    ground = detections.data.get("ground_xy")
+    conf = detections.confidence if detections.confidence is not None else np.ones(len(detections))
+    out: list[Observation] = []
+    for i in range(len(detections)):
+        tid = int(detections.tracker_id[i])
+        if tid < 0:
+            continue
+        x1, y1, x2, y2 = (float(v) for v in detections.xyxy[i])
+        g: Point | None = None
+        if ground is not None and np.all(np.isfinite(ground[i])):
+            g = (float(ground[i][0]), float(ground[i][1]))
+        out.append(Observation(tid, str(names[i]), float(conf[i]), (x1, y1, x2, y2), ((x1 + x2) / 2, y2), g))
+    return out

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+
+from pipelines.parking import IllegalParkingRule, ParkingParams
+from pipelines.types import IncidentUpdate
+from pipelines.zones import Zone
+from tests.pipelines.helpers import obs, times
+
+KERB = Zone("kerb", ((0, 100), (400, 100), (400, 200), (0, 200)))
+
+
+def rule(dwell: float = 5.0, **kw: object) -> IllegalParkingRule:
+    return IllegalParkingRule(ParkingParams(zones=(KERB,), dwell_s=dwell, **kw), "cam1-run")  # type: ignore[arg-type]
+
+
+def run(r: IllegalParkingRule, frames: list[tuple[float, list]]) -> list[IncidentUpdate]:
+    out: list[IncidentUpdate] = []
+    for ts, observations in frames:
+        out.extend(r.update(observations, ts))
+    return out
+
+
+def test_parked_car_in_zone_starts_after_dwell_and_ends_when_it_leaves() -> None:
+    r = rule(dwell=5.0, end_after_s=2.0)
+    frames = [(t, [obs(1, "car", 200, 150)]) for t in times(12)]
+    frames += [(t, []) for t in times(4, start=12)]
+    ups = run(r, frames)
+    assert [u.phase for u in ups] == ["started", "updated", "ended"] or [u.phase for u in ups] == ["started", "ended"]
+    started = ups[0]
+    # Still is judged over a 2 s window that starts at the first frame, so the rest starts at t=0.
+    assert started.started_ts == pytest.approx(0.0)
+    assert started.ts == pytest.approx(5.0, abs=0.15)
+    assert started.dwell_s >= 5.0
+    assert ups[-1].phase == "ended"
+    assert ups[-1].ts == pytest.approx(11.9, abs=0.15)
+    assert len({u.incident_id for u in ups}) == 1
+    assert [u.seq for u in ups] == list(range(len(ups)))
+
+
+@pytest.mark.parametrize(
+    "name, path",
+    [
+        ("moving through the zone", lambda t: obs(1, "car", 10 + 30 * t, 150)),
+        ("parked outside the zone", lambda t: obs(1, "car", 200, 260)),
+        ("person standing in the zone", lambda t: obs(1, "person", 200, 150)),
+        ("low-confidence car", lambda t: obs(1, "car", 200, 150, conf=0.1)),
+    ],
+)
+def test_no_incident(name: str, path) -> None:  # type: ignore[no-untyped-def]
+    ups = run(rule(), [(t, [path(t)]) for t in times(20)])
+    assert ups == [], name
+
+
+def test_short_stop_below_dwell_is_not_an_incident() -> None:
+    frames = [(t, [obs(1, "car", 200, 150)]) for t in times(4)]
+    frames += [(t, [obs(1, "car", 200 + 30 * (t - 4), 150)]) for t in times(6, start=4)]
+    assert run(rule(dwell=5.0), frames) == []
+
+
+def test_dwell_uses_capture_time_not_frame_count() -> None:
+    # Same 8 s of parking at 10 fps and at 2 fps (dropped frames) fire at the same capture time.
+    fired = []
+    for fps in (10.0, 2.0):
+        ups = run(rule(dwell=5.0), [(t, [obs(1, "car", 200, 150)]) for t in times(8, fps=fps)])
+        fired.append(ups[0].ts)
+    assert fired[0] == pytest.approx(fired[1], abs=0.55)
+
+
+def test_new_track_id_on_same_car_keeps_the_incident() -> None:
+    r = rule(dwell=3.0, end_after_s=3.0)
+    frames = [(t, [obs(1, "car", 200, 150)]) for t in times(6)]
+    frames += [(t, [obs(7, "car", 201, 150)]) for t in times(6, start=6)]
+    ups = run(r, frames)
+    assert len({u.incident_id for u in ups}) == 1
+    assert ups[-1].phase != "ended" or ups[-1].ts > 11
+
+
+def test_flush_ends_open_incidents() -> None:
+    r = rule(dwell=2.0)
+    run(r, [(t, [obs(1, "car", 200, 150)]) for t in times(5)])
+    ended = r.flush(5.0)
+    assert [u.phase for u in ended] == ["ended"]
+
+
+def test_state_is_pruned_for_tracks_that_left() -> None:
+    r = rule(forget_after_s=5.0)
+    for i in range(200):
+        r.update([obs(i, "car", 10 + i, 150)], i * 0.5)
+    assert r.state_size() < 40
+
+
+def test_ground_metres_thresholds_used_when_calibrated() -> None:
+    # Pixel anchor jitters by 30 px (far away, tiny box), but the ground point is still: parked.
+    frames = [
+        (t, [obs(1, "car", 200 + (15 if i % 2 else -15), 150, h=10, ground=(5.0, 20.0))])
+        for i, t in enumerate(times(10))
+    ]
+    ups = run(rule(dwell=5.0), frames)
+    assert ups and ups[0].phase == "started"
