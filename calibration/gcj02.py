@@ -1,9 +1,10 @@
 """WGS-84 <-> GCJ-02 <-> BD-09, for showing stored positions on Chinese web maps.
 
 gridwatch stores WGS-84 (see DOMAIN.md, Coordinates). Public Chinese web maps (Amap/Gaode, Tencent, Google
-China) draw in GCJ-02, an obfuscated datum offset by ~100-700 m; Baidu adds a further offset (BD-09). A point
-stored in WGS-84 and drawn on such a map without conversion lands in the wrong street, and a point clicked on such
-a map and stored without conversion lands in the wrong grid cell. So: convert at the display/entry boundary only.
+China) draw in GCJ-02, an obfuscated datum offset by ~100-700 m; Baidu adds a further offset (BD-09). A
+point stored in WGS-84 and drawn on such a map without conversion lands in the wrong street, and a point
+clicked on such a map and stored without conversion lands in the wrong grid cell. So: convert at the
+display/entry boundary only.
 
 The forward formula is the public, widely re-implemented one (Krasovsky 1940 ellipsoid, a = 6378245.0,
 ee = 0.00669342162296594323). It has no closed-form inverse; `gcj02_to_wgs84` iterates the forward formula
@@ -117,7 +118,9 @@ def wgs84_to_gcj02(
 
 
 @overload
-def gcj02_to_wgs84(lat: float, lon: float, tol_m: float = ..., max_iter: int = ...) -> tuple[float, float]: ...
+def gcj02_to_wgs84(
+    lat: float, lon: float, tol_m: float = ..., max_iter: int = ...
+) -> tuple[float, float]: ...
 @overload
 def gcj02_to_wgs84(
     lat: npt.ArrayLike, lon: npt.ArrayLike, tol_m: float = ..., max_iter: int = ...
@@ -130,7 +133,8 @@ def gcj02_to_wgs84(
     `tol_m` is the largest allowed forward-mapping misfit in metres: the result maps back onto the input
     within `tol_m`. The offset changes slowly in space (its gradient is ~1e-5), so each iteration shrinks the
     error by orders of magnitude; the default 1 cm is reached in 2-3 iterations. Raises `ConvergenceError`
-    if `max_iter` is not enough (only seen right at the edge of the China bounding box, where the offset jumps).
+    if `max_iter` is not enough (only plausible right at the edge of the China bounding box, where the
+    offset jumps).
     Non-finite inputs pass through unchanged.
     """
     g_lat, g_lon = _arrays(lat, lon)

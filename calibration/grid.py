@@ -6,10 +6,11 @@ pure-numpy point-in-polygon test (no shapely on the edge box).
 
 Rules worth knowing:
 
-- Holes are respected (even-odd rule over all rings of a polygon): a park cut out of a street grid is not in it.
+- Holes are respected (even-odd rule over all rings of a polygon): a park cut out of a street grid is not
+  in it.
 - A point on an edge shared by two cells belongs to exactly one of them: the crossing test is half-open (a
-  point on a shared edge goes to the cell east / north of it), and every edge is evaluated with its endpoints in
-  a canonical order, so two neighbours compute bit-identical answers for their common edge.
+  point on a shared edge goes to the cell east / north of it), and every edge is evaluated with its
+  endpoints in a canonical order, so two neighbours compute bit-identical answers for their common edge.
 - If cells overlap (bad layer data), the lexicographically smallest code wins, so the answer never depends on
   feature order.
 - GeoJSON is WGS-84 (RFC 7946). Chinese platforms often export their layers in GCJ-02 or BD-09: pass
@@ -29,12 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from calibration.errors import GridLayerError
+from calibration.geo import enu_to_wgs84
 
 FloatArray = npt.NDArray[np.float64]
 Datum = Literal["wgs84", "gcj02", "bd09"]
 
 GRID_CODE_RE = re.compile(r"^[0-9A-Z]{1,15}$")
-_M_PER_DEG_LAT = 111_320.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class GridCell:
 
 @dataclass(frozen=True)
 class _Polygon:
-    """One polygon: rings as (M, 2) [lon, lat] arrays (first = exterior, rest = holes) and its bounding box."""
+    """One polygon: rings as (M, 2) [lon, lat] arrays (first = exterior, rest = holes) and its bbox."""
 
     rings: tuple[FloatArray, ...]
     bbox: tuple[float, float, float, float]  # lon_min, lat_min, lon_max, lat_max
@@ -196,7 +197,7 @@ class GridLayer:
         return len(self._entries)
 
     def cell_at(self, lat: float, lon: float) -> GridCell | None:
-        """The cell containing (lat, lon) in WGS-84, or None if no cell covers it (or the input is not finite)."""
+        """The cell containing (lat, lon) in WGS-84, or None if no cell covers it or the input is NaN."""
         if not (np.isfinite(lat) and np.isfinite(lon)):
             return None
         b = self._boxes
@@ -231,7 +232,7 @@ def _load(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _check_crs(doc: Mapping[str, Any]) -> None:
-    """Reject the (pre-RFC 7946) `crs` member when it names a projected CRS; degrees in WGS-84/CGCS2000 pass."""
+    """Reject a (pre-RFC 7946) `crs` member naming a projected CRS; WGS-84 / CGCS2000 degrees pass."""
     crs = doc.get("crs")
     if crs is None:
         return
@@ -266,11 +267,11 @@ def make_regular_grid(
     code_prefix: str = "110105",
     cleaner_prefix: str | None = "cleaner-",
 ) -> dict[str, Any]:
-    """A GeoJSON FeatureCollection of `rows` x `cols` square cells of `cell_m` metres, centred on (lat0, lon0).
+    """GeoJSON FeatureCollection of `rows` x `cols` square cells of `cell_m` metres, centred on (lat0, lon0).
 
-    For demos and tests: the synthetic camera gets a grid layer around it. Row 0 is the southernmost, column 0
-    the westernmost; the code is `code_prefix` + 2-digit row + 2-digit column (the default prefix is a GB/T 2260
-    county code, Beijing Chaoyang). Neighbouring cells share exactly the same vertex coordinates, so the
+    For demos and tests: the synthetic camera gets a grid layer around it. Row 0 is the southernmost,
+    column 0 the westernmost; the code is `code_prefix` + 2-digit row + 2-digit column (the default prefix
+    is a GB/T 2260 county code, Beijing Chaoyang). Neighbouring cells share exactly the same vertex coordinates, so the
     shared-edge rule of `GridLayer.cell_at` applies. Cells carry `cleaner` = `cleaner_prefix` + 2-digit index.
     """
     if rows < 1 or cols < 1 or rows > 100 or cols > 100:
@@ -281,7 +282,9 @@ def make_regular_grid(
         raise GridLayerError(f"code_prefix must be at most 11 characters of [0-9A-Z], got {code_prefix!r}")
     lat_v, lon_v = _lattice(lat0, lon0, rows, cols, cell_m)
     features = [
-        _regular_cell(lat_v, lon_v, r, c, f"{code_prefix}{r:02d}{c:02d}", _cleaner(cleaner_prefix, r * cols + c))
+        _regular_cell(
+            lat_v, lon_v, r, c, f"{code_prefix}{r:02d}{c:02d}", _cleaner(cleaner_prefix, r * cols + c)
+        )
         for r in range(rows)
         for c in range(cols)
     ]
@@ -293,12 +296,12 @@ def _cleaner(prefix: str | None, index: int) -> str | None:
 
 
 def _lattice(lat0: float, lon0: float, rows: int, cols: int, cell_m: float) -> tuple[FloatArray, FloatArray]:
-    """Vertex latitudes (rows + 1) and longitudes (cols + 1) of the grid, from a local tangent plane at lat0."""
-    north = (np.arange(rows + 1) - rows / 2.0) * cell_m
-    east = (np.arange(cols + 1) - cols / 2.0) * cell_m
-    lat_v = lat0 + north / _M_PER_DEG_LAT
-    lon_v = lon0 + east / (_M_PER_DEG_LAT * np.cos(np.radians(lat0)))
-    return lat_v, lon_v
+    """Vertex latitudes (rows + 1) and longitudes (cols + 1), via the local tangent plane at the centre."""
+    north = (np.arange(rows + 1, dtype=np.float64) - rows / 2.0) * cell_m
+    east = (np.arange(cols + 1, dtype=np.float64) - cols / 2.0) * cell_m
+    lat_v, _ = enu_to_wgs84(np.zeros_like(north), north, lat0, lon0)
+    _, lon_v = enu_to_wgs84(east, np.zeros_like(east), lat0, lon0)
+    return np.asarray(lat_v, dtype=np.float64), np.asarray(lon_v, dtype=np.float64)
 
 
 def _regular_cell(

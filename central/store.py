@@ -135,7 +135,6 @@ class Case(Base):
     )
 
 
-
 class TimelineRow(Base):
     """One step in the life of a case."""
 

@@ -1,8 +1,8 @@
 """The detector interface every backend implements, and the errors a backend may raise.
 
 A detector turns one BGR ``uint8`` image into a ``supervision.Detections`` in that image's pixel coordinates.
-Backends (ONNX Runtime, Ultralytics, fakes for tests) convert their raw output into that type exactly once, with
-`make_detections`, so nothing downstream knows which model ran.
+Backends (ONNX Runtime, Ultralytics, fakes for tests) convert their raw output into that type exactly once,
+with `make_detections`, so nothing downstream knows which model ran.
 
 Exceptions
 ----------
@@ -10,7 +10,7 @@ Everything a backend raises on purpose derives from `ModelError`, so the composi
 
     ModelError                  base class; never raised directly
     ├── ModelLoadError          the weights cannot be loaded: file missing or unreadable, the runtime rejects
-    │   │                       the graph, no requested execution provider works, optional backend not installed
+    │   │                       the graph, no execution provider works, optional backend not installed
     │   └── ModelIntegrityError the weights' sha256 differs from the manifest's (wrong or corrupted file);
     │                           the message names the expected and the actual digest
     └── ModelConfigError        the manifest is invalid or disagrees with the model (input size, class count,
@@ -70,8 +70,9 @@ class ModelInfo:
 class Detector(Protocol):
     """One image in, detections in that image's pixel coordinates out.
 
-    `detect` accepts a BGR ``uint8`` image of any size, never mutates it, and returns a `supervision.Detections`
-    with ``xyxy`` float32, ``confidence`` float32, ``class_id`` int and ``data["class_name"]`` (array of str).
+    `detect` accepts a BGR ``uint8`` image of any size, never mutates it, and returns a
+    `supervision.Detections` with ``xyxy`` float32, ``confidence`` float32, ``class_id`` int and
+    ``data["class_name"]`` (array of str).
     """
 
     info: ModelInfo

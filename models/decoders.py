@@ -2,13 +2,14 @@
 
 The pipeline for one image is::
 
-    tensor = preprocess(image, manifest)                         # letterbox + colour + scale, float32 NCHW
+    tensor = preprocess(image, manifest)               # letterbox + colour + scale, float32 NCHW
     raw = <runtime>(tensor)
-    decoded = DECODERS[manifest.decoder](raw, manifest.input_size)   # boxes xyxy in *input* pixels
-    result = postprocess(decoded, transform, ...)                # threshold, class-aware NMS, back to image pixels
+    decoded = DECODERS[manifest.decoder](raw, manifest.input_size)  # xyxy in *input* pixels
+    result = postprocess(decoded, transform, ...)      # threshold, class-aware NMS, to image pixels
 
-Each decoder returns every candidate (no thresholding) so it stays a plain layout conversion that can be tested
-on a tiny synthetic tensor; `postprocess` owns all the policy (thresholds, class filter, NMS, clipping).
+Each decoder returns every candidate (no thresholding) so it stays a plain layout conversion that can be
+tested on a tiny synthetic tensor; `postprocess` owns all the policy (thresholds, class filter, NMS,
+clipping).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class LetterboxTransform:
     resized_wh: tuple[int, int]
 
 
-def letterbox_transform(image_wh: tuple[int, int], input_size: tuple[int, int], center: bool) -> LetterboxTransform:
+def letterbox_transform(
+    image_wh: tuple[int, int], input_size: tuple[int, int], center: bool
+) -> LetterboxTransform:
     """Compute the aspect-preserving fit of an image of `image_wh` into `input_size` (both (w, h))."""
     (w, h), (in_w, in_h) = image_wh, input_size
     scale = min(in_w / w, in_h / h)
@@ -61,12 +64,15 @@ def letterbox(
 ) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Resize `image` to fit `size` (w, h) keeping its aspect ratio, and pad the rest with `pad_value`.
 
-    `center` pads evenly on both sides (Ultralytics); otherwise the image sits at the top-left (YOLOX). Returns
-    the padded image (always a new array), the scale and the (pad_x, pad_y) offset of the image inside it.
+    `center` pads evenly on both sides (Ultralytics); otherwise the image sits at the top-left (YOLOX).
+    Returns the padded image (always a new array), the scale and the (pad_x, pad_y) offset of the image
+    inside it.
     """
     t = letterbox_transform((image.shape[1], image.shape[0]), size, center)
-    resized = image if t.resized_wh == (image.shape[1], image.shape[0]) else cv2.resize(
-        image, t.resized_wh, interpolation=cv2.INTER_LINEAR
+    resized = (
+        image
+        if t.resized_wh == (image.shape[1], image.shape[0])
+        else cv2.resize(image, t.resized_wh, interpolation=cv2.INTER_LINEAR)
     )
     out = np.full((size[1], size[0], image.shape[2]), pad_value, dtype=image.dtype)
     new_w, new_h = t.resized_wh
@@ -101,7 +107,7 @@ def _require_rank3(output: np.ndarray, min_width: int, layout: str, axis: int) -
 
 
 def decode_ultralytics(output: np.ndarray) -> Decoded:
-    """Decode a YOLOv8/YOLO11 export: (1, 4+nc, N) = cx, cy, w, h (input pixels), then sigmoid class scores."""
+    """Decode a YOLOv8/YOLO11 export: (1, 4+nc, N) = cx, cy, w, h in input pixels, then class scores."""
     _require_rank3(output, 4, "(1, 4+nc, N) for the 'ultralytics' decoder", axis=1)
     rows = output[0].T
     scores, ids = _best_class(rows[:, 4:])
@@ -116,7 +122,9 @@ def decode_yolov5(output: np.ndarray) -> Decoded:
     return Decoded(_cxcywh_to_xyxy(rows[:, :4]), scores.astype(np.float32), ids)
 
 
-def yolox_grid(input_size: tuple[int, int], strides: Sequence[int] = (8, 16, 32)) -> tuple[np.ndarray, np.ndarray]:
+def yolox_grid(
+    input_size: tuple[int, int], strides: Sequence[int] = (8, 16, 32)
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the (N, 2) grid cell (x, y) and (N, 1) stride of every YOLOX output row, in export order."""
     grids, stride_col = [], []
     for stride in strides:
@@ -127,18 +135,20 @@ def yolox_grid(input_size: tuple[int, int], strides: Sequence[int] = (8, 16, 32)
     return np.concatenate(grids).astype(np.float32), np.concatenate(stride_col).astype(np.float32)
 
 
-def decode_yolox(output: np.ndarray, input_size: tuple[int, int], strides: Sequence[int] = (8, 16, 32)) -> Decoded:
-    """Decode a raw YOLOX export (``decode_in_inference=False``): (1, N, 5+nc) with N grid cells over `strides`.
+def decode_yolox(
+    output: np.ndarray, input_size: tuple[int, int], strides: Sequence[int] = (8, 16, 32)
+) -> Decoded:
+    """Decode a raw YOLOX export (``decode_in_inference=False``): (1, N, 5+nc), N grid cells over `strides`.
 
-    xy = (offset + grid) * stride, wh = exp(wh) * stride; objectness and class scores are already sigmoid, so the
-    score is obj * cls. `input_size` is (w, h) and fixes N, which is checked.
+    xy = (offset + grid) * stride, wh = exp(wh) * stride; objectness and class scores are already sigmoid, so
+    the score is obj * cls. `input_size` is (w, h) and fixes N, which is checked.
     """
     _require_rank3(output, 5, "(1, N, 5+nc) for the 'yolox' decoder", axis=2)
     grid, stride = yolox_grid(input_size, strides)
     if output.shape[1] != len(grid):
         raise ModelConfigError(
-            f"yolox output has {output.shape[1]} rows but input {list(input_size)} with strides {list(strides)} "
-            f"gives {len(grid)} grid cells; check the manifest's input_size"
+            f"yolox output has {output.shape[1]} rows but input {list(input_size)} with strides "
+            f"{list(strides)} gives {len(grid)} grid cells; check the manifest's input_size"
         )
     rows = output[0]
     xy = (rows[:, :2] + grid) * stride
@@ -165,8 +175,8 @@ def output_class_count(decoder: str, shape: Sequence[int | str | None]) -> int |
 def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Class-aware greedy NMS; return the indices kept, best score first.
 
-    Boxes of different classes never suppress each other (each class is shifted to its own region of the plane),
-    so a person standing by a car survives.
+    Boxes of different classes never suppress each other (each class is shifted to its own region of the
+    plane), so a person standing by a car survives.
     """
     if len(boxes) == 0:
         return np.empty(0, dtype=np.int64)
@@ -209,11 +219,11 @@ def postprocess(
     class_filter: np.ndarray | None = None,
     max_detections: int = 300,
 ) -> Decoded:
-    """Threshold, keep only `class_filter` ids, class-aware NMS, map to image pixels, drop boxes clipped to nothing.
+    """Threshold, keep `class_filter` ids, class-aware NMS, map to image pixels, drop boxes clipped away.
 
-    `conf_threshold` trades misses for false alarms; `iou_threshold` is the overlap above which a weaker box of
-    the same class is treated as a duplicate (lower merges more aggressively, and may merge parked cars that
-    overlap in a perspective view); `max_detections` bounds the work downstream on pathological frames.
+    `conf_threshold` trades misses for false alarms; `iou_threshold` is the overlap above which a weaker box
+    of the same class is treated as a duplicate (lower merges more aggressively, and may merge parked cars
+    that overlap in a perspective view); `max_detections` bounds the work downstream on pathological frames.
     """
     mask = decoded.scores >= conf_threshold
     if class_filter is not None:

@@ -1,10 +1,10 @@
 """A scripted detector for testing the stages downstream of detection without a model.
 
-    fake = FakeDetector.from_boxes(
-        [[(10, 10, 50, 40, "car", 0.9)], [], [(12, 10, 52, 40, "car", 0.8)]],
-        class_names=("car", "person"),
-    )
-    fake.detect(frame.image)  # frame 1: one car; frame 2: nothing; frame 3: the car again; then `when_exhausted`
+fake = FakeDetector.from_boxes(
+    [[(10, 10, 50, 40, "car", 0.9)], [], [(12, 10, 52, 40, "car", 0.8)]],
+    class_names=("car", "person"),
+)
+fake.detect(frame.image)  # frame 1: one car; frame 2: nothing; frame 3: the car again; then `when_exhausted`
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def fake_info(class_names: Sequence[str] = DEFAULT_CLASSES) -> ModelInfo:
 class FakeDetector:
     """Returns the i-th scripted `Detections` on the i-th call to `detect`.
 
-    when_exhausted: what calls past the end of the script return: "empty" (no detections, the usual "object
-        left the scene"), "repeat_last" (a static scene that goes on forever) or "raise" (IndexError, for tests
+    when_exhausted: what calls past the end of the script return: "empty" (no detections: the object
+        left the scene), "repeat_last" (a static scene that goes on forever) or "raise" (IndexError, for tests
         that must not read more frames than they scripted).
     Each call returns a copy, so a stage that (wrongly) mutates its input cannot change the script. The shapes
     of the images received are recorded in `calls`.

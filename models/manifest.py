@@ -1,11 +1,13 @@
 """Model manifests: the facts about a weights file that the file itself does not carry.
 
-An ONNX export knows its tensor shapes but not what its classes are called, how its input was normalised or how
-its output must be decoded. The manifest says so, next to the weights as ``<stem>.json`` (``.yaml`` also read),
-and pins the weights by sha256 so a gateway never runs a file other than the one that was evaluated.
+An ONNX export knows its tensor shapes but not what its classes are called, how its input was normalised or
+how its output must be decoded. The manifest says so, next to the weights as ``<stem>.json`` (``.yaml`` is
+also read), and pins the weights by sha256 so a gateway never runs a file other than the one that was
+evaluated.
 
-Only ``metrics`` and ``training`` accept free-form content (evaluation numbers, data set and recipe notes); every
-other key is checked, and unknown top-level keys are rejected so a typo cannot silently change preprocessing.
+Only ``metrics`` and ``training`` accept free-form content (evaluation numbers, data set and recipe notes);
+every other key is checked, and unknown top-level keys are rejected so a typo cannot silently change
+preprocessing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ class ModelManifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, description="Model name reported with every event, e.g. 'yolox-nano-coco80'.")
+    name: str = Field(
+        min_length=1, description="Model name reported with every event, e.g. 'yolox-nano-coco80'."
+    )
     version: str = Field(min_length=1, description="Model version reported with every event.")
     decoder: DecoderName = Field(
         description="Output layout: 'ultralytics' (YOLOv8/11, (1,4+nc,N)), 'yolox' (raw grid, (1,N,5+nc)), "
@@ -43,9 +47,12 @@ class ModelManifest(BaseModel):
         description="Where the resized image sits in the padded input: Ultralytics centres, YOLOX pads "
         "right/bottom only. Wrong choice shifts every box."
     )
-    pad_value: int = Field(ge=0, le=255, description="Grey level of the letterbox padding (114 for YOLO family).")
+    pad_value: int = Field(
+        ge=0, le=255, description="Grey level of the letterbox padding (114 for YOLO family)."
+    )
     sha256: str = Field(
-        pattern=r"^[0-9a-f]{64}$", description="Lower-case hex sha256 of the weights file this manifest describes."
+        pattern=r"^[0-9a-f]{64}$",
+        description="Lower-case hex sha256 of the weights file this manifest describes.",
     )
     licence: str = Field(min_length=1, description="Licence of the weights (SPDX id or short text).")
     metrics: dict[str, Any] | None = Field(default=None, description="Free-form evaluation results.")
@@ -96,7 +103,9 @@ def load_manifest(path: str | Path) -> ModelManifest:
     try:
         raw = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ModelConfigError(f"manifest {path} is not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
+        raise ModelConfigError(
+            f"manifest {path} is not valid {path.suffix.lstrip('.').upper()}: {exc}"
+        ) from exc
     if not isinstance(raw, dict):
         raise ModelConfigError(f"manifest {path} must be a mapping at the top level")
     try:

@@ -43,8 +43,9 @@ def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
 def choose_providers(requested: Sequence[str] | None) -> list[str]:
     """Keep the requested execution providers that this onnxruntime build offers, in the requested order.
 
-    The list is a preference order (e.g. TensorRT, then CUDA, then CPU) so one site config works on a Jetson and
-    on an x86 box. CPU is always appended as the last resort; an unavailable provider is logged, not fatal.
+    The list is a preference order (e.g. TensorRT, then CUDA, then CPU) so one site config works on a Jetson
+    and on an x86 box. CPU is always appended as the last resort; an unavailable provider is logged, not
+    fatal.
     """
     available = set(ort.get_available_providers())
     wanted = list(requested) if requested else list(DEFAULT_PROVIDERS)
@@ -116,7 +117,9 @@ def class_ids_for(names: Sequence[str] | None, classes: Sequence[str]) -> np.nda
         return None
     unknown = [n for n in names if n not in classes]
     if unknown:
-        raise ModelConfigError(f"class filter names unknown classes {unknown}; this model knows {list(classes)}")
+        raise ModelConfigError(
+            f"class filter names unknown classes {unknown}; this model knows {list(classes)}"
+        )
     return np.asarray([classes.index(n) for n in names], dtype=np.int64)
 
 
@@ -168,7 +171,8 @@ class OnnxDetector:
         class_filter: class names to report (None = all); filtering before NMS also saves time.
         threads: intra-op threads; None lets onnxruntime use every core, which starves camera decoding on a
             small gateway, so set it to leave room for the rest of the pipeline.
-        providers: execution providers in preference order (e.g. TensorRT, CUDA); unavailable ones are skipped.
+        providers: execution providers in preference order (TensorRT, CUDA, ...); unavailable ones are
+            skipped.
         verify_sha256: refuse weights whose digest differs from the manifest's; turn off only while iterating
             on an export locally.
         """
@@ -191,16 +195,20 @@ class OnnxDetector:
         """The execution providers the session actually uses."""
         return list(self._session.get_providers())
 
-    def detect(self, image: np.ndarray) -> sv.Detections:
-        """Detect objects in a BGR uint8 image; boxes come back in that image's pixels."""
-        check_image(image)
-        image_wh = (int(image.shape[1]), int(image.shape[0]))
-        m = self._manifest
-        tensor = preprocess(image, m)
+    def run_raw(self, tensor: np.ndarray) -> np.ndarray:
+        """Run the network on an already preprocessed tensor; return its first output as float32.
+
+        Public for benchmarks and export checks, which need the network time without pre/post-processing.
+        """
         if self._input_fp16:
             tensor = tensor.astype(np.float16)
         raw = self._session.run(None, {self._input_name: tensor})[0]
-        decoded = self._decode(np.asarray(raw, dtype=np.float32), m.input_size)
+        return np.asarray(raw, dtype=np.float32)
+
+    def decode_raw(self, raw: np.ndarray, image_wh: tuple[int, int]) -> sv.Detections:
+        """Turn the network output for an image of `image_wh` (w, h) into detections in its pixels."""
+        m = self._manifest
+        decoded = self._decode(raw, m.input_size)
         if decoded.scores.size and decoded.class_ids.max() >= len(m.classes):
             raise ModelConfigError(f"output has class ids beyond the manifest's {len(m.classes)} classes")
         transform = letterbox_transform(image_wh, m.input_size, m.letterbox == "center")
@@ -209,3 +217,8 @@ class OnnxDetector:
         )
         return make_detections(result.boxes, result.scores, result.class_ids, m.classes)
 
+    def detect(self, image: np.ndarray) -> sv.Detections:
+        """Detect objects in a BGR uint8 image; boxes come back in that image's pixels."""
+        check_image(image)
+        raw = self.run_raw(preprocess(image, self._manifest))
+        return self.decode_raw(raw, (int(image.shape[1]), int(image.shape[0])))

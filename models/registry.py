@@ -1,4 +1,4 @@
-"""Detector settings (the site config's ``detector:`` section) and the registry that builds a detector from them.
+"""Detector settings (the site config's ``detector:`` section) and the registry that builds detectors.
 
 The backend is chosen by ``type`` (a pydantic discriminated union), and each type maps to one factory in
 `FACTORIES`, so adding a backend is one spec class plus one entry. Example::
@@ -20,12 +20,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from models.base import Detector
+from models.onnx_backend import OnnxDetector
+from models.ultralytics_backend import UltralyticsDetector  # cheap: ultralytics itself is imported lazily
 
 
 class _DetectorSpecBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: Path = Field(title="Model file", description="Path to the weights (.onnx for type onnx, .pt for ultralytics).")
+    model: Path = Field(
+        title="Model file", description="Path to the weights (.onnx for type onnx, .pt for ultralytics)."
+    )
     manifest: Path | None = Field(
         default=None,
         title="Manifest file",
@@ -64,7 +68,8 @@ class _DetectorSpecBase(BaseModel):
     verify_sha256: bool = Field(
         default=True,
         title="Verify weights",
-        description="Refuse weights whose sha256 differs from the manifest. Disable only while iterating locally.",
+        description="Refuse weights whose sha256 differs from the manifest. Disable only while iterating "
+        "locally.",
     )
 
 
@@ -105,10 +110,7 @@ def parse_detector_spec(data: Any) -> OnnxDetectorSpec | UltralyticsDetectorSpec
     return DETECTOR_SPEC_ADAPTER.validate_python(data)
 
 
-def _load_onnx(cfg: Any) -> Detector:
-    from models.onnx_backend import OnnxDetector
-
-    assert isinstance(cfg, OnnxDetectorSpec)
+def _load_onnx(cfg: OnnxDetectorSpec) -> Detector:
     return OnnxDetector.from_path(
         cfg.model,
         manifest_path=cfg.manifest,
@@ -121,10 +123,7 @@ def _load_onnx(cfg: Any) -> Detector:
     )
 
 
-def _load_ultralytics(cfg: Any) -> Detector:
-    from models.ultralytics_backend import UltralyticsDetector
-
-    assert isinstance(cfg, UltralyticsDetectorSpec)
+def _load_ultralytics(cfg: UltralyticsDetectorSpec) -> Detector:
     return UltralyticsDetector.from_path(
         cfg.model,
         manifest_path=cfg.manifest,

@@ -1,7 +1,8 @@
 """Ultralytics detector: runs ``.pt`` weights directly (the ``train`` extra: torch + ultralytics).
 
 Meant for development and for checking an export against its source weights; gateways run the ONNX export.
-Importing this module is cheap: ultralytics (and torch) are imported only inside `UltralyticsDetector.from_path`.
+Importing this module is cheap: ultralytics (and torch) are imported only inside
+`UltralyticsDetector.from_path`.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class UltralyticsDetector:
             torch.set_num_threads(threads)
         names = tuple(str(model.names[i]) for i in sorted(model.names))
         if manifest is not None and tuple(manifest.classes) != names:
-            raise ModelConfigError(f"{path}: weights classes {list(names)} != manifest classes {manifest.classes}")
+            raise ModelConfigError(
+                f"{path}: weights classes {list(names)} != manifest classes {manifest.classes}"
+            )
         info = ModelInfo(
             name=manifest.name if manifest else path.stem,
             version=manifest.version if manifest else "unversioned",

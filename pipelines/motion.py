@@ -28,7 +28,7 @@ class StillnessParams:
 
     window_s: float = 2.0
     tolerance_m: float = 0.8
-    tolerance_rel: float = 0.25
+    tolerance_rel: float = 0.15
     min_coverage: float = 0.6
 
 

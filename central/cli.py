@@ -1,0 +1,114 @@
+"""`gridwatch central ...`: run the service, list cases, list dead letters.
+
+`register(subparsers)` adds the `central` command to the `gridwatch` console script; every leaf parser sets
+`func(args) -> int` (the exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+
+from rich.console import Console
+
+from central.categories import load_categories
+from central.roster import Roster, load_roster
+from central.service import DEFAULT_CLIENT_ID, CentralService
+from central.store import DEFAULT_DB_URL, open_store
+from central.views import cases_as_rows, cases_json, cases_table, dead_letters_table
+from gridwatch.mqttutil import DEFAULT_PREFIX
+
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `central run | cases | dead-letters` to the top-level `gridwatch` parser."""
+    central = subparsers.add_parser("central", help="the central case service")
+    commands = central.add_subparsers(dest="central_command", required=True)
+    _add_run(commands)
+    cases = commands.add_parser("cases", help="list the cases in the store")
+    _add_db(cases)
+    cases.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    cases.set_defaults(func=cmd_cases)
+    letters = commands.add_parser("dead-letters", help="list payloads that could not be processed")
+    _add_db(letters)
+    letters.add_argument("--limit", type=int, default=100, help="show at most this many (newest first)")
+    letters.set_defaults(func=cmd_dead_letters)
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", default=DEFAULT_DB_URL, help="SQLAlchemy URL: sqlite:///cases.db or postgresql+psycopg://..."
+    )
+
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser("run", help="subscribe to incidents and keep cases until SIGINT/SIGTERM")
+    run.add_argument("--broker", default=DEFAULT_BROKER, help="mqtt://[user:pass@]host:port or mqtts://...")
+    _add_db(run)
+    run.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix")
+    run.add_argument("--protocol", choices=["5", "3.1.1"], default="5", help="MQTT protocol version")
+    run.add_argument("--client-id", default=DEFAULT_CLIENT_ID, help="stable id: it names the broker session")
+    run.add_argument("--share-group", default="central", help="MQTT 5 shared-subscription group")
+    run.add_argument("--evidence-dir", help="store snapshots here (not subscribed when omitted)")
+    run.add_argument("--events-log", help="append every incident payload, one line each, to this file")
+    run.add_argument("--roster", help="grid cell -> cleaner YAML")
+    run.add_argument(
+        "--categories", help="category table YAML (default: the shipped GB/T 47678.5-2026 table)"
+    )
+    run.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the service until SIGINT or SIGTERM, then stop gracefully and print the counters."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = CentralService(
+        args.broker,
+        args.db,
+        prefix=args.prefix,
+        protocol=args.protocol,
+        client_id=args.client_id,
+        share_group=args.share_group or None,
+        evidence_dir=args.evidence_dir,
+        events_log=args.events_log,
+        roster=load_roster(args.roster) if args.roster else Roster(),
+        categories=load_categories(args.categories),
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("gridwatch.central").info("central: signal %d, stopping", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        service.start(wait=False)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        service.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    Console().print(f"central stopped: {service.snapshot()}")
+    return 0
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    """Print the cases as a table, or as JSON with `--json`."""
+    with open_store(args.db) as store, store.session() as session:
+        rows = cases_as_rows(session)
+    if args.json:
+        print(cases_json(rows))
+    else:
+        Console().print(cases_table(rows))
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    """Print the newest dead letters."""
+    with open_store(args.db) as store, store.session() as session:
+        Console().print(dead_letters_table(session, args.limit))
+    return 0

@@ -1,0 +1,347 @@
+"""Turn received MQTT payloads into stored events, cases and evidence. Pure with respect to MQTT: bytes in.
+
+`ingest_incident` and `ingest_evidence` work inside the caller's session and never commit: the service commits
+and only then acknowledges the MQTT message, so a crash before the commit means a redelivery, and the
+`event_id` primary key makes that redelivery a harmless `duplicate`.
+
+Bad input never raises: it becomes a `dead_letters` row and a result of kind `dead_letter`.
+
+Case rules:
+
+- one case per `incident_id`, created by the first message that arrives, whatever its phase;
+- a message changes the case only when its `seq` is greater than `case.last_seq` (an older `updated` that
+  arrives late is stored as an event and noted on the timeline, but does not overwrite newer state);
+- the cleaner is assigned from the roster by grid cell when the case is created;
+- the first snapshot per incident is kept; it is linked to the case whenever both exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from central import workflow
+from central.categories import CategoryTable
+from central.dispatch import CaseAssignment, build_assignment
+from central.roster import Roster
+from central.store import Case, DeadLetter, EventRow, EvidenceRow, TimelineRow, utcnow
+from edge.events import IncidentEvent
+
+ResultKind = Literal["created", "updated", "stale", "duplicate", "dead_letter", "evidence"]
+
+MAX_ERROR_CHARS = 2000
+JPEG_MAGIC = b"\xff\xd8\xff"
+JPEG_CONTENT_TYPE = "image/jpeg"
+INCIDENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one payload did to the store.
+
+    kind: `created` / `updated` (a new case, or newer state applied), `stale` (stored, but older than the
+    case state), `duplicate` (event_id or snapshot already stored: nothing changed), `dead_letter` (bad
+    payload, kept in `dead_letters`), `evidence` (a snapshot stored).
+    `dispatch` is the assignment to publish after the commit, when the case was just created.
+    """
+
+    kind: ResultKind
+    incident_id: str | None = None
+    event_id: str | None = None
+    case_number: str | None = None
+    error: str | None = None
+    dispatch: CaseAssignment | None = None
+
+
+class EvidenceError(ValueError):
+    """An evidence message that cannot be stored (missing ids, not a JPEG, bad envelope)."""
+
+
+class EvidenceEnvelope(BaseModel):
+    """Evidence over MQTT 3.1.1, which has no message properties: the metadata travels in JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: str = Field(min_length=8, max_length=128, pattern=INCIDENT_ID_RE.pattern)
+    event_id: str | None = Field(None, max_length=64)
+    content_type: str = Field(JPEG_CONTENT_TYPE, max_length=64)
+    data_b64: str = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    incident_id: str
+    event_id: str | None
+    content_type: str
+    data: bytes
+
+
+# --- dead letters ---------------------------------------------------------------------------------
+
+
+def dead_letter(session: Session, topic: str, payload: bytes, error: str, now: datetime) -> IngestResult:
+    """Keep `payload` verbatim in `dead_letters` with the reason, and say so."""
+    error = error[:MAX_ERROR_CHARS]
+    session.add(DeadLetter(topic=topic, payload=bytes(payload), error=error, received_at=now))
+    return IngestResult("dead_letter", error=error)
+
+
+def _validation_summary(exc: ValidationError, limit: int = 5) -> str:
+    """`N errors: loc: msg; ...` — short enough to read in the dead-letter listing."""
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']} [{err['type']}]"
+        for err in exc.errors()
+    ]
+    more = f"; +{len(parts) - limit} more" if len(parts) > limit else ""
+    return f"invalid IncidentEvent ({exc.error_count()} errors): " + "; ".join(parts[:limit]) + more
+
+
+# --- incidents ------------------------------------------------------------------------------------
+
+
+def ingest_incident(
+    session: Session,
+    topic: str,
+    payload: bytes,
+    categories: CategoryTable,
+    roster: Roster,
+    *,
+    now: datetime | None = None,
+) -> IngestResult:
+    """Store one incident message and create or update its case (see the module docstring)."""
+    now = now or utcnow()
+    try:
+        event = IncidentEvent.model_validate_json(payload)
+    except ValidationError as exc:
+        return dead_letter(session, topic, payload, _validation_summary(exc), now)
+    event_id = str(event.event_id)
+    if session.get(EventRow, event_id) is not None:
+        return IngestResult("duplicate", event.incident_id, event_id)
+    session.add(_event_row(event, topic, payload, now))
+    case = session.scalars(select(Case).where(Case.incident_id == event.incident_id)).one_or_none()
+    if case is None:
+        case = _create_case(session, event, categories, roster, now)
+        session.flush()
+        return IngestResult(
+            "created", event.incident_id, event_id, case.case_number, dispatch=build_assignment(case, now)
+        )
+    if event.seq <= case.last_seq:
+        _step(case, now, "stale", f"{event.phase} seq {event.seq} <= last seq {case.last_seq}: not applied")
+        return IngestResult("stale", event.incident_id, event_id, case.case_number)
+    _apply_event(case, event, now)
+    return IngestResult("updated", event.incident_id, event_id, case.case_number)
+
+
+def _event_row(event: IncidentEvent, topic: str, payload: bytes, now: datetime) -> EventRow:
+    return EventRow(
+        event_id=str(event.event_id),
+        incident_id=event.incident_id,
+        seq=event.seq,
+        phase=event.phase,
+        topic=topic,
+        received_at=now,
+        payload=payload.decode("utf-8", errors="replace"),
+    )
+
+
+def _step(case: Case, at: datetime, step: str, detail: str = "") -> None:
+    case.timeline.append(TimelineRow(at=at, step=step, detail=detail))
+
+
+def next_case_number(session: Session, now: datetime) -> str:
+    """`GW-YYYYMMDD-NNNN`: the intake day (UTC) and a per-day counter.
+
+    Two central instances may pick the same number at the same instant; the unique constraint rejects the
+    second commit and the service retries the message, which then picks the next number.
+    """
+    prefix = f"GW-{now:%Y%m%d}-"
+    count = session.scalar(select(func.count()).select_from(Case).where(Case.case_number.like(prefix + "%")))
+    return f"{prefix}{(count or 0) + 1:04d}"
+
+
+def _create_case(
+    session: Session, event: IncidentEvent, categories: CategoryTable, roster: Roster, now: datetime
+) -> Case:
+    """A new case from the first message of an incident (any phase), with intake steps on its timeline."""
+    category = categories.for_type(event.type)
+    grid_cell = event.location.grid_cell if event.location else None
+    case = Case(
+        case_number=next_case_number(session, now),
+        incident_id=event.incident_id,
+        type=event.type,
+        category_code=category.code if category else None,
+        category_name=category.name if category else None,
+        category_version=categories.version,
+        status=workflow.next_status(None, "intake") or workflow.REPORTED,
+        site_id=event.site_id,
+        gateway_id=event.gateway_id,
+        camera_id=event.camera_id,
+        started_at=event.started_at,
+        grid_cell=grid_cell,
+        cleaner=roster.cleaner_for(grid_cell),
+        last_seq=-1,
+        created_at=now,
+        timeline=[],
+    )
+    session.add(case)
+    where = f"{event.site_id}/{event.camera_id}" + (f" zone {event.zone}" if event.zone else "")
+    _step(case, now, "intake", f"video discovery: {event.type} at {where} (first message: {event.phase})")
+    if category is None:
+        detail = f"no category for type {event.type!r} in table {categories.version}"
+        _step(case, now, "uncategorised", detail)
+    _step(case, now, "assigned", f"cleaner {case.cleaner} (grid cell {grid_cell or 'none'})")
+    if category is not None and category.auto_file:
+        _transition(case, "auto_file", now, f"auto-filed as {category.code} {category.name}")
+    _apply_event(case, event, now)
+    _link_evidence(session, case, now)
+    return case
+
+
+def _transition(case: Case, trigger: str, now: datetime, detail: str) -> None:
+    """Move the case along the workflow when `trigger` applies; record the step."""
+    new = workflow.next_status(case.status, trigger)
+    if new is not None and new != case.status:
+        case.status = new
+        _step(case, now, new, detail)
+
+
+def _apply_event(case: Case, event: IncidentEvent, now: datetime) -> None:
+    """Copy the state of a message that is newer than the case (`event.seq > case.last_seq`)."""
+    case.zone = event.zone or case.zone
+    case.last_observed_at = event.observed_at
+    case.dwell_s = event.dwell_s
+    case.confidence = event.confidence
+    if event.location is not None:
+        case.lat, case.lon = event.location.lat, event.location.lon
+        case.accuracy_m = event.location.accuracy_m
+        case.grid_cell = case.grid_cell or event.location.grid_cell
+    case.model_name, case.model_version = event.model.name, event.model.version
+    case.last_seq = event.seq
+    case.updated_at = now
+    if event.phase == "updated":
+        _step(case, now, "updated", f"seq {event.seq} dwell {event.dwell_s:.0f}s conf {event.confidence:.2f}")
+    if event.phase == "ended":
+        case.ended_at = event.ended_at
+        _step(case, now, "ended", f"seq {event.seq} at {event.ended_at:%Y-%m-%dT%H:%M:%SZ}")
+        _transition(case, "ended", now, f"incident ended on camera after {event.dwell_s:.0f}s")
+
+
+# --- evidence -------------------------------------------------------------------------------------
+
+
+def ingest_evidence(
+    session: Session,
+    topic: str,
+    payload: bytes,
+    properties: Mapping[str, str] | None,
+    evidence_dir: str | Path,
+    *,
+    now: datetime | None = None,
+) -> IngestResult:
+    """Store a snapshot JPEG as `evidence_dir/<incident_id>.jpg` and link it to its case.
+
+    `properties` are the MQTT 5 message properties flattened to strings (`content_type`, and the user
+    properties `incident_id`, `event_id`); when they carry no `incident_id` (MQTT 3.1.1), the payload must be
+    a JSON `EvidenceEnvelope`. The first snapshot per incident wins; later ones are `duplicate`. A snapshot
+    that arrives before its case is kept and linked when the case is created.
+    """
+    now = now or utcnow()
+    try:
+        evidence = _parse_evidence(payload, properties)
+    except EvidenceError as exc:
+        return dead_letter(session, topic, payload, f"invalid evidence: {exc}", now)
+    if session.get(EvidenceRow, evidence.incident_id) is not None:
+        return IngestResult("duplicate", evidence.incident_id, evidence.event_id)
+    path = Path(evidence_dir).resolve() / f"{evidence.incident_id}.jpg"
+    write_atomically(path, evidence.data)
+    session.add(
+        EvidenceRow(
+            incident_id=evidence.incident_id,
+            event_id=evidence.event_id,
+            path=str(path),
+            sha256=hashlib.sha256(evidence.data).hexdigest(),
+            size_bytes=len(evidence.data),
+            content_type=evidence.content_type,
+            received_at=now,
+        )
+    )
+    session.flush()
+    case = session.scalars(select(Case).where(Case.incident_id == evidence.incident_id)).one_or_none()
+    if case is not None:
+        _link_evidence(session, case, now)
+    number = case.case_number if case else None
+    return IngestResult("evidence", evidence.incident_id, evidence.event_id, number)
+
+
+def _parse_evidence(payload: bytes, properties: Mapping[str, str] | None) -> _Evidence:
+    """Metadata from MQTT 5 properties, or from a JSON envelope; checks the ids and the JPEG magic."""
+    if properties and properties.get("incident_id"):
+        evidence = _Evidence(
+            incident_id=properties["incident_id"],
+            event_id=properties.get("event_id"),
+            content_type=properties.get("content_type") or JPEG_CONTENT_TYPE,
+            data=bytes(payload),
+        )
+    else:
+        evidence = _parse_envelope(payload)
+    if not INCIDENT_ID_RE.match(evidence.incident_id):
+        raise EvidenceError(f"incident_id {evidence.incident_id[:140]!r} is not a valid incident id")
+    if evidence.content_type != JPEG_CONTENT_TYPE:
+        raise EvidenceError(f"content type {evidence.content_type!r}: only {JPEG_CONTENT_TYPE} is accepted")
+    if not evidence.data.startswith(JPEG_MAGIC):
+        raise EvidenceError("payload is not a JPEG (no FF D8 FF start-of-image marker)")
+    return evidence
+
+
+def _parse_envelope(payload: bytes) -> _Evidence:
+    try:
+        envelope = EvidenceEnvelope.model_validate_json(payload)
+    except ValidationError as exc:
+        raise EvidenceError(
+            "no incident_id user property and the payload is not a JSON envelope "
+            f'{{"incident_id","event_id","content_type","data_b64"}}: {exc.error_count()} errors'
+        ) from exc
+    try:
+        data = base64.b64decode(envelope.data_b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EvidenceError(f"data_b64 is not valid base64: {exc}") from exc
+    return _Evidence(envelope.incident_id, envelope.event_id, envelope.content_type, data)
+
+
+def _link_evidence(session: Session, case: Case, now: datetime) -> None:
+    """Point the case at the incident's stored snapshot, if there is one and the case has none yet."""
+    if case.snapshot_path is not None:
+        return
+    evidence = session.get(EvidenceRow, case.incident_id)
+    if evidence is None:
+        return
+    case.snapshot_path, case.snapshot_sha256 = evidence.path, evidence.sha256
+    _step(case, now, "snapshot", f"{evidence.size_bytes} bytes sha256 {evidence.sha256[:12]}")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file and a rename: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

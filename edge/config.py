@@ -1,0 +1,299 @@
+"""The gateway's site config: one pydantic tree loaded from YAML.
+
+Every model forbids unknown keys (a typo is an error, not a silently ignored setting). Fields carry bounds and a
+description. Checks that span fields are small `verify_*` functions whose messages name the path and the fix.
+Secrets come from the environment: `GRIDWATCH_MQTT_PASSWORD` overrides `mqtt.password`.
+
+`load_site_config(path)` raises `ConfigError` whose message lists each bad field as `path.to.field: problem`.
+Relative paths in the file are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.events import INCIDENT_TYPES
+from models.registry import DetectorSpec
+
+
+class ConfigError(ValueError):
+    """The site config is invalid; the message names each bad field's path and how to fix it."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+# --- sources -------------------------------------------------------------------------------------------------
+class FileSourceConfig(_Model):
+    type: Literal["file"]
+    path: Path = Field(description="Video file decoded by OpenCV.")
+    loop: bool = Field(False, description="Start again at the end (soak tests, demos).")
+    realtime: bool = Field(False, description="Pace frames at the file's fps, as a live camera would deliver them.")
+
+
+class StreamSourceConfig(_Model):
+    type: Literal["rtsp"]
+    url: str = Field(min_length=8, description="rtsp://user:pass@host/stream; credentials may use ${ENV}.")
+    reconnect_min_s: float = Field(1.0, gt=0, le=60, description="First reconnect delay; doubles per failure.")
+    reconnect_max_s: float = Field(30.0, gt=0, le=600, description="Longest delay between reconnect attempts.")
+
+
+class UsbSourceConfig(_Model):
+    type: Literal["usb"]
+    device: int = Field(0, ge=0, le=63, description="V4L2 device index (/dev/videoN).")
+
+
+class ImagesSourceConfig(_Model):
+    type: Literal["images"]
+    glob: str = Field(description="Glob of still images, read in sorted order (time-lapse cameras).")
+    fps: float = Field(1.0, gt=0, le=120, description="Capture rate the images stand for.")
+
+
+SourceConfig = Annotated[
+    FileSourceConfig | StreamSourceConfig | UsbSourceConfig | ImagesSourceConfig, Field(discriminator="type")
+]
+
+
+# --- calibration ---------------------------------------------------------------------------------------------
+class PinholeCalibration(_Model):
+    """A camera whose pose is known: mounting height, tilt, heading, field of view, position."""
+
+    type: Literal["pinhole"]
+    hfov_deg: float = Field(gt=5, lt=170, description="Horizontal field of view of the analysed image.")
+    height_m: float = Field(gt=0.5, le=200, description="Lens height above the ground.")
+    tilt_deg: float = Field(gt=0, lt=90, description="Downward tilt of the optical axis from horizontal.")
+    heading_deg: float = Field(ge=0, lt=360, description="Compass bearing the camera looks at (0 = north).")
+    lat: float = Field(ge=-90, le=90, description="WGS-84 latitude of the ground point below the camera.")
+    lon: float = Field(ge=-180, le=180, description="WGS-84 longitude of the ground point below the camera.")
+    pixel_error_px: float = Field(2.0, gt=0, le=50, description="Assumed box-anchor error, for accuracy_m.")
+
+
+class PointPair(_Model):
+    pixel: tuple[float, float] = Field(description="[x, y] in pixels of the analysed frame.")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class PointsCalibration(_Model):
+    """A homography fitted to >= 4 ground points seen in the image (surveyed or read off a map)."""
+
+    type: Literal["points"]
+    points: list[PointPair] = Field(min_length=4, description="Pixel <-> WGS-84 pairs on the ground plane.")
+    pixel_error_px: float = Field(2.0, gt=0, le=50)
+
+
+CalibrationConfig = Annotated[PinholeCalibration | PointsCalibration, Field(discriminator="type")]
+
+
+# --- zones and incident rules --------------------------------------------------------------------------------
+class ZoneConfig(_Model):
+    name: Ident
+    points: list[tuple[float, float]] | None = Field(
+        None, min_length=3, description="Polygon in pixels of the analysed frame: [[x, y], ...]."
+    )
+    ground: list[tuple[float, float]] | None = Field(
+        None, min_length=3, description="Polygon on the ground as [[lat, lon], ...]; needs a calibration."
+    )
+
+    @model_validator(mode="after")
+    def _one_geometry(self) -> ZoneConfig:
+        if (self.points is None) == (self.ground is None):
+            raise ValueError("give exactly one of 'points' (pixels) or 'ground' ([lat, lon] pairs)")
+        return self
+
+
+class StillnessConfig(_Model):
+    window_s: float = Field(2.0, gt=0.1, le=60, description="History judged for 'standing still'.")
+    tolerance_m: float = Field(0.8, gt=0, le=10, description="Wander allowed while still (calibrated).")
+    tolerance_rel: float = Field(0.15, gt=0, le=2, description="Same as a fraction of box height (uncalibrated).")
+
+
+class _RuleConfig(_Model):
+    enabled: bool = True
+    zones: list[Ident] = Field(default_factory=list, description="Zone names; empty = the whole frame.")
+    dwell_s: float = Field(gt=0, le=86400, description="Seconds the condition must hold before it is reported.")
+    min_confidence: float = Field(0.3, ge=0, le=1, description="Detections below this are ignored by the rule.")
+    update_every_s: float = Field(10.0, gt=0, le=3600, description="Re-send an open incident this often.")
+    end_after_s: float = Field(5.0, gt=0, le=3600, description="Unseen this long = the incident is over.")
+    stillness: StillnessConfig = Field(default_factory=StillnessConfig)
+
+
+class ParkingRuleConfig(_RuleConfig):
+    dwell_s: float = Field(60.0, gt=0, le=86400)
+    classes: list[str] = Field(default_factory=lambda: ["car", "truck", "bus", "motorcycle"], min_length=1)
+
+
+class LitteringRuleConfig(_RuleConfig):
+    dwell_s: float = Field(5.0, gt=0, le=86400)
+    min_confidence: float = Field(0.25, ge=0, le=1)
+    object_classes: list[str] = Field(default_factory=lambda: ["litter"], min_length=1)
+    owner_classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1)
+    owner_radius_m: float = Field(2.0, gt=0, le=20, description="A person this close to a new object owns it.")
+    leave_distance_m: float = Field(4.0, gt=0, le=100, description="The owner is gone beyond this distance.")
+    require_owner: bool = Field(True, description="Only objects seen with a person count as littering.")
+
+
+class IncidentsConfig(_Model):
+    illegal_parking: ParkingRuleConfig | None = None
+    littering: LitteringRuleConfig | None = None
+
+
+class TrackerConfig(_Model):
+    lost_track_s: float = Field(3.0, gt=0, le=120, description="Keep a lost track this long to re-find it.")
+    activation_conf: float = Field(0.3, ge=0, le=1, description="Score needed to start a new track.")
+    high_conf: float = Field(0.5, ge=0, le=1, description="ByteTrack's first-stage association threshold.")
+    min_iou: float = Field(0.1, ge=0, le=1, description="Least overlap to associate a box with a track.")
+
+
+class CameraConfig(_Model):
+    id: Ident
+    source: SourceConfig
+    analysis_fps: float = Field(5.0, gt=0, le=60, description="Frames per second analysed (the rest skipped).")
+    calibration: CalibrationConfig | None = Field(None, description="Pixel -> ground mapping; none = no location.")
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+
+
+# --- transport, storage --------------------------------------------------------------------------------------
+class MqttConfig(_Model):
+    broker: str = Field("mqtt://127.0.0.1:1883", description="mqtt://[user@]host[:port] or mqtts://...")
+    protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT version; 3.1.1 for brokers without MQTT 5.")
+    prefix: str = Field("gridwatch/v1", pattern=r"^[A-Za-z0-9_./-]+$", description="Topic prefix.")
+    username: str | None = None
+    password: str | None = Field(None, description="Prefer the GRIDWATCH_MQTT_PASSWORD environment variable.")
+    ca_file: Path | None = Field(None, description="CA bundle for mqtts://.")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    max_inflight: int = Field(20, ge=1, le=1000, description="Unacknowledged QoS 1 messages in flight.")
+
+
+class OutboxConfig(_Model):
+    path: Path = Field(Path("outbox.db"), description="SQLite file holding events until the broker acks them.")
+    max_rows: int = Field(200_000, ge=100, description="Oldest evidence is dropped first past this bound.")
+
+
+class EvidenceConfig(_Model):
+    dir: Path = Field(Path("evidence"), description="Where snapshots are kept on the gateway.")
+    jpeg_quality: int = Field(85, ge=10, le=100)
+    publish: bool = Field(True, description="Send each incident's snapshot on the evidence topic.")
+
+
+class SiteConfig(_Model):
+    site_id: Ident
+    gateway_id: Ident
+    detector: DetectorSpec
+    cameras: list[CameraConfig] = Field(min_length=1)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    grid_geojson: Path | None = Field(None, description="City grid layer (GeoJSON) for grid-cell lookup.")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> SiteConfig:
+        for check in (verify_unique_camera_ids, verify_rule_zones_exist, verify_ground_zones_calibrated):
+            check(self)
+        return self
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        known = ", ".join(c.id for c in self.cameras)
+        raise ConfigError(f"no camera {camera_id!r} in the site config; known cameras: {known}")
+
+
+def verify_unique_camera_ids(cfg: SiteConfig) -> None:
+    seen: set[str] = set()
+    for i, cam in enumerate(cfg.cameras):
+        if cam.id in seen:
+            raise ValueError(f"cameras.{i}.id: {cam.id!r} is used twice; give each camera its own id")
+        seen.add(cam.id)
+
+
+def verify_rule_zones_exist(cfg: SiteConfig) -> None:
+    for i, cam in enumerate(cfg.cameras):
+        names = {z.name for z in cam.zones}
+        for rule_name in INCIDENT_TYPES:
+            rule = getattr(cam.incidents, rule_name, None)
+            for zone in getattr(rule, "zones", []) if rule else []:
+                if zone not in names:
+                    raise ValueError(
+                        f"cameras.{i}.incidents.{rule_name}.zones: zone {zone!r} is not defined; "
+                        f"add it under cameras.{i}.zones or use one of {sorted(names)}"
+                    )
+
+
+def verify_ground_zones_calibrated(cfg: SiteConfig) -> None:
+    for i, cam in enumerate(cfg.cameras):
+        for j, zone in enumerate(cam.zones):
+            if zone.ground is not None and cam.calibration is None:
+                raise ValueError(
+                    f"cameras.{i}.zones.{j}.ground: zone {zone.name!r} is given on the ground but camera "
+                    f"{cam.id!r} has no calibration; add cameras.{i}.calibration or give the zone in pixels"
+                )
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid site config {source}:"]
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field; remove it or check its spelling"
+        elif err["type"] == "missing":
+            msg = "required field is missing; add it"
+        lines.append(f"  {path}: {msg}")
+    return "\n".join(lines)
+
+
+def _resolve_paths(data: object, base: Path) -> object:
+    """Make relative `path`/`model`/`manifest`/... values relative to the config file's folder."""
+    keys = {"path", "model", "manifest", "dir", "grid_geojson", "ca_file"}
+    if isinstance(data, dict):
+        out: dict[object, object] = {}
+        for k, v in data.items():
+            if k in keys and isinstance(v, str) and not Path(v).is_absolute():
+                out[k] = str((base / v).resolve())
+            else:
+                out[k] = _resolve_paths(v, base)
+        return out
+    if isinstance(data, list):
+        return [_resolve_paths(v, base) for v in data]
+    return data
+
+
+def parse_site_config(data: object, source: str = "<dict>", base: Path | None = None) -> SiteConfig:
+    if base is not None:
+        data = _resolve_paths(data, base)
+    if isinstance(data, dict) and os.environ.get("GRIDWATCH_MQTT_PASSWORD"):
+        mqtt = dict(data.get("mqtt") or {})
+        mqtt["password"] = os.environ["GRIDWATCH_MQTT_PASSWORD"]
+        data = {**data, "mqtt": mqtt}
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def load_site_config(path: str | Path) -> SiteConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read site config {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"site config {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"site config {path}: expected a mapping at the top level")
+    return parse_site_config(data, str(path), base=path.parent)

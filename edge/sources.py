@@ -1,0 +1,243 @@
+"""Frame sources: video files, RTSP streams, USB cameras and folders of stills, all yielding `Frame`s.
+
+Every frame carries its capture time: a file's presentation timestamp (so an offline run measures dwell exactly
+as the live camera would have), or the monotonic clock at grab time for live sources.
+
+Live sources run a capture thread that never blocks: it keeps only the newest frame (`LatestFrameQueue`) and
+counts what it had to drop. A stream that fails is reopened with exponential backoff, forever; the failures and
+reconnects are counted for the health topic.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.config import (
+    FileSourceConfig,
+    ImagesSourceConfig,
+    SourceConfig,
+    StreamSourceConfig,
+    UsbSourceConfig,
+)
+from edge.frames import Frame
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(RuntimeError):
+    """A source cannot be opened at all (missing file, unsupported codec)."""
+
+
+@dataclass
+class SourceStats:
+    frames: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    read_errors: int = 0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class FileSource:
+    """Decode a video file. `ts` = presentation time in seconds; `wall` = `start_wall` + ts."""
+
+    def __init__(
+        self, path: str | Path, camera_id: str, *, start_wall: datetime | None = None, loop: bool = False,
+        realtime: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.camera_id = camera_id
+        self.start_wall = start_wall or _utc_now()
+        self.loop = loop
+        self.realtime = realtime
+        self.stats = SourceStats()
+        if not self.path.exists():
+            raise SourceError(f"video file {self.path} does not exist")
+        cap = cv2.VideoCapture(str(self.path))
+        ok = cap.isOpened()
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
+        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        cap.release()
+        if not ok:
+            raise SourceError(f"OpenCV cannot open {self.path} (unsupported container or codec?)")
+
+    def __iter__(self) -> Iterator[Frame]:
+        offset, index = 0.0, 0
+        t0 = time.monotonic()
+        while True:
+            last_ts = offset
+            for i, image in enumerate(self._decode()):
+                ts = offset + i / self.fps
+                if self.realtime:
+                    delay = ts - (time.monotonic() - t0)
+                    if delay > 0:
+                        time.sleep(delay)
+                self.stats.frames += 1
+                yield Frame(self.camera_id, index, ts, self.start_wall + timedelta(seconds=ts), image)
+                index += 1
+                last_ts = ts
+            if not self.loop or index == 0:
+                return
+            offset = last_ts + 1 / self.fps
+
+    def _decode(self) -> Iterator[np.ndarray]:
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            while True:
+                ok, image = cap.read()
+                if not ok:
+                    return
+                yield image
+        finally:
+            cap.release()
+
+
+class ImagesSource:
+    """A folder of stills (time-lapse cameras, labelled test sets) at a nominal capture rate."""
+
+    def __init__(self, pattern: str, camera_id: str, fps: float = 1.0, start_wall: datetime | None = None) -> None:
+        self.paths = sorted(globlib.glob(pattern))
+        if not self.paths:
+            raise SourceError(f"no images match {pattern!r}")
+        self.camera_id, self.fps = camera_id, fps
+        self.start_wall = start_wall or _utc_now()
+        self.stats = SourceStats()
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, path in enumerate(self.paths):
+            image = cv2.imread(path, cv2.IMREAD_COLOR)
+            if image is None:
+                self.stats.read_errors += 1
+                log.warning("skipping unreadable image %s", path)
+                continue
+            ts = i / self.fps
+            self.stats.frames += 1
+            yield Frame(self.camera_id, i, ts, self.start_wall + timedelta(seconds=ts), image)
+
+
+@dataclass
+class LatestFrameQueue:
+    """A one-slot mailbox: `put` never blocks and replaces an unread frame (counted as dropped)."""
+
+    _frame: Frame | None = None
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    dropped: int = 0
+    closed: bool = False
+
+    def put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        with self._cond:
+            if self._frame is None and not self.closed:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+class LiveSource:
+    """RTSP or USB capture on its own thread, reconnecting with exponential backoff, newest frame wins."""
+
+    def __init__(self, target: str | int, camera_id: str, *, min_backoff_s: float = 1.0,
+                 max_backoff_s: float = 30.0) -> None:
+        self.target, self.camera_id = target, camera_id
+        self.min_backoff_s, self.max_backoff_s = min_backoff_s, max_backoff_s
+        self.stats = SourceStats()
+        self.queue = LatestFrameQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"capture-{camera_id}", daemon=True)
+
+    def start(self) -> LiveSource:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.queue.close()
+        self._thread.join(timeout=5)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if not self._thread.is_alive() and not self._stop.is_set():
+            self.start()
+        while not self._stop.is_set():
+            frame = self.queue.get(timeout=0.5)
+            if frame is not None:
+                yield frame
+
+    def _run(self) -> None:
+        backoff, index = self.min_backoff_s, 0
+        mono0, wall0 = time.monotonic(), _utc_now()
+        while not self._stop.is_set():
+            cap = cv2.VideoCapture(self.target)
+            if not cap.isOpened():
+                self.stats.reconnects += 1
+                log.warning("camera %s: cannot open stream, retrying in %.0f s", self.camera_id, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            backoff = self.min_backoff_s
+            while not self._stop.is_set():
+                ok, image = cap.read()
+                if not ok:
+                    self.stats.read_errors += 1
+                    break
+                ts = time.monotonic() - mono0
+                self.stats.frames += 1
+                self.queue.put(Frame(self.camera_id, index, ts, wall0 + timedelta(seconds=ts), image))
+                self.stats.dropped = self.queue.dropped
+                index += 1
+            cap.release()
+            self.stats.reconnects += 1
+
+
+Source = FileSource | ImagesSource | LiveSource
+
+
+def open_source(cfg: SourceConfig, camera_id: str, start_wall: datetime | None = None) -> Source:
+    if isinstance(cfg, FileSourceConfig):
+        return FileSource(cfg.path, camera_id, start_wall=start_wall, loop=cfg.loop, realtime=cfg.realtime)
+    if isinstance(cfg, ImagesSourceConfig):
+        return ImagesSource(cfg.glob, camera_id, cfg.fps, start_wall)
+    if isinstance(cfg, StreamSourceConfig):
+        return LiveSource(cfg.url, camera_id, min_backoff_s=cfg.reconnect_min_s, max_backoff_s=cfg.reconnect_max_s)
+    if isinstance(cfg, UsbSourceConfig):
+        return LiveSource(cfg.device, camera_id)
+    raise SourceError(f"unsupported source type {cfg!r}")
+
+
+@dataclass
+class Sampler:
+    """Keep frames at most `fps` per second of capture time (not every n-th frame: sources drop frames)."""
+
+    fps: float
+    _next_ts: float | None = None
+
+    def accept(self, frame: Frame) -> bool:
+        if self._next_ts is not None and frame.ts + 1e-6 < self._next_ts:
+            return False
+        step = 1.0 / self.fps
+        self._next_ts = (self._next_ts + step) if self._next_ts is not None else frame.ts + step
+        if self._next_ts <= frame.ts:
+            self._next_ts = frame.ts + step
+        return True

@@ -1,0 +1,86 @@
+"""Tracking stage: ByteTrack (from the `trackers` package), one tracker per class.
+
+ByteTrack associates boxes by overlap regardless of class. A bag that is put down inside its owner's box would
+then inherit the person's track; one tracker per class avoids that, and global ids stay unique because each
+(class, local id) pair gets its own id from one counter. The stage never mutates its input: it returns a new
+`Detections` with `tracker_id` set (untracked rows dropped). Id maps are pruned when a track has been gone for
+longer than the tracker keeps it, so memory stays flat over months.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import supervision as sv
+from trackers import ByteTrackTracker
+
+from edge.config import TrackerConfig
+
+
+@dataclass
+class MultiClassTracker:
+    config: TrackerConfig = field(default_factory=TrackerConfig)
+    frame_rate: float = 5.0
+    _trackers: dict[str, ByteTrackTracker] = field(default_factory=dict)
+    _ids: dict[tuple[str, int], int] = field(default_factory=dict)
+    _last_seen: dict[tuple[str, int], float] = field(default_factory=dict)
+    _next_id: int = 1
+
+    def update(self, detections: sv.Detections, ts: float) -> sv.Detections:
+        names = detections.data.get("class_name") if len(detections) else None
+        classes = sorted(set(names.tolist())) if names is not None else []
+        parts: list[sv.Detections] = []
+        for cls in set(classes) | set(self._trackers):
+            subset = detections[names == cls] if names is not None and cls in classes else sv.Detections.empty()
+            tracked = self._tracker(cls).update(subset, timestamp=ts)
+            tracked = tracked[tracked.tracker_id >= 0] if len(tracked) else tracked
+            if len(tracked):
+                parts.append(self._globalise(cls, tracked, ts))
+        self._prune(ts)
+        if not parts:
+            empty = sv.Detections.empty()
+            empty.tracker_id = np.array([], dtype=int)
+            empty.data["class_name"] = np.array([], dtype=str)
+            return empty
+        return sv.Detections.merge(parts)
+
+    def _tracker(self, cls: str) -> ByteTrackTracker:
+        if cls not in self._trackers:
+            c = self.config
+            self._trackers[cls] = ByteTrackTracker(
+                lost_track_buffer=max(1, int(round(c.lost_track_s * self.frame_rate))),
+                frame_rate=self.frame_rate,
+                track_activation_threshold=c.activation_conf,
+                minimum_consecutive_frames=1,
+                minimum_iou_threshold=c.min_iou,
+                high_conf_det_threshold=c.high_conf,
+            )
+        return self._trackers[cls]
+
+    def _globalise(self, cls: str, tracked: sv.Detections, ts: float) -> sv.Detections:
+        ids = np.empty(len(tracked), dtype=int)
+        for i, local in enumerate(tracked.tracker_id):
+            key = (cls, int(local))
+            if key not in self._ids:
+                self._ids[key] = self._next_id
+                self._next_id += 1
+            ids[i] = self._ids[key]
+            self._last_seen[key] = ts
+        out = sv.Detections(
+            xyxy=tracked.xyxy.copy(),
+            confidence=None if tracked.confidence is None else tracked.confidence.copy(),
+            class_id=None if tracked.class_id is None else tracked.class_id.copy(),
+            tracker_id=ids,
+            data={k: np.asarray(v).copy() for k, v in tracked.data.items()},
+        )
+        return out
+
+    def _prune(self, ts: float) -> None:
+        horizon = 2 * self.config.lost_track_s + 1.0
+        for key in [k for k, t in self._last_seen.items() if ts - t > horizon]:
+            del self._last_seen[key]
+            self._ids.pop(key, None)
+
+    def state_size(self) -> int:
+        return len(self._ids)

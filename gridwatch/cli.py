@@ -1,0 +1,176 @@
+"""The `gridwatch` console script: one entry point, one subcommand per job.
+
+    gridwatch demo        the whole loop on one machine (broker, central, edge) on a generated clip
+    gridwatch analyze     the edge pipeline on one clip, offline
+    gridwatch edge run    the gateway worker (cameras -> MQTT)
+    gridwatch central     run the case service, list cases, dead letters
+    gridwatch calibrate   fit a camera's ground mapping, convert coordinates
+    gridwatch models      inspect a model, train the demo model
+    gridwatch schema      print the wire contract's JSON Schema
+    gridwatch synth       generate a synthetic street clip from a scenario YAML
+
+Subcommand modules are imported lazily so `gridwatch schema event` does not load ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from edge.events import event_json_schema_text
+
+    sys.stdout.write(event_json_schema_text())
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from edge.analyze import analyze_clip
+    from edge.config import load_site_config
+
+    cfg = load_site_config(args.config)
+    report = analyze_clip(Path(args.clip), cfg, args.camera, Path(args.out), progress=not args.quiet,
+                          write_video=not args.no_video)
+    _print_incidents(report.incidents)
+    print(f"{report.frames_decoded} frames decoded, {report.frames_analysed} analysed in {report.seconds:.1f} s "
+          f"({report.analysed_fps:.1f} analysed frames/s); output in {args.out}")
+    return 0
+
+
+def _print_incidents(incidents: dict[str, list]) -> None:  # type: ignore[type-arg]
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(incidents)} incident(s)")
+    for col in ("incident", "type", "zone", "started", "dwell s", "messages", "location"):
+        table.add_column(col)
+    for iid, evs in incidents.items():
+        last = evs[-1]
+        loc = f"{last.location.lat:.6f},{last.location.lon:.6f}" if last.location else "-"
+        table.add_row(iid, last.type, last.zone or "-", last.started_at.strftime("%H:%M:%S"),
+                      f"{last.dwell_s:.1f}", " ".join(e.phase for e in evs), loc)
+    Console().print(table)
+
+
+def _cmd_edge_run(args: argparse.Namespace) -> int:
+    from edge.config import load_site_config
+    from edge.worker import run_worker
+
+    cfg = load_site_config(args.config)
+    return run_worker(cfg, broker=args.broker, max_seconds=args.max_seconds)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gridwatch.demo import run_demo
+
+    return run_demo(Path(args.out), broker=args.broker, regenerate=args.regenerate)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    import synth
+
+    path = synth.generate(Path(args.scenario), Path(args.out), progress=True)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_models_info(args: argparse.Namespace) -> int:
+    from models.manifest import load_manifest
+
+    manifest = load_manifest(Path(args.manifest))
+    print(manifest.model_dump_json(indent=2))
+    return 0
+
+
+def _cmd_models_train(args: argparse.Namespace) -> int:
+    train = importlib.import_module("models.train")
+    argv = ["--out", args.out, "--train", str(args.train), "--val", str(args.val), "--epochs", str(args.epochs),
+            "--imgsz", str(args.imgsz), "--seed", str(args.seed)]
+    result: int = train.main(argv)
+    return result
+
+
+def _add(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int],
+         help_: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
+    p.set_defaults(func=func)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gridwatch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = _add(sub, "schema", _cmd_schema, "print the JSON Schema of a wire message")
+    p.add_argument("which", choices=["event"], help="which message")
+
+    p = _add(sub, "analyze", _cmd_analyze, "run the edge pipeline on one clip offline (no broker)")
+    p.add_argument("clip")
+    p.add_argument("--config", required=True, help="site config YAML")
+    p.add_argument("--camera", required=True, help="camera id in the site config whose zones/rules apply")
+    p.add_argument("--out", default="analyze-out")
+    p.add_argument("--no-video", action="store_true", help="skip the annotated video (faster)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = _add(sub, "demo", _cmd_demo, "broker + central + edge on a generated street clip, on this machine")
+    p.add_argument("--out", default="demo-out")
+    p.add_argument("--broker", default=None, help="use this broker (mqtt://HOST:PORT) instead of an embedded one")
+    p.add_argument("--regenerate", action="store_true", help="re-render the demo clip even if cached")
+
+    edge = sub.add_parser("edge", help="the gateway worker").add_subparsers(dest="edge_cmd", required=True)
+    p = _add(edge, "run", _cmd_edge_run, "run every camera of a site config and publish incidents over MQTT")
+    p.add_argument("--config", required=True)
+    p.add_argument("--broker", default=None, help="override mqtt.broker")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this long (tests, soak runs)")
+
+    _register("central.cli", sub, "central", "the central case service")
+    _register("calibration.cli", sub, "calibrate", "camera calibration and coordinate tools")
+
+    models = sub.add_parser("models", help="detector models").add_subparsers(dest="models_cmd", required=True)
+    p = _add(models, "info", _cmd_models_info, "validate and print a model manifest")
+    p.add_argument("manifest")
+    p = _add(models, "train", _cmd_models_train, "generate synthetic data and train the demo model ([train] extra)")
+    p.add_argument("--out", default="models/demo")
+    p.add_argument("--train", type=int, default=1200)
+    p.add_argument("--val", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--seed", type=int, default=7)
+
+    p = _add(sub, "synth", _cmd_synth, "render a synthetic street scenario to video + labels + truth")
+    p.add_argument("scenario")
+    p.add_argument("--out", required=True)
+    return parser
+
+
+def _register(module: str, sub: argparse._SubParsersAction, name: str, help_: str) -> None:
+    """Subcommand groups owned by other packages add their own parsers via `register(subparsers)`."""
+    group = sub.add_parser(name, help=help_).add_subparsers(dest=f"{name}_cmd", required=True)
+    importlib.import_module(module).register(group)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from edge.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""ModelManifest validation and loading from JSON/YAML."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from models.base import ModelConfigError
+from models.manifest import ModelManifest, load_manifest, manifest_path_for
+
+REPO = Path(__file__).resolve().parents[2]
+MakeManifest = Callable[..., dict[str, Any]]
+
+
+def test_demo_shaped_manifest_loads_from_json_and_yaml(tmp_path: Path, make_manifest: MakeManifest) -> None:
+    data = make_manifest(name="gridwatch-demo-yolo11n", input_size=[640, 384])
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(data))
+    for path in (tmp_path / "a.json", tmp_path / "b.yaml"):
+        m = load_manifest(path)
+        assert m.name == "gridwatch-demo-yolo11n"
+        assert m.input_size == (640, 384)
+        assert m.classes == ["car", "person", "litter", "stall", "wire"]
+        assert m.metrics == {"map50": 0.5} and m.training == {"epochs": 1}
+
+
+def test_metrics_and_training_are_free_form_and_optional(make_manifest: MakeManifest) -> None:
+    m = ModelManifest.model_validate(make_manifest(metrics={"per_class": {"car": {"ap50": 0.9}}}, training=None))
+    assert m.metrics == {"per_class": {"car": {"ap50": 0.9}}} and m.training is None
+    data = make_manifest()
+    del data["metrics"], data["training"]
+    assert ModelManifest.model_validate(data).metrics is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"extra_key": 1}, "extra_key"),
+        ({"decoder": "detr"}, "decoder"),
+        ({"color": "rgb"}, "color"),
+        ({"scale": "0-256"}, "scale"),
+        ({"letterbox": "bottom"}, "letterbox"),
+        ({"pad_value": 300}, "pad_value"),
+        ({"sha256": "ABC"}, "sha256"),
+        ({"sha256": "A" * 64}, "sha256"),  # digests are lower-case hex
+        ({"classes": []}, "classes"),
+        ({"classes": ["car", "car"]}, "duplicated"),
+        ({"classes": ["car", " "]}, "non-empty"),
+        ({"input_size": [640]}, "input_size"),
+        ({"input_size": [0, 640]}, "input_size"),
+        ({"name": ""}, "name"),
+        ({"licence": ""}, "licence"),
+    ],
+)
+def test_invalid_manifests_name_the_field(
+    tmp_path: Path, make_manifest: MakeManifest, overrides: dict[str, Any], field: str
+) -> None:
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(make_manifest(**overrides)))
+    with pytest.raises(ModelConfigError, match=field) as err:
+        load_manifest(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("broken.json", "{not json"), ("list.json", "[1, 2]"), ("broken.yaml", "a: [unclosed")],
+)
+def test_unreadable_manifests(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ModelConfigError, match=name):
+        load_manifest(path)
+    with pytest.raises(ModelConfigError, match="cannot read"):
+        load_manifest(tmp_path / "missing.json")
+
+
+def test_manifest_path_for_prefers_json_beside_the_model(tmp_path: Path) -> None:
+    model = tmp_path / "det.onnx"
+    with pytest.raises(ModelConfigError, match="det.json"):
+        manifest_path_for(model)
+    (tmp_path / "det.yaml").write_text("")
+    assert manifest_path_for(model) == tmp_path / "det.yaml"
+    (tmp_path / "det.json").write_text("")
+    assert manifest_path_for(model) == tmp_path / "det.json"
+
+
+def test_shipped_yolox_manifest() -> None:
+    m = load_manifest(REPO / "models" / "manifests" / "yolox_nano_coco80.json")
+    assert (m.decoder, m.input_size, m.color, m.scale, m.letterbox, m.pad_value) == (
+        "yolox",
+        (416, 416),
+        "BGR",
+        "0-255",
+        "top-left",
+        114,
+    )
+    assert len(m.classes) == 80 and m.classes[:3] == ["person", "bicycle", "car"]
