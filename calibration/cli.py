@@ -1,10 +1,10 @@
 """`gridwatch calibrate ...`: fit a camera from surveyed points, convert map coordinates, make demo grids.
 
-The installer's loop: click >= 4 (better 6-10) ground landmarks in a camera frame, look up the same landmarks on
-a map, write them into a points YAML (see `calibration/examples/points_example.yaml`), run `calibrate fit`, read
-the RMS error and the accuracy at a few image points, and paste the printed `{type: points, points: [...]}`
-snippet into the gateway config. Points clicked on Amap/Tencent (GCJ-02) or Baidu (BD-09) are converted to
-WGS-84 first (`datum:` in the YAML), because that is what the system stores.
+The installer's loop: click >= 4 (better 6-10) ground landmarks in a camera frame, look up the same
+landmarks on a map, write them into a points YAML (see `calibration/examples/points_example.yaml`), run
+`calibrate fit`, read the RMS error and the accuracy at a few image points, and paste the printed
+`{type: points, points: [...]}` snippet into the gateway config. Points clicked on Amap/Tencent (GCJ-02) or
+Baidu (BD-09) are converted to WGS-84 first (`datum:` in the YAML), because that is what the system stores.
 
 The lead wires this in with `register(subparsers)`; each subcommand sets `func(args) -> int` (exit code).
 """
@@ -150,7 +150,7 @@ def fit_points(
     if stream is not None:
         stream.write(text)
     if out_path is not None:
-        Path(out_path).write_text(yaml.safe_dump(snippet, sort_keys=False), encoding="utf-8")
+        Path(out_path).write_text(dump_snippet(snippet), encoding="utf-8")
     return FitPointsResult(mapping=mapping, points=pts, probes=probes, snippet=snippet, text=text)
 
 
@@ -168,13 +168,11 @@ def _probe_pixels(pts: PointsFile) -> FloatArray:
 def probe_table(mapping: GroundMapping, uv: FloatArray) -> list[dict[str, float]]:
     """Position and accuracy at each probe pixel (NaN position / inf accuracy above the horizon)."""
     lat, lon = mapping.pixel_to_wgs84(uv)
-    en = mapping.pixel_to_enu(uv)
     acc = mapping.accuracy_m(uv)
     return [
-        {"u": float(p[0]), "v": float(p[1]), "lat": float(a), "lon": float(o), "range_m": float(np.hypot(*e)),
-         "accuracy_m": float(c)}
-        for p, a, o, e, c in zip(uv, lat, lon, en, acc, strict=True)
-    ]  # fmt: skip
+        {"u": float(p[0]), "v": float(p[1]), "lat": float(a), "lon": float(o), "accuracy_m": float(c)}
+        for p, a, o, c in zip(uv, lat, lon, acc, strict=True)
+    ]
 
 
 def points_snippet(mapping: GroundMapping, pts: PointsFile) -> dict[str, Any]:
@@ -190,6 +188,11 @@ def points_snippet(mapping: GroundMapping, pts: PointsFile) -> dict[str, Any]:
     return {"type": "points", "points": points}
 
 
+def dump_snippet(snippet: Mapping[str, Any]) -> str:
+    """YAML with one line per point (`pixel: [u, v]` inline), so a diff shows which landmark changed."""
+    return yaml.safe_dump(dict(snippet), sort_keys=False, default_flow_style=None)
+
+
 def format_report(
     mapping: GroundMapping, pts: PointsFile, probes: Sequence[Mapping[str, float]], snippet: Mapping[str, Any]
 ) -> str:
@@ -203,14 +206,13 @@ def format_report(
     if rep is not None:
         lines += _residual_lines(rep)
     lines.append(f"accuracy for {mapping.pixel_error_px:g} px of image error:")
-    lines.append("       u       v          lat          lon    range_m  accuracy_m")
+    lines.append("       u       v          lat          lon  accuracy_m")
     lines += [
-        f"  {p['u']:6.0f}  {p['v']:6.0f}  {p['lat']:11.7f}  {p['lon']:11.7f}  {p['range_m']:9.1f}  "
-        f"{p['accuracy_m']:10.2f}"
+        f"  {p['u']:6.0f}  {p['v']:6.0f}  {p['lat']:11.7f}  {p['lon']:11.7f}  {p['accuracy_m']:10.2f}"
         for p in probes
     ]
     lines.append("calibration snippet (paste under the camera's `calibration:` key):")
-    lines.append(yaml.safe_dump(dict(snippet), sort_keys=False).rstrip())
+    lines.append(dump_snippet(snippet).rstrip())
     return "\n".join(lines) + "\n"
 
 

@@ -271,8 +271,9 @@ def make_regular_grid(
 
     For demos and tests: the synthetic camera gets a grid layer around it. Row 0 is the southernmost,
     column 0 the westernmost; the code is `code_prefix` + 2-digit row + 2-digit column (the default prefix
-    is a GB/T 2260 county code, Beijing Chaoyang). Neighbouring cells share exactly the same vertex coordinates, so the
-    shared-edge rule of `GridLayer.cell_at` applies. Cells carry `cleaner` = `cleaner_prefix` + 2-digit index.
+    is a GB/T 2260 county code, Beijing Chaoyang). Neighbouring cells share exactly the same vertex
+    coordinates, so the shared-edge rule of `GridLayer.cell_at` applies. Cells carry `cleaner` =
+    `cleaner_prefix` + 2-digit index (1-based, row-major).
     """
     if rows < 1 or cols < 1 or rows > 100 or cols > 100:
         raise GridLayerError(f"rows and cols must be in 1..100, got {rows} x {cols}")

@@ -3,7 +3,7 @@
 Street cameras look at (locally) flat ground, so one 3x3 homography maps an image point where an object
 touches the ground (e.g. the bottom centre of its box) to east/north metres around an origin, and from there
 to WGS-84. It comes either from a modelled camera (`from_camera`: height, tilt, heading, intrinsics) or from
-surveyed point pairs (`from_point_pairs`: >= 4 pixels clicked in the image with their lat/lon clicked on a map).
+surveyed point pairs (`from_point_pairs`: >= 4 pixels clicked in the image, their lat/lon read off a map).
 
 Sign convention (why `H` is not just "any H up to scale"): a homography is defined up to scale, but the
 *sign* of that scale decides which side of the horizon is ground. `GroundMapping` keeps H scaled so that

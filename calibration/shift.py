@@ -4,8 +4,8 @@ A ground homography is only valid for the exact view it was fitted on. A camera 
 loosened by wind maps every pixel to the wrong place on the map, silently, and incidents go to the wrong grid
 cell. This check compares a frame with the reference frame saved at calibration time: ORB features matched
 between the two, a robust similarity transform (RANSAC, so moving cars and people are outliers), and the
-median displacement of the matched reference points under it. Static scenery dominates a street view, so a moved
-camera shows up as a consistent displacement of many points.
+median displacement of the matched reference points under it. Static scenery dominates a street view, so a
+moved camera shows up as a consistent displacement of many points.
 
 Run it rarely (every few minutes) and alarm only on several consecutive `shifted` results: rain, night and
 crowds also reduce the number of matches.
@@ -86,7 +86,7 @@ class ShiftDetector:
             )
         pts = np.array([kp.pt for kp in kps], dtype=np.float64)
         h, w = gray.shape
-        return cls(pts, desc, (w, h), max_features, threshold_px, min_inliers)
+        return cls(pts, np.asarray(desc, dtype=np.uint8), (w, h), max_features, threshold_px, min_inliers)
 
     def check(self, frame_bgr: npt.NDArray[np.uint8]) -> ShiftResult:
         """Compare one frame (same size as the reference) with the reference view."""
@@ -97,7 +97,8 @@ class ShiftDetector:
         kps, desc = self._orb.detectAndCompute(gray, None)
         if desc is None or len(kps) < self.min_inliers:
             return ShiftResult(shifted=True, median_px=float("inf"), inliers=0)
-        src, dst = self._matched_points(desc, np.array([kp.pt for kp in kps], dtype=np.float64))
+        pts = np.array([kp.pt for kp in kps], dtype=np.float64)
+        src, dst = self._matched_points(np.asarray(desc, dtype=np.uint8), pts)
         return self._judge(src, dst)
 
     def _matched_points(self, desc: UInt8Array, pts: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -127,5 +128,4 @@ def _gray(img: npt.NDArray[np.uint8]) -> UInt8Array:
         raise CalibrationInputError(f"expected a uint8 BGR or gray image, got {arr.dtype} {arr.shape}")
     if arr.ndim == 2:
         return arr.astype(np.uint8, copy=False)
-    gray: UInt8Array = cv2.cvtColor(arr, cv2.COLOR_BGR2GRAY)
-    return gray
+    return np.asarray(cv2.cvtColor(arr, cv2.COLOR_BGR2GRAY), dtype=np.uint8)

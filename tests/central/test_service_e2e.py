@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from central.roster import Roster
 from central.service import CentralService
@@ -137,3 +138,52 @@ def test_messages_published_while_central_is_down_arrive_after_restart(
         with service.store.session() as session:
             incidents = set(session.scalars(select(Case.incident_id)))
     assert incidents == {e.incident_id for e in events}
+
+
+def test_message_is_acked_only_after_commit(
+    broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is down while a message arrives: it stays un-acked and is redelivered after a restart."""
+    import central.service as service_module
+
+    real_ingest = service_module.ingest_incident
+
+    def database_down(*_a: object, **_kw: object) -> object:
+        raise OperationalError("INSERT ...", {}, ConnectionError("database is down"))
+
+    make_service(broker, tmp_path, "5").start().stop()
+    monkeypatch.setattr(service_module, "ingest_incident", database_down)
+    with make_service(broker, tmp_path, "5") as service, connected(broker.url) as pub:
+        publish(pub, INCIDENT_TOPIC, payload(make_event("inc-redeliver")))
+        assert service.wait_for(lambda: service.counters.received == 1, 5)
+    assert service.snapshot()["stored"] == 0
+
+    monkeypatch.setattr(service_module, "ingest_incident", real_ingest)
+    with make_service(broker, tmp_path, "5") as service:
+        assert service.wait_for(lambda: service.counters.stored == 1, 10), service.snapshot()
+        with service.store.session() as session:
+            assert session.scalars(select(Case.incident_id)).all() == ["inc-redeliver"]
+
+
+def test_handler_exception_is_dead_lettered_and_the_loop_goes_on(
+    broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import central.service as service_module
+
+    real_ingest = service_module.ingest_incident
+
+    def flaky(session: object, topic: str, data: bytes, *args: object, **kw: object) -> object:
+        if b"inc-poison" in data:
+            raise RuntimeError("bug in a handler")
+        return real_ingest(session, topic, data, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service_module, "ingest_incident", flaky)
+    with make_service(broker, tmp_path, "5") as service, connected(broker.url) as pub:
+        publish(pub, INCIDENT_TOPIC, payload(make_event("inc-poison-01")))
+        publish(pub, INCIDENT_TOPIC, payload(make_event("inc-healthy-1")))
+        assert service.wait_for(lambda: service.counters.stored == 1, 10), service.snapshot()
+        counters = service.snapshot()
+        with service.store.session() as session:
+            letter = session.scalars(select(DeadLetter)).one()
+    assert (counters["dead_letters"], counters["errors"]) == (1, 1)
+    assert "bug in a handler" in letter.error

@@ -30,7 +30,7 @@ from models.manifest import ModelManifest
 NC = 5
 
 
-# ---------------------------------------------------------------- encoders: the inverse of each decoder, per box
+# --- encoders: the inverse of each decoder, per box
 
 
 def encode_ultralytics(boxes: list[tuple[float, float, float, float, int, float]], n: int = 20) -> np.ndarray:
@@ -74,7 +74,7 @@ ENCODERS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-# ---------------------------------------------------------------- letterbox
+# --- letterbox
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_letterbox_returns_a_new_array_even_without_resizing() -> None:
     assert image[0, 0, 0] == 0
 
 
-# ---------------------------------------------------------------- preprocess
+# --- preprocess
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_preprocess_colour_and_scale(
     assert tensor[0, 1, 8, 16] == pytest.approx(20.0 / 255 if scale == "0-1" else 20.0)
 
 
-# ---------------------------------------------------------------- decoders: layout only
+# --- decoders: layout only
 
 
 def test_decode_ultralytics_layout() -> None:
@@ -190,7 +190,7 @@ def test_decoders_reject_wrong_layouts(decoder: str, raw: np.ndarray, size: tupl
         DECODERS[decoder](raw, size)
 
 
-# ---------------------------------------------------------------- end to end: image box -> tensor -> image box
+# --- end to end: image box -> tensor -> image box
 
 # (image_wh, input_size, letterbox center?)
 GEOMETRIES = [
@@ -220,7 +220,7 @@ def test_known_box_decodes_back_to_its_place_in_the_original_image(
     assert result.scores[0] == pytest.approx(0.9, abs=1e-5)
 
 
-# ---------------------------------------------------------------- postprocess policy
+# --- postprocess policy
 
 IDENTITY = LetterboxTransform(scale=1.0, pad_x=0, pad_y=0, resized_wh=(100, 100))
 
@@ -238,8 +238,12 @@ def decoded(rows: list[tuple[float, float, float, float, float, int]]) -> Decode
         ("other class survives overlap", [(0, 0, 10, 10, 0.9, 0), (1, 0, 11, 10, 0.8, 1)], {}, [0.9, 0.8]),
         ("low overlap kept", [(0, 0, 10, 10, 0.9, 0), (8, 0, 18, 10, 0.8, 0)], {}, [0.9, 0.8]),
         ("class filter", [(0, 0, 10, 10, 0.9, 0), (20, 20, 30, 30, 0.8, 1)], {"cls": [1]}, [0.8]),
-        ("max detections", [(i * 12, 0, i * 12 + 10, 10, 0.5 + i / 100, 0) for i in range(5)], {"max": 2},
-         [0.54, 0.53]),
+        (
+            "max detections",
+            [(i * 12, 0, i * 12 + 10, 10, 0.5 + i / 100, 0) for i in range(5)],
+            {"max": 2},
+            [0.54, 0.53],
+        ),
         ("empty input", [], {}, []),
     ],
 )

@@ -30,7 +30,9 @@ def test_demo_shaped_manifest_loads_from_json_and_yaml(tmp_path: Path, make_mani
 
 
 def test_metrics_and_training_are_free_form_and_optional(make_manifest: MakeManifest) -> None:
-    m = ModelManifest.model_validate(make_manifest(metrics={"per_class": {"car": {"ap50": 0.9}}}, training=None))
+    m = ModelManifest.model_validate(
+        make_manifest(metrics={"per_class": {"car": {"ap50": 0.9}}}, training=None)
+    )
     assert m.metrics == {"per_class": {"car": {"ap50": 0.9}}} and m.training is None
     data = make_manifest()
     del data["metrics"], data["training"]
@@ -82,7 +84,7 @@ def test_unreadable_manifests(tmp_path: Path, name: str, text: str) -> None:
 
 def test_manifest_path_for_prefers_json_beside_the_model(tmp_path: Path) -> None:
     model = tmp_path / "det.onnx"
-    with pytest.raises(ModelConfigError, match="det.json"):
+    with pytest.raises(ModelConfigError, match=r"det\.json"):
         manifest_path_for(model)
     (tmp_path / "det.yaml").write_text("")
     assert manifest_path_for(model) == tmp_path / "det.yaml"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ ModelFactory = Callable[..., tuple[Path, Path]]
 NC = 5  # car, person, litter, stall, wire
 
 
-def ultralytics_output(boxes: list[tuple[float, float, float, float, int, float]], n: int = 16) -> np.ndarray:
+def ultralytics_output(
+    boxes: Sequence[tuple[float, float, float, float, int, float]], n: int = 16
+) -> np.ndarray:
     """(1, 4+nc, n) YOLOv8/11 head output with one column per (cx, cy, w, h, class, score) in input pixels."""
     out = np.zeros((1, 4 + NC, n), dtype=np.float32)
     for j, (cx, cy, w, h, cls, score) in enumerate(boxes):
@@ -118,7 +120,7 @@ def test_manifest_that_disagrees_with_the_model(
 
 def test_unknown_class_filter_lists_the_known_classes(tiny_model: ModelFactory) -> None:
     onnx_path, _ = tiny_model(ultralytics_output(SCENE))
-    with pytest.raises(ModelConfigError, match="'bus'.*'litter'"):
+    with pytest.raises(ModelConfigError, match=r"'bus'.*'litter'"):
         OnnxDetector.from_path(onnx_path, class_filter=["bus"])
 
 

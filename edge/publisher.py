@@ -1,0 +1,278 @@
+"""Publishing: drain the outbox over a transport, QoS 1, delete a row only when its PUBACK says success.
+
+`Transport` is the small interface (start / publish / stop) with two implementations side by side:
+`MqttTransport` (paho-mqtt, MQTT 5 or 3.1.1, Last Will on the status topic) and `FakeTransport` (in-memory, for
+unit tests). `Publisher` owns one thread that sends the oldest pending rows, at most `max_inflight` at a time.
+When the connection drops, in-flight rows stay in the outbox and are sent again after reconnecting: delivery is
+at-least-once, and central makes it exactly-once per `event_id`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.outbox import Outbox, OutboxItem
+from gridwatch.mqttutil import BrokerURL, Protocol as MqttProtocol, make_client
+
+log = logging.getLogger(__name__)
+
+
+class TransportHandler(Protocol):
+    def on_connected(self) -> None: ...
+
+    def on_disconnected(self) -> None: ...
+
+    def on_ack(self, mid: int, ok: bool) -> None: ...
+
+
+class Transport(Protocol):
+    def start(self, handler: TransportHandler) -> None: ...
+
+    def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
+        """Send at QoS 1; return the message id to expect in `on_ack`, or None when not connected."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Will:
+    topic: str
+    payload: bytes
+
+
+class MqttTransport:
+    """paho-mqtt with automatic reconnect (1 s .. 30 s backoff) and a retained Last Will for the status topic."""
+
+    def __init__(self, broker: BrokerURL, client_id: str, protocol: MqttProtocol = "5", *, will: Will | None = None,
+                 keepalive_s: int = 30, max_inflight: int = 20, ca_file: str | None = None) -> None:
+        self.broker, self.protocol, self.keepalive_s = broker, protocol, keepalive_s
+        self.client = make_client(client_id, broker, protocol, ca_file=ca_file)
+        self.client.max_inflight_messages_set(max_inflight)
+        if will:
+            self.client.will_set(will.topic, will.payload, qos=1, retain=True)
+        self._handler: TransportHandler | None = None
+        self.connected = False
+
+    def start(self, handler: TransportHandler) -> None:
+        self._handler = handler
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.keepalive_s)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
+        if not self.connected:
+            return None
+        if self.protocol == "5":
+            info = self.client.publish(topic, payload, qos=1, retain=retain, properties=_mqtt5_props(properties))
+        else:
+            info = self.client.publish(topic, _v311_payload(payload, properties), qos=1, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return None
+        return int(info.mid)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object) -> None:
+        failed = getattr(rc, "is_failure", False)
+        if failed:
+            log.warning("broker %s refused the connection: %s", self.broker, rc)
+            return
+        self.connected = True
+        log.info("connected to %s (MQTT %s)", self.broker, self.protocol)
+        if self._handler:
+            self._handler.on_connected()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
+                       props: object) -> None:
+        self.connected = False
+        log.info("disconnected from %s: %s", self.broker, rc)
+        if self._handler:
+            self._handler.on_disconnected()
+
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, rc: object, props: object) -> None:
+        ok = not getattr(rc, "is_failure", False)
+        if self._handler:
+            self._handler.on_ack(mid, ok)
+
+
+def _mqtt5_props(properties: dict[str, str]) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)
+    content_type = properties.get("content_type")
+    if content_type:
+        props.ContentType = content_type
+    user = [(k, v) for k, v in properties.items() if k != "content_type"]
+    if user:
+        props.UserProperty = user
+    return props
+
+
+def _v311_payload(payload: bytes, properties: dict[str, str]) -> bytes:
+    """MQTT 3.1.1 has no properties: binary evidence travels in a JSON envelope instead."""
+    if not properties:
+        return payload
+    envelope = {**properties, "data_b64": base64.b64encode(payload).decode("ascii")}
+    return json.dumps(envelope).encode()
+
+
+@dataclass
+class FakeTransport:
+    """In-memory transport for unit tests: records publishes; the test decides when and how they are acked."""
+
+    connected: bool = True
+    auto_ack: bool = True
+    sent: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    unacked: list[int] = field(default_factory=list)
+    _handler: TransportHandler | None = None
+    _mid: int = 0
+
+    def start(self, handler: TransportHandler) -> None:
+        self._handler = handler
+        if self.connected:
+            handler.on_connected()
+
+    def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
+        if not self.connected:
+            return None
+        self._mid += 1
+        self.sent.append((topic, payload, properties))
+        if self.auto_ack and self._handler:
+            self._handler.on_ack(self._mid, True)
+        else:
+            self.unacked.append(self._mid)
+        return self._mid
+
+    def set_connected(self, up: bool) -> None:
+        self.connected = up
+        if self._handler:
+            (self._handler.on_connected if up else self._handler.on_disconnected)()
+
+    def ack_all(self, ok: bool = True) -> None:
+        mids, self.unacked = self.unacked, []
+        for mid in mids:
+            if self._handler:
+                self._handler.on_ack(mid, ok)
+
+    def stop(self) -> None:
+        self.connected = False
+
+
+@dataclass
+class PublisherStats:
+    published: int = 0
+    acked: int = 0
+    nacked: int = 0
+    reconnects: int = 0
+
+
+class Publisher:
+    """Moves outbox rows to the transport. Thread-safe `notify()` wakes it when new rows arrive."""
+
+    def __init__(self, outbox: Outbox, transport: Transport, max_inflight: int = 20,
+                 on_acked: Callable[[OutboxItem], None] | None = None) -> None:
+        self.outbox, self.transport, self.max_inflight = outbox, transport, max_inflight
+        self.stats = PublisherStats()
+        self._on_acked = on_acked
+        self._inflight: dict[int, OutboxItem] = {}
+        self._early: dict[int, bool] = {}  # acks that arrived before publish() returned the mid
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+
+    # TransportHandler -------------------------------------------------------------------------------------
+    def on_connected(self) -> None:
+        self.stats.reconnects += 1
+        self._wake.set()
+
+    def on_disconnected(self) -> None:
+        with self._lock:
+            self._inflight.clear()  # still in the outbox: they will be sent again
+            self._early.clear()
+
+    def on_ack(self, mid: int, ok: bool) -> None:
+        with self._lock:
+            item = self._inflight.pop(mid, None)
+            if item is None:
+                if len(self._early) > 10_000:  # acks of messages not sent from the outbox (status)
+                    self._early.clear()
+                self._early[mid] = ok
+                return
+        self._settle(item, ok)
+
+    def _settle(self, item: OutboxItem, ok: bool) -> None:
+        if ok:
+            self.outbox.ack(item.id)
+            self.stats.acked += 1
+            if self._on_acked:
+                self._on_acked(item)
+        else:
+            self.stats.nacked += 1
+        self._wake.set()
+
+    # lifecycle --------------------------------------------------------------------------------------------
+    def start(self) -> Publisher:
+        self.transport.start(self)
+        self._thread.start()
+        return self
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until the outbox is empty (True) or the timeout passes (False)."""
+        deadline = threading.Event()
+        waited = 0.0
+        while len(self.outbox) > 0 and waited < timeout_s:
+            self._wake.set()
+            deadline.wait(0.05)
+            waited += 0.05
+        return len(self.outbox) == 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self.transport.stop()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            try:
+                self._send_some()
+            except Exception:  # the worker must never die because of one bad row or a broker hiccup
+                log.exception("publisher loop error")
+
+    def _send_some(self) -> None:
+        with self._lock:
+            room = self.max_inflight - len(self._inflight)
+            busy = {i.id for i in self._inflight.values()}
+        if room <= 0:
+            return
+        for item in self.outbox.pending(room, exclude=busy):
+            mid = self.transport.publish(item.topic, item.payload, item.properties)
+            if mid is None:
+                return
+            self.stats.published += 1
+            self.outbox.mark_attempt(item.id)
+            with self._lock:
+                early = self._early.pop(mid, None)
+                if early is None:
+                    self._inflight[mid] = item
+            if early is not None:
+                self._settle(item, early)
