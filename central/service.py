@@ -207,7 +207,8 @@ class CentralService:
         return self._subscribed.is_set()
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-        """Block until `predicate()` is true (re-checked after every handled message) or `timeout` passes."""
+        """Block until `predicate()` is true or `timeout` passes; re-checked on every counter or connection
+        change, so `lambda: svc.counters.stored >= 3` and `lambda: svc.connected` both work."""
         with self._changed:
             return self._changed.wait_for(predicate, timeout)
 
@@ -249,10 +250,13 @@ class CentralService:
         if failed:
             log.error("central: subscription refused: %s", ", ".join(failed))
             return
+        log.info("central: subscribed to %s", ", ".join(self.topics()))
         self._subscribed.set()
+        self._notify()
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self._subscribed.clear()
+        self._notify()
         if not self._stopping.is_set():
             log.warning("central: disconnected from %s (%s); reconnecting", self.broker, reason)
 
@@ -358,6 +362,10 @@ class CentralService:
             "evidence": "evidence",
         }[result.kind]
         self._bump(name)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def _bump(self, name: str) -> None:
         with self._changed:

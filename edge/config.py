@@ -251,7 +251,7 @@ def _format_errors(exc: ValidationError, source: str) -> str:
             msg = "unknown field; remove it or check its spelling"
         elif err["type"] == "missing":
             msg = "required field is missing; add it"
-        lines.append(f"  {path}: {msg}")
+        lines.append(f"  {msg}" if not err["loc"] and msg.startswith(("cameras", "mqtt")) else f"  {path}: {msg}")
     return "\n".join(lines)
 
 

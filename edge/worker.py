@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from calibration.grid import GridLayer
-from edge.camera import CameraPipeline, Emitted
+from edge.camera import CameraPipeline, Emitted, FrameResult
 from edge.config import CameraConfig, SiteConfig
 from edge.evidence import save_snapshot
 from edge.outbox import Outbox
@@ -53,6 +53,7 @@ class EdgeWorker:
     transport: Transport | None = None
     start_wall: datetime | None = None
     on_emitted: Callable[[Emitted], None] | None = None
+    on_result: Callable[[CameraPipeline, FrameResult], None] | None = None
     max_restarts: int = 5
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     stats: dict[str, CameraStats] = field(default_factory=dict)
@@ -116,6 +117,8 @@ class EdgeWorker:
                 if result is not None:
                     stats.analysed += 1
                     self._emit(result.emitted, stats)
+                    if self.on_result:
+                        self.on_result(pipeline, result)
         finally:
             self._emit(pipeline.flush(), stats)
             stop = getattr(source, "stop", None)

@@ -49,6 +49,10 @@ class ModelIntegrityError(ModelLoadError):
             "Replace the file with the one the manifest describes, or update the manifest's sha256."
         )
 
+    def __reduce__(self) -> tuple[type[ModelIntegrityError], tuple[str, str, str]]:
+        # keeps the error picklable (multiprocessing, pytest-xdist) despite the custom signature
+        return (type(self), (self.path, self.expected, self.actual))
+
 
 class ModelConfigError(ModelError):
     """The manifest or the detector settings do not fit the model."""

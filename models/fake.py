@@ -9,6 +9,7 @@ fake.detect(frame.image)  # frame 1: one car; frame 2: nothing; frame 3: the car
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -54,6 +55,7 @@ class FakeDetector:
         self._script = [self._normalised(d) for d in script]
         self._when_exhausted = when_exhausted
         self.calls: list[tuple[int, ...]] = []
+        self._lock = threading.Lock()  # one detector is shared by every camera thread in the worker
 
     @classmethod
     def from_boxes(
@@ -69,8 +71,9 @@ class FakeDetector:
 
     def detect(self, image: np.ndarray) -> sv.Detections:
         check_image(image)
-        index = len(self.calls)
-        self.calls.append(tuple(image.shape))
+        with self._lock:
+            index = len(self.calls)
+            self.calls.append(tuple(image.shape))
         if index < len(self._script):
             return _copy(self._script[index])
         if self._when_exhausted == "raise":

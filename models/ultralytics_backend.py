@@ -113,7 +113,17 @@ class UltralyticsDetector:
             device=self._device,
             verbose=False,
         )[0]
-        det = sv.Detections.from_ultralytics(result)
-        class_id = det.class_id if det.class_id is not None else np.zeros(len(det), dtype=np.int64)
-        conf = det.confidence if det.confidence is not None else np.ones(len(det), dtype=np.float32)
-        return make_detections(det.xyxy, conf, class_id, self.info.class_names)
+        boxes = result.boxes
+        return make_detections(
+            _to_numpy(boxes.xyxy),
+            _to_numpy(boxes.conf),
+            _to_numpy(boxes.cls).astype(np.int64),
+            self.info.class_names,
+        )
+
+
+def _to_numpy(tensor: Any) -> np.ndarray:
+    """torch tensor (any device) or array -> numpy."""
+    if hasattr(tensor, "cpu"):
+        tensor = tensor.cpu()
+    return np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor)

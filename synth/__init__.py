@@ -1,1 +1,14 @@
-"""synth."""
+"""synth: a synthetic street-world generator for training and testing gridwatch.
+
+Public API:
+    CLASSES                     detector class names, in class-id order
+    generate(scenario, out_dir) render a scenario to video + YOLO labels + truth.json
+    build_dataset(out_dir, ...) write an Ultralytics dataset from the randomised scenario family
+    load_scenario(path)         read and validate a scenario YAML
+"""
+
+from synth.actors import CLASSES
+from synth.dataset import DatasetSummary, build_dataset
+from synth.scenario import Scenario, ScenarioError, load_scenario
+
+__all__ = ["CLASSES", "DatasetSummary", "Scenario", "ScenarioError", "build_dataset", "load_scenario"]

@@ -24,7 +24,7 @@ _SHIFT = 4  # sub-pixel bits for cv2 polygon drawing
 _SCALE = float(1 << _SHIFT)
 
 #: A label is kept only if at least this share of its box is inside the image ...
-MIN_IN_VIEW = 0.45
+MIN_IN_VIEW = 0.3
 #: ... at least this share of its pixels is not hidden by nearer objects ...
 MIN_VISIBLE = 0.3
 #: ... and its clipped box is at least this many pixels on each side.

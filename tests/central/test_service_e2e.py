@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from central.roster import Roster
-from central.service import CentralService
+from central.service import CentralError, CentralService
 from central.store import Case, DeadLetter, EventRow, Store, open_store
 from gridwatch.broker import MosquittoBroker
 from gridwatch.mqttutil import Protocol, evidence_topic, incident_topic
@@ -46,10 +46,12 @@ def count(store: Store, model: type[object]) -> int:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def make_service(broker: MosquittoBroker, tmp_path: Path, protocol: Protocol, **kw: object) -> CentralService:
+def make_service(
+    broker: MosquittoBroker, tmp_path: Path, protocol: Protocol, db_url: str | None = None, **kw: object
+) -> CentralService:
     return CentralService(
         broker.url,
-        f"sqlite:///{tmp_path / 'cases.db'}",
+        db_url or f"sqlite:///{tmp_path / 'cases.db'}",
         prefix=PREFIX,
         protocol=protocol,
         client_id=f"central-test-{protocol}",
@@ -72,12 +74,18 @@ def evidence_message(protocol: Protocol, incident_id: str, event_id: str) -> tup
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_lifecycle_duplicate_and_garbage_make_one_case_and_one_dead_letter(
-    broker: MosquittoBroker, tmp_path: Path, protocol: Protocol
+    broker: MosquittoBroker, tmp_path: Path, protocol: Protocol, db_url: str
 ) -> None:
+    """Runs on SQLite and on PostgreSQL (the `db_url` fixture)."""
     events = lifecycle("inc-e2e-0001", updates=1)
     garbage = b'{"event_id": "garbage\n'
     service = make_service(
-        broker, tmp_path, protocol, evidence_dir=tmp_path / "evidence", events_log=tmp_path / "events.jsonl"
+        broker,
+        tmp_path,
+        protocol,
+        db_url,
+        evidence_dir=tmp_path / "evidence",
+        events_log=tmp_path / "events.jsonl",
     )
     with (
         service,
@@ -106,7 +114,7 @@ def test_lifecycle_duplicate_and_garbage_make_one_case_and_one_dead_letter(
         "dispatched": 1,
         "errors": 0,
     }
-    with open_store(f"sqlite:///{tmp_path / 'cases.db'}") as store:
+    with open_store(db_url) as store:
         assert (count(store, Case), count(store, EventRow), count(store, DeadLetter)) == (1, 3, 1)
         with store.session() as session:
             case = session.scalars(select(Case)).one()
@@ -187,3 +195,22 @@ def test_handler_exception_is_dead_lettered_and_the_loop_goes_on(
             letter = session.scalars(select(DeadLetter)).one()
     assert (counters["dead_letters"], counters["errors"]) == (1, 1)
     assert "bug in a handler" in letter.error
+
+
+def test_service_reconnects_after_a_broker_restart(broker: MosquittoBroker, tmp_path: Path) -> None:
+    with make_service(broker, tmp_path, "5") as service:
+        broker.kill()
+        assert service.wait_for(lambda: not service.connected, 5)
+        broker.start()
+        assert service.wait_for(lambda: service.connected, 35)
+        with connected(broker.url) as pub:
+            publish(pub, INCIDENT_TOPIC, payload(make_event("inc-after-restart")))
+        assert service.wait_for(lambda: service.counters.stored == 1, 10), service.snapshot()
+
+
+def test_start_fails_clearly_when_the_broker_is_unreachable(tmp_path: Path) -> None:
+    from gridwatch.broker import free_port
+
+    service = CentralService(f"mqtt://127.0.0.1:{free_port()}", f"sqlite:///{tmp_path / 'c.db'}")
+    with pytest.raises(CentralError, match="not subscribed"):
+        service.start(timeout=0.5)

@@ -62,15 +62,19 @@ def manifest_dict(**overrides: Any) -> dict[str, Any]:
     return base
 
 
-def build_constant_onnx(path: Path, output: np.ndarray, input_hw: tuple[Any, Any] = (64, 64)) -> Path:
+def build_constant_onnx(
+    path: Path, output: np.ndarray, input_hw: tuple[Any, Any] = (64, 64), fp16: bool = False
+) -> Path:
     """Write an ONNX graph ``images[1,3,h,w] -> output`` whose output is `output` (plus 0 * mean(images)).
 
-    The input takes part in the computation so ORT runs a real graph on the real preprocessed tensor.
+    The input takes part in the computation so ORT runs a real graph on the real preprocessed tensor. `fp16`
+    makes input and output float16, like a half-precision export for a Jetson.
     """
     from onnx import TensorProto, helper, numpy_helper, save_model
 
-    const = numpy_helper.from_array(output.astype(np.float32), name="raw")
-    zero = numpy_helper.from_array(np.zeros((), dtype=np.float32), name="zero")
+    dtype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
+    const = numpy_helper.from_array(output.astype(np.float16 if fp16 else np.float32), name="raw")
+    zero = numpy_helper.from_array(np.zeros((), dtype=np.float16 if fp16 else np.float32), name="zero")
     nodes = [
         helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=0),
         helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
@@ -79,8 +83,8 @@ def build_constant_onnx(path: Path, output: np.ndarray, input_hw: tuple[Any, Any
     graph = helper.make_graph(
         nodes,
         "constant_detector",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *input_hw])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(output.shape))],
+        [helper.make_tensor_value_info("images", dtype, [1, 3, *input_hw])],
+        [helper.make_tensor_value_info("output", dtype, list(output.shape))],
         initializer=[const, zero],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
@@ -93,14 +97,18 @@ ModelFactory = Callable[..., tuple[Path, Path]]
 
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> ModelFactory:
-    """Factory: ``tiny_model(output, input_hw=(64, 64), **manifest_overrides) -> (onnx_path, manifest_path)``.
+    """Factory: ``tiny_model(output, input_hw=(64, 64), fp16=False, **manifest_overrides)``.
+
+    Returns ``(onnx_path, manifest_path)``.
 
     The manifest sits next to the model as ``<stem>.json`` and carries the model's real sha256 unless the
     overrides say otherwise.
     """
 
-    def make(output: np.ndarray, input_hw: tuple[Any, Any] = (64, 64), **overrides: Any) -> tuple[Path, Path]:
-        onnx_path = build_constant_onnx(tmp_path / "tiny.onnx", output, input_hw)
+    def make(
+        output: np.ndarray, input_hw: tuple[Any, Any] = (64, 64), fp16: bool = False, **overrides: Any
+    ) -> tuple[Path, Path]:
+        onnx_path = build_constant_onnx(tmp_path / "tiny.onnx", output, input_hw, fp16)
         manifest = manifest_dict(sha256=sha256_of(onnx_path))
         manifest.update(overrides)
         manifest_path = onnx_path.with_suffix(".json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,14 @@ def test_dynamic_input_dims_are_accepted(tiny_model: ModelFactory) -> None:
     assert len(det) == 2
 
 
+def test_half_precision_export(tiny_model: ModelFactory) -> None:
+    onnx_path, _ = tiny_model(ultralytics_output(SCENE), fp16=True)
+    det = OnnxDetector.from_path(onnx_path).detect(np.zeros((100, 200, 3), dtype=np.uint8))
+    assert det.class_id.tolist() == [0, 1]  # type: ignore[union-attr]
+    np.testing.assert_allclose(det.xyxy[0], [50, 25, 150, 75], atol=0.5)
+    assert det.xyxy.dtype == np.float32 and det.confidence.dtype == np.float32  # type: ignore[union-attr]
+
+
 def test_sha256_mismatch_names_expected_and_actual(tiny_model: ModelFactory) -> None:
     onnx_path, _ = tiny_model(ultralytics_output(SCENE), sha256="a" * 64)
     with pytest.raises(ModelIntegrityError) as err:
@@ -100,6 +109,12 @@ def test_sha256_mismatch_names_expected_and_actual(tiny_model: ModelFactory) -> 
     assert "a" * 64 in str(err.value) and err.value.expected == "a" * 64
     assert err.value.actual in str(err.value) and err.value.actual != "a" * 64
     assert OnnxDetector.from_path(onnx_path, verify_sha256=False).info.sha256 == err.value.actual
+    again = pickle.loads(pickle.dumps(err.value))
+    assert (again.expected, again.actual, str(again)) == (
+        err.value.expected,
+        err.value.actual,
+        str(err.value),
+    )
 
 
 @pytest.mark.parametrize(

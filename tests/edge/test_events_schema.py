@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from edge.events import IncidentEvent, event_json_schema_text
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "edge" / "incident_event.schema.json"
+T0 = datetime(2026, 11, 21, 8, 0, tzinfo=timezone.utc)
+
+
+def event(**changes: object) -> dict:  # type: ignore[type-arg]
+    base = {
+        "event_id": str(uuid.uuid4()), "incident_id": "cam1-abc-illegal_parking-00001", "seq": 0,
+        "type": "illegal_parking", "phase": "started", "site_id": "s1", "gateway_id": "gw1", "camera_id": "cam1",
+        "started_at": T0.isoformat(), "observed_at": (T0 + timedelta(seconds=60)).isoformat(), "dwell_s": 60.0,
+        "confidence": 0.8, "box": {"x1": 1, "y1": 2, "x2": 30, "y2": 40, "image_width": 640, "image_height": 360},
+        "model": {"name": "m", "version": "1", "sha256": "a" * 64},
+        "location": {"lat": 39.9, "lon": 116.4, "accuracy_m": 1.5, "grid_cell": "11010500"},
+    }
+    base.update(changes)
+    return base
+
+
+def test_committed_schema_matches_the_model() -> None:
+    assert SCHEMA_FILE.read_text() == event_json_schema_text(), "run: gridwatch schema event > " + str(SCHEMA_FILE)
+
+
+def test_cli_prints_the_schema() -> None:
+    out = subprocess.run([sys.executable, "-m", "gridwatch.cli", "schema", "event"], capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out)["title"] == "IncidentEvent"
+
+
+def test_round_trip() -> None:
+    ev = IncidentEvent.model_validate(event())
+    assert IncidentEvent.from_json(ev.to_json()) == ev
+
+
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"phase": "ended"}, "ended_at"),
+        ({"ended_at": T0.isoformat()}, "ended_at is only set"),
+        ({"started_at": "2026-11-21T08:00:00"}, "timezone"),
+        ({"type": "jaywalking"}, "type"),
+        ({"site_id": "a/b"}, "site_id"),
+        ({"location": {"lat": 91, "lon": 0, "accuracy_m": 1}}, "lat"),
+        ({"location": {"lat": 1, "lon": 0, "accuracy_m": 1, "grid_cell": "abc"}}, "grid_cell"),
+        ({"observed_at": (T0 - timedelta(seconds=1)).isoformat()}, "before started_at"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_invalid_events_are_rejected(changes: dict, fragment: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValidationError) as info:
+        IncidentEvent.model_validate(event(**changes))
+    assert fragment in str(info.value)

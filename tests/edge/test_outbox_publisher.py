@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from edge.outbox import Outbox
+from edge.publisher import FakeTransport, Publisher
+
+
+def wait_until(cond, timeout: float = 3.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return bool(cond())
+
+
+def test_outbox_survives_reopen_and_deletes_only_acked(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    ids = [box.put("incident", "t/a", f"m{i}".encode()) for i in range(3)]
+    box.ack(ids[1])
+    box.close()
+    again = Outbox(tmp_path / "o.db")
+    assert [i.payload for i in again.pending()] == [b"m0", b"m2"]
+    assert [i.payload for i in again.pending(exclude={ids[0]})] == [b"m2"]
+
+
+def test_outbox_bound_drops_evidence_before_incidents(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", max_rows=100)
+    for i in range(60):
+        box.put("incident", "t", f"i{i}".encode())
+        box.put("evidence", "t", f"e{i}".encode())
+    kinds = [i.kind for i in box.pending(1000)]
+    assert len(kinds) == 100
+    assert kinds.count("incident") == 60
+    assert box.dropped == 20
+
+
+def test_publisher_deletes_on_ack_only(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    transport = FakeTransport(auto_ack=False)
+    pub = Publisher(box, transport).start()
+    for i in range(5):
+        box.put("incident", "t", f"m{i}".encode())
+    pub.notify()
+    assert wait_until(lambda: len(transport.sent) == 5)
+    assert len(box) == 5
+    transport.ack_all(ok=False)  # a PUBACK with a failure reason code: keep the rows
+    assert len(box) == 5
+    assert wait_until(lambda: len(transport.unacked) == 5)  # sent again
+    transport.ack_all(ok=True)
+    assert wait_until(lambda: len(box) == 0)
+    pub.stop()
+
+
+def test_publisher_replays_in_flight_rows_after_reconnect(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    transport = FakeTransport(auto_ack=False)
+    pub = Publisher(box, transport).start()
+    box.put("incident", "t", b"one")
+    pub.notify()
+    assert wait_until(lambda: len(transport.sent) == 1)
+    transport.set_connected(False)  # the PUBACK never arrives
+    transport.unacked.clear()
+    box.put("incident", "t", b"two")
+    pub.notify()
+    time.sleep(0.1)
+    assert len(transport.sent) == 1  # nothing sent while down
+    transport.auto_ack = True
+    transport.set_connected(True)
+    assert wait_until(lambda: len(box) == 0)
+    assert [p for _, p, _ in transport.sent] == [b"one", b"one", b"two"]
+    pub.stop()
+
+
+def test_publisher_keeps_order_oldest_first(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    for i in range(50):
+        box.put("incident", "t", f"{i:03d}".encode())
+    transport = FakeTransport()
+    pub = Publisher(box, transport, max_inflight=7).start()
+    assert wait_until(lambda: len(box) == 0)
+    assert [p for _, p, _ in transport.sent] == [f"{i:03d}".encode() for i in range(50)]
+    pub.stop()
