@@ -132,9 +132,14 @@ def _origin(value: object, path: str | Path) -> tuple[float, float] | None:
 
 # ------------------------------------------------------------------------------------------- fitting
 def fit_points(
-    points_yaml_path: str | Path, out_path: str | Path | None = None, stream: TextIO | None = sys.stdout
+    points_yaml_path: str | Path,
+    out_path: str | Path | None = None,
+    stream: TextIO | None = None,
+    quiet: bool = False,
 ) -> FitPointsResult:
     """Fit a ground homography from a points YAML, print a report, optionally write the config snippet.
+
+    The report goes to `stream` (default: the current `sys.stdout`) unless `quiet`.
 
     The snippet holds the (WGS-84, RANSAC-inlier) points, not the matrix: the gateway refits at start-up, so
     the file stays readable and editable when a landmark is re-surveyed.
@@ -147,8 +152,8 @@ def fit_points(
     probes = probe_table(mapping, _probe_pixels(pts))
     snippet = points_snippet(mapping, pts)
     text = format_report(mapping, pts, probes, snippet)
-    if stream is not None:
-        stream.write(text)
+    if not quiet:
+        (stream or sys.stdout).write(text)
     if out_path is not None:
         Path(out_path).write_text(dump_snippet(snippet), encoding="utf-8")
     return FitPointsResult(mapping=mapping, points=pts, probes=probes, snippet=snippet, text=text)

@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_db(letters)
     letters.add_argument("--limit", type=int, default=100, help="show at most this many (newest first)")
     letters.set_defaults(func=cmd_dead_letters)
+    api = commands.add_parser("api", help="serve the read-only HTTP API and dashboard (needs the api extra)")
+    _add_db(api)
+    api.add_argument("--host", default="127.0.0.1", help="listen address")
+    api.add_argument("--port", type=int, default=8080, help="listen port")
+    api.set_defaults(func=cmd_api)
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -111,4 +116,14 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     """Print the newest dead letters."""
     with open_store(args.db) as store, store.session() as session:
         Console().print(dead_letters_table(session, args.limit))
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """Serve `central.api` with uvicorn until interrupted."""
+    import uvicorn  # the api extra: imported only when serving
+
+    from central.api import create_app
+
+    uvicorn.run(create_app(args.db), host=args.host, port=args.port, log_level="info")
     return 0

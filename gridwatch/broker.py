@@ -70,8 +70,8 @@ class MosquittoBroker:
 
     def start(self, timeout_s: float = 10.0) -> MosquittoBroker:
         conf = self._write_config()
-        log = (self._dir / "mosquitto.log").open("ab")
-        self._proc = subprocess.Popen([self._binary, "-c", str(conf)], stdout=log, stderr=log)
+        with (self._dir / "mosquitto.log").open("ab") as log:
+            self._proc = subprocess.Popen([self._binary, "-c", str(conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -14,6 +14,7 @@ clipping).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -125,14 +126,25 @@ def decode_yolov5(output: np.ndarray) -> Decoded:
 def yolox_grid(
     input_size: tuple[int, int], strides: Sequence[int] = (8, 16, 32)
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return the (N, 2) grid cell (x, y) and (N, 1) stride of every YOLOX output row, in export order."""
+    """Return the (N, 2) grid cell (x, y) and (N, 1) stride of every YOLOX output row, in export order.
+
+    Cached per (input_size, strides); the arrays are read-only because every call shares them.
+    """
+    return _yolox_grid(tuple(input_size), tuple(strides))  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=8)
+def _yolox_grid(input_size: tuple[int, int], strides: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     grids, stride_col = [], []
     for stride in strides:
         gw, gh = input_size[0] // stride, input_size[1] // stride
         ys, xs = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
         grids.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
         stride_col.append(np.full((gw * gh, 1), stride))
-    return np.concatenate(grids).astype(np.float32), np.concatenate(stride_col).astype(np.float32)
+    grid, stride_arr = np.concatenate(grids).astype(np.float32), np.concatenate(stride_col).astype(np.float32)
+    grid.flags.writeable = False
+    stride_arr.flags.writeable = False
+    return grid, stride_arr
 
 
 def decode_yolox(

@@ -109,7 +109,7 @@ class UltralyticsDetector:
             conf=self.conf_threshold,
             iou=self.iou_threshold,
             classes=self._classes,
-            imgsz=max(w, h),
+            imgsz=[h, w],
             device=self._device,
             verbose=False,
         )[0]

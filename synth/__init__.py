@@ -9,6 +9,7 @@ Public API:
 
 from synth.actors import CLASSES
 from synth.dataset import DatasetSummary, build_dataset
+from synth.generate import generate
 from synth.scenario import Scenario, ScenarioError, load_scenario
 
-__all__ = ["CLASSES", "DatasetSummary", "Scenario", "ScenarioError", "build_dataset", "load_scenario"]
+__all__ = ["CLASSES", "DatasetSummary", "Scenario", "ScenarioError", "build_dataset", "generate", "load_scenario"]

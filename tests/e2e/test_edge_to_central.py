@@ -1,0 +1,79 @@
+"""Edge worker -> real Mosquitto -> central service -> SQLite cases, on a real clip with a real ONNX model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from central.service import CentralService
+from central.views import cases_as_rows
+from edge.config import SiteConfig
+from edge.worker import EdgeWorker
+from gridwatch.broker import MosquittoBroker, free_port
+from tests.conftest import load_fixture_config
+
+pytestmark = [pytest.mark.e2e, pytest.mark.realdata]
+
+
+def arlington(shared: Path, tmp: Path) -> SiteConfig:
+    cfg = load_fixture_config("arlington.yaml", shared)
+    return cfg.model_copy(update={
+        "outbox": cfg.outbox.model_copy(update={"path": tmp / "outbox.db"}),
+        "evidence": cfg.evidence.model_copy(update={"dir": tmp / "evidence"}),
+    })
+
+
+def run_edge(cfg: SiteConfig, url: str, drain_s: float = 20.0) -> tuple[EdgeWorker, list[str], bool]:
+    emitted: list[str] = []
+    worker = EdgeWorker(cfg, broker=url, on_emitted=lambda e: emitted.append(e.event.phase)).start()
+    worker.wait(max_seconds=120)
+    drained = worker.stop(drain_s=drain_s)
+    return worker, emitted, drained
+
+
+def test_clip_becomes_one_case_per_incident(shared_data: Path, tmp_path: Path) -> None:
+    cfg = arlington(shared_data, tmp_path)
+    with MosquittoBroker() as broker:
+        central = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", evidence_dir=tmp_path / "snaps",
+                                 events_log=tmp_path / "events.jsonl", client_id="e2e-central").start()
+        try:
+            _, emitted, drained = run_edge(cfg, broker.url)
+            assert drained
+            assert central.wait_for(lambda: central.counters.stored >= len(emitted), 20)
+            started = emitted.count("started")
+            assert started >= 4
+            assert central.wait_for(lambda: central.counters.evidence >= started, 20)
+            with central.store.session() as session:
+                rows = cases_as_rows(session)
+        finally:
+            central.stop()
+    assert len(rows) == started
+    assert {r.type for r in rows} == {"illegal_parking"}
+    assert all(r.category_code == "09009" for r in rows)
+    assert all(r.ended_at is not None for r in rows)  # the worker ended them when the clip finished
+    assert all(r.snapshot_path and Path(r.snapshot_path).exists() for r in rows)
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert len(lines) == len(emitted)
+    assert len({json.loads(line)["event_id"] for line in lines}) == len(lines)
+
+
+def test_events_wait_in_the_outbox_while_the_broker_is_down(shared_data: Path, tmp_path: Path) -> None:
+    cfg = arlington(shared_data, tmp_path)
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    emitted: list[str] = []
+    worker = EdgeWorker(cfg, broker=url, on_emitted=lambda e: emitted.append(e.event.phase)).start()
+    worker.wait(max_seconds=120)
+    assert worker.cameras_done()
+    assert len(worker.outbox) >= len(emitted) > 0  # nothing could be sent: all kept
+    with MosquittoBroker(port) as broker:
+        central = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", client_id="e2e-central-2").start()
+        try:
+            assert worker.stop(drain_s=60)
+            assert central.wait_for(lambda: central.counters.stored >= len(emitted), 20)
+            with central.store.session() as session:
+                assert len(cases_as_rows(session)) == emitted.count("started")
+        finally:
+            central.stop()
