@@ -121,9 +121,7 @@ def summarise(threads: int, s: Samples) -> Run:
     )
 
 
-def measure(
-    model: Path, frames: list[np.ndarray], threads: list[int], repeats: int, warmup: int
-) -> list[Run]:
+def measure(model: Path, frames: list[np.ndarray], threads: list[int], repeats: int, warmup: int) -> list[Run]:
     """Interleave passes over the clip across thread counts so background-load drift hits all alike."""
     detectors = {t: OnnxDetector.from_path(model, MANIFEST, threads=t) for t in threads}
     for det in detectors.values():
@@ -192,10 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(runs)
     result = report(runs, model, load)
     goal = result["goals"][0]
-    print(
-        f"{goal['name']}: {goal['value']} fps (target {goal['target']}) -> "
-        f"{'met' if goal['met'] else 'NOT met'}"
-    )
+    print(f"{goal['name']}: {goal['value']} fps (target {goal['target']}) -> {'met' if goal['met'] else 'NOT met'}")
     print(f"load average at start: {load[0]:.2f} on {os.cpu_count()} cores")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

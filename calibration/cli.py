@@ -6,7 +6,8 @@ landmarks on a map, write them into a points YAML (see `calibration/examples/poi
 `{type: points, points: [...]}` snippet into the gateway config. Points clicked on Amap/Tencent (GCJ-02) or
 Baidu (BD-09) are converted to WGS-84 first (`datum:` in the YAML), because that is what the system stores.
 
-The lead wires this in with `register(subparsers)`; each subcommand sets `func(args) -> int` (exit code).
+`gridwatch.cli` wires this in with `register(<subparsers of the calibrate group>)`; each subcommand sets
+`func(args) -> int` (exit code).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -26,7 +27,7 @@ import yaml
 from calibration.errors import CalibrationError, CalibrationInputError
 from calibration.gcj02 import bd09_to_wgs84, gcj02_to_bd09, gcj02_to_wgs84, wgs84_to_gcj02
 from calibration.grid import Datum, make_regular_grid
-from calibration.ground import GroundMapping
+from calibration.ground import FitReport, GroundMapping
 
 FloatArray = npt.NDArray[np.float64]
 _DATUMS: tuple[Datum, ...] = ("wgs84", "gcj02", "bd09")
@@ -146,9 +147,13 @@ def fit_points(
     """
     pts = load_points(points_yaml_path)
     mapping = GroundMapping.from_point_pairs(
-        pts.pixels, pts.lats, pts.lons, origin=pts.origin, ransac_px=pts.ransac_px,
+        pts.pixels,
+        pts.lats,
+        pts.lons,
+        origin=pts.origin,
+        ransac_px=pts.ransac_px,
         pixel_error_px=pts.pixel_error_px,
-    )  # fmt: skip
+    )
     probes = probe_table(mapping, _probe_pixels(pts))
     snippet = points_snippet(mapping, pts)
     text = format_report(mapping, pts, probes, snippet)
@@ -181,16 +186,18 @@ def probe_table(mapping: GroundMapping, uv: FloatArray) -> list[dict[str, float]
 
 
 def points_snippet(mapping: GroundMapping, pts: PointsFile) -> dict[str, Any]:
-    """`{type: points, points: [...]}` with the inlier pairs in WGS-84, ready for the gateway config."""
+    """`{type: points, points: [...], pixel_error_px}`: inlier pairs in WGS-84, for the gateway config."""
     report = mapping.fit_report
     keep = report.inliers if report is not None else (True,) * len(pts.pixels)
-    points = [
-        {"pixel": [round(float(u), 2), round(float(v), 2)], "lat": round(float(la), 8),
-         "lon": round(float(lo), 8)}
-        for (u, v), la, lo, k in zip(pts.pixels, pts.lats, pts.lons, keep, strict=True)
-        if k
-    ]  # fmt: skip
-    return {"type": "points", "points": points}
+    rows = zip(pts.pixels, pts.lats, pts.lons, keep, strict=True)
+    points = [_snippet_point(uv, la, lo) for uv, la, lo, k in rows if k]
+    return {"type": "points", "points": points, "pixel_error_px": mapping.pixel_error_px}
+
+
+def _snippet_point(uv: FloatArray, lat: float, lon: float) -> dict[str, Any]:
+    """Centipixels and 1e-8 degrees (~1 mm): finer digits are noise and make diffs unreadable."""
+    pixel = [round(float(uv[0]), 2), round(float(uv[1]), 2)]
+    return {"pixel": pixel, "lat": round(float(lat), 8), "lon": round(float(lon), 8)}
 
 
 def dump_snippet(snippet: Mapping[str, Any]) -> str:
@@ -213,15 +220,14 @@ def format_report(
     lines.append(f"accuracy for {mapping.pixel_error_px:g} px of image error:")
     lines.append("       u       v          lat          lon  accuracy_m")
     lines += [
-        f"  {p['u']:6.0f}  {p['v']:6.0f}  {p['lat']:11.7f}  {p['lon']:11.7f}  {p['accuracy_m']:10.2f}"
-        for p in probes
+        f"  {p['u']:6.0f}  {p['v']:6.0f}  {p['lat']:11.7f}  {p['lon']:11.7f}  {p['accuracy_m']:10.2f}" for p in probes
     ]
     lines.append("calibration snippet (paste under the camera's `calibration:` key):")
     lines.append(dump_snippet(snippet).rstrip())
     return "\n".join(lines) + "\n"
 
 
-def _residual_lines(rep: Any) -> list[str]:
+def _residual_lines(rep: FitReport) -> list[str]:
     lines = [
         f"points: {rep.n_points}, inliers: {rep.n_inliers}",
         f"RMS error: {rep.rms_m:.3f} m on the ground, {rep.rms_px:.2f} px in the image "
@@ -251,9 +257,12 @@ def gcj02(lat: float, lon: float, source: Datum = "wgs84") -> dict[str, tuple[fl
 
 # --------------------------------------------------------------------------------------- argparse
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `calibrate {fit,gcj02,grid}` to the top-level `gridwatch` subparsers."""
-    cal = subparsers.add_parser("calibrate", help="fit camera calibrations, convert map datums, make grids")
-    sub = cal.add_subparsers(dest="calibrate_command", required=True, metavar="{fit,gcj02,grid}")
+    """Add `fit`, `gcj02` and `grid` to the subparsers of the `calibrate` group.
+
+    `gridwatch.cli` creates the `calibrate` parser and passes its subparsers here, so the commands read
+    `gridwatch calibrate fit ...`; each sets `func(args) -> int`.
+    """
+    sub = subparsers
 
     fit = sub.add_parser("fit", help="fit a ground homography from a points YAML and print its accuracy")
     fit.add_argument("points", type=Path, help="points YAML (see calibration/examples/points_example.yaml)")
@@ -303,7 +312,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     return _guarded(run)
 
 
-def _guarded(run: Any) -> int:
+def _guarded(run: Callable[[], object]) -> int:
     """Turn calibration errors into a one-line message and exit code 2 (no traceback for bad input)."""
     try:
         run()

@@ -14,6 +14,7 @@ crowds also reduce the number of matches.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -65,7 +66,7 @@ class ShiftDetector:
     @classmethod
     def from_reference(
         cls,
-        ref_bgr: npt.NDArray[np.uint8],
+        ref_bgr: npt.NDArray[Any],
         max_features: int = 500,
         mask: npt.NDArray[np.uint8] | None = None,
         threshold_px: float = 4.0,
@@ -88,7 +89,7 @@ class ShiftDetector:
         h, w = gray.shape
         return cls(pts, np.asarray(desc, dtype=np.uint8), (w, h), max_features, threshold_px, min_inliers)
 
-    def check(self, frame_bgr: npt.NDArray[np.uint8]) -> ShiftResult:
+    def check(self, frame_bgr: npt.NDArray[Any]) -> ShiftResult:
         """Compare one frame (same size as the reference) with the reference view."""
         gray = _gray(frame_bgr)
         h, w = gray.shape
@@ -122,7 +123,7 @@ class ShiftDetector:
         return ShiftResult(shifted=median > self.threshold_px, median_px=median, inliers=n_in)
 
 
-def _gray(img: npt.NDArray[np.uint8]) -> UInt8Array:
+def _gray(img: npt.NDArray[Any]) -> UInt8Array:
     arr = np.asarray(img)
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
         raise CalibrationInputError(f"expected a uint8 BGR or gray image, got {arr.dtype} {arr.shape}")

@@ -20,8 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from calibration.grid import GridLayer
 from edge.camera import CameraPipeline, Emitted, FrameResult
 from edge.config import SiteConfig
-from edge.evidence import annotate, save_snapshot
 from edge.events import IncidentEvent
+from edge.evidence import annotate, save_snapshot
 from edge.sources import FileSource
 from models.base import Detector
 from models.registry import load_detector
@@ -59,7 +59,7 @@ class VideoSink:
         assert isinstance(image, np.ndarray)
         if self._writer is None:
             h, w = image.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise RuntimeError(f"cannot write video {self.path}")
         self._writer.write(image)

@@ -8,24 +8,34 @@ offline `analyze` command, the live worker and the tests all run exactly this co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import supervision as sv
 
-from calibration.ground import GroundMapping
 from calibration.grid import GridLayer
-from edge.config import CameraConfig, LitteringRuleConfig, ParkingRuleConfig, StillnessConfig
-from edge.evidence import Snapshot, snapshot
+from calibration.ground import GroundMapping
+from edge.config import (
+    CameraConfig,
+    GarbageRuleConfig,
+    LitteringRuleConfig,
+    ParkingRuleConfig,
+    StillnessConfig,
+    VendorRuleConfig,
+    WireRuleConfig,
+)
 from edge.events import IncidentEvent, ModelRef
+from edge.evidence import Snapshot, snapshot
 from edge.frames import Frame
 from edge.geotag import Geotagger, build_ground_mapping, build_zones
 from edge.sources import Sampler
 from edge.tracking import MultiClassTracker
 from models.base import Detector
+from pipelines import garbage, parking, vendor, wire
 from pipelines.base import Rule
+from pipelines.dwell import DwellParams, StationaryDwellRule
 from pipelines.littering import LitteringParams, LitteringRule
 from pipelines.motion import StillnessParams
-from pipelines.parking import IllegalParkingRule, ParkingParams
 from pipelines.types import IncidentUpdate, observations_from_detections
 from pipelines.zones import Zone
 
@@ -54,13 +64,15 @@ def _pick(zones: tuple[Zone, ...], names: list[str]) -> tuple[Zone, ...]:
     return tuple(z for z in zones if z.name in names)
 
 
-def parking_rule(cfg: ParkingRuleConfig, zones: tuple[Zone, ...], prefix: str) -> IllegalParkingRule:
-    params = ParkingParams(
-        zones=_pick(zones, cfg.zones), dwell_s=cfg.dwell_s, classes=frozenset(cfg.classes),
+DwellConfig = ParkingRuleConfig | VendorRuleConfig | WireRuleConfig | GarbageRuleConfig
+
+
+def dwell_params(cfg: DwellConfig, zones: tuple[Zone, ...]) -> DwellParams:
+    return DwellParams(
+        zones=_pick(zones, cfg.zones), classes=frozenset(cfg.classes), dwell_s=cfg.dwell_s,
         min_confidence=cfg.min_confidence, stillness=_stillness(cfg.stillness),
         update_every_s=cfg.update_every_s, end_after_s=cfg.end_after_s,
     )
-    return IllegalParkingRule(params, prefix)
 
 
 def littering_rule(cfg: LitteringRuleConfig, zones: tuple[Zone, ...], prefix: str) -> LitteringRule:
@@ -74,10 +86,15 @@ def littering_rule(cfg: LitteringRuleConfig, zones: tuple[Zone, ...], prefix: st
 
 
 def build_rules(camera: CameraConfig, zones: tuple[Zone, ...], prefix: str) -> list[Rule]:
-    rules: list[Rule] = []
+    """One rule object per enabled incident type, in a fixed order."""
     inc = camera.incidents
-    if inc.illegal_parking and inc.illegal_parking.enabled:
-        rules.append(parking_rule(inc.illegal_parking, zones, prefix))
+    dwell_rules: list[tuple[DwellConfig | None, Callable[[DwellParams, str], StationaryDwellRule]]] = [
+        (inc.illegal_parking, parking.rule),
+        (inc.street_vendor, vendor.rule),
+        (inc.fallen_wire, wire.rule),
+        (inc.exposed_garbage, garbage.rule),
+    ]
+    rules: list[Rule] = [make(dwell_params(cfg, zones), prefix) for cfg, make in dwell_rules if cfg and cfg.enabled]
     if inc.littering and inc.littering.enabled:
         rules.append(littering_rule(inc.littering, zones, prefix))
     return rules

@@ -128,8 +128,32 @@ class _RuleConfig(_Model):
 
 
 class ParkingRuleConfig(_RuleConfig):
+    """A vehicle standing still in a no-parking zone."""
+
     dwell_s: float = Field(60.0, gt=0, le=86400)
     classes: list[str] = Field(default_factory=lambda: ["car", "truck", "bus", "motorcycle"], min_length=1)
+
+
+class VendorRuleConfig(_RuleConfig):
+    """A stall or cart standing on the sidewalk or road."""
+
+    dwell_s: float = Field(120.0, gt=0, le=86400)
+    classes: list[str] = Field(default_factory=lambda: ["stall"], min_length=1)
+
+
+class WireRuleConfig(_RuleConfig):
+    """A cable lying on or hanging low over the road/sidewalk; the short dwell only confirms over frames."""
+
+    dwell_s: float = Field(3.0, gt=0, le=86400)
+    classes: list[str] = Field(default_factory=lambda: ["wire"], min_length=1)
+    stillness: StillnessConfig = Field(default_factory=lambda: StillnessConfig(tolerance_m=1.5, tolerance_rel=0.4))
+
+
+class GarbageRuleConfig(_RuleConfig):
+    """Garbage or piled material lying in a zone, whoever left it."""
+
+    dwell_s: float = Field(600.0, gt=0, le=86400)
+    classes: list[str] = Field(default_factory=lambda: ["litter"], min_length=1)
 
 
 class LitteringRuleConfig(_RuleConfig):
@@ -143,8 +167,13 @@ class LitteringRuleConfig(_RuleConfig):
 
 
 class IncidentsConfig(_Model):
+    """Which incident rules run on this camera; a rule that is absent (null) is off."""
+
     illegal_parking: ParkingRuleConfig | None = None
     littering: LitteringRuleConfig | None = None
+    street_vendor: VendorRuleConfig | None = None
+    fallen_wire: WireRuleConfig | None = None
+    exposed_garbage: GarbageRuleConfig | None = None
 
 
 class TrackerConfig(_Model):

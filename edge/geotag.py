@@ -16,8 +16,8 @@ import supervision as sv
 
 from calibration.camera import PinholeCamera
 from calibration.geo import wgs84_to_enu
-from calibration.ground import GroundMapping
 from calibration.grid import GridLayer
+from calibration.ground import GroundMapping
 from edge.config import CalibrationConfig, PinholeCalibration, ZoneConfig
 from edge.events import EvidenceRef, GeoLocation, ImageBox, IncidentEvent, ModelRef, TrackedObject
 from pipelines.types import Box, IncidentUpdate

@@ -22,7 +22,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.outbox import Outbox, OutboxItem
-from gridwatch.mqttutil import BrokerURL, Protocol as MqttProtocol, make_client
+from gridwatch.mqttutil import BrokerURL, make_client
+from gridwatch.mqttutil import Protocol as MqttProtocol
 
 log = logging.getLogger(__name__)
 

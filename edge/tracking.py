@@ -28,15 +28,16 @@ class MultiClassTracker:
     _next_id: int = 1
 
     def update(self, detections: sv.Detections, ts: float) -> sv.Detections:
-        names = detections.data.get("class_name") if len(detections) else None
-        classes = sorted(set(names.tolist())) if names is not None else []
+        names = np.asarray(detections.data.get("class_name", np.array([], dtype=str)))
+        classes = set(names.tolist()) if len(detections) else set()
         parts: list[sv.Detections] = []
-        for cls in set(classes) | set(self._trackers):
-            subset = detections[names == cls] if names is not None and cls in classes else sv.Detections.empty()
+        for cls in sorted(classes | set(self._trackers)):
+            subset = self._subset(detections, names == cls) if cls in classes else sv.Detections.empty()
             tracked = self._tracker(cls).update(subset, timestamp=ts)
-            tracked = tracked[tracked.tracker_id >= 0] if len(tracked) else tracked
-            if len(tracked):
-                parts.append(self._globalise(cls, tracked, ts))
+            ids = tracked.tracker_id if tracked.tracker_id is not None else np.full(len(tracked), -1)
+            kept = self._subset(tracked, ids >= 0)
+            if len(kept):
+                parts.append(self._globalise(cls, kept, ts))
         self._prune(ts)
         if not parts:
             empty = sv.Detections.empty()
@@ -45,11 +46,17 @@ class MultiClassTracker:
             return empty
         return sv.Detections.merge(parts)
 
+    @staticmethod
+    def _subset(detections: sv.Detections, mask: np.ndarray) -> sv.Detections:
+        out = detections[mask]
+        assert isinstance(out, sv.Detections)
+        return out
+
     def _tracker(self, cls: str) -> ByteTrackTracker:
         if cls not in self._trackers:
             c = self.config
             self._trackers[cls] = ByteTrackTracker(
-                lost_track_buffer=max(1, int(round(c.lost_track_s * self.frame_rate))),
+                lost_track_buffer=max(1, round(c.lost_track_s * self.frame_rate)),
                 frame_rate=self.frame_rate,
                 track_activation_threshold=c.activation_conf,
                 minimum_consecutive_frames=1,
@@ -60,6 +67,7 @@ class MultiClassTracker:
 
     def _globalise(self, cls: str, tracked: sv.Detections, ts: float) -> sv.Detections:
         ids = np.empty(len(tracked), dtype=int)
+        assert tracked.tracker_id is not None
         for i, local in enumerate(tracked.tracker_id):
             key = (cls, int(local))
             if key not in self._ids:

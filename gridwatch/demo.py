@@ -41,7 +41,7 @@ from gridwatch.broker import MosquittoBroker
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "synth" / "scenarios" / "demo.yaml"
 MODEL = REPO / "models" / "demo" / "gridwatch-demo-yolo11n.onnx"
-SUPPORTED = ("illegal_parking", "littering")
+SUPPORTED = ("illegal_parking", "littering", "street_vendor", "fallen_wire")
 MATCH_RADIUS_M = 8.0
 
 console = Console()
@@ -92,9 +92,12 @@ def site_config(truth: dict[str, Any], clip: Path, out: Path) -> tuple[SiteConfi
                             "tilt_deg": cam["tilt_deg"], "heading_deg": cam["heading_deg"] % 360,
                             "lat": cam["lat"], "lon": cam["lon"]},
             "zones": [{"name": n, "ground": [[p[0], p[1]] for p in z["latlon"]]} for n, z in zones.items()],
+            # Short dwells so a one-minute clip shows every incident type; real sites use minutes.
             "incidents": {
                 "illegal_parking": {"zones": [_kerb_zone(zones)], "dwell_s": 10.0},
                 "littering": {"dwell_s": 5.0},
+                "street_vendor": {"dwell_s": 10.0},
+                "fallen_wire": {"dwell_s": 3.0},
             },
         }],
     }

@@ -48,9 +48,7 @@ class LetterboxTransform:
     resized_wh: tuple[int, int]
 
 
-def letterbox_transform(
-    image_wh: tuple[int, int], input_size: tuple[int, int], center: bool
-) -> LetterboxTransform:
+def letterbox_transform(image_wh: tuple[int, int], input_size: tuple[int, int], center: bool) -> LetterboxTransform:
     """Compute the aspect-preserving fit of an image of `image_wh` into `input_size` (both (w, h))."""
     (w, h), (in_w, in_h) = image_wh, input_size
     scale = min(in_w / w, in_h / h)
@@ -123,9 +121,7 @@ def decode_yolov5(output: np.ndarray) -> Decoded:
     return Decoded(_cxcywh_to_xyxy(rows[:, :4]), scores.astype(np.float32), ids)
 
 
-def yolox_grid(
-    input_size: tuple[int, int], strides: Sequence[int] = (8, 16, 32)
-) -> tuple[np.ndarray, np.ndarray]:
+def yolox_grid(input_size: tuple[int, int], strides: Sequence[int] = (8, 16, 32)) -> tuple[np.ndarray, np.ndarray]:
     """Return the (N, 2) grid cell (x, y) and (N, 1) stride of every YOLOX output row, in export order.
 
     Cached per (input_size, strides); the arrays are read-only because every call shares them.
@@ -147,9 +143,7 @@ def _yolox_grid(input_size: tuple[int, int], strides: tuple[int, ...]) -> tuple[
     return grid, stride_arr
 
 
-def decode_yolox(
-    output: np.ndarray, input_size: tuple[int, int], strides: Sequence[int] = (8, 16, 32)
-) -> Decoded:
+def decode_yolox(output: np.ndarray, input_size: tuple[int, int], strides: Sequence[int] = (8, 16, 32)) -> Decoded:
     """Decode a raw YOLOX export (``decode_in_inference=False``): (1, N, 5+nc), N grid cells over `strides`.
 
     xy = (offset + grid) * stride, wh = exp(wh) * stride; objectness and class scores are already sigmoid, so

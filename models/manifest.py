@@ -31,9 +31,7 @@ class ModelManifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(
-        min_length=1, description="Model name reported with every event, e.g. 'yolox-nano-coco80'."
-    )
+    name: str = Field(min_length=1, description="Model name reported with every event, e.g. 'yolox-nano-coco80'.")
     version: str = Field(min_length=1, description="Model version reported with every event.")
     decoder: DecoderName = Field(
         description="Output layout: 'ultralytics' (YOLOv8/11, (1,4+nc,N)), 'yolox' (raw grid, (1,N,5+nc)), "
@@ -47,9 +45,7 @@ class ModelManifest(BaseModel):
         description="Where the resized image sits in the padded input: Ultralytics centres, YOLOX pads "
         "right/bottom only. Wrong choice shifts every box."
     )
-    pad_value: int = Field(
-        ge=0, le=255, description="Grey level of the letterbox padding (114 for YOLO family)."
-    )
+    pad_value: int = Field(ge=0, le=255, description="Grey level of the letterbox padding (114 for YOLO family).")
     sha256: str = Field(
         pattern=r"^[0-9a-f]{64}$",
         description="Lower-case hex sha256 of the weights file this manifest describes.",
@@ -103,9 +99,7 @@ def load_manifest(path: str | Path) -> ModelManifest:
     try:
         raw = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ModelConfigError(
-            f"manifest {path} is not valid {path.suffix.lstrip('.').upper()}: {exc}"
-        ) from exc
+        raise ModelConfigError(f"manifest {path} is not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
     if not isinstance(raw, dict):
         raise ModelConfigError(f"manifest {path} must be a mapping at the top level")
     try:

@@ -68,8 +68,7 @@ class _DetectorSpecBase(BaseModel):
     verify_sha256: bool = Field(
         default=True,
         title="Verify weights",
-        description="Refuse weights whose sha256 differs from the manifest. Disable only while iterating "
-        "locally.",
+        description="Refuse weights whose sha256 differs from the manifest. Disable only while iterating locally.",
     )
 
 

@@ -86,9 +86,7 @@ class UltralyticsDetector:
             torch.set_num_threads(threads)
         names = tuple(str(model.names[i]) for i in sorted(model.names))
         if manifest is not None and tuple(manifest.classes) != names:
-            raise ModelConfigError(
-                f"{path}: weights classes {list(names)} != manifest classes {manifest.classes}"
-            )
+            raise ModelConfigError(f"{path}: weights classes {list(names)} != manifest classes {manifest.classes}")
         info = ModelInfo(
             name=manifest.name if manifest else path.stem,
             version=manifest.version if manifest else "unversioned",

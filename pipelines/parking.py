@@ -1,98 +1,24 @@
 """illegal_parking: a motor vehicle stays still inside a no-parking zone longer than the zone's dwell.
 
-started_ts is when the vehicle came to rest inside the zone; the rule fires `dwell_s` later. Once an incident is
-open, small wobbles of the box do not end it: the vehicle only counts as gone when it has moved more than twice
-the stillness tolerance from where it parked, left the zone, or has not been seen for `end_after_s`.
+Category 09009 (机动车乱停放). A car waiting at a red light inside the zone is not parked: the dwell (60 s by
+default; cities use 2-5 min) separates the two. See `pipelines.dwell` for the mechanics.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 
-from pipelines.base import ZoneGate, position
-from pipelines.lifecycle import Hit, IncidentBook
-from pipelines.motion import StillnessParams, StillnessTracker
-from pipelines.types import IncidentUpdate, ObjectRef, Observation, Point
+from pipelines.dwell import DwellParams, StationaryDwellRule
 from pipelines.zones import Zone
 
 VEHICLES = frozenset({"car", "truck", "bus", "motorcycle", "van"})
 
 
-@dataclass(frozen=True)
-class ParkingParams:
-    zones: tuple[Zone, ...]
-    dwell_s: float = 60.0
-    classes: frozenset[str] = VEHICLES
-    min_confidence: float = 0.3
-    stillness: StillnessParams = field(default_factory=StillnessParams)
-    inertia: int = 3
-    update_every_s: float = 10.0
-    end_after_s: float = 5.0
-    forget_after_s: float = 30.0
+def defaults(zones: tuple[Zone, ...], **kw: object) -> DwellParams:
+    """Parking defaults: vehicle classes, 60 s dwell."""
+    params = DwellParams(zones=zones, classes=VEHICLES, dwell_s=60.0)
+    return replace(params, **kw)  # type: ignore[arg-type]
 
 
-@dataclass
-class IllegalParkingRule:
-    params: ParkingParams
-    id_prefix: str
-    incident_type: str = "illegal_parking"
-    _still: StillnessTracker = field(init=False)
-    _gate: ZoneGate = field(init=False)
-    _book: IncidentBook = field(init=False)
-    _parked_at: dict[int, tuple[Point, float]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        p = self.params
-        self._still = StillnessTracker(p.stillness)
-        self._gate = ZoneGate(p.zones, p.inertia)
-        self._book = IncidentBook(self.incident_type, self.id_prefix, p.update_every_s, p.end_after_s)
-
-    def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
-        hits = [h for o in observations if (h := self._hit(o, ts)) is not None]
-        updates = self._book.step(hits, ts)
-        self._forget(ts)
-        return updates
-
-    def flush(self, ts: float) -> list[IncidentUpdate]:
-        return self._book.flush(ts)
-
-    def _hit(self, o: Observation, ts: float) -> Hit | None:
-        p = self.params
-        if o.class_name not in p.classes or o.confidence < p.min_confidence:
-            return None
-        since = self._still.update(o, ts)
-        zone = self._gate.update(o, ts)
-        if zone is None:
-            self._parked_at.pop(o.track_id, None)
-            return None
-        start = self._rest_start(o, since, zone[1])
-        if start is None or ts - start < p.dwell_s:
-            return None
-        obj = ObjectRef(o.track_id, o.class_name, o.confidence, "subject", o.box)
-        return Hit(o.track_id, start, o.confidence, o.box, o.anchor, o.ground, zone[0], (obj,))
-
-    def _rest_start(self, o: Observation, still_since: float | None, zone_since: float) -> float | None:
-        parked = self._parked_at.get(o.track_id)
-        if parked is not None:
-            tol = 2 * (self.params.stillness.tolerance_m if o.ground else self.params.stillness.tolerance_rel * o.height_px)
-            if math.dist(parked[0], position(o)) <= tol:
-                return parked[1]
-            del self._parked_at[o.track_id]
-        if still_since is None:
-            return None
-        start = max(still_since, zone_since)
-        self._parked_at[o.track_id] = (position(o), start)
-        return start
-
-    def _forget(self, ts: float) -> None:
-        gone = self._still.prune(ts, self.params.forget_after_s)
-        if gone:
-            self._gate.forget(gone)
-            for tid in gone:
-                self._parked_at.pop(tid, None)
-
-    def state_size(self) -> int:
-        """Number of per-track entries held (for the soak test and the health metric)."""
-        return len(self._still) + len(self._gate) + len(self._parked_at)
+def rule(params: DwellParams, id_prefix: str) -> StationaryDwellRule:
+    return StationaryDwellRule(params, id_prefix, "illegal_parking")

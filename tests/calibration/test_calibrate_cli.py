@@ -20,8 +20,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "calibration" / "examples" / "po
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The way `gridwatch.cli` mounts it: it creates the `calibrate` group and hands over its subparsers."""
     parser = argparse.ArgumentParser(prog="gridwatch")
-    register(parser.add_subparsers(dest="command", required=True))
+    group = parser.add_subparsers(dest="command", required=True).add_parser("calibrate")
+    register(group.add_subparsers(dest="calibrate_cmd", required=True))
     return parser
 
 
@@ -45,14 +47,13 @@ def test_example_fits_with_small_error(tmp_path: Path) -> None:
     snippet = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert snippet["type"] == "points" and len(snippet["points"]) == 8
     assert set(snippet["points"][0]) == {"pixel", "lat", "lon"}
+    assert snippet["pixel_error_px"] == 2.0
 
 
 def test_snippet_refits_to_the_same_mapping(tmp_path: Path) -> None:
     res = fit_points(EXAMPLE, quiet=True)
     pts = res.snippet["points"]
-    refit = GroundMapping.from_point_pairs(
-        [p["pixel"] for p in pts], [p["lat"] for p in pts], [p["lon"] for p in pts]
-    )
+    refit = GroundMapping.from_point_pairs([p["pixel"] for p in pts], [p["lat"] for p in pts], [p["lon"] for p in pts])
     probe = np.array([[640.0, 600.0], [200.0, 400.0]])
     lat_a, lon_a = res.mapping.pixel_to_wgs84(probe)
     lat_b, lon_b = refit.pixel_to_wgs84(probe)
@@ -140,9 +141,7 @@ def test_register_fit_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert yaml.safe_load(out.read_text(encoding="utf-8"))["type"] == "points"
 
 
-def test_fit_subcommand_reports_bad_input_without_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_fit_subcommand_reports_bad_input_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "p.yaml"
     path.write_text("points:\n  - {pixel: [1, 2], lat: 39.9, lon: 116.4}\n", encoding="utf-8")
     assert _run(["calibrate", "fit", str(path)]) == 2

@@ -94,7 +94,9 @@ def test_cell_carries_name_and_properties(layer: GridLayer) -> None:
 def test_points_on_shared_edges_belong_to_exactly_one_cell(layer: GridLayer) -> None:
     """Every point of the interior grid lines is claimed by one cell, whatever the feature order."""
     reordered = GridLayer.from_geojson({**TINY, "features": TINY["features"][::-1]})
-    on_lines = [(39.90 + k * 0.001, M) for k in range(11, 20)] + [(C, 116.40 + k * 0.001) for k in range(1, 20)]
+    on_lines = [(39.90 + k * 0.001, M) for k in range(11, 20)] + [
+        (C, 116.40 + k * 0.001) for k in range(1, 20)
+    ]
     for lat, lon in on_lines:
         a, b = layer.cell_at(lat, lon), reordered.cell_at(lat, lon)
         assert a is not None and a == b
@@ -113,9 +115,12 @@ def test_cells_at_vectorised(layer: GridLayer) -> None:
 
 
 def test_integer_codes_and_custom_property_name() -> None:
-    doc = {"type": "FeatureCollection", "features": [_feature(370202001, _polygon(_square(W, S, M, C)))]}
+    doc: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "features": [_feature(370202001, _polygon(_square(W, S, M, C)))],
+    }
     assert GridLayer.from_geojson(doc).cells[0].code == "370202001"
-    props = copy.deepcopy(doc)
+    props: dict[str, Any] = copy.deepcopy(doc)
     props["features"][0]["properties"] = {"WGBM": "370202001001"}
     assert GridLayer.from_geojson(props, code_property="WGBM").cells[0].code == "370202001001"
 
@@ -188,9 +193,12 @@ def test_regular_grid_shape_codes_and_cleaners() -> None:
     codes = [f["properties"]["grid_code"] for f in feats]
     assert codes[0] == "1101050000" and codes[-1] == "1101050203" and len(set(codes)) == 12
     assert feats[5]["properties"]["cleaner"] == "cleaner-06"
-    assert make_regular_grid(LAT0, LON0, 1, 1, 10.0, cleaner_prefix=None)["features"][0]["properties"].get(
-        "cleaner"
-    ) is None
+    assert (
+        make_regular_grid(LAT0, LON0, 1, 1, 10.0, cleaner_prefix=None)["features"][0]["properties"].get(
+            "cleaner"
+        )
+        is None
+    )
 
 
 def test_regular_grid_cells_measure_cell_m() -> None:

@@ -23,7 +23,9 @@ def scene() -> np.ndarray:
         dx, dy = (int(v) for v in rng.integers(5, 40, 2))
         cv2.rectangle(img, (x, y), (x + dx, y + dy), colour, -1)
         cx, cy = (int(v) for v in rng.integers(0, [W, H]))
-        cv2.circle(img, (cx, cy), int(rng.integers(3, 20)), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+        cv2.circle(
+            img, (cx, cy), int(rng.integers(3, 20)), tuple(int(c) for c in rng.integers(0, 255, 3)), -1
+        )
     return img
 
 
@@ -33,7 +35,7 @@ def detector(scene: np.ndarray) -> ShiftDetector:
 
 
 def _translate(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    m = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
     return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
 
 

@@ -51,9 +51,7 @@ def encode_yolov5(boxes: list[tuple[float, float, float, float, int, float]], n:
     return out
 
 
-def encode_yolox(
-    boxes: list[tuple[float, float, float, float, int, float]], input_size: tuple[int, int]
-) -> np.ndarray:
+def encode_yolox(boxes: list[tuple[float, float, float, float, int, float]], input_size: tuple[int, int]) -> np.ndarray:
     """(1, N, 5+nc) raw YOLOX head: each box goes into the stride-8 cell under its centre."""
     grid, stride = yolox_grid(input_size)
     out = np.zeros((1, len(grid), 5 + NC), dtype=np.float32)

@@ -30,9 +30,7 @@ def test_demo_shaped_manifest_loads_from_json_and_yaml(tmp_path: Path, make_mani
 
 
 def test_metrics_and_training_are_free_form_and_optional(make_manifest: MakeManifest) -> None:
-    m = ModelManifest.model_validate(
-        make_manifest(metrics={"per_class": {"car": {"ap50": 0.9}}}, training=None)
-    )
+    m = ModelManifest.model_validate(make_manifest(metrics={"per_class": {"car": {"ap50": 0.9}}}, training=None))
     assert m.metrics == {"per_class": {"car": {"ap50": 0.9}}} and m.training is None
     data = make_manifest()
     del data["metrics"], data["training"]
@@ -103,3 +101,30 @@ def test_shipped_yolox_manifest() -> None:
         114,
     )
     assert len(m.classes) == 80 and m.classes[:3] == ["person", "bicycle", "car"]
+
+
+def test_the_demo_training_script_writes_a_manifest_this_loader_accepts(tmp_path: Path) -> None:
+    """Contract with models/train.py (owned elsewhere): its manifest JSON must validate here unchanged."""
+    from models import train
+    from synth import CLASSES
+
+    manifest = train.Manifest(
+        name=train.MODEL_NAME,
+        version=train.MODEL_VERSION,
+        decoder="ultralytics",
+        input_size=[320, 320],
+        classes=list(CLASSES),
+        color="RGB",
+        scale="0-1",
+        letterbox="center",
+        pad_value=114,
+        sha256="0" * 64,
+        licence=train.LICENCE,
+        metrics=train.Metrics(mAP50=0.5, mAP50_95=0.3, val_images=10, per_class_mAP50={"car": 0.7}),
+        training=train.TrainingInfo("cmd", 7, 1, 320, 100, 10, 12.5),
+    )
+    path = tmp_path / f"{train.MODEL_NAME}.json"
+    path.write_text(manifest.to_json())
+    loaded = load_manifest(path)
+    assert loaded.classes == ["car", "person", "litter", "stall", "wire"]
+    assert loaded.input_size == (320, 320) and loaded.metrics is not None and loaded.training is not None

@@ -35,9 +35,7 @@ def test_onnx_spec_defaults() -> None:
 
 
 def test_ultralytics_spec() -> None:
-    spec = parse_detector_spec(
-        {"type": "ultralytics", "model": "best.pt", "device": "cuda:0", "classes": ["car"]}
-    )
+    spec = parse_detector_spec({"type": "ultralytics", "model": "best.pt", "device": "cuda:0", "classes": ["car"]})
     assert isinstance(spec, UltralyticsDetectorSpec) and spec.device == "cuda:0"
 
 

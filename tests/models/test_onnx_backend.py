@@ -19,9 +19,7 @@ ModelFactory = Callable[..., tuple[Path, Path]]
 NC = 5  # car, person, litter, stall, wire
 
 
-def ultralytics_output(
-    boxes: Sequence[tuple[float, float, float, float, int, float]], n: int = 16
-) -> np.ndarray:
+def ultralytics_output(boxes: Sequence[tuple[float, float, float, float, int, float]], n: int = 16) -> np.ndarray:
     """(1, 4+nc, n) YOLOv8/11 head output with one column per (cx, cy, w, h, class, score) in input pixels."""
     out = np.zeros((1, 4 + NC, n), dtype=np.float32)
     for j, (cx, cy, w, h, cls, score) in enumerate(boxes):

@@ -76,15 +76,9 @@ def test_finds_several_plausible_cars_on_every_sampled_frame(
         assert len(cars) >= 5, f"frame {index}: only {len(cars)} cars"
         w = cars.xyxy[:, 2] - cars.xyxy[:, 0]
         h = cars.xyxy[:, 3] - cars.xyxy[:, 1]
-        assert (
-            (cars.xyxy >= 0).all()
-            and (cars.xyxy[:, [0, 2]] <= 704).all()
-            and (cars.xyxy[:, [1, 3]] <= 576).all()
-        )
+        assert (cars.xyxy >= 0).all() and (cars.xyxy[:, [0, 2]] <= 704).all() and (cars.xyxy[:, [1, 3]] <= 576).all()
         assert ((w >= 10) & (h >= 10)).all(), f"frame {index}: degenerate car boxes {cars.xyxy}"
-        assert ((w <= 704 * 0.5) & (h <= 576 * 0.5)).all(), (
-            f"frame {index}: car box larger than half the frame"
-        )
+        assert ((w <= 704 * 0.5) & (h <= 576 * 0.5)).all(), f"frame {index}: car box larger than half the frame"
         assert ((w / h > 0.4) & (w / h < 3.5)).all(), f"frame {index}: implausible car aspect ratios {w / h}"
         assert (cars.confidence >= 0.25).all()  # type: ignore[operator]
 
@@ -97,9 +91,7 @@ def test_kerb_parked_vehicles_are_found_where_annotated(
         vehicles = det[np.isin(det.data["class_name"], list(VEHICLES))]
         best_iou = sv.box_iou_batch(kerb_boxes, vehicles.xyxy).max(axis=1)
         matched = int((best_iou >= 0.5).sum())
-        assert matched >= 4, (
-            f"frame {index}: kerb vehicles matched {matched}/5, best IoUs {best_iou.round(2)}"
-        )
+        assert matched >= 4, f"frame {index}: kerb vehicles matched {matched}/5, best IoUs {best_iou.round(2)}"
 
 
 def test_detect_is_deterministic_and_leaves_the_frame_alone(

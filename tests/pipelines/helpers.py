@@ -12,5 +12,5 @@ def obs(tid: int, cls: str, cx: float, bottom: float, w: float = 40, h: float = 
 
 
 def times(duration_s: float, fps: float = 10.0, start: float = 0.0) -> list[float]:
-    n = int(round(duration_s * fps))
+    n = round(duration_s * fps)
     return [start + i / fps for i in range(n)]

@@ -56,6 +56,6 @@ def test_picked_up_object_ends_the_incident() -> None:
         return [o for o in drop_and_leave(t) if not (o.class_name == "litter" and t > 20)]
 
     ups = run(LitteringParams(dwell_s=5.0, end_after_s=2.0), script)
-    assert [u.phase for u in ups][0] == "started"
+    assert next(u.phase for u in ups) == "started"
     assert ups[-1].phase == "ended"
     assert ups[-1].ts == pytest.approx(20.0, abs=0.2)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.parking import IllegalParkingRule, ParkingParams
+from pipelines import parking
+from pipelines.dwell import StationaryDwellRule
 from pipelines.types import IncidentUpdate
 from pipelines.zones import Zone
 from tests.pipelines.helpers import obs, times
@@ -10,11 +11,11 @@ from tests.pipelines.helpers import obs, times
 KERB = Zone("kerb", ((0, 100), (400, 100), (400, 200), (0, 200)))
 
 
-def rule(dwell: float = 5.0, **kw: object) -> IllegalParkingRule:
-    return IllegalParkingRule(ParkingParams(zones=(KERB,), dwell_s=dwell, **kw), "cam1-run")  # type: ignore[arg-type]
+def rule(dwell: float = 5.0, **kw: object) -> StationaryDwellRule:
+    return parking.rule(parking.defaults((KERB,), dwell_s=dwell, **kw), "cam1-run")
 
 
-def run(r: IllegalParkingRule, frames: list[tuple[float, list]]) -> list[IncidentUpdate]:
+def run(r: StationaryDwellRule, frames: list[tuple[float, list]]) -> list[IncidentUpdate]:
     out: list[IncidentUpdate] = []
     for ts, observations in frames:
         out.extend(r.update(observations, ts))
