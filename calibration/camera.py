@@ -76,11 +76,11 @@ class PinholeCamera:
 
     # ----------------------------------------------------------------------------------- matrices
     @property
-    def K(self) -> FloatArray:  # noqa: N802 - the conventional name of the intrinsic matrix
+    def K(self) -> FloatArray:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     @property
-    def R(self) -> FloatArray:  # noqa: N802 - conventional name of the world->camera rotation
+    def R(self) -> FloatArray:
         """Rows are the camera's x (right), y (down), z (forward) axes expressed in ENU."""
         h = math.radians(self.heading_deg)
         t = math.radians(self.tilt_deg)

@@ -109,18 +109,14 @@ def _pack(
 def wgs84_to_gcj02(lat: float, lon: float) -> tuple[float, float]: ...
 @overload
 def wgs84_to_gcj02(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def wgs84_to_gcj02(
-    lat: npt.ArrayLike, lon: npt.ArrayLike
-) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
+def wgs84_to_gcj02(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     """WGS-84 -> GCJ-02 (the public forward formula; identity outside China)."""
     la, lo = _arrays(lat, lon)
     return _pack(lat, lon, *_wgs_to_gcj(la, lo))
 
 
 @overload
-def gcj02_to_wgs84(
-    lat: float, lon: float, tol_m: float = ..., max_iter: int = ...
-) -> tuple[float, float]: ...
+def gcj02_to_wgs84(lat: float, lon: float, tol_m: float = ..., max_iter: int = ...) -> tuple[float, float]: ...
 @overload
 def gcj02_to_wgs84(
     lat: npt.ArrayLike, lon: npt.ArrayLike, tol_m: float = ..., max_iter: int = ...
@@ -133,30 +129,36 @@ def gcj02_to_wgs84(
     `tol_m` is the largest allowed forward-mapping misfit in metres: the result maps back onto the input
     within `tol_m`. The offset changes slowly in space (its gradient is ~1e-5), so each iteration shrinks the
     error by orders of magnitude; the default 1 cm is reached in 2-3 iterations. Raises `ConvergenceError`
-    if `max_iter` is not enough (only plausible right at the edge of the China bounding box, where the
-    offset jumps).
+    if `max_iter` is not enough: that only happens within a few hundred metres of the China bounding box
+    (outside China proper), where the offset jumps and some GCJ-02 points have no WGS-84 pre-image.
     Non-finite inputs pass through unchanged.
     """
     g_lat, g_lon = _arrays(lat, lon)
     w_lat, w_lon = g_lat.copy(), g_lon.copy()
     finite = np.isfinite(g_lat) & np.isfinite(g_lon)
+    bad = finite
     for _ in range(max_iter):
         f_lat, f_lon = _wgs_to_gcj(w_lat, w_lon)
         err_lat, err_lon = f_lat - g_lat, f_lon - g_lon
         err_m = np.hypot(err_lat, err_lon * np.cos(np.radians(g_lat))) * _M_PER_DEG
-        if not np.any(finite & (err_m > tol_m)):
+        bad = finite & (err_m > tol_m)
+        if not np.any(bad):
             return _pack(lat, lon, w_lat, w_lon)
         w_lat, w_lon = w_lat - err_lat, w_lon - err_lon
-    raise ConvergenceError(f"GCJ-02 -> WGS-84 did not reach {tol_m} m in {max_iter} iterations")
+    k = int(np.flatnonzero(bad.ravel())[0])
+    where = f"({g_lat.ravel()[k]:.6f}, {g_lon.ravel()[k]:.6f})"
+    raise ConvergenceError(
+        f"GCJ-02 -> WGS-84 did not reach {tol_m} m in {max_iter} iterations for {int(bad.sum())} point(s), "
+        f"e.g. {where}: at the edge of the China box, where the offset jumps, a GCJ-02 point may have no "
+        "WGS-84 pre-image"
+    )
 
 
 @overload
 def gcj02_to_bd09(lat: float, lon: float) -> tuple[float, float]: ...
 @overload
 def gcj02_to_bd09(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def gcj02_to_bd09(
-    lat: npt.ArrayLike, lon: npt.ArrayLike
-) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
+def gcj02_to_bd09(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     """GCJ-02 -> BD-09 (Baidu maps). Applied everywhere, as Baidu does; it is not limited to China."""
     la, lo = _arrays(lat, lon)
     z = np.hypot(lo, la) + 0.00002 * np.sin(la * _X_PI)
@@ -168,9 +170,7 @@ def gcj02_to_bd09(
 def bd09_to_gcj02(lat: float, lon: float) -> tuple[float, float]: ...
 @overload
 def bd09_to_gcj02(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def bd09_to_gcj02(
-    lat: npt.ArrayLike, lon: npt.ArrayLike
-) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
+def bd09_to_gcj02(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     """BD-09 -> GCJ-02 (the published approximate inverse; round trip error is a few centimetres)."""
     la, lo = _arrays(lat, lon)
     x, y = lo - 0.0065, la - 0.006
@@ -183,9 +183,7 @@ def bd09_to_gcj02(
 def wgs84_to_bd09(lat: float, lon: float) -> tuple[float, float]: ...
 @overload
 def wgs84_to_bd09(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def wgs84_to_bd09(
-    lat: npt.ArrayLike, lon: npt.ArrayLike
-) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
+def wgs84_to_bd09(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     """WGS-84 -> BD-09 via GCJ-02."""
     g_lat, g_lon = wgs84_to_gcj02(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
     b_lat, b_lon = gcj02_to_bd09(g_lat, g_lon)
@@ -195,9 +193,7 @@ def wgs84_to_bd09(
 @overload
 def bd09_to_wgs84(lat: float, lon: float, tol_m: float = ...) -> tuple[float, float]: ...
 @overload
-def bd09_to_wgs84(
-    lat: npt.ArrayLike, lon: npt.ArrayLike, tol_m: float = ...
-) -> tuple[FloatArray, FloatArray]: ...
+def bd09_to_wgs84(lat: npt.ArrayLike, lon: npt.ArrayLike, tol_m: float = ...) -> tuple[FloatArray, FloatArray]: ...
 def bd09_to_wgs84(
     lat: npt.ArrayLike, lon: npt.ArrayLike, tol_m: float = 0.01
 ) -> tuple[float, float] | tuple[FloatArray, FloatArray]:

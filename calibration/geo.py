@@ -53,9 +53,7 @@ def _out(value: FloatArray, like_scalar: bool) -> float | FloatArray:
 @overload
 def wgs84_to_enu(lat: float, lon: float, lat0: float, lon0: float) -> tuple[float, float]: ...
 @overload
-def wgs84_to_enu(
-    lat: FloatArray, lon: FloatArray, lat0: float, lon0: float
-) -> tuple[FloatArray, FloatArray]: ...
+def wgs84_to_enu(lat: FloatArray, lon: FloatArray, lat0: float, lon0: float) -> tuple[FloatArray, FloatArray]: ...
 def wgs84_to_enu(lat: T, lon: T, lat0: float, lon0: float) -> tuple[T, T]:  # type: ignore[misc]
     """Degrees -> (east, north) metres relative to (lat0, lon0)."""
     scalar = np.ndim(lat) == 0 and np.ndim(lon) == 0
@@ -71,9 +69,7 @@ def wgs84_to_enu(lat: T, lon: T, lat0: float, lon0: float) -> tuple[T, T]:  # ty
 @overload
 def enu_to_wgs84(east: float, north: float, lat0: float, lon0: float) -> tuple[float, float]: ...
 @overload
-def enu_to_wgs84(
-    east: FloatArray, north: FloatArray, lat0: float, lon0: float
-) -> tuple[FloatArray, FloatArray]: ...
+def enu_to_wgs84(east: FloatArray, north: FloatArray, lat0: float, lon0: float) -> tuple[FloatArray, FloatArray]: ...
 def enu_to_wgs84(east: T, north: T, lat0: float, lon0: float) -> tuple[T, T]:  # type: ignore[misc]
     """(east, north) metres relative to (lat0, lon0) -> (lat, lon) degrees; exact inverse of wgs84_to_enu.
 

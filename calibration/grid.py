@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -40,7 +41,10 @@ GRID_CODE_RE = re.compile(r"^[0-9A-Z]{1,15}$")
 
 @dataclass(frozen=True)
 class GridCell:
-    """One unit grid: its code (the case-routing key), display name and the remaining feature properties."""
+    """One unit grid: its code (the case-routing key), display name and all feature properties.
+
+    Equality and hashing use `code` and `name` only; `properties` is a read-only view when loaded from a layer.
+    """
 
     code: str
     name: str | None = None
@@ -142,9 +146,7 @@ def _parse_code(value: object, where: str, code_property: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         value = str(value)
     if not isinstance(value, str) or not GRID_CODE_RE.match(value):
-        raise GridLayerError(
-            f"{where}: property {code_property!r} must be 1-15 characters of [0-9A-Z], got {value!r}"
-        )
+        raise GridLayerError(f"{where}: property {code_property!r} must be 1-15 characters of [0-9A-Z], got {value!r}")
     return value
 
 
@@ -181,9 +183,7 @@ class GridLayer:
         if doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
             raise GridLayerError("grid layer must be a GeoJSON FeatureCollection with a 'features' list")
         _check_crs(doc)
-        entries = [
-            _parse_feature(f, i, code_property, name_property, datum) for i, f in enumerate(doc["features"])
-        ]
+        entries = [_parse_feature(f, i, code_property, name_property, datum) for i, f in enumerate(doc["features"])]
         if not entries:
             raise GridLayerError("grid layer has no features")
         return cls(entries)
@@ -243,9 +243,7 @@ def _check_crs(doc: Mapping[str, Any]) -> None:
         )
 
 
-def _parse_feature(
-    feature: object, index: int, code_property: str, name_property: str, datum: Datum
-) -> _Entry:
+def _parse_feature(feature: object, index: int, code_property: str, name_property: str, datum: Datum) -> _Entry:
     where = f"feature {index}"
     if not isinstance(feature, Mapping) or feature.get("type") != "Feature":
         raise GridLayerError(f"{where}: not a GeoJSON Feature")
@@ -254,7 +252,7 @@ def _parse_feature(
         raise GridLayerError(f"{where}: properties must be an object")
     code = _parse_code(props.get(code_property), where, code_property)
     name = props.get(name_property)
-    cell = GridCell(code=code, name=None if name is None else str(name), properties=dict(props))
+    cell = GridCell(code, None if name is None else str(name), MappingProxyType(dict(props)))
     return _Entry(cell=cell, polygons=_parse_geometry(feature.get("geometry"), where, datum))
 
 
@@ -283,9 +281,7 @@ def make_regular_grid(
         raise GridLayerError(f"code_prefix must be at most 11 characters of [0-9A-Z], got {code_prefix!r}")
     lat_v, lon_v = _lattice(lat0, lon0, rows, cols, cell_m)
     features = [
-        _regular_cell(
-            lat_v, lon_v, r, c, f"{code_prefix}{r:02d}{c:02d}", _cleaner(cleaner_prefix, r * cols + c)
-        )
+        _regular_cell(lat_v, lon_v, r, c, f"{code_prefix}{r:02d}{c:02d}", _cleaner(cleaner_prefix, r * cols + c))
         for r in range(rows)
         for c in range(cols)
     ]

@@ -8,13 +8,14 @@ surveyed point pairs (`from_point_pairs`: >= 4 pixels clicked in the image, thei
 Sign convention (why `H` is not just "any H up to scale"): a homography is defined up to scale, but the
 *sign* of that scale decides which side of the horizon is ground. `GroundMapping` keeps H scaled so that
 ``w = H[2] @ (u, v, 1) > 0`` exactly for pixels that see the ground in front of the camera; both constructors
-guarantee it, and a hand-made `GroundMapping(H, ...)` must follow it. Pixels with ``w <= 0`` (sky, facades
+guarantee it, and a hand-made `GroundMapping(H, ...)` must follow it (`from_homography` fixes the sign of any H
+from one pixel known to see the ground). Pixels with ``w <= 0`` (sky, facades
 above the horizon) map to NaN, never to a mirrored point behind the camera.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import cv2
@@ -105,6 +106,25 @@ class GroundMapping:
         return cls(h, float(cam.lat), float(cam.lon), pixel_error_px)
 
     @classmethod
+    def from_homography(
+        cls,
+        h: npt.ArrayLike,
+        origin_lat: float,
+        origin_lon: float,
+        ground_pixel: tuple[float, float],
+        pixel_error_px: float = 2.0,
+    ) -> GroundMapping:
+        """Wrap a pixel -> ENU homography of unknown sign (e.g. one normalised to H[2,2] = 1, or saved by
+        another tool), fixing the sign with one pixel known to see the ground, such as the bottom centre of
+        the image. Use this rather than the raw constructor whenever the sign convention is not guaranteed.
+        """
+        arr = np.asarray(h, dtype=np.float64)
+        w = _apply(arr, _points(ground_pixel, "ground_pixel"))[0, 2] if arr.shape == (3, 3) else 1.0
+        if w == 0 or not np.isfinite(w):
+            raise DegenerateCalibrationError(f"ground_pixel {ground_pixel} lies on the horizon of H")
+        return cls(arr if w > 0 else -arr, origin_lat, origin_lon, pixel_error_px)
+
+    @classmethod
     def from_point_pairs(
         cls,
         pixels: npt.ArrayLike,
@@ -130,9 +150,7 @@ class GroundMapping:
         inliers = _ransac_inliers(pix, en, ransac_px) if ransac_px is not None else np.ones(len(pix), bool)
         h = _fit_homography(pix[inliers], en[inliers])
         mapping = cls(_ground_side_positive(h, pix[inliers]), lat0, lon0, pixel_error_px)
-        report = _fit_report(mapping, pix, en, inliers)
-        object.__setattr__(mapping, "fit_report", report)
-        return mapping
+        return replace(mapping, fit_report=_fit_report(mapping, pix, en, inliers))
 
     # ---------------------------------------------------------------------------------- mappings
     def pixel_to_enu(self, uv: npt.ArrayLike) -> FloatArray:

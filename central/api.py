@@ -30,6 +30,8 @@ SVG_W, SVG_H, PAD = 720, 480, 40
 
 
 class TimelineStep(BaseModel):
+    """One step of a case's timeline."""
+
     at: datetime
     step: str
     detail: str
@@ -55,6 +57,8 @@ class CaseDetail(CaseRow):
 
 
 class Health(BaseModel):
+    """The `/healthz` answer."""
+
     status: str
     cases: int
 
@@ -91,16 +95,19 @@ def _case_or_404(session: Session, case_number: str) -> Case:
 def _add_routes(app: FastAPI) -> None:
     @app.get("/healthz")
     def healthz(session: Session = Depends(_session)) -> Health:
+        """The database answers; how many cases it holds."""
         session.execute(text("SELECT 1"))
         return Health(status="ok", cases=int(session.scalar(select(func.count()).select_from(Case)) or 0))
 
     @app.get("/cases")
     def list_cases(status: str | None = None, session: Session = Depends(_session)) -> list[CaseRow]:
+        """Every case (oldest first), optionally only those with `status`."""
         rows = cases_as_rows(session)
         return [r for r in rows if status is None or r.status == status]
 
     @app.get("/cases/{case_number}")
     def get_case(case_number: str, session: Session = Depends(_session)) -> CaseDetail:
+        """One case with its timeline."""
         case = _case_or_404(session, case_number)
         fields = {name: getattr(case, name) for name in CaseDetail.model_fields if name != "timeline"}
         steps = [TimelineStep(at=t.at, step=t.step, detail=t.detail) for t in case.timeline]
@@ -108,6 +115,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/cases/{case_number}/snapshot.jpg")
     def snapshot(case_number: str, session: Session = Depends(_session)) -> FileResponse:
+        """The first snapshot JPEG of the case's incident."""
         case = _case_or_404(session, case_number)
         if case.snapshot_path is None or not Path(case.snapshot_path).is_file():
             raise HTTPException(status_code=404, detail=f"case {case_number} has no snapshot")
@@ -115,6 +123,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/", response_class=HTMLResponse)
     def dashboard(session: Session = Depends(_session)) -> str:
+        """The dashboard page."""
         return render_dashboard(cases_as_rows(session))
 
 
@@ -174,9 +183,7 @@ def svg_map(rows: list[CaseRow]) -> str:
 def render_dashboard(rows: list[CaseRow]) -> str:
     """The dashboard page: map and table, refreshed every 10 s."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in TABLE_COLUMNS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in table_cells(r)) + "</tr>" for r in rows
-    )
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in table_cells(r)) + "</tr>" for r in rows)
     return (
         '<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">'
         "<title>gridwatch cases</title><style>body{font-family:sans-serif;margin:1em}"

@@ -26,9 +26,7 @@ class Category(BaseModel):
         description="Five-digit category code; quote it in YAML so the leading zero is kept.",
     )
     name: str = Field(min_length=1, max_length=64, description="Category name as in the catalogue.")
-    auto_file: bool = Field(
-        False, description="File the case on intake without an operator confirming the category."
-    )
+    auto_file: bool = Field(False, description="File the case on intake without an operator confirming the category.")
 
 
 class CategoryTable(BaseModel):

@@ -61,9 +61,7 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--evidence-dir", help="store snapshots here (not subscribed when omitted)")
     run.add_argument("--events-log", help="append every incident payload, one line each, to this file")
     run.add_argument("--roster", help="grid cell -> cleaner YAML")
-    run.add_argument(
-        "--categories", help="category table YAML (default: the shipped GB/T 47678.5-2026 table)"
-    )
+    run.add_argument("--categories", help="category table YAML (default: the shipped GB/T 47678.5-2026 table)")
     run.set_defaults(func=cmd_run)
 
 

@@ -102,8 +102,7 @@ def dead_letter(session: Session, topic: str, payload: bytes, error: str, now: d
 def _validation_summary(exc: ValidationError, limit: int = 5) -> str:
     """`N errors: loc: msg; ...` — short enough to read in the dead-letter listing."""
     parts = [
-        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']} [{err['type']}]"
-        for err in exc.errors()
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']} [{err['type']}]" for err in exc.errors()
     ]
     more = f"; +{len(parts) - limit} more" if len(parts) > limit else ""
     return f"invalid IncidentEvent ({exc.error_count()} errors): " + "; ".join(parts[:limit]) + more
@@ -131,7 +130,7 @@ def ingest_incident(
     if session.get(EventRow, event_id) is not None:
         return IngestResult("duplicate", event.incident_id, event_id)
     session.add(_event_row(event, topic, payload, now))
-    case = session.scalars(select(Case).where(Case.incident_id == event.incident_id)).one_or_none()
+    case = _locked_case(session, event.incident_id)
     if case is None:
         case = _create_case(session, event, categories, roster, now)
         session.flush()
@@ -143,6 +142,17 @@ def ingest_incident(
         return IngestResult("stale", event.incident_id, event_id, case.case_number)
     _apply_event(case, event, now)
     return IngestResult("updated", event.incident_id, event_id, case.case_number)
+
+
+def _locked_case(session: Session, incident_id: str) -> Case | None:
+    """The incident's case, row-locked until the commit (PostgreSQL `FOR UPDATE`).
+
+    Two central instances in one share group may handle messages of the same incident at once; the lock
+    makes the `seq` comparison and the update atomic, so the newer state cannot be overwritten. SQLite has
+    a single writer: a stale snapshot fails the commit, and the service retries the message.
+    """
+    query = select(Case).where(Case.incident_id == incident_id).with_for_update()
+    return session.scalars(query).one_or_none()
 
 
 def _event_row(event: IncidentEvent, topic: str, payload: bytes, now: datetime) -> EventRow:
@@ -279,7 +289,7 @@ def ingest_evidence(
         )
     )
     session.flush()
-    case = session.scalars(select(Case).where(Case.incident_id == evidence.incident_id)).one_or_none()
+    case = _locked_case(session, evidence.incident_id)
     if case is not None:
         _link_evidence(session, case, now)
     number = case.case_number if case else None

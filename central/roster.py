@@ -38,9 +38,7 @@ class Roster(BaseModel):
     default_cleaner: CleanerId = Field(
         "dispatch-desk", description="Assignee for cells not listed and for incidents without a grid cell."
     )
-    cells: dict[GridCell, CleanerId] = Field(
-        default_factory=dict, description="Grid cell code -> cleaner id."
-    )
+    cells: dict[GridCell, CleanerId] = Field(default_factory=dict, description="Grid cell code -> cleaner id.")
 
     def cleaner_for(self, grid_cell: str | None) -> str:
         """The cleaner responsible for `grid_cell` (the default cleaner when unknown or None)."""

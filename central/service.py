@@ -152,6 +152,8 @@ class CentralService:
         With `wait`, return only once the subscriptions are acknowledged, or raise `CentralError` after
         `timeout` seconds (the service is stopped first). Without it, a broker that is down is retried.
         """
+        if self._client is not None:
+            raise CentralError("the service is already started")
         self._stopping.clear()
         self._store = open_store(self.db_url)
         if self.events_log is not None:
@@ -231,9 +233,7 @@ class CentralService:
         if self.protocol == "5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.session_expiry_s
-            client.connect_async(
-                self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props
-            )
+            client.connect_async(self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props)
         else:
             client.connect_async(self.broker.host, self.broker.port, keepalive=30)
 
@@ -312,13 +312,9 @@ class CentralService:
         with self.store.session() as session:
             now = utcnow()
             if msg.is_evidence and self.evidence_dir is not None:
-                result = ingest_evidence(
-                    session, msg.topic, msg.payload, msg.properties, self.evidence_dir, now=now
-                )
+                result = ingest_evidence(session, msg.topic, msg.payload, msg.properties, self.evidence_dir, now=now)
             else:
-                result = ingest_incident(
-                    session, msg.topic, msg.payload, self.categories, self.roster, now=now
-                )
+                result = ingest_incident(session, msg.topic, msg.payload, self.categories, self.roster, now=now)
             session.commit()
             return result
 

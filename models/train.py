@@ -33,10 +33,10 @@ ONNX_OPSET = 12
 
 @dataclass(frozen=True)
 class Metrics:
-    mAP50: float  # noqa: N815 - the name everyone reads in reports
-    mAP50_95: float  # noqa: N815
+    mAP50: float
+    mAP50_95: float
     val_images: int
-    per_class_mAP50: dict[str, float] = field(default_factory=dict)  # noqa: N815
+    per_class_mAP50: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,33 @@ def fit(data_yaml: Path, work_dir: Path, epochs: int, imgsz: int, seed: int, bat
 
     model = YOLO("yolo11n.yaml")
     model.train(
-        data=str(data_yaml), epochs=epochs, imgsz=imgsz, seed=seed, batch=batch, workers=workers,
-        device="cpu", project=str(work_dir / "runs"), name="train", exist_ok=True, pretrained=False,
-        amp=False, plots=False, val=False, deterministic=False, cache="ram",
+        data=str(data_yaml),
+        epochs=epochs,
+        imgsz=imgsz,
+        seed=seed,
+        batch=batch,
+        workers=workers,
+        device="cpu",
+        project=str(work_dir / "runs"),
+        name="train",
+        exist_ok=True,
+        pretrained=False,
+        amp=False,
+        plots=False,
+        val=False,
+        deterministic=False,
+        cache="ram",
         # Synthetic objects are small and the scenes are busy: milder scale jitter keeps bags visible.
-        scale=0.3, translate=0.1, mosaic=1.0, close_mosaic=max(1, epochs // 5), fliplr=0.5,
-        hsv_h=0.02, hsv_s=0.5, hsv_v=0.4, warmup_epochs=1.0, patience=0,
+        scale=0.3,
+        translate=0.1,
+        mosaic=1.0,
+        close_mosaic=max(1, epochs // 5),
+        fliplr=0.5,
+        hsv_h=0.02,
+        hsv_s=0.5,
+        hsv_v=0.4,
+        warmup_epochs=1.0,
+        patience=0,
     )
     trainer = model.trainer
     assert trainer is not None
@@ -111,7 +132,7 @@ def evaluate(weights: Path, data_yaml: Path, imgsz: int, classes: list[str]) -> 
     from ultralytics import YOLO
 
     res = YOLO(str(weights)).val(data=str(data_yaml), imgsz=imgsz, batch=16, device="cpu", plots=False, workers=0)
-    per_class = {classes[int(c)]: float(ap) for c, ap in zip(res.box.ap_class_index, res.box.ap50)}
+    per_class = {classes[int(c)]: float(ap) for c, ap in zip(res.box.ap_class_index, res.box.ap50, strict=False)}
     n_val = len(list((data_yaml.parent / "images" / "val").glob("*.jpg")))
     return Metrics(float(res.box.map50), float(res.box.map), n_val, per_class)
 
@@ -137,7 +158,7 @@ third-party weights; it is not a production model for real cameras.
 |---|---|
 | classes (id order) | {", ".join(m.classes)} |
 | input | {m.input_size[0]}x{m.input_size[1]}, RGB, 0-1 scale, centre letterbox, pad {m.pad_value} |
-| output | Ultralytics head `(1, 4 + {len(m.classes)}, N)`: cx, cy, w, h in input pixels, then class scores (no objectness) |
+| output | Ultralytics head `(1, 4 + {len(m.classes)}, N)`: cx, cy, w, h (input pixels), class scores |
 | file | `{m.name}.onnx` (opset {ONNX_OPSET}, static shape) |
 | sha256 | `{m.sha256}` |
 
@@ -195,11 +216,21 @@ def train(
     shutil.copyfile(onnx_src, onnx_dst)
     n_train = len(list((data_yaml.parent / "images" / "train").glob("*.jpg")))
     manifest = Manifest(
-        name=MODEL_NAME, version=MODEL_VERSION, decoder="ultralytics", input_size=[imgsz, imgsz],
-        classes=list(CLASSES), color="RGB", scale="0-1", letterbox="center", pad_value=114,
-        sha256=sha256_file(onnx_dst), licence=LICENCE, metrics=metrics,
-        training=TrainingInfo(command, seed if data_seed is None else data_seed, epochs, imgsz, n_train,
-                              metrics.val_images, seconds),
+        name=MODEL_NAME,
+        version=MODEL_VERSION,
+        decoder="ultralytics",
+        input_size=[imgsz, imgsz],
+        classes=list(CLASSES),
+        color="RGB",
+        scale="0-1",
+        letterbox="center",
+        pad_value=114,
+        sha256=sha256_file(onnx_dst),
+        licence=LICENCE,
+        metrics=metrics,
+        training=TrainingInfo(
+            command, seed if data_seed is None else data_seed, epochs, imgsz, n_train, metrics.val_images, seconds
+        ),
     )
     (out / f"{MODEL_NAME}.json").write_text(manifest.to_json(), encoding="utf-8")
     write_card(out / "MODEL_CARD.md", manifest)
@@ -213,7 +244,7 @@ def letterbox(img_bgr: np.ndarray, size: int, pad: int = 114) -> tuple[np.ndarra
 
     h, w = img_bgr.shape[:2]
     r = min(size / w, size / h)
-    nw, nh = int(round(w * r)), int(round(h * r))
+    nw, nh = round(w * r), round(h * r)
     canvas = np.full((size, size, 3), pad, np.uint8)
     left, top = (size - nw) // 2, (size - nh) // 2
     canvas[top : top + nh, left : left + nw] = cv2.resize(img_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
@@ -233,16 +264,27 @@ def decode(out: np.ndarray, r: float, pad: tuple[int, int], conf: float = 0.25, 
     pred, cls, best = pred[keep], cls[keep], best[keep]
     if len(pred) == 0:
         return np.zeros((0, 6))
-    xyxy = np.stack([pred[:, 0] - pred[:, 2] / 2, pred[:, 1] - pred[:, 3] / 2,
-                     pred[:, 0] + pred[:, 2] / 2, pred[:, 1] + pred[:, 3] / 2], 1)
+    xyxy = np.stack(
+        [
+            pred[:, 0] - pred[:, 2] / 2,
+            pred[:, 1] - pred[:, 3] / 2,
+            pred[:, 0] + pred[:, 2] / 2,
+            pred[:, 1] + pred[:, 3] / 2,
+        ],
+        1,
+    )
     xyxy -= [pad[0], pad[1], pad[0], pad[1]]
     xyxy /= r
     rows: list[np.ndarray] = []
     for c in np.unique(cls):  # class-wise NMS
         m = cls == c
         boxes = xyxy[m]
-        idx = cv2.dnn.NMSBoxes([[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes],
-                               best[m].tolist(), conf, iou)
+        idx = cv2.dnn.NMSBoxes(
+            [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes],
+            best[m].tolist(),
+            conf,
+            iou,
+        )
         for i in np.asarray(idx).reshape(-1):
             rows.append(np.array([*boxes[i], best[m][i], c]))
     return np.array(rows) if rows else np.zeros((0, 6))
@@ -255,7 +297,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def demo_recall(onnx_path: str | Path, scenario: str | Path, step_s: float = 1.0, conf: float = 0.25) -> dict[str, tuple[int, int]]:
+def demo_recall(
+    onnx_path: str | Path, scenario: str | Path, step_s: float = 1.0, conf: float = 0.25
+) -> dict[str, tuple[int, int]]:
     """Per-class (hits, ground-truth boxes) on demo frames every ``step_s``: IoU >= 0.5, same class."""
     import onnxruntime as ort
 
@@ -307,8 +351,18 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.reuse_data and data_yaml.exists()):
         summary = build_dataset(data_dir, args.train, args.val, seed=args.seed, progress=True)
         print(f"[train] dataset: {summary.instances} in {summary.seconds:.0f}s", flush=True)
-    m = train(data_yaml, args.out, args.epochs, args.imgsz, args.seed, batch=args.batch, workers=args.workers,
-              work_dir=args.work_dir, data_seed=args.seed, command=command)
+    m = train(
+        data_yaml,
+        args.out,
+        args.epochs,
+        args.imgsz,
+        args.seed,
+        batch=args.batch,
+        workers=args.workers,
+        work_dir=args.work_dir,
+        data_seed=args.seed,
+        command=command,
+    )
     print(f"[train] mAP50={m.metrics.mAP50:.3f} mAP50-95={m.metrics.mAP50_95:.3f} sha256={m.sha256}", flush=True)
     if args.demo.exists():
         for name, (hit, total) in demo_recall(args.out / f"{MODEL_NAME}.onnx", args.demo).items():

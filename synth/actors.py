@@ -7,6 +7,7 @@ function of (scenario, t).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -83,13 +84,15 @@ def car_thing(key: str, pose: Pose, spec: CarSpec) -> Thing:
             wheel = local_box(sx * 0.33 * length, sy * (width / 2 - 0.12), 0.0, 0.64, 0.22, 0.62)
             faces += shaded_box(pose, wheel, (28, 28, 30))
     faces += shaded_box(pose, local_box(0.0, 0.0, clear, length, width, body_h), colour)
-    cabin = pose.to_world(
-        local_box(cab_off * length, 0.0, clear + body_h, cab_frac * length, width * 0.9, cab_h)
-    )
+    cabin = pose.to_world(local_box(cab_off * length, 0.0, clear + body_h, cab_frac * length, width * 0.9, cab_h))
     faces += cuboid_faces(cabin, [glass, shade(colour, 1.1), glass, glass, glass, glass])
     for sy in (-1, 1):  # head lights and tail lights
-        faces += shaded_box(pose, local_box(length / 2, sy * width * 0.32, clear + 0.35, 0.04, 0.3, 0.12), (200, 235, 245))
-        faces += shaded_box(pose, local_box(-length / 2, sy * width * 0.32, clear + 0.35, 0.04, 0.3, 0.12), (30, 30, 200))
+        faces += shaded_box(
+            pose, local_box(length / 2, sy * width * 0.32, clear + 0.35, 0.04, 0.3, 0.12), (200, 235, 245)
+        )
+        faces += shaded_box(
+            pose, local_box(-length / 2, sy * width * 0.32, clear + 0.35, 0.04, 0.3, 0.12), (30, 30, 200)
+        )
     return Thing(key, CAR, pose.anchor, faces=faces, shadow=_footprint(pose, length, width))
 
 
@@ -150,11 +153,18 @@ def _stripes(pose: Pose, length: float, depth: float, z: float, cols: tuple[Bgr,
     n = 6
     for i in range(n):
         x0 = -length / 2 + i * length / n
-        quad = np.array([[x0, -depth / 2, z], [x0 + length / n, -depth / 2, z],
-                         [x0 + length / n, depth / 2, z], [x0, depth / 2, z]])
+        quad = np.array(
+            [[x0, -depth / 2, z], [x0 + length / n, -depth / 2, z], [x0 + length / n, depth / 2, z], [x0, depth / 2, z]]
+        )
         faces.append(Face(pose.to_world(quad), cols[i % 2], two_sided=True))
-        front = np.array([[x0, -depth / 2, z - 0.28], [x0 + length / n, -depth / 2, z - 0.28],
-                          [x0 + length / n, -depth / 2, z], [x0, -depth / 2, z]])
+        front = np.array(
+            [
+                [x0, -depth / 2, z - 0.28],
+                [x0 + length / n, -depth / 2, z - 0.28],
+                [x0 + length / n, -depth / 2, z],
+                [x0, -depth / 2, z],
+            ]
+        )
         faces.append(Face(pose.to_world(front), shade(cols[i % 2], 0.85), two_sided=True))
     return faces
 
@@ -180,7 +190,9 @@ def stall_thing(key: str, pose: Pose, spec: StallSpec, seed: int) -> Thing:
     if spec.style == "cart":
         faces += shaded_box(pose, local_box(0.0, 0.0, 0.25, length, depth, table_z - 0.25), rgb_to_bgr(spec.table))
         for sx in (-1, 1):
-            faces += shaded_box(pose, local_box(sx * length * 0.3, -depth / 2 - 0.03, 0.0, 0.5, 0.06, 0.5), (25, 25, 25))
+            faces += shaded_box(
+                pose, local_box(sx * length * 0.3, -depth / 2 - 0.03, 0.0, 0.5, 0.06, 0.5), (25, 25, 25)
+            )
     else:
         faces += shaded_box(pose, local_box(0.0, 0.0, 0.0, length, depth, table_z), rgb_to_bgr(spec.table))
     x = -length / 2 + 0.1
@@ -193,7 +205,9 @@ def stall_thing(key: str, pose: Pose, spec: StallSpec, seed: int) -> Thing:
     if spec.style == "canopy":
         for sx in (-1, 1):
             for sy in (-1, 1):
-                faces += shaded_box(pose, local_box(sx * (length / 2 + 0.1), sy * 0.6, 0.0, 0.04, 0.04, 2.2), (80, 80, 80))
+                faces += shaded_box(
+                    pose, local_box(sx * (length / 2 + 0.1), sy * 0.6, 0.0, 0.04, 0.04, 2.2), (80, 80, 80)
+                )
         faces += _stripes(pose, length + 0.4, 1.5, 2.2, cols)
     else:
         radius = 1.25 if spec.style == "umbrella" else 0.9
@@ -227,10 +241,12 @@ def _wire_shapes(frame: StreetFrame, spec: WireSpec, n: int = 40) -> tuple[Float
     lie_al = down_al[-1] + sign * g * spec.lie_length_m
     start_out = down_out[-1]
     lie_out = start_out + (spec.lie_out - start_out) * np.sin(g * math.pi / 2) + 0.3 * np.sin(g * 9.0)
-    ground = np.column_stack([
-        frame.to_enu(np.concatenate([down_al, lie_al]), np.concatenate([down_out, lie_out])),
-        np.concatenate([down_z, np.full(len(g), 0.04)]),
-    ])
+    ground = np.column_stack(
+        [
+            frame.to_enu(np.concatenate([down_al, lie_al]), np.concatenate([down_out, lie_out])),
+            np.concatenate([down_z, np.full(len(g), 0.04)]),
+        ]
+    )
     return hang, ground
 
 
@@ -245,7 +261,7 @@ def wire_thing(key: str, frame: StreetFrame, spec: WireSpec, t: float) -> Thing:
     hang, ground = _wire_shapes(frame, spec)
     p = wire_point_at(spec, t)
     s = np.linspace(0.0, 1.0, len(hang))[:, None]
-    ease = np.clip(p * p * (1.0 + 0.6 * s) , 0.0, 1.0)  # the free end leads the fall
+    ease = np.clip(p * p * (1.0 + 0.6 * s), 0.0, 1.0)  # the free end leads the fall
     pts = hang + (ground - hang) * ease
     pts[:, 2] = np.maximum(pts[:, 2], 0.03)
     low_pts = pts[pts[:, 2] < WIRE_LOW_M]
@@ -360,7 +376,7 @@ def _street_props(frame: StreetFrame, scenario: Scenario) -> SceneryActor:
     things = [pole_thing(f"pole{i}", frame, a, 0.5, 7.5) for i, a in enumerate(spec.poles)]
     if spec.overhead_wire and len(spec.poles) >= 2:
         ps = sorted(spec.poles)
-        for i, (a, b) in enumerate(zip(ps, ps[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(ps)):
             wspec = WireSpec(kind="wire", id=f"overhead{i}", pole_along=a, span_along=b - a, pole_height_m=7.5)
             things.append(wire_thing(f"overhead{i}", frame, wspec, 0.0))
     return SceneryActor(tuple(things))
@@ -379,7 +395,9 @@ def build_actors(scenario: Scenario, frame: StreetFrame) -> list[Actor]:
                 al, out = drop_position(frame, spec, spec.drop)
                 pose = frame.pose(al, out)
                 d = spec.drop
-                actors.append(LitterActor(f"{spec.id}/drop", pose, d.t, None, d.item, rgb_to_bgr(d.colour), d.size_m, seed))
+                actors.append(
+                    LitterActor(f"{spec.id}/drop", pose, d.t, None, d.item, rgb_to_bgr(d.colour), d.size_m, seed)
+                )
         elif isinstance(spec, LitterSpec):
             pose = frame.pose(spec.along, spec.out)
             actors.append(

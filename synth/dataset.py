@@ -60,7 +60,9 @@ def _progress(split: str, done: int, total: int, started: float, enabled: bool) 
     if not enabled or (done % 50 and done != total):
         return
     rate = done / max(1e-6, time.monotonic() - started)
-    print(f"\r[synth] {split}: {done}/{total} images ({rate:.1f}/s)", end="\n" if done == total else "", file=sys.stderr)
+    print(
+        f"\r[synth] {split}: {done}/{total} images ({rate:.1f}/s)", end="\n" if done == total else "", file=sys.stderr
+    )
 
 
 def _write_split(root: Path, split: str, seed: int, count: int, counts: dict[str, int], progress: bool) -> None:

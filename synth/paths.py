@@ -6,6 +6,7 @@ same motion.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ def state_at(waypoints: list[Waypoint], t: float) -> PathState | None:
     if not waypoints or t < waypoints[0].t:
         return None
     d_al, d_out, dist = 1.0, 0.0, 0.0
-    for a, b in zip(waypoints, waypoints[1:]):
+    for a, b in itertools.pairwise(waypoints):
         length = _seg_len(a, b)
         if length > REST_EPS_M:
             d_al, d_out = (b.along - a.along) / length, (b.out - a.out) / length
@@ -71,7 +72,7 @@ def rest_intervals(waypoints: list[Waypoint]) -> list[RestInterval]:
         while j + 1 < len(waypoints) and _seg_len(waypoints[i], waypoints[j + 1]) <= REST_EPS_M:
             j += 1
         w = waypoints[i]
-        end = waypoints[j + 1].t if j + 1 < len(waypoints) else None
+        end = waypoints[j].t if j + 1 < len(waypoints) else None
         if j > i or end is None:
             rests.append(RestInterval(w.t, end, w.along, w.out))
         i = j + 1

@@ -30,11 +30,27 @@ Rgb = tuple[int, int, int]
 ActorList = list[CarSpec | PersonSpec | LitterSpec | StallSpec | WireSpec]
 
 _CAR_COLOURS: list[Rgb] = [
-    (240, 240, 240), (20, 20, 22), (150, 150, 155), (90, 90, 95), (180, 25, 25), (30, 60, 170),
-    (230, 200, 40), (40, 100, 60), (120, 70, 40), (200, 200, 210), (90, 20, 30), (60, 140, 200),
+    (240, 240, 240),
+    (20, 20, 22),
+    (150, 150, 155),
+    (90, 90, 95),
+    (180, 25, 25),
+    (30, 60, 170),
+    (230, 200, 40),
+    (40, 100, 60),
+    (120, 70, 40),
+    (200, 200, 210),
+    (90, 20, 30),
+    (60, 140, 200),
 ]
 _LITTER_COLOURS: list[Rgb] = [
-    (20, 20, 22), (25, 25, 30), (235, 235, 235), (40, 80, 170), (60, 120, 60), (150, 120, 80), (200, 200, 60),
+    (20, 20, 22),
+    (25, 25, 30),
+    (235, 235, 235),
+    (40, 80, 170),
+    (60, 120, 60),
+    (150, 120, 80),
+    (200, 200, 60),
 ]
 
 
@@ -126,8 +142,13 @@ def _car(rng: np.random.Generator, key: str, wps: list[Waypoint]) -> CarSpec:
     style = ("sedan", "suv", "van")[int(rng.choice(3, p=[0.6, 0.28, 0.12]))]
     length = float(rng.uniform(3.8, 4.9)) if style != "van" else float(rng.uniform(4.6, 5.8))
     return CarSpec(
-        kind="car", id=key, style=style, colour=_pick(rng, _CAR_COLOURS) if rng.random() < 0.8 else _rgb(rng),
-        length_m=length, width_m=float(rng.uniform(1.65, 2.0)), waypoints=wps,
+        kind="car",
+        id=key,
+        style=style,
+        colour=_pick(rng, _CAR_COLOURS) if rng.random() < 0.8 else _rgb(rng),
+        length_m=length,
+        width_m=float(rng.uniform(1.65, 2.0)),
+        waypoints=wps,
     )
 
 
@@ -146,8 +167,10 @@ def _parked_cars(rng: np.random.Generator, st: StreetSpec, c: float, hw: float, 
 def _people(rng: np.random.Generator, st: StreetSpec, c: float, hw: float, dur: float) -> ActorList:
     people: ActorList = []
     for i in range(int(rng.integers(0, 5))):
-        out = float(rng.uniform(0.4, st.sidewalk_width_m - 0.4)) if rng.random() < 0.85 else float(
-            rng.uniform(-road_width(st), 0.0)
+        out = (
+            float(rng.uniform(0.4, st.sidewalk_width_m - 0.4))
+            if rng.random() < 0.85
+            else float(rng.uniform(-road_width(st), 0.0))
         )
         a0 = c + float(rng.uniform(-hw, hw))
         if rng.random() < 0.3:  # standing
@@ -155,17 +178,30 @@ def _people(rng: np.random.Generator, st: StreetSpec, c: float, hw: float, dur: 
         else:
             speed = float(rng.uniform(0.8, 1.8)) * (1 if rng.random() < 0.5 else -1)
             d_out = float(rng.uniform(-0.3, 0.3))
-            wps = [Waypoint(t=0.0, along=a0 - speed * dur / 2, out=out),
-                   Waypoint(t=dur, along=a0 + speed * dur / 2, out=out + d_out)]
+            wps = [
+                Waypoint(t=0.0, along=a0 - speed * dur / 2, out=out),
+                Waypoint(t=dur, along=a0 + speed * dur / 2, out=out + d_out),
+            ]
         drop = None
         if rng.random() < 0.25 and len(wps) > 1:
-            drop = DropSpec(t=float(rng.uniform(0.0, dur)), item="bag" if rng.random() < 0.8 else "box",
-                            colour=_pick(rng, _LITTER_COLOURS), size_m=float(rng.uniform(0.35, 0.65)))
-        people.append(PersonSpec(
-            kind="person", id=f"p{i}", height_m=float(rng.uniform(1.5, 1.9)), shirt=_rgb(rng),
-            trousers=_rgb(rng, 10, 140), skin=_pick(rng, [(230, 190, 160), (200, 160, 130), (150, 110, 80)]),
-            waypoints=wps, drop=drop,
-        ))
+            drop = DropSpec(
+                t=float(rng.uniform(0.0, dur)),
+                item="bag" if rng.random() < 0.8 else "box",
+                colour=_pick(rng, _LITTER_COLOURS),
+                size_m=float(rng.uniform(0.35, 0.65)),
+            )
+        people.append(
+            PersonSpec(
+                kind="person",
+                id=f"p{i}",
+                height_m=float(rng.uniform(1.5, 1.9)),
+                shirt=_rgb(rng),
+                trousers=_rgb(rng, 10, 140),
+                skin=_pick(rng, [(230, 190, 160), (200, 160, 130), (150, 110, 80)]),
+                waypoints=wps,
+                drop=drop,
+            )
+        )
     return people
 
 
@@ -174,11 +210,17 @@ def _litter(rng: np.random.Generator, st: StreetSpec, c: float, hw: float, dur: 
     for i in range(int(rng.choice(5, p=[0.15, 0.3, 0.25, 0.2, 0.1]))):
         out = float(rng.uniform(-st.kerb_lane_m, st.sidewalk_width_m - 0.3))
         item = ("bag", "box", "pile")[int(rng.choice(3, p=[0.6, 0.2, 0.2]))]
-        items.append(LitterSpec(
-            kind="litter", id=f"l{i}", along=c + float(rng.uniform(-hw, hw)), out=out, item=item,
-            colour=_pick(rng, _LITTER_COLOURS) if item != "box" else _pick(rng, [(150, 110, 70), (190, 160, 120)]),
-            size_m=float(rng.uniform(0.3, 0.7)) * (1.6 if item == "pile" else 1.0),
-        ))
+        items.append(
+            LitterSpec(
+                kind="litter",
+                id=f"l{i}",
+                along=c + float(rng.uniform(-hw, hw)),
+                out=out,
+                item=item,
+                colour=_pick(rng, _LITTER_COLOURS) if item != "box" else _pick(rng, [(150, 110, 70), (190, 160, 120)]),
+                size_m=float(rng.uniform(0.3, 0.7)) * (1.6 if item == "pile" else 1.0),
+            )
+        )
     return items
 
 
@@ -186,12 +228,20 @@ def _stalls(rng: np.random.Generator, st: StreetSpec, c: float, hw: float, dur: 
     stalls: ActorList = []
     for i in range(int(rng.choice(3, p=[0.35, 0.5, 0.15]))):
         style = ("canopy", "umbrella", "cart")[int(rng.integers(3))]
-        stalls.append(StallSpec(
-            kind="stall", id=f"s{i}", along=c + float(rng.uniform(-hw, hw)),
-            out=float(rng.uniform(0.8, max(1.0, st.sidewalk_width_m - 1.0))), yaw_deg=float(rng.uniform(-20, 20)),
-            style=style, canopy=_rgb(rng), canopy2=_rgb(rng, 150, 255), table=_rgb(rng, 40, 200),
-            length_m=float(rng.uniform(1.0, 2.2)),
-        ))
+        stalls.append(
+            StallSpec(
+                kind="stall",
+                id=f"s{i}",
+                along=c + float(rng.uniform(-hw, hw)),
+                out=float(rng.uniform(0.8, max(1.0, st.sidewalk_width_m - 1.0))),
+                yaw_deg=float(rng.uniform(-20, 20)),
+                style=style,
+                canopy=_rgb(rng),
+                canopy2=_rgb(rng, 150, 255),
+                table=_rgb(rng, 40, 200),
+                length_m=float(rng.uniform(1.0, 2.2)),
+            )
+        )
     return stalls
 
 
@@ -199,14 +249,22 @@ def _wires(rng: np.random.Generator, st: StreetSpec, c: float, hw: float, dur: f
     if rng.random() > 0.75:
         return []
     sign = 1.0 if rng.random() < 0.5 else -1.0
-    return [WireSpec(
-        kind="wire", id="w0", pole_along=c + float(rng.uniform(-hw, hw)), pole_out=float(rng.uniform(0.3, 0.8)),
-        pole_height_m=float(rng.uniform(5.5, 9.0)), span_along=sign * 30.0,
-        fall_s=float(max(0.0, rng.uniform(-1.0 * dur, 0.8 * dur))), fall_duration_s=float(rng.uniform(0.8, 2.0)),
-        lie_length_m=float(rng.uniform(3.0, 9.0)), lie_out=float(rng.uniform(-3.0, st.sidewalk_width_m - 0.3)),
-        thickness_m=float(rng.uniform(0.05, 0.12)),
-        colour=_pick(rng, [(20, 20, 20), (35, 35, 40), (60, 60, 60), (200, 120, 30)]),
-    )]
+    return [
+        WireSpec(
+            kind="wire",
+            id="w0",
+            pole_along=c + float(rng.uniform(-hw, hw)),
+            pole_out=float(rng.uniform(0.3, 0.8)),
+            pole_height_m=float(rng.uniform(5.5, 9.0)),
+            span_along=sign * 30.0,
+            fall_s=float(max(0.0, rng.uniform(-1.0 * dur, 0.8 * dur))),
+            fall_duration_s=float(rng.uniform(0.8, 2.0)),
+            lie_length_m=float(rng.uniform(3.0, 9.0)),
+            lie_out=float(rng.uniform(-3.0, st.sidewalk_width_m - 0.3)),
+            thickness_m=float(rng.uniform(0.05, 0.12)),
+            colour=_pick(rng, [(20, 20, 20), (35, 35, 40), (60, 60, 60), (200, 120, 30)]),
+        )
+    ]
 
 
 def random_scenario(rng: np.random.Generator, duration_s: float = 8.0, name: str = "random") -> Scenario:
@@ -219,6 +277,13 @@ def random_scenario(rng: np.random.Generator, duration_s: float = 8.0, name: str
         actors += maker(rng, street, c, hw, duration_s)
     resolution = (640, 360) if rng.random() < 0.8 else (640, 480)
     return Scenario(
-        name=name, seed=int(rng.integers(0, 2**31 - 1)), duration_s=duration_s, fps=10.0, resolution=resolution,
-        camera=cam, street=street, look=_look(rng), actors=list(actors),
+        name=name,
+        seed=int(rng.integers(0, 2**31 - 1)),
+        duration_s=duration_s,
+        fps=10.0,
+        resolution=resolution,
+        camera=cam,
+        street=street,
+        look=_look(rng),
+        actors=list(actors),
     )

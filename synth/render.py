@@ -147,7 +147,7 @@ def _line_shape(cam: PinholeCamera, line: Line) -> _Shape | None:
     if len(c) < 2:
         return None
     z = float(c[:, 2].mean())
-    thick = max(line.min_px, int(round(cam.fx * line.thickness_m / z)))
+    thick = max(line.min_px, round(cam.fx * line.thickness_m / z))
     return _Shape(z, "line", _to_pixels(cam, c), line.colour, thick)
 
 
@@ -161,12 +161,14 @@ def thing_shapes(cam: PinholeCamera, thing: Thing) -> list[_Shape]:
 
 
 # --------------------------------------------------------------------------------------- drawing
-def _draw(img: Image, shape: _Shape, colour: tuple[int, int, int] | int, aa: bool, offset: tuple[float, float] = (0.0, 0.0)) -> None:
+def _draw(
+    img: Image, shape: _Shape, colour: tuple[int, int, int] | int, aa: bool, offset: tuple[float, float] = (0.0, 0.0)
+) -> None:
     line_type = cv2.LINE_AA if aa else cv2.LINE_8
     if shape.kind == "ellipse":
         (cx, cy), (ax, ay) = shape.pix
-        centre = (int(round((cx - offset[0]) * _SCALE)), int(round((cy - offset[1]) * _SCALE)))
-        axes = (max(1, int(round(ax * _SCALE))), max(1, int(round(ay * _SCALE))))
+        centre = (round((cx - offset[0]) * _SCALE), round((cy - offset[1]) * _SCALE))
+        axes = (max(1, round(ax * _SCALE)), max(1, round(ay * _SCALE)))
         cv2.ellipse(img, centre, axes, 0, 0, 360, colour, -1, line_type, _SHIFT)
         return
     pts = np.round((shape.pix - offset) * _SCALE).astype(np.int32)

@@ -14,6 +14,7 @@ Every model forbids unknown keys so a typo fails loudly with the path of the bad
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -79,7 +80,7 @@ class Waypoint(_Strict):
 
 def _check_times(waypoints: list[Waypoint]) -> None:
     times = [w.t for w in waypoints]
-    if any(b < a for a, b in zip(times, times[1:])):
+    if any(b < a for a, b in itertools.pairwise(times)):
         raise ValueError(f"waypoint times must not decrease, got {times}: sort the waypoints by t")
 
 
@@ -165,9 +166,7 @@ class WireSpec(_Strict):
     colour: Rgb = (20, 20, 20)
 
 
-ActorSpec = Annotated[
-    Union[CarSpec, PersonSpec, LitterSpec, StallSpec, WireSpec], Field(discriminator="kind")
-]
+ActorSpec = Annotated[Union[CarSpec, PersonSpec, LitterSpec, StallSpec, WireSpec], Field(discriminator="kind")]
 
 
 class Scenario(_Strict):
@@ -198,7 +197,7 @@ class Scenario(_Strict):
 
     @property
     def frame_count(self) -> int:
-        return max(1, int(round(self.duration_s * self.fps)))
+        return max(1, round(self.duration_s * self.fps))
 
 
 def _format_error(source: str, err: ValidationError) -> str:

@@ -101,7 +101,7 @@ def zone_truth(cam: PinholeCamera, zone: Zone) -> ZoneTruth:
     return ZoneTruth(
         zone.name,
         [[round(float(e), 4), round(float(n), 4)] for e, n in zone.enu],
-        [[float(a), float(b)] for a, b in zip(lat, lon)],
+        [[float(a), float(b)] for a, b in zip(lat, lon, strict=False)],
         _image_polygon(cam, zone.enu),
     )
 
@@ -113,8 +113,17 @@ def _incident(scene: Scene, kind: str, actor: str, start: float, end: float | No
     pixel = None if np.isnan(uv).any() else [round(float(uv[0]), 2), round(float(uv[1]), 2)]
     in_view = pixel is not None and 0 <= pixel[0] < cam.width and 0 <= pixel[1] < cam.height
     return IncidentTruth(
-        kind, actor, round(start, 3), None if end is None else round(end, 3), round(float(en[0]), 3),
-        round(float(en[1]), 3), float(lat), float(lon), zone_of(scene.zones, scene.frame, en), pixel, in_view,
+        kind,
+        actor,
+        round(start, 3),
+        None if end is None else round(end, 3),
+        round(float(en[0]), 3),
+        round(float(en[1]), 3),
+        float(lat),
+        float(lon),
+        zone_of(scene.zones, scene.frame, en),
+        pixel,
+        in_view,
     )
 
 
@@ -145,7 +154,9 @@ def incidents(scene: Scene) -> list[IncidentTruth]:
             en = frame.to_enu(spec.along, spec.out)
             out.append(_incident(scene, "exposed_garbage", spec.id, spec.t, spec.until_s, en))
         elif isinstance(spec, StallSpec):
-            out.append(_incident(scene, "street_vendor", spec.id, spec.t, spec.until_s, frame.to_enu(spec.along, spec.out)))
+            out.append(
+                _incident(scene, "street_vendor", spec.id, spec.t, spec.until_s, frame.to_enu(spec.along, spec.out))
+            )
         elif isinstance(spec, WireSpec) and spec.fall_s is not None:
             rest = spec.fall_s + spec.fall_duration_s
             out.append(_incident(scene, "fallen_wire", spec.id, rest, None, wire_rest_point(frame, spec)))
@@ -155,7 +166,12 @@ def incidents(scene: Scene) -> list[IncidentTruth]:
 def build_truth(scene: Scene) -> Truth:
     cam, sc = scene.camera, scene.scenario
     return Truth(
-        sc.name, sc.seed, sc.fps, sc.frame_count, cam.width, cam.height,
+        sc.name,
+        sc.seed,
+        sc.fps,
+        sc.frame_count,
+        cam.width,
+        cam.height,
         CameraTruth(**asdict(cam)),
         [zone_truth(cam, z) for z in scene.zones],
         incidents(scene),

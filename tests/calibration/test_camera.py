@@ -18,7 +18,9 @@ def cam(tilt: float = 30.0, heading: float = 0.0, height: float = 6.0, hfov: flo
     ("tilt", "heading", "height"),
     [(30.0, 0.0, 6.0), (45.0, 90.0, 10.0), (15.0, 225.0, 4.0), (60.0, 330.0, 8.0)],
 )
-def test_principal_point_hits_ground_at_height_over_tan_tilt_along_heading(tilt: float, heading: float, height: float) -> None:
+def test_principal_point_hits_ground_at_height_over_tan_tilt_along_heading(
+    tilt: float, heading: float, height: float
+) -> None:
     c = cam(tilt, heading, height)
     d = height / math.tan(math.radians(tilt))
     expected = [d * math.sin(math.radians(heading)), d * math.cos(math.radians(heading))]
@@ -54,7 +56,7 @@ def test_project_agrees_with_homography_and_flags_points_behind() -> None:
     uv, front = c.project(pts)
     assert front.tolist() == [True, True, False, True]
     h = c.ground_to_pixel_homography()
-    for p, q in zip(pts[:2], uv[:2]):
+    for p, q in zip(pts[:2], uv[:2], strict=False):
         x = h @ np.array([p[0], p[1], 1.0])
         np.testing.assert_allclose(x[:2] / x[2], q, atol=1e-9)
     np.testing.assert_allclose(c.ground_homography() @ h / (c.ground_homography() @ h)[2, 2], np.eye(3), atol=1e-9)
@@ -81,8 +83,19 @@ def test_from_hfov_focal_length(hfov: float, fx: float) -> None:
 
 @pytest.mark.parametrize("kwargs", [{"tilt_deg": 0.0}, {"tilt_deg": 95.0}, {"height_m": -1.0}, {"fx": 0.0}])
 def test_invalid_parameters_raise(kwargs: dict[str, float]) -> None:
-    base = dict(width=640, height=360, fx=500.0, fy=500.0, cx=320.0, cy=180.0, height_m=6.0, tilt_deg=30.0,
-                heading_deg=0.0, lat=0.0, lon=0.0)
+    base = dict(
+        width=640,
+        height=360,
+        fx=500.0,
+        fy=500.0,
+        cx=320.0,
+        cy=180.0,
+        height_m=6.0,
+        tilt_deg=30.0,
+        heading_deg=0.0,
+        lat=0.0,
+        lon=0.0,
+    )
     base.update(kwargs)
     with pytest.raises(ValueError):
         PinholeCamera(**base)  # type: ignore[arg-type]

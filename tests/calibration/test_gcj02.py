@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from calibration.errors import CalibrationInputError
+from calibration.errors import CalibrationInputError, ConvergenceError
 from calibration.gcj02 import (
     bd09_to_gcj02,
     bd09_to_wgs84,
@@ -35,18 +35,14 @@ EVILTRANSFORM = [
 
 
 @pytest.mark.parametrize(("w_lat", "w_lon", "g_lat", "g_lon"), EVILTRANSFORM)
-def test_wgs84_to_gcj02_matches_published_pairs(
-    w_lat: float, w_lon: float, g_lat: float, g_lon: float
-) -> None:
+def test_wgs84_to_gcj02_matches_published_pairs(w_lat: float, w_lon: float, g_lat: float, g_lon: float) -> None:
     lat, lon = wgs84_to_gcj02(w_lat, w_lon)
     assert lat == pytest.approx(g_lat, abs=1e-9)
     assert lon == pytest.approx(g_lon, abs=1e-9)
 
 
 @pytest.mark.parametrize(("w_lat", "w_lon", "g_lat", "g_lon"), EVILTRANSFORM)
-def test_gcj02_to_wgs84_inverts_published_pairs(
-    w_lat: float, w_lon: float, g_lat: float, g_lon: float
-) -> None:
+def test_gcj02_to_wgs84_inverts_published_pairs(w_lat: float, w_lon: float, g_lat: float, g_lon: float) -> None:
     lat, lon = gcj02_to_wgs84(g_lat, g_lon)
     assert _dist_m(lat, lon, w_lat, w_lon) < 0.01
 
@@ -105,6 +101,14 @@ def test_scalar_in_scalar_out_array_in_array_out() -> None:
 def test_nan_passes_through() -> None:
     lats, _ = gcj02_to_wgs84(np.array([np.nan, 39.91]), np.array([116.4, 116.4]))
     assert np.isnan(lats[0]) and np.isfinite(lats[1])
+
+
+def test_point_without_preimage_at_box_edge_raises() -> None:
+    # Just inside the western edge of the box the offset jumps: nothing maps onto this GCJ-02 point.
+    with pytest.raises(ConvergenceError, match="pre-image"):
+        gcj02_to_wgs84(40.0, 72.0045)
+    with pytest.raises(ConvergenceError, match=r"1 point\(s\)"):
+        gcj02_to_wgs84(np.array([39.9, 40.0]), np.array([116.4, 72.0045]))
 
 
 def test_shape_mismatch_rejected() -> None:

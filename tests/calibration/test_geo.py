@@ -31,16 +31,16 @@ def test_published_degree_lengths(lat0: float, dlat: float, dlon: float, east: f
 
 
 def _ecef(lat: float, lon: float) -> np.ndarray:
-    p, l = math.radians(lat), math.radians(lon)
+    p, lam = math.radians(lat), math.radians(lon)
     n = A / math.sqrt(1 - E2 * math.sin(p) ** 2)
-    return np.array([n * math.cos(p) * math.cos(l), n * math.cos(p) * math.sin(l), n * (1 - E2) * math.sin(p)])
+    return np.array([n * math.cos(p) * math.cos(lam), n * math.cos(p) * math.sin(lam), n * (1 - E2) * math.sin(p)])
 
 
 def _strict_enu(lat: float, lon: float, lat0: float, lon0: float) -> tuple[float, float]:
     d = _ecef(lat, lon) - _ecef(lat0, lon0)
-    p, l = math.radians(lat0), math.radians(lon0)
-    e = -math.sin(l) * d[0] + math.cos(l) * d[1]
-    n = -math.sin(p) * math.cos(l) * d[0] - math.sin(p) * math.sin(l) * d[1] + math.cos(p) * d[2]
+    p, lam = math.radians(lat0), math.radians(lon0)
+    e = -math.sin(lam) * d[0] + math.cos(lam) * d[1]
+    n = -math.sin(p) * math.cos(lam) * d[0] - math.sin(p) * math.sin(lam) * d[1] + math.cos(p) * d[2]
     return e, n
 
 

@@ -88,15 +88,15 @@ def test_cell_carries_name_and_properties(layer: GridLayer) -> None:
     cell = layer.cell_at(39.901, 116.401)
     assert cell == GridCell("110105001", "SW")
     assert cell is not None and cell.cleaner == "c-01" and cell.properties["name"] == "SW"
+    with pytest.raises(TypeError):
+        cell.properties["cleaner"] = "someone else"  # type: ignore[index]
     assert layer.cell_at(39.905, 116.415).cleaner is None  # type: ignore[union-attr]
 
 
 def test_points_on_shared_edges_belong_to_exactly_one_cell(layer: GridLayer) -> None:
     """Every point of the interior grid lines is claimed by one cell, whatever the feature order."""
     reordered = GridLayer.from_geojson({**TINY, "features": TINY["features"][::-1]})
-    on_lines = [(39.90 + k * 0.001, M) for k in range(11, 20)] + [
-        (C, 116.40 + k * 0.001) for k in range(1, 20)
-    ]
+    on_lines = [(39.90 + k * 0.001, M) for k in range(11, 20)] + [(C, 116.40 + k * 0.001) for k in range(1, 20)]
     for lat, lon in on_lines:
         a, b = layer.cell_at(lat, lon), reordered.cell_at(lat, lon)
         assert a is not None and a == b
@@ -194,9 +194,7 @@ def test_regular_grid_shape_codes_and_cleaners() -> None:
     assert codes[0] == "1101050000" and codes[-1] == "1101050203" and len(set(codes)) == 12
     assert feats[5]["properties"]["cleaner"] == "cleaner-06"
     assert (
-        make_regular_grid(LAT0, LON0, 1, 1, 10.0, cleaner_prefix=None)["features"][0]["properties"].get(
-            "cleaner"
-        )
+        make_regular_grid(LAT0, LON0, 1, 1, 10.0, cleaner_prefix=None)["features"][0]["properties"].get("cleaner")
         is None
     )
 

@@ -46,6 +46,15 @@ def test_from_camera_agrees_with_camera_model(cam: PinholeCamera, gm: GroundMapp
     np.testing.assert_allclose(gm.pixel_to_enu(uv), cam.pixel_to_ground(uv), rtol=1e-9, atol=1e-9)
 
 
+def test_from_homography_fixes_the_sign(cam: PinholeCamera, gm: GroundMapping) -> None:
+    h = cam.ground_homography()  # normalised to H[2,2] = 1: pixel (0, 0) is sky here, so the sign is flipped
+    assert not GroundMapping(h, LAT0, LON0).is_ground([[640.0, 700.0]])[0]  # why the raw constructor is unsafe
+    fixed = GroundMapping.from_homography(h, LAT0, LON0, ground_pixel=(640.0, 719.0))
+    np.testing.assert_allclose(fixed.H, gm.H, atol=1e-12)
+    with pytest.raises(DegenerateCalibrationError, match="horizon"):
+        GroundMapping.from_homography(np.diag([1.0, 1.0, 0.0]) + [[0, 0, 0], [0, 0, 0], [0, 1, -5]], 0, 0, (3, 5))
+
+
 def test_pixel_enu_round_trip(cam: PinholeCamera, gm: GroundMapping) -> None:
     uv = _ground_pixels(cam)
     np.testing.assert_allclose(gm.enu_to_pixel(gm.pixel_to_enu(uv)), uv, atol=1e-6)
@@ -113,9 +122,11 @@ def test_mapping_is_immutable_and_copies_input(gm: GroundMapping) -> None:
     h = np.eye(3)
     h[2, 1] = 0.001
     m = GroundMapping(h, LAT0, LON0)
-    h[0, 0] = 99.0
-    assert m.H[0, 0] != pytest.approx(99.0 / np.linalg.norm(h))
-    assert not m.H.flags.writeable
+    before = m.H.copy()
+    h[0, 0] = 99.0  # the caller keeps using its array
+    np.testing.assert_array_equal(m.H, before)
+    assert not np.shares_memory(m.H, h)
+    assert not m.H.flags.writeable and not m.H_inv.flags.writeable
     with pytest.raises(AttributeError):
         m.origin_lat = 0.0  # type: ignore[misc]
 

@@ -48,9 +48,9 @@ def test_cases_endpoint_equals_cases_as_rows(client: TestClient, tmp_path: Path)
 
     assert response.status_code == 200
     assert response.json() == [r.model_dump(mode="json") for r in rows]
-    assert [
-        c["incident_id"] for c in client.get("/cases", params={"status": "resolved_on_camera"}).json()
-    ] == ["inc-api-00001"]
+    assert [c["incident_id"] for c in client.get("/cases", params={"status": "resolved_on_camera"}).json()] == [
+        "inc-api-00001"
+    ]
 
 
 @pytest.mark.parametrize(

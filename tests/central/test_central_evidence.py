@@ -36,9 +36,7 @@ def envelope(data: bytes = JPEG_BYTES, **changes: object) -> bytes:
     return json.dumps(body).encode()
 
 
-def add_evidence(
-    store: Store, tmp_path: Path, data: bytes, properties: dict[str, str] | None = None
-) -> IngestResult:
+def add_evidence(store: Store, tmp_path: Path, data: bytes, properties: dict[str, str] | None = None) -> IngestResult:
     with store.session() as session:
         result = ingest_evidence(session, TOPIC, data, properties, tmp_path / "evidence")
         session.commit()

@@ -23,9 +23,7 @@ CATEGORIES = load_categories()
 TOPIC = "gridwatch/v1/site-1/cam-1/incident"
 
 
-def ingest(
-    store: Store, data: bytes, categories: CategoryTable = CATEGORIES, now: datetime = NOW
-) -> IngestResult:
+def ingest(store: Store, data: bytes, categories: CategoryTable = CATEGORIES, now: datetime = NOW) -> IngestResult:
     with store.session() as session:
         result = ingest_incident(session, TOPIC, data, categories, ROSTER, now=now)
         session.commit()
