@@ -126,8 +126,10 @@ class PinholeCamera:
 
     def ground_homography(self) -> FloatArray:
         """3x3 H with ``(east, north, 1) ~ H @ (u, v, 1)``: pixel -> ground plane."""
-        h: FloatArray = np.linalg.inv(self.ground_to_pixel_homography())
-        return h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h
+        h = np.linalg.inv(self.ground_to_pixel_homography())
+        scale = h[2, 2] if abs(h[2, 2]) > 1e-12 else 1.0
+        result: FloatArray = np.asarray(h / scale, dtype=np.float64)
+        return result
 
     def pixel_to_ground(self, uv: FloatArray) -> FloatArray:
         """Pixels (N,2) -> ground (east, north) metres (N,2).

@@ -7,6 +7,7 @@ labels are the projected 3D extents (amodal), clipped to the image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -162,7 +163,11 @@ def thing_shapes(cam: PinholeCamera, thing: Thing) -> list[_Shape]:
 
 # --------------------------------------------------------------------------------------- drawing
 def _draw(
-    img: Image, shape: _Shape, colour: tuple[int, int, int] | int, aa: bool, offset: tuple[float, float] = (0.0, 0.0)
+    img: NDArray[Any],
+    shape: _Shape,
+    colour: tuple[int, int, int] | int,
+    aa: bool,
+    offset: tuple[float, float] = (0.0, 0.0),
 ) -> None:
     line_type = cv2.LINE_AA if aa else cv2.LINE_8
     if shape.kind == "ellipse":
@@ -295,6 +300,7 @@ def apply_look(img: Image, look: LookSpec, rng: np.random.Generator) -> Image:
     res = np.clip(out, 0, 255).astype(np.uint8)
     if look.jpeg_quality < 100:
         ok, buf = cv2.imencode(".jpg", res, [cv2.IMWRITE_JPEG_QUALITY, look.jpeg_quality])
-        if ok:
-            res = cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(np.uint8)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            res = decoded.astype(np.uint8)
     return res

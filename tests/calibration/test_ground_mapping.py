@@ -52,7 +52,8 @@ def test_from_homography_fixes_the_sign(cam: PinholeCamera, gm: GroundMapping) -
     fixed = GroundMapping.from_homography(h, LAT0, LON0, ground_pixel=(640.0, 719.0))
     np.testing.assert_allclose(fixed.H, gm.H, atol=1e-12)
     with pytest.raises(DegenerateCalibrationError, match="horizon"):
-        GroundMapping.from_homography(np.diag([1.0, 1.0, 0.0]) + [[0, 0, 0], [0, 0, 0], [0, 1, -5]], 0, 0, (3, 5))
+        horizon_at_v5 = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, -5.0]])
+        GroundMapping.from_homography(horizon_at_v5, LAT0, LON0, ground_pixel=(3.0, 5.0))
 
 
 def test_pixel_enu_round_trip(cam: PinholeCamera, gm: GroundMapping) -> None:

@@ -23,9 +23,7 @@ def scene() -> np.ndarray:
         dx, dy = (int(v) for v in rng.integers(5, 40, 2))
         cv2.rectangle(img, (x, y), (x + dx, y + dy), colour, -1)
         cx, cy = (int(v) for v in rng.integers(0, [W, H]))
-        cv2.circle(
-            img, (cx, cy), int(rng.integers(3, 20)), tuple(int(c) for c in rng.integers(0, 255, 3)), -1
-        )
+        cv2.circle(img, (cx, cy), int(rng.integers(3, 20)), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
     return img
 
 

@@ -1,0 +1,77 @@
+"""The worker's composition with fakes: FakeDetector in, FakeTransport out (the real ones run in tests/e2e)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import supervision as sv
+
+from edge.config import SiteConfig, parse_site_config
+from edge.events import IncidentEvent
+from edge.publisher import FakeTransport
+from edge.worker import EdgeWorker
+from models.fake import FakeDetector
+from tests.edge.test_sources import write_clip
+
+
+def config(tmp: Path, clip: Path) -> SiteConfig:
+    return parse_site_config({
+        "site_id": "s1", "gateway_id": "gw1",
+        "detector": {"type": "onnx", "model": "unused.onnx"},
+        "outbox": {"path": str(tmp / "outbox.db")},
+        "evidence": {"dir": str(tmp / "evidence")},
+        "cameras": [{
+            "id": "cam1", "analysis_fps": 10,
+            "source": {"type": "file", "path": str(clip)},
+            "zones": [{"name": "kerb", "points": [[0, 0], [64, 0], [64, 48], [0, 48]]}],
+            "incidents": {"illegal_parking": {"zones": ["kerb"], "dwell_s": 1.0, "classes": ["car"]}},
+        }],
+    })
+
+
+class Flaky(FakeDetector):
+    """Raises on its 3rd call, as a driver hiccup would."""
+
+    def detect(self, image: np.ndarray) -> sv.Detections:
+        if len(self.calls) == 2 and not getattr(self, "_raised", False):
+            self._raised = True
+            raise RuntimeError("GPU fell off the bus")
+        return super().detect(image)
+
+
+def run(tmp_path: Path, detector: FakeDetector) -> tuple[EdgeWorker, FakeTransport]:
+    cfg = config(tmp_path, write_clip(tmp_path / "clip.mp4", n=40, fps=10.0))
+    transport = FakeTransport()
+    worker = EdgeWorker(cfg, detector=detector, transport=transport, max_restarts=2).start()
+    worker.wait(max_seconds=30)
+    assert worker.stop(drain_s=5)
+    return worker, transport
+
+
+def test_parked_car_is_published_with_snapshot_and_ended_on_stop(tmp_path: Path) -> None:
+    det = FakeDetector.from_boxes([[(10, 10, 40, 40, "car", 0.9)]], when_exhausted="repeat_last")
+    worker, transport = run(tmp_path, det)
+    incidents = [IncidentEvent.from_json(p) for t, p, _ in transport.sent if t.endswith("/incident")]
+    assert [e.phase for e in incidents] == ["started", "ended"]
+    assert all(t == "gridwatch/v1/s1/cam1/incident" for t, _, _ in transport.sent if t.endswith("incident"))
+    evidence = [(p, props) for t, p, props in transport.sent if t.endswith("/evidence")]
+    assert len(evidence) == 1
+    jpeg, props = evidence[0]
+    assert jpeg[:2] == b"\xff\xd8"
+    assert props["incident_id"] == incidents[0].incident_id
+    assert props["sha256"] == incidents[0].evidence[0].sha256
+    assert (tmp_path / "evidence" / f"{incidents[0].incident_id}.jpg").exists()
+    status = [json.loads(p) for t, p, _ in transport.sent if t.endswith("/status")]
+    assert status[0]["state"] == "online" and status[-1]["state"] == "offline"
+    assert worker.stats["cam1"].analysed == 40
+
+
+def test_camera_thread_restarts_after_an_exception(tmp_path: Path) -> None:
+    det = Flaky.from_boxes([[(10, 10, 40, 40, "car", 0.9)]], when_exhausted="repeat_last")
+    worker, transport = run(tmp_path, det)
+    assert worker.stats["cam1"].errors == 1
+    assert worker.stats["cam1"].restarts == 1
+    phases = [IncidentEvent.from_json(p).phase for t, p, _ in transport.sent if t.endswith("/incident")]
+    assert phases[0] == "started" and phases[-1] == "ended"
