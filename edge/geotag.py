@@ -33,8 +33,7 @@ def build_ground_mapping(cal: CalibrationConfig, width: int, height: int) -> Gro
     pixels = np.array([p.pixel for p in cal.points], dtype=float)
     lats = np.array([p.lat for p in cal.points])
     lons = np.array([p.lon for p in cal.points])
-    mapping = GroundMapping.from_point_pairs(pixels, lats, lons)
-    return GroundMapping(mapping.H, mapping.origin_lat, mapping.origin_lon, cal.pixel_error_px)
+    return GroundMapping.from_point_pairs(pixels, lats, lons, pixel_error_px=cal.pixel_error_px)
 
 
 def build_zones(zones: list[ZoneConfig], mapping: GroundMapping | None) -> tuple[Zone, ...]:
@@ -84,6 +83,8 @@ class Geotagger:
             return None
         lat, lon = self.mapping.pixel_to_wgs84(uv)
         acc = float(self.mapping.accuracy_m(uv)[0])
+        if self.mapping.fit_report is not None:  # fitted calibrations also carry their own residual error
+            acc += float(self.mapping.fit_report.rms_m)
         cell = self.grid.cell_at(float(lat[0]), float(lon[0])) if self.grid else None
         return GeoLocation(
             lat=float(lat[0]), lon=float(lon[0]), accuracy_m=round(min(acc, 10_000.0), 2),

@@ -1,4 +1,4 @@
-"""``python -m synth generate SCENARIO --out DIR`` and ``python -m synth dataset --out DIR ...``."""
+"""``python -m synth generate SCENARIO --out DIR``, ``... dataset --out DIR ...``, ``... random --out F.yaml``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+import yaml
+
 from synth.dataset import build_dataset
 from synth.generate import generate
+from synth.random_scene import random_scenario
 from synth.scenario import ScenarioError
 
 
@@ -22,11 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     ds.add_argument("--train", type=int, default=1000)
     ds.add_argument("--val", type=int, default=200)
     ds.add_argument("--seed", type=int, default=0)
+    rnd = sub.add_parser("random", help="write one scenario YAML from the randomised family")
+    rnd.add_argument("--seed", type=int, default=0)
+    rnd.add_argument("--duration", type=float, default=20.0)
+    rnd.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
         if args.command == "generate":
             video = generate(args.scenario, args.out, progress=True)
             print(f"wrote {video} and {args.out / 'truth.json'}")
+        elif args.command == "random":
+            sc = random_scenario(np.random.default_rng(args.seed), args.duration, name=f"random{args.seed}")
+            args.out.write_text(yaml.safe_dump(sc.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+            print(f"wrote {args.out}")
         else:
             summary = build_dataset(args.out, args.train, args.val, seed=args.seed, progress=True)
             print(f"wrote {summary.data_yaml}: {summary.instances} in {summary.seconds:.0f}s")
