@@ -207,17 +207,23 @@ class Publisher:
 
     def on_ack(self, mid: int, ok: bool) -> None:
         with self._lock:
-            item = self._inflight.pop(mid, None)
+            item = self._inflight.get(mid)
             if item is None:
                 if len(self._early) > 10_000:  # acks of messages not sent from the outbox (status)
                     self._early.clear()
                 self._early[mid] = ok
                 return
-        self._settle(item, ok)
+            if ok:
+                # Delete the row before it leaves the in-flight set, under the lock: otherwise the sender could
+                # see it neither in flight nor deleted and publish it a second time.
+                self.outbox.ack(item.id)
+            del self._inflight[mid]
+        self._settle(item, ok, deleted=ok)
 
-    def _settle(self, item: OutboxItem, ok: bool) -> None:
+    def _settle(self, item: OutboxItem, ok: bool, deleted: bool = False) -> None:
         if ok:
-            self.outbox.ack(item.id)
+            if not deleted:
+                self.outbox.ack(item.id)
             self.stats.acked += 1
             if self._on_acked:
                 self._on_acked(item)

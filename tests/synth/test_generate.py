@@ -119,3 +119,10 @@ def test_cli_bad_scenario_exits_2_and_names_path(tmp_path: Path, capsys: pytest.
     assert main(["generate", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "look.noise" in err
+
+
+def test_cli_random_writes_a_loadable_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "r.yaml"
+    assert main(["random", "--seed", "4", "--duration", "3", "--out", str(out)]) == 0
+    sc = load_scenario(out)
+    assert sc == random_scenario(np.random.default_rng(4), 3.0, name="random4")
