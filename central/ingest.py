@@ -23,21 +23,22 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from central import workflow
 from central.categories import CategoryTable
 from central.dispatch import CaseAssignment, build_assignment
 from central.roster import Roster
-from central.store import Case, DeadLetter, EventRow, EvidenceRow, TimelineRow, utcnow
+from central.store import Case, CaseCounter, DeadLetter, EventRow, EvidenceRow, TimelineRow, utcnow
 from edge.events import IncidentEvent
 
 ResultKind = Literal["created", "updated", "stale", "duplicate", "dead_letter", "evidence"]
@@ -174,12 +175,28 @@ def _step(case: Case, at: datetime, step: str, detail: str = "") -> None:
 def next_case_number(session: Session, now: datetime) -> str:
     """`GW-YYYYMMDD-NNNN`: the intake day (UTC) and a per-day counter.
 
-    Two central instances may pick the same number at the same instant; the unique constraint rejects the
-    second commit and the service retries the message, which then picks the next number.
+    The counter is one atomic `INSERT .. ON CONFLICT DO UPDATE .. RETURNING` on `case_counters`, so central
+    instances that create cases at the same instant get different numbers (PostgreSQL holds the row lock
+    until the commit; SQLite has a single writer). A rolled-back transaction leaves no gap either.
     """
-    prefix = f"GW-{now:%Y%m%d}-"
-    count = session.scalar(select(func.count()).select_from(Case).where(Case.case_number.like(prefix + "%")))
-    return f"{prefix}{(count or 0) + 1:04d}"
+    day = f"{now:%Y%m%d}"
+    insert = _upsert_for(session.get_bind().dialect.name)
+    stmt = (
+        insert(CaseCounter)
+        .values(day=day, last=1)
+        .on_conflict_do_update(index_elements=[CaseCounter.day], set_={"last": CaseCounter.last + 1})
+        .returning(CaseCounter.last)
+    )
+    number = session.execute(stmt).scalar_one()
+    return f"GW-{day}-{number:04d}"
+
+
+def _upsert_for(dialect: str) -> Callable[..., Any]:
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"case numbers need PostgreSQL or SQLite, not {dialect}")
 
 
 def _create_case(

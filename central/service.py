@@ -326,6 +326,7 @@ class CentralService:
                 return self._ingest(msg)
             except IntegrityError as exc:  # another central instance stored the same event/case first
                 races += 1
+                log.info("central: write race on %s (%s); retry %d", msg.topic, exc.orig, races)
                 if races >= MAX_RACE_RETRIES:
                     return self._dead_letter_error(msg, exc)
             except (OperationalError, InterfaceError) as exc:

@@ -7,6 +7,7 @@ Tables:
 - `cases`: one case per `incident_id` (unique), with the latest state applied in `seq` order.
 - `case_timeline`: every step of a case (intake, filed, dispatched, updates, ended, snapshot).
 - `evidence`: the first snapshot received per incident; kept even when it arrives before the case.
+- `case_counters`: the per-day counter behind case numbers (an atomic upsert, safe across instances).
 - `dead_letters`: payloads that could not be processed, with the error, so nothing is lost.
 
 All timestamps are stored in UTC and read back timezone-aware (`UTCDateTime`), on both back ends.
@@ -161,6 +162,15 @@ class EvidenceRow(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CaseCounter(Base):
+    """The last case number handed out per intake day (`GW-YYYYMMDD-NNNN`)."""
+
+    __tablename__ = "case_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
 
 
 class DeadLetter(Base):

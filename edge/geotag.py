@@ -20,7 +20,7 @@ from calibration.grid import GridLayer
 from calibration.ground import GroundMapping
 from edge.config import CalibrationConfig, PinholeCalibration, ZoneConfig
 from edge.events import EvidenceRef, GeoLocation, ImageBox, IncidentEvent, ModelRef, TrackedObject
-from pipelines.types import Box, IncidentUpdate
+from pipelines.types import Box, IncidentUpdate, anchors_of
 from pipelines.zones import Zone
 
 
@@ -69,7 +69,7 @@ class Geotagger:
         )
         if self.mapping is None or len(detections) == 0:
             return out
-        anchors = np.stack([(detections.xyxy[:, 0] + detections.xyxy[:, 2]) / 2, detections.xyxy[:, 3]], axis=1)
+        anchors = anchors_of(detections.xyxy)
         ground = self.mapping.pixel_to_enu(anchors).astype(float)
         ground[~self.mapping.is_ground(anchors)] = np.nan
         out.data["ground_xy"] = ground

@@ -57,14 +57,14 @@ class TruthMatch:
 
 def ensure_clip(out: Path, regenerate: bool) -> tuple[Path, dict[str, Any]]:
     """The demo clip and its truth, rendered from `synth/scenarios/demo.yaml` (cached in DIR/clip)."""
-    import synth.render as render
+    from synth.generate import generate
 
     clip_dir = out / "clip"
     truth_path = clip_dir / "truth.json"
     if regenerate or not truth_path.exists():
         shutil.rmtree(clip_dir, ignore_errors=True)
         with console.status("rendering the demo street scenario"):
-            render.generate(SCENARIO, clip_dir, progress=False)
+            generate(SCENARIO, clip_dir, progress=False)
     truth = json.loads(truth_path.read_text())
     return clip_dir / truth.get("video", "video.mp4"), truth
 
@@ -130,7 +130,7 @@ def run_demo(out: Path, broker: str | None = None, regenerate: bool = False) -> 
                                  events_log=out / "events.jsonl", roster=roster, client_id="gridwatch-demo-central")
         stack.callback(central.stop)
         central.start()
-        emitted = _run_edge(cfg, url, out, int(truth.get("frames", 0)))
+        emitted = _run_edge(cfg, url, out, int(truth.get("frame_count", 0)))
         ok = central.wait_for(lambda: central.counters.stored + central.counters.duplicates >= emitted, 30.0)
         central.wait_for(lambda: central.counters.evidence >= _started_count(out), 10.0)
         with central.store.session() as session:

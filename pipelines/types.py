@@ -13,6 +13,7 @@ import numpy as np
 import supervision as sv
 
 Phase = Literal["started", "updated", "ended"]
+ANCHOR_LIFT = 0.1
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
 
@@ -21,8 +22,10 @@ Point = tuple[float, float]
 class Observation:
     """One tracked object on one frame.
 
-    `anchor` is the bottom-centre of the box in pixels (where the object touches the ground, as Frigate does);
-    `ground` is that anchor on the ground plane in metres (east, north) when the camera is calibrated, else None.
+    `anchor` is the object's footprint point in pixels: the box's bottom-centre raised by `ANCHOR_LIFT` of the box
+    height. From an elevated camera the box bottom is the object's *nearest* edge (a parked car's near wheels
+    reach into the traffic lane in the image); a little higher is the middle of its footprint. `ground` is the
+    anchor on the ground plane in metres (east, north) when the camera is calibrated, else None.
     """
 
     track_id: int
@@ -90,5 +93,17 @@ def observations_from_detections(detections: sv.Detections) -> list[Observation]
         g: Point | None = None
         if ground is not None and np.all(np.isfinite(ground[i])):
             g = (float(ground[i][0]), float(ground[i][1]))
-        out.append(Observation(tid, str(names[i]), float(conf[i]), (x1, y1, x2, y2), ((x1 + x2) / 2, y2), g))
+        out.append(Observation(tid, str(names[i]), float(conf[i]), (x1, y1, x2, y2), anchor_of((x1, y1, x2, y2)), g))
     return out
+
+
+def anchor_of(box: Box) -> Point:
+    """The footprint point of a box (see `Observation`)."""
+    x1, y1, x2, y2 = box
+    return ((x1 + x2) / 2, y2 - ANCHOR_LIFT * (y2 - y1))
+
+
+def anchors_of(xyxy: np.ndarray) -> np.ndarray:
+    """`anchor_of` for an (N, 4) array, as (N, 2)."""
+    h = xyxy[:, 3] - xyxy[:, 1]
+    return np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3] - ANCHOR_LIFT * h], axis=1)
