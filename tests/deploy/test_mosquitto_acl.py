@@ -196,8 +196,12 @@ def _open(client: mqtt.Client, port: int, host: str = "127.0.0.1") -> Session:
 
 
 def _close(session: Session) -> None:
-    session.client.disconnect()
-    session.client.loop_stop()
+    client = session.client
+    client.disconnect()
+    client.loop_stop()
+    # Break the client <-> session reference cycle, so paho's __del__ closes its wake-up socket pair when the client
+    # goes (a cycle would leave the sockets to the garbage collector: ResourceWarning, an error under pytest here).
+    client.on_connect = client.on_message = client.on_publish = client.on_subscribe = None
 
 
 @pytest.fixture
