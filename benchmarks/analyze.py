@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:
 import yaml  # noqa: E402
 
 from edge.analyze import analyze_clip  # noqa: E402
-from edge.config import SiteConfig, parse_site_config  # noqa: E402
+from edge.config import FileSourceConfig, SiteConfig, parse_site_config  # noqa: E402
 from edge.sources import FileSource, Sampler  # noqa: E402
 from models.base import Detector  # noqa: E402
 from models.registry import load_detector  # noqa: E402
@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cfg = arlington_config()
-    cases: list[tuple[str, Path, SiteConfig]] = [("arlington+yolox_nano", Path(str(cfg.cameras[0].source.path)), cfg)]
+    source = cfg.cameras[0].source
+    assert isinstance(source, FileSourceConfig)
+    cases: list[tuple[str, Path, SiteConfig]] = [("arlington+yolox_nano", source.path, cfg)]
     demo = demo_case()
     if demo:
         cases.append(("demo+gridwatch-demo-yolo11n", demo[0], demo[1]))

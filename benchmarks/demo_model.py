@@ -110,7 +110,9 @@ class Accumulator:
         return float(tp[conf >= threshold].sum() / self.n_gt[c]) if self.n_gt[c] else float("nan")
 
 
-def evaluate(detector: OnnxDetector, pairs: list[tuple[np.ndarray, np.ndarray]], classes: tuple[str, ...]) -> Accumulator:
+def evaluate(
+    detector: OnnxDetector, pairs: list[tuple[np.ndarray, np.ndarray]], classes: tuple[str, ...]
+) -> Accumulator:
     acc = Accumulator(classes)
     for image, gt in pairs:
         d = detector.detect(image)
@@ -128,6 +130,7 @@ def fresh_val_set(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for img_path in sorted((root / "images" / "val").glob("*")):
         image = cv2.imread(str(img_path))
+        assert image is not None, img_path
         h, w = image.shape[:2]
         out.append((image, read_labels(root / "labels" / "val" / f"{img_path.stem}.txt", w, h)))
     return out

@@ -43,7 +43,7 @@ def test_every_scripted_incident_is_found_once_at_its_place_and_time(demo_clip: 
         assert same, f"no {inc['type']} incident; got {[e.type for e in started]}"
         te, tn = inc["east"], inc["north"]
 
-        def dist(e):  # type: ignore[no-untyped-def]
+        def dist(e, te=te, tn=tn):  # type: ignore[no-untyped-def]
             ee, nn = wgs84_to_enu(e.location.lat, e.location.lon, lat0, lon0)
             return math.hypot(float(ee) - te, float(nn) - tn)
 
