@@ -1,6 +1,6 @@
-"""`gridwatch central ...`: run the service, list cases, list dead letters.
+"""`gridwatch central run | cases | dead-letters | api`.
 
-`register(subparsers)` adds the `central` command to the `gridwatch` console script; every leaf parser sets
+`register(subparsers)` fills the `central` group that `gridwatch.cli` creates; every leaf parser sets
 `func(args) -> int` (the exit code).
 """
 
@@ -24,10 +24,12 @@ from gridwatch.mqttutil import DEFAULT_PREFIX
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `central run | cases | dead-letters` to the top-level `gridwatch` parser."""
-    central = subparsers.add_parser("central", help="the central case service")
-    commands = central.add_subparsers(dest="central_command", required=True)
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `run`, `cases`, `dead-letters` and `api` to the subparsers of the `central` group.
+
+    `gridwatch.cli` creates the `central` parser and passes its subparsers here, so the commands read
+    `gridwatch central run ...`; each sets `func(args) -> int`.
+    """
     _add_run(commands)
     cases = commands.add_parser("cases", help="list the cases in the store")
     _add_db(cases)

@@ -113,7 +113,19 @@ class CentralService:
         *,
         session_expiry_s: int = SESSION_EXPIRY_S,
     ) -> None:
-        """`evidence_dir=None`: no snapshot subscription. `events_log`: append every incident payload."""
+        """Configure; nothing connects until `start()`.
+
+        - `client_id`: names the broker session. Keep it stable across restarts, or messages published while
+          central was down are lost; give each instance of a share group its own.
+        - `share_group`: MQTT 5 shared subscription group; instances in one group split the messages.
+          `None` (or MQTT 3.1.1) subscribes to the plain topics: every instance then gets every message.
+        - `evidence_dir`: where snapshots are written; `None` does not subscribe to the evidence topic.
+        - `events_log`: a file that gets every incident payload as received, one line each, before
+          validation (CR/LF inside a payload become spaces); the demo's `events.jsonl`.
+        - `roster` / `categories`: default to "everything to dispatch-desk" and the shipped category table.
+        - `session_expiry_s`: how long (MQTT 5) the broker keeps the session and queues messages while
+          central is down.
+        """
         self.broker = BrokerURL.parse(broker_url)
         self.db_url = db_url
         self.prefix = prefix

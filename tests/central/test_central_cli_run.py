@@ -20,22 +20,9 @@ from tests.central.factories import make_event, payload
 from tests.central.mqtt_helpers import connected, publish
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DRIVER = (
-    "import argparse, sys\n"
-    "from central.cli import register\n"
-    "parser = argparse.ArgumentParser(prog='gridwatch')\n"
-    "register(parser.add_subparsers(dest='command', required=True))\n"
-    "args = parser.parse_args(sys.argv[1:])\n"
-    "sys.exit(args.func(args))\n"
-)
+DRIVER = "import sys\nfrom gridwatch.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <_io.FileIO name='.*mosquitto\.log'"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from rich.console import Console
 from sqlalchemy import select
 
 from central.categories import load_categories
-from central.cli import register
 from central.ingest import ingest_incident
 from central.roster import Roster
 from central.store import Case, Store, open_store
 from central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, cases_json, cases_table, table_cells
+from gridwatch.cli import build_parser
 from tests.central.factories import GRID_A, lifecycle, make_event, payload
 
 JSON_KEYS = [
@@ -52,9 +52,8 @@ def fill(store: Store) -> None:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="gridwatch")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    """Parse as the `gridwatch` console script does (its `central` group is filled by `register`)."""
+    return build_parser().parse_args(argv)
 
 
 def test_rows_match_the_store(store: Store) -> None:

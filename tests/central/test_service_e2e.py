@@ -21,14 +21,7 @@ from gridwatch.mqttutil import Protocol, evidence_topic, incident_topic
 from tests.central.factories import GRID_A, JPEG_BYTES, lifecycle, make_event, payload
 from tests.central.mqtt_helpers import Listener, connected, evidence_properties, publish
 
-pytestmark = [
-    pytest.mark.e2e,
-    # gridwatch/broker.py leaves its log file handle open after Popen (reported); ignore only that one.
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <_io.FileIO name='.*mosquitto\.log'"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 PREFIX = "gridwatch/v1"
 INCIDENT_TOPIC = incident_topic(PREFIX, "site-1", "cam-1")
@@ -102,7 +95,7 @@ def test_lifecycle_duplicate_and_garbage_make_one_case_and_one_dead_letter(
 
         handled = ("stored", "duplicates", "dead_letters", "evidence")
         assert service.wait_for(lambda: sum(service.snapshot()[k] for k in handled) == 6, 15), service.snapshot()
-        assert dispatched.wait(5)
+        assert dispatched.wait(1, timeout=5), (service.snapshot(), dispatched.messages)
         counters = service.snapshot()
 
     assert counters == {
