@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,7 +40,7 @@ def test_file_source_timestamps_come_from_the_file(tmp_path: Path) -> None:
 def test_file_source_loop_keeps_time_increasing(tmp_path: Path) -> None:
     src = FileSource(write_clip(tmp_path / "a.mp4", n=5), "cam", loop=True)
     ts = [f.ts for _, f in zip(range(12), src, strict=False)]
-    assert all(b > a for a, b in zip(ts, ts[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(ts))
 
 
 def test_missing_or_undecodable_file_is_a_clear_error(tmp_path: Path) -> None:
