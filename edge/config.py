@@ -131,6 +131,7 @@ class ParkingRuleConfig(_RuleConfig):
     """A vehicle standing still in a no-parking zone."""
 
     dwell_s: float = Field(60.0, gt=0, le=86400)
+    end_after_s: float = Field(15.0, gt=0, le=3600, description="Unseen this long = gone (traffic hides cars).")
     classes: list[str] = Field(default_factory=lambda: ["car", "truck", "bus", "motorcycle"], min_length=1)
 
 
@@ -138,6 +139,7 @@ class VendorRuleConfig(_RuleConfig):
     """A stall or cart standing on the sidewalk or road."""
 
     dwell_s: float = Field(120.0, gt=0, le=86400)
+    end_after_s: float = Field(15.0, gt=0, le=3600, description="Unseen this long = gone (passers-by hide it).")
     classes: list[str] = Field(default_factory=lambda: ["stall"], min_length=1)
 
 

@@ -44,6 +44,7 @@ class StationaryDwellRule:
     _gate: ZoneGate = field(init=False)
     _book: IncidentBook = field(init=False)
     _parked_at: dict[int, tuple[Point, float]] = field(default_factory=dict)
+    _visible: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         p = self.params
@@ -52,6 +53,7 @@ class StationaryDwellRule:
         self._book = IncidentBook(self.incident_type, self.id_prefix, p.update_every_s, p.end_after_s)
 
     def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
+        self._visible = {o.track_id for o in observations}
         hits = [h for o in observations if (h := self._hit(o, ts)) is not None]
         updates = self._book.step(hits, ts)
         self._forget(ts)
@@ -71,7 +73,9 @@ class StationaryDwellRule:
             return None
         start = self._rest_start(o, since, zone[1])
         if start is None or ts - start < p.dwell_s:
-            return None
+            start = self._book.continuing_at(o.track_id, o.box, self._visible)
+            if start is None:
+                return None
         obj = ObjectRef(o.track_id, o.class_name, o.confidence, "subject", o.box)
         return Hit(o.track_id, start, o.confidence, o.box, o.anchor, o.ground, zone[0], (obj,))
 

@@ -45,6 +45,7 @@ class _Open:
     seq: int
     hit: Hit
     conf_max: float
+    first_box: Box
 
 
 def box_iou(a: Box, b: Box) -> float:
@@ -102,6 +103,20 @@ class IncidentBook:
     def open_ids(self) -> list[str]:
         return list(self._open)
 
+    def continuing_at(self, track_id: int, box: Box, visible: set[int]) -> float | None:
+        """started_ts of the open incident this object is still part of, if any.
+
+        That is an incident at the same place (`box` overlaps where the incident began) that either already
+        holds this track, or whose own tracks are not visible now. A rule asks this before making a track wait
+        a whole dwell: the parked car that a passing bus hid is still the same incident when it re-appears under
+        a new track id, even before it has been seen long enough to count as "still" again.
+        """
+        for inc in self._open.values():
+            mine = track_id in inc.track_ids
+            if (mine or not (inc.track_ids & visible)) and box_iou(inc.first_box, box) >= self.reattach_iou:
+                return inc.started_ts
+        return None
+
     def _find(self, hit: Hit, visible: set[int]) -> _Open | None:
         for inc in self._open.values():
             if hit.track_id in inc.track_ids:
@@ -116,7 +131,7 @@ class IncidentBook:
     def _start(self, hit: Hit) -> _Open:
         self._counter += 1
         iid = f"{self.id_prefix}-{self.incident_type}-{self._counter:05d}"
-        inc = _Open(iid, {hit.track_id}, hit.since_ts, hit.since_ts, hit.since_ts, -1, hit, hit.confidence)
+        inc = _Open(iid, {hit.track_id}, hit.since_ts, hit.since_ts, hit.since_ts, -1, hit, hit.confidence, hit.box)
         self._open[iid] = inc
         return inc
 

@@ -16,7 +16,7 @@ VEHICLES = frozenset({"car", "truck", "bus", "motorcycle", "van"})
 
 def defaults(zones: tuple[Zone, ...], **kw: object) -> DwellParams:
     """Parking defaults: vehicle classes, 60 s dwell."""
-    params = DwellParams(zones=zones, classes=VEHICLES, dwell_s=60.0)
+    params = DwellParams(zones=zones, classes=VEHICLES, dwell_s=60.0, end_after_s=15.0)
     return replace(params, **kw)  # type: ignore[arg-type]
 
 

@@ -250,7 +250,7 @@ def _wire_shapes(frame: StreetFrame, spec: WireSpec, n: int = 40) -> tuple[Float
     return hang, ground
 
 
-def wire_point_at(spec: WireSpec, t: float) -> float:
+def wire_fall_progress(spec: WireSpec, t: float) -> float:
     """Fall progress in [0, 1]: 0 hanging, 1 at rest on the ground."""
     if spec.fall_s is None or t < spec.fall_s:
         return 0.0
@@ -259,7 +259,7 @@ def wire_point_at(spec: WireSpec, t: float) -> float:
 
 def wire_thing(key: str, frame: StreetFrame, spec: WireSpec, t: float) -> Thing:
     hang, ground = _wire_shapes(frame, spec)
-    p = wire_point_at(spec, t)
+    p = wire_fall_progress(spec, t)
     s = np.linspace(0.0, 1.0, len(hang))[:, None]
     ease = np.clip(p * p * (1.0 + 0.6 * s), 0.0, 1.0)  # the free end leads the fall
     pts = hang + (ground - hang) * ease

@@ -99,3 +99,25 @@ def test_ground_metres_thresholds_used_when_calibrated() -> None:
     ]
     ups = run(rule(dwell=5.0), frames)
     assert ups and ups[0].phase == "started"
+
+
+def test_car_hidden_by_traffic_and_re_found_under_a_new_id_stays_one_incident() -> None:
+    r = rule(dwell=3.0, end_after_s=3.0)
+    frames = [(t, [obs(1, "car", 200, 150)]) for t in times(5)]
+    frames += [(t, []) for t in times(1.5, start=5)]  # a bus passes in front
+    frames += [(t, [obs(9, "car", 202, 151)]) for t in times(2, start=6.5)]  # re-found, new id, not yet "still"
+    frames += [(t, []) for t in times(2.5, start=8.5)]
+    frames += [(t, [obs(12, "car", 199, 150)]) for t in times(3, start=11)]
+    ups = run(r, frames)
+    assert [u.phase for u in ups if u.phase != "updated"] == ["started"]
+    assert len({u.incident_id for u in ups}) == 1
+    assert r.flush(14.0)[0].started_ts == ups[0].started_ts
+
+
+def test_car_driving_off_along_the_zone_ends_the_incident() -> None:
+    r = rule(dwell=3.0, end_after_s=2.0)
+    frames = [(t, [obs(1, "car", 100, 150)]) for t in times(8)]
+    frames += [(t, [obs(1, "car", 100 + 40 * (t - 8), 150)]) for t in times(6, start=8)]  # stays inside the zone
+    ups = run(r, frames)
+    assert ups[0].phase == "started" and ups[-1].phase == "ended"
+    assert 8.0 < ups[-1].ts < 10.0  # last seen at rest ~8.5 s; ended once it had moved off for end_after_s

@@ -126,3 +126,17 @@ def test_cli_random_writes_a_loadable_scenario(tmp_path: Path) -> None:
     assert main(["random", "--seed", "4", "--duration", "3", "--out", str(out)]) == 0
     sc = load_scenario(out)
     assert sc == random_scenario(np.random.default_rng(4), 3.0, name="random4")
+
+
+def test_littering_start_equals_drop_time_across_random_scenes() -> None:
+    rng = np.random.default_rng(21)
+    checked = 0
+    while checked < 3:
+        sc = random_scenario(rng, duration_s=6.0)
+        drops = {f"{a.id}/drop": a.drop.t for a in sc.actors if a.kind == "person" and a.drop is not None}
+        if not drops:
+            continue
+        truth = build_truth(Scene.compile(sc))
+        starts = {i.actor: i.start_s for i in truth.incidents if i.type == "littering"}
+        assert starts == pytest.approx(drops, abs=1e-3)
+        checked += 1
