@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from pipelines.motion import StillnessTracker
 from pipelines.types import IncidentUpdate, Observation, Point
 from pipelines.zones import Zone, ZoneMembership
 
@@ -69,3 +70,15 @@ class ZoneGate:
 
     def __len__(self) -> int:
         return len(self._entered)
+
+
+def forget_gone(
+    ts: float, forget_after_s: float, still: StillnessTracker, gate: ZoneGate, *per_track: dict[int, Any]
+) -> None:
+    """Drop every per-track entry of tracks unseen for `forget_after_s`: an edge box runs for months."""
+    gone = still.prune(ts, forget_after_s)
+    if gone:
+        gate.forget(gone)
+        for table in per_track:
+            for tid in gone:
+                table.pop(tid, None)

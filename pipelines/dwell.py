@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipelines.base import ZoneGate, position
+from pipelines.base import ZoneGate, forget_gone, position
 from pipelines.lifecycle import Hit, IncidentBook
 from pipelines.motion import StillnessParams, StillnessTracker
 from pipelines.types import IncidentUpdate, ObjectRef, Observation, Point
@@ -94,11 +94,7 @@ class StationaryDwellRule:
         return start
 
     def _forget(self, ts: float) -> None:
-        gone = self._still.prune(ts, self.params.forget_after_s)
-        if gone:
-            self._gate.forget(gone)
-            for tid in gone:
-                self._parked_at.pop(tid, None)
+        forget_gone(ts, self.params.forget_after_s, self._still, self._gate, self._parked_at)
 
     def state_size(self) -> int:
         """Number of per-track entries held (for the soak test and the health metric)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipelines.base import ZoneGate, distance
+from pipelines.base import ZoneGate, distance, forget_gone
 from pipelines.lifecycle import Hit, IncidentBook
 from pipelines.motion import StillnessParams, StillnessTracker
 from pipelines.types import IncidentUpdate, ObjectRef, Observation
@@ -124,11 +124,7 @@ class LitteringRule:
         return (p.owner_radius_rel if owner else p.leave_distance_rel) * person.height_px
 
     def _forget(self, ts: float) -> None:
-        gone = self._still.prune(ts, self.params.forget_after_s)
-        if gone:
-            self._gate.forget(gone)
-            for tid in gone:
-                self._objects.pop(tid, None)
+        forget_gone(ts, self.params.forget_after_s, self._still, self._gate, self._objects)
 
     def state_size(self) -> int:
         return len(self._still) + len(self._gate) + len(self._objects)
