@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from types import FrameType
+from urllib.parse import quote
 
 from rich.console import Console
 
@@ -19,7 +21,7 @@ from central.roster import Roster, load_roster
 from central.service import DEFAULT_CLIENT_ID, CentralService
 from central.store import DEFAULT_DB_URL, open_store
 from central.views import cases_as_rows, cases_json, cases_table, dead_letters_table
-from gridwatch.mqttutil import DEFAULT_PREFIX
+from gridwatch.mqttutil import DEFAULT_PREFIX, BrokerURL
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
@@ -64,14 +66,27 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--events-log", help="append every incident payload, one line each, to this file")
     run.add_argument("--roster", help="grid cell -> cleaner YAML")
     run.add_argument("--categories", help="category table YAML (default: the shipped GB/T 47678.5-2026 table)")
+    run.add_argument("--ca-file", help="CA bundle that signed the broker's certificate (mqtts://)")
+    run.add_argument("--username", default=os.environ.get("GRIDWATCH_MQTT_USERNAME"),
+                     help="broker user (default $GRIDWATCH_MQTT_USERNAME); password from $GRIDWATCH_MQTT_PASSWORD")
     run.set_defaults(func=cmd_run)
+
+
+def _broker_url(args: argparse.Namespace) -> str:
+    """Credentials from flags/environment rather than the URL, so they do not show in `ps`."""
+    password = os.environ.get("GRIDWATCH_MQTT_PASSWORD")
+    if not args.username:
+        return str(args.broker)
+    url = BrokerURL.parse(args.broker)
+    auth = quote(args.username, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return f"{'mqtts' if url.tls else 'mqtt'}://{auth}@{url.host}:{url.port}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM, then stop gracefully and print the counters."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = CentralService(
-        args.broker,
+        _broker_url(args),
         args.db,
         prefix=args.prefix,
         protocol=args.protocol,
@@ -81,6 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         events_log=args.events_log,
         roster=load_roster(args.roster) if args.roster else Roster(),
         categories=load_categories(args.categories),
+        ca_file=args.ca_file,
     )
     stop = threading.Event()
 

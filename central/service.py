@@ -112,6 +112,7 @@ class CentralService:
         categories: CategoryTable | None = None,
         *,
         session_expiry_s: int = SESSION_EXPIRY_S,
+        ca_file: str | None = None,
     ) -> None:
         """Configure; nothing connects until `start()`.
 
@@ -137,6 +138,7 @@ class CentralService:
         self.roster = roster or Roster()
         self.categories = categories or load_categories()
         self.session_expiry_s = session_expiry_s
+        self.ca_file = ca_file
         self.counters = Counters()
         self._changed = threading.Condition()
         self._inbox: queue.Queue[Inbound] = queue.Queue()
@@ -234,7 +236,9 @@ class CentralService:
     # --- MQTT --------------------------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        client = make_client(self.client_id, self.broker, self.protocol, manual_ack=True, clean_start=False)
+        client = make_client(
+            self.client_id, self.broker, self.protocol, manual_ack=True, clean_start=False, ca_file=self.ca_file
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe

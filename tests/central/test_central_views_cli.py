@@ -18,6 +18,7 @@ from central.roster import Roster
 from central.store import Case, Store, open_store
 from central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, cases_json, cases_table, table_cells
 from gridwatch.cli import build_parser
+from gridwatch.mqttutil import BrokerURL
 from tests.central.factories import GRID_A, lifecycle, make_event, payload
 
 JSON_KEYS = [
@@ -134,3 +135,14 @@ def test_run_parser_defaults() -> None:
         "central",
     )
     assert args.func.__name__ == "cmd_run"
+
+
+def test_run_takes_credentials_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from central.cli import _broker_url
+
+    monkeypatch.setenv("GRIDWATCH_MQTT_PASSWORD", "p@ss word")
+    args = argparse.Namespace(broker="mqtts://broker.example:8883", username="central")
+    url = _broker_url(args)
+    parsed = BrokerURL.parse(url)
+    assert (parsed.username, parsed.password, parsed.tls, parsed.port) == ("central", "p@ss word", True, 8883)
+    assert _broker_url(argparse.Namespace(broker="mqtt://h:1883", username=None)) == "mqtt://h:1883"
