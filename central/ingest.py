@@ -79,6 +79,7 @@ class EvidenceEnvelope(BaseModel):
     incident_id: str = Field(min_length=8, max_length=128, pattern=INCIDENT_ID_RE.pattern)
     event_id: str | None = Field(None, max_length=64)
     content_type: str = Field(JPEG_CONTENT_TYPE, max_length=64)
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="Of the decoded bytes, if given.")
     data_b64: str = Field(min_length=1)
 
 

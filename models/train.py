@@ -116,7 +116,8 @@ def fit(
         project=str(work_dir / "runs"),
         name="train",
         exist_ok=True,
-        pretrained=False,
+        # Ultralytics only loads the starting weights when pretrained is True; False = fresh init.
+        pretrained=init_weights is not None,
         amp=False,
         plots=False,
         val=False,
@@ -131,7 +132,9 @@ def fit(
         hsv_h=0.02,
         hsv_s=0.5,
         hsv_v=0.4,
-        warmup_epochs=1.0,
+        # A continued stage must not be shaken up by the from-scratch warm-up (bias lr 0.1).
+        warmup_epochs=1.0 if init_weights is None else 0.3,
+        warmup_bias_lr=0.1 if init_weights is None else 0.01,
         patience=0,
     )
     trainer = model.trainer

@@ -17,9 +17,10 @@ from tests.conftest import load_fixture_config
 pytestmark = [pytest.mark.e2e, pytest.mark.realdata]
 
 
-def arlington(shared: Path, tmp: Path) -> SiteConfig:
+def arlington(shared: Path, tmp: Path, protocol: str = "5") -> SiteConfig:
     cfg = load_fixture_config("arlington.yaml", shared)
     return cfg.model_copy(update={
+        "mqtt": cfg.mqtt.model_copy(update={"protocol": protocol}),
         "outbox": cfg.outbox.model_copy(update={"path": tmp / "outbox.db"}),
         "evidence": cfg.evidence.model_copy(update={"dir": tmp / "evidence"}),
     })
@@ -33,11 +34,13 @@ def run_edge(cfg: SiteConfig, url: str, drain_s: float = 20.0) -> tuple[EdgeWork
     return worker, emitted, drained
 
 
-def test_clip_becomes_one_case_per_incident(shared_data: Path, tmp_path: Path) -> None:
-    cfg = arlington(shared_data, tmp_path)
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_clip_becomes_one_case_per_incident(shared_data: Path, tmp_path: Path, protocol: str) -> None:
+    cfg = arlington(shared_data, tmp_path, protocol)
     with MosquittoBroker() as broker:
         central = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", evidence_dir=tmp_path / "snaps",
-                                 events_log=tmp_path / "events.jsonl", client_id="e2e-central").start()
+                                 events_log=tmp_path / "events.jsonl", client_id="e2e-central",
+                                 protocol=protocol).start()  # type: ignore[arg-type]
         try:
             _, emitted, drained = run_edge(cfg, broker.url)
             assert drained
