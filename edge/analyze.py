@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 import cv2
+import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from calibration.grid import GridLayer
@@ -53,10 +55,7 @@ class VideoSink:
         self.path, self.fps = path, fps
         self._writer: cv2.VideoWriter | None = None
 
-    def write(self, image: object) -> None:
-        import numpy as np
-
-        assert isinstance(image, np.ndarray)
+    def write(self, image: np.ndarray) -> None:
         if self._writer is None:
             h, w = image.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
@@ -106,18 +105,18 @@ def analyze_clip(
     return AnalyzeReport(decoded, analysed, time.perf_counter() - t0, events)
 
 
-def _annotated(result: FrameResult, pipeline: CameraPipeline) -> object:
+def _annotated(result: FrameResult, pipeline: CameraPipeline) -> np.ndarray:
     caption = f"{pipeline.camera.id} t={result.frame.ts:6.1f}s open incidents: {len(pipeline.active)}"
     return annotate(result.frame.image, result.detections, pipeline.zones, pipeline.active, caption)
 
 
 def _record(
-    emitted: list[Emitted], jsonl: object, out: Path, events: list[IncidentEvent],
+    emitted: list[Emitted], jsonl: TextIO, out: Path, events: list[IncidentEvent],
     on_emitted: Callable[[Emitted], None] | None,
 ) -> None:
     for item in emitted:
         events.append(item.event)
-        jsonl.write(item.event.to_json() + "\n")  # type: ignore[attr-defined]
+        jsonl.write(item.event.to_json() + "\n")
         if item.snapshot is not None:
             save_snapshot(item.snapshot, out / "snapshots", item.event.incident_id)
         if on_emitted:

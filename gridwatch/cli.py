@@ -20,6 +20,10 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.events import IncidentEvent
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -42,7 +46,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_incidents(incidents: dict[str, list]) -> None:  # type: ignore[type-arg]
+def _print_incidents(incidents: dict[str, list[IncidentEvent]]) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -8,6 +8,7 @@ not a case.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from pipelines.dwell import DwellParams, StationaryDwellRule
 from pipelines.zones import Zone
@@ -15,8 +16,8 @@ from pipelines.zones import Zone
 GARBAGE = frozenset({"litter", "garbage", "trash_pile"})
 
 
-def defaults(zones: tuple[Zone, ...], **kw: object) -> DwellParams:
-    return replace(DwellParams(zones=zones, classes=GARBAGE, dwell_s=600.0), **kw)  # type: ignore[arg-type]
+def defaults(zones: tuple[Zone, ...], **kw: Any) -> DwellParams:
+    return replace(DwellParams(zones=zones, classes=GARBAGE, dwell_s=600.0), **kw)
 
 
 def rule(params: DwellParams, id_prefix: str) -> StationaryDwellRule:

@@ -7,6 +7,7 @@ default; cities use 2-5 min) separates the two. See `pipelines.dwell` for the me
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from pipelines.dwell import DwellParams, StationaryDwellRule
 from pipelines.zones import Zone
@@ -14,10 +15,10 @@ from pipelines.zones import Zone
 VEHICLES = frozenset({"car", "truck", "bus", "motorcycle", "van"})
 
 
-def defaults(zones: tuple[Zone, ...], **kw: object) -> DwellParams:
+def defaults(zones: tuple[Zone, ...], **kw: Any) -> DwellParams:
     """Parking defaults: vehicle classes, 60 s dwell."""
     params = DwellParams(zones=zones, classes=VEHICLES, dwell_s=60.0, end_after_s=15.0)
-    return replace(params, **kw)  # type: ignore[arg-type]
+    return replace(params, **kw)
 
 
 def rule(params: DwellParams, id_prefix: str) -> StationaryDwellRule:

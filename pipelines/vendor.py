@@ -7,6 +7,7 @@ not road occupation; it is reported once it stands still for `dwell_s` (default 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from pipelines.dwell import DwellParams, StationaryDwellRule
 from pipelines.zones import Zone
@@ -14,8 +15,8 @@ from pipelines.zones import Zone
 STALLS = frozenset({"stall", "cart"})
 
 
-def defaults(zones: tuple[Zone, ...], **kw: object) -> DwellParams:
-    return replace(DwellParams(zones=zones, classes=STALLS, dwell_s=120.0), **kw)  # type: ignore[arg-type]
+def defaults(zones: tuple[Zone, ...], **kw: Any) -> DwellParams:
+    return replace(DwellParams(zones=zones, classes=STALLS, dwell_s=120.0), **kw)
 
 
 def rule(params: DwellParams, id_prefix: str) -> StationaryDwellRule:

@@ -8,6 +8,7 @@ changes a lot with small detector differences.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from pipelines.dwell import DwellParams, StationaryDwellRule
 from pipelines.motion import StillnessParams
@@ -16,10 +17,10 @@ from pipelines.zones import Zone
 WIRES = frozenset({"wire", "cable"})
 
 
-def defaults(zones: tuple[Zone, ...], **kw: object) -> DwellParams:
+def defaults(zones: tuple[Zone, ...], **kw: Any) -> DwellParams:
     base = DwellParams(zones=zones, classes=WIRES, dwell_s=3.0, stillness=StillnessParams(tolerance_m=1.5,
                                                                                          tolerance_rel=0.4))
-    return replace(base, **kw)  # type: ignore[arg-type]
+    return replace(base, **kw)
 
 
 def rule(params: DwellParams, id_prefix: str) -> StationaryDwellRule:
