@@ -181,8 +181,20 @@ class IncidentsConfig(_Model):
 class TrackerConfig(_Model):
     lost_track_s: float = Field(3.0, gt=0, le=120, description="Keep a lost track this long to re-find it.")
     activation_conf: float = Field(0.3, ge=0, le=1, description="Score needed to start a new track.")
-    high_conf: float = Field(0.5, ge=0, le=1, description="ByteTrack's first-stage association threshold.")
+    high_conf: float = Field(
+        0.3, ge=0, le=1,
+        description="ByteTrack's first-stage threshold; only detections above it start tracks. Keep it near "
+        "detector.conf: above it, a class the model scores weakly (a thin wire at 0.33) is never tracked.",
+    )
     min_iou: float = Field(0.1, ge=0, le=1, description="Least overlap to associate a box with a track.")
+    groups: list[list[str]] = Field(
+        default_factory=lambda: [["car", "truck", "bus", "motorcycle", "van"]],
+        description="Classes tracked as one: a model that flips a car between 'car' and 'truck' must not "
+        "make two tracks (and two incidents) of it. Every other class is tracked on its own.",
+    )
+    group_nms_iou: float = Field(
+        0.6, gt=0, le=1, description="Overlap above which two boxes of one group are the same object (keep best)."
+    )
 
 
 class CameraConfig(_Model):

@@ -1,8 +1,10 @@
-"""Tracking stage: ByteTrack (from the `trackers` package), one tracker per class.
+"""Tracking stage: ByteTrack (from the `trackers` package), one tracker per class group.
 
 ByteTrack associates boxes by overlap regardless of class. A bag that is put down inside its owner's box would
-then inherit the person's track; one tracker per class avoids that, and global ids stay unique because each
-(class, local id) pair gets its own id from one counter. The stage never mutates its input: it returns a new
+then inherit the person's track; one tracker per class avoids that. Classes a model confuses with each other
+(car / truck / bus) form one group instead: one tracker, and overlapping boxes of the group are merged first
+(class-agnostic NMS), so one vehicle is one track. Global ids stay unique because each (group, local id) pair
+gets its own id from one counter. The stage never mutates its input: it returns a new
 `Detections` with `tracker_id` set (untracked rows dropped). Id maps are pruned when a track has been gone for
 longer than the tracker keeps it, so memory stays flat over months.
 """
@@ -27,12 +29,19 @@ class MultiClassTracker:
     _last_seen: dict[tuple[str, int], float] = field(default_factory=dict)
     _next_id: int = 1
 
+    def group_of(self, class_name: str) -> str:
+        for group in self.config.groups:
+            if class_name in group:
+                return group[0]
+        return class_name
+
     def update(self, detections: sv.Detections, ts: float) -> sv.Detections:
         names = np.asarray(detections.data.get("class_name", np.array([], dtype=str)))
-        classes = set(names.tolist()) if len(detections) else set()
+        groups = np.array([self.group_of(str(n)) for n in names], dtype=object)
+        present = set(groups.tolist()) if len(detections) else set()
         parts: list[sv.Detections] = []
-        for cls in sorted(classes | set(self._trackers)):
-            subset = self._subset(detections, names == cls) if cls in classes else sv.Detections.empty()
+        for cls in sorted(present | set(self._trackers)):
+            subset = self._group_subset(detections, groups == cls) if cls in present else sv.Detections.empty()
             tracked = self._tracker(cls).update(subset, timestamp=ts)
             ids = tracked.tracker_id if tracked.tracker_id is not None else np.full(len(tracked), -1)
             kept = self._subset(tracked, ids >= 0)
@@ -51,6 +60,13 @@ class MultiClassTracker:
         out = detections[mask]
         assert isinstance(out, sv.Detections)
         return out
+
+    def _group_subset(self, detections: sv.Detections, mask: np.ndarray) -> sv.Detections:
+        subset = self._subset(detections, mask)
+        if len(subset) < 2 or subset.confidence is None:
+            return subset
+        keep = _nms_keep(subset.xyxy, subset.confidence, self.config.group_nms_iou)
+        return self._subset(subset, keep)
 
     def _tracker(self, cls: str) -> ByteTrackTracker:
         if cls not in self._trackers:
@@ -92,3 +108,21 @@ class MultiClassTracker:
 
     def state_size(self) -> int:
         return len(self._ids)
+
+
+def _nms_keep(xyxy: np.ndarray, conf: np.ndarray, iou: float) -> np.ndarray:
+    """Boolean mask of boxes kept by greedy class-agnostic NMS (highest confidence first)."""
+    order = np.argsort(-conf)
+    keep = np.zeros(len(conf), dtype=bool)
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    suppressed = np.zeros(len(conf), dtype=bool)
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep[i] = True
+        ix = np.clip(np.minimum(xyxy[i, 2], xyxy[:, 2]) - np.maximum(xyxy[i, 0], xyxy[:, 0]), 0, None)
+        iy = np.clip(np.minimum(xyxy[i, 3], xyxy[:, 3]) - np.maximum(xyxy[i, 1], xyxy[:, 1]), 0, None)
+        inter = ix * iy
+        overlap = inter / np.maximum(area[i] + area - inter, 1e-9)
+        suppressed |= overlap > iou
+    return keep

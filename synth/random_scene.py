@@ -242,7 +242,23 @@ def _stalls(rng: np.random.Generator, st: StreetSpec, c: float, hw: float, dur: 
                 length_m=float(rng.uniform(1.0, 2.2)),
             )
         )
+        stall = stalls[-1]
+        assert isinstance(stall, StallSpec)
+        if rng.random() < 0.6:  # a vendor behind the stall: partly hidden people are what the demo shows
+            stalls.append(_vendor(rng, f"v{i}", stall.along + float(rng.uniform(-0.6, 0.6)), stall.out + 0.9))
     return stalls
+
+
+def _vendor(rng: np.random.Generator, key: str, along: float, out: float) -> PersonSpec:
+    return PersonSpec(
+        kind="person",
+        id=key,
+        height_m=float(rng.uniform(1.5, 1.85)),
+        shirt=_rgb(rng),
+        trousers=_rgb(rng, 10, 140),
+        skin=_pick(rng, [(230, 190, 160), (200, 160, 130), (150, 110, 80)]),
+        waypoints=[Waypoint(t=0.0, along=along, out=out)],
+    )
 
 
 def _wires(rng: np.random.Generator, st: StreetSpec, c: float, hw: float, dur: float) -> ActorList:

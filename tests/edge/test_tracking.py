@@ -47,3 +47,22 @@ def test_id_maps_are_pruned_when_tracks_are_gone() -> None:
         rows = [(x, 10, x + 25, 40, "car", 0.9)] if i % 20 < 10 else []
         t.update(dets(*rows) if rows else sv.Detections.empty(), i / 10)
     assert t.state_size() <= 3
+
+
+def test_a_car_the_model_also_calls_a_truck_is_one_track() -> None:
+    t = MultiClassTracker(TrackerConfig(), frame_rate=10)
+    ids = set()
+    for i in range(15):
+        rows = [(100, 100, 200, 160, "car", 0.8), (102, 101, 199, 161, "truck", 0.45)]
+        if i % 3 == 0:
+            rows = rows[::-1]
+        out = t.update(dets(*rows), i / 10)
+        assert len(out) <= 1
+        ids.update(int(x) for x in out.tracker_id)
+    assert len(ids) == 1
+
+
+def test_weakly_scored_classes_still_get_tracks() -> None:
+    t = MultiClassTracker(TrackerConfig(), frame_rate=10)
+    out = [t.update(dets((10, 10, 300, 80, "wire", 0.33)), i / 10) for i in range(5)]
+    assert len(out[-1]) == 1 and int(out[-1].tracker_id[0]) > 0
