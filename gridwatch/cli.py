@@ -72,7 +72,7 @@ def _cmd_edge_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gridwatch.demo import run_demo
 
-    return run_demo(Path(args.out), broker=args.broker, regenerate=args.regenerate)
+    return run_demo(Path(args.out), broker=args.broker, regenerate=args.regenerate, protocol=args.protocol)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -92,10 +92,9 @@ def _cmd_models_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_train(args: argparse.Namespace) -> int:
+    """Everything after `train` goes to `python -m models.train` (see its --help); needs the [train] extra."""
     train = importlib.import_module("models.train")
-    argv = ["--out", args.out, "--train", str(args.train), "--val", str(args.val), "--epochs", str(args.epochs),
-            "--imgsz", str(args.imgsz), "--seed", str(args.seed)]
-    result: int = train.main(argv)
+    result: int = train.main(list(args.rest))
     return result
 
 
@@ -127,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-out")
     p.add_argument("--broker", default=None, help="use this broker (mqtt://HOST:PORT) instead of an embedded one")
     p.add_argument("--regenerate", action="store_true", help="re-render the demo clip even if cached")
+    p.add_argument("--protocol", choices=["5", "3.1.1"], default="5",
+                   help="MQTT version for edge and central (3.1.1 for brokers such as amqtt, RabbitMQ, NATS)")
 
     edge = sub.add_parser("edge", help="the gateway worker").add_subparsers(dest="edge_cmd", required=True)
     p = _add(edge, "run", _cmd_edge_run, "run every camera of a site config and publish incidents over MQTT")
@@ -140,13 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="detector models").add_subparsers(dest="models_cmd", required=True)
     p = _add(models, "info", _cmd_models_info, "validate and print a model manifest")
     p.add_argument("manifest")
-    p = _add(models, "train", _cmd_models_train, "generate synthetic data and train the demo model ([train] extra)")
-    p.add_argument("--out", default="models/demo")
-    p.add_argument("--train", type=int, default=1200)
-    p.add_argument("--val", type=int, default=200)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--imgsz", type=int, default=320)
-    p.add_argument("--seed", type=int, default=7)
+    p = _add(models, "train", _cmd_models_train,
+             "generate synthetic data, train, export ONNX + manifest + card ([train] extra); "
+             "options as `python -m models.train --help`")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="--out DIR --train N --val N --epochs E --imgsz S ...")
 
     p = _add(sub, "synth", _cmd_synth, "render a synthetic street scenario to video + labels + truth")
     p.add_argument("scenario")

@@ -69,7 +69,7 @@ def ensure_clip(out: Path, regenerate: bool) -> tuple[Path, dict[str, Any]]:
     return clip_dir / truth.get("video", "video.mp4"), truth
 
 
-def site_config(truth: dict[str, Any], clip: Path, out: Path) -> tuple[SiteConfig, Roster]:
+def site_config(truth: dict[str, Any], clip: Path, out: Path, protocol: str = "5") -> tuple[SiteConfig, Roster]:
     """A site config for the demo camera, calibrated from the scenario's camera pose; zones on the ground."""
     cam = truth["camera"]
     hfov = math.degrees(2 * math.atan(cam["width"] / 2 / cam["fx"]))
@@ -82,6 +82,7 @@ def site_config(truth: dict[str, Any], clip: Path, out: Path) -> tuple[SiteConfi
         "gateway_id": "gw-demo-01",
         "detector": {"type": "onnx", "model": str(MODEL), "conf": 0.3},
         "grid_geojson": str(out / "grid.geojson"),
+        "mqtt": {"protocol": protocol},
         "outbox": {"path": str(out / "edge" / "outbox.db")},
         "evidence": {"dir": str(out / "edge" / "evidence")},
         "cameras": [{
@@ -111,7 +112,7 @@ def _kerb_zone(zones: dict[str, Any]) -> str:
     raise RuntimeError(f"the demo scenario has no kerb/no-parking zone (zones: {list(zones)})")
 
 
-def run_demo(out: Path, broker: str | None = None, regenerate: bool = False) -> int:
+def run_demo(out: Path, broker: str | None = None, regenerate: bool = False, protocol: str = "5") -> int:
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("cases.db", "events.jsonl", "annotated.mp4"):
@@ -122,12 +123,13 @@ def run_demo(out: Path, broker: str | None = None, regenerate: bool = False) -> 
         console.print(f"[red]demo model {MODEL} is missing; run `gridwatch models train` ([train] extra)")
         return 2
     clip, truth = ensure_clip(out, regenerate)
-    cfg, roster = site_config(truth, clip, out)
+    cfg, roster = site_config(truth, clip, out, protocol)
     with ExitStack() as stack:
         url = broker or stack.enter_context(MosquittoBroker()).url
         console.print(f"broker: {url}")
         central = CentralService(url, f"sqlite:///{out / 'cases.db'}", evidence_dir=out / "snapshots",
-                                 events_log=out / "events.jsonl", roster=roster, client_id="gridwatch-demo-central")
+                                 events_log=out / "events.jsonl", roster=roster, client_id="gridwatch-demo-central",
+                                 protocol=cfg.mqtt.protocol)
         stack.callback(central.stop)
         central.start()
         emitted = _run_edge(cfg, url, out, int(truth.get("frame_count", 0)))
