@@ -159,7 +159,10 @@ def _register(module: str, sub: argparse._SubParsersAction, name: str, help_: st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from calibration.errors import CalibrationError
     from edge.config import ConfigError
+    from edge.sources import SourceError
+    from models.base import ModelError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -167,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except ConfigError as exc:
+    except (ConfigError, ModelError, SourceError, CalibrationError) as exc:
+        # Start-up problems a user can fix: say what and where, without a traceback.
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
