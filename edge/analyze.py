@@ -82,7 +82,8 @@ def analyze_clip(
     detector = detector or load_detector(cfg.detector)
     pipeline = CameraPipeline(cfg.site_id, cfg.gateway_id, camera, detector, uuid.uuid4().hex[:8],
                               grid=load_grid(cfg), jpeg_quality=cfg.evidence.jpeg_quality)
-    source = FileSource(clip, camera_id, start_wall=start_wall or datetime.now(timezone.utc))
+    source = FileSource(clip, camera_id, start_wall=start_wall or datetime.now(timezone.utc),
+                        sample_fps=camera.analysis_fps)
     out.mkdir(parents=True, exist_ok=True)
     sink = VideoSink(out / "annotated.mp4", camera.analysis_fps) if write_video else None
     events: list[IncidentEvent] = []
@@ -90,8 +91,8 @@ def analyze_clip(
     with (out / "incidents.jsonl").open("w", encoding="utf-8") as jsonl, _progress(progress) as bar:
         task = bar.add_task(f"analyse {clip.name}", total=source.frame_count or None)
         for frame in source:
-            decoded += 1
-            bar.advance(task)
+            decoded = frame.index + 1
+            bar.update(task, completed=decoded)
             result = pipeline.process(frame)
             if result is None:
                 continue
@@ -100,6 +101,7 @@ def analyze_clip(
             if sink:
                 sink.write(_annotated(result, pipeline))
         _record(pipeline.flush(), jsonl, out, events, on_emitted)
+        decoded = source.stats.frames
     if sink:
         sink.close()
     return AnalyzeReport(decoded, analysed, time.perf_counter() - t0, events)

@@ -55,13 +55,16 @@ class FileSource:
 
     def __init__(
         self, path: str | Path, camera_id: str, *, start_wall: datetime | None = None, loop: bool = False,
-        realtime: bool = False,
+        realtime: bool = False, sample_fps: float | None = None,
     ) -> None:
+        """`sample_fps`: yield only the frames a `Sampler(sample_fps)` keeps; the others are grabbed but never
+        decoded to pixels, which is most of the cost of reading a 15-30 fps file analysed at 5 fps."""
         self.path = Path(path)
         self.camera_id = camera_id
         self.start_wall = start_wall or _utc_now()
         self.loop = loop
         self.realtime = realtime
+        self.sample_fps = sample_fps
         self.stats = SourceStats()
         if not self.path.exists():
             raise SourceError(f"video file {self.path} does not exist")
@@ -76,30 +79,41 @@ class FileSource:
     def __iter__(self) -> Iterator[Frame]:
         offset, index = 0.0, 0
         t0 = time.monotonic()
+        sampler = Sampler(self.sample_fps) if self.sample_fps else None
         while True:
             last_ts = offset
-            for i, image in enumerate(self._decode()):
-                ts = offset + i / self.fps
+            for ts, image in self._decode(offset, sampler):
+                self.stats.frames += 1
+                index += 1
+                last_ts = ts
+                if image is None:
+                    continue
                 if self.realtime:
                     delay = ts - (time.monotonic() - t0)
                     if delay > 0:
                         time.sleep(delay)
-                self.stats.frames += 1
-                yield Frame(self.camera_id, index, ts, self.start_wall + timedelta(seconds=ts), image)
-                index += 1
-                last_ts = ts
+                yield Frame(self.camera_id, index - 1, ts, self.start_wall + timedelta(seconds=ts), image)
             if not self.loop or index == 0:
                 return
             offset = last_ts + 1 / self.fps
 
-    def _decode(self) -> Iterator[np.ndarray]:
+    def _decode(self, offset: float, sampler: Sampler | None) -> Iterator[tuple[float, np.ndarray | None]]:
+        """(timestamp, image) per frame in the file; image None for frames the sampler skips."""
         cap = cv2.VideoCapture(str(self.path))
         try:
-            while True:
-                ok, image = cap.read()
+            i = 0
+            while cap.grab():
+                ts = offset + i / self.fps
+                i += 1
+                if sampler is not None and not sampler.accept_ts(ts):
+                    yield ts, None
+                    continue
+                ok, image = cap.retrieve()
                 if not ok:
-                    return
-                yield image
+                    self.stats.read_errors += 1
+                    yield ts, None
+                    continue
+                yield ts, image
         finally:
             cap.release()
 
@@ -214,9 +228,12 @@ class LiveSource:
 Source = FileSource | ImagesSource | LiveSource
 
 
-def open_source(cfg: SourceConfig, camera_id: str, start_wall: datetime | None = None) -> Source:
+def open_source(
+    cfg: SourceConfig, camera_id: str, start_wall: datetime | None = None, sample_fps: float | None = None
+) -> Source:
     if isinstance(cfg, FileSourceConfig):
-        return FileSource(cfg.path, camera_id, start_wall=start_wall, loop=cfg.loop, realtime=cfg.realtime)
+        return FileSource(cfg.path, camera_id, start_wall=start_wall, loop=cfg.loop, realtime=cfg.realtime,
+                          sample_fps=sample_fps)
     if isinstance(cfg, ImagesSourceConfig):
         return ImagesSource(cfg.glob, camera_id, cfg.fps, start_wall)
     if isinstance(cfg, StreamSourceConfig):
@@ -234,10 +251,13 @@ class Sampler:
     _next_ts: float | None = None
 
     def accept(self, frame: Frame) -> bool:
-        if self._next_ts is not None and frame.ts + 1e-6 < self._next_ts:
+        return self.accept_ts(frame.ts)
+
+    def accept_ts(self, ts: float) -> bool:
+        if self._next_ts is not None and ts + 1e-6 < self._next_ts:
             return False
         step = 1.0 / self.fps
-        self._next_ts = (self._next_ts + step) if self._next_ts is not None else frame.ts + step
-        if self._next_ts <= frame.ts:
-            self._next_ts = frame.ts + step
+        self._next_ts = (self._next_ts + step) if self._next_ts is not None else ts + step
+        if self._next_ts <= ts:
+            self._next_ts = ts + step
         return True

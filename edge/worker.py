@@ -107,10 +107,10 @@ class EdgeWorker:
         assert self.detector is not None
         pipeline = CameraPipeline(self.cfg.site_id, self.cfg.gateway_id, cam, self.detector, self.run_id,
                                   grid=self.grid, jpeg_quality=self.cfg.evidence.jpeg_quality)
-        source = open_source(cam.source, cam.id, self.start_wall or datetime.now(timezone.utc))
+        source = open_source(cam.source, cam.id, self.start_wall or datetime.now(timezone.utc), cam.analysis_fps)
         try:
             for frame in source:
-                stats.frames += 1
+                stats.frames = frame.index + 1
                 if self._stop.is_set():
                     break
                 result = pipeline.process(frame)

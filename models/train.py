@@ -335,8 +335,8 @@ def demo_recall(
 ) -> dict[str, tuple[int, int]]:
     """Per-class (hits, ground-truth boxes) on demo frames every ``step_s``: IoU >= ``iou``, same class.
 
-    Ground truth is every box the generator labels (including partly hidden ones, e.g. the vendor
-    behind the stall), so this is a strict number.
+    Ground truth is every box the generator labels (including partly hidden or cut-off ones), so this
+    is a strict number.
     """
     import onnxruntime as ort
 
@@ -368,7 +368,7 @@ def append_demo_recall(card: Path, scenario: Path, recall: dict[str, tuple[int, 
     text = (
         f"\n## Demo clip check ({scenario}, one frame per second)\n\n"
         "ONNX Runtime, conf 0.25, a hit = same class and IoU >= 0.5 with a generator label. Labels include\n"
-        "partly hidden objects (the vendor standing behind the stall), so this is strict.\n\n"
+        "partly hidden and partly out-of-frame objects, so this is strict.\n\n"
         f"| class | hits/labels | recall |\n|---|---|---|\n{rows}\n"
     )
     with card.open("a", encoding="utf-8") as f:
