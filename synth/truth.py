@@ -51,21 +51,6 @@ class IncidentTruth:
 
 
 @dataclass(frozen=True)
-class CameraTruth:
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    height_m: float
-    tilt_deg: float
-    heading_deg: float
-    lat: float
-    lon: float
-
-
-@dataclass(frozen=True)
 class Truth:
     scenario: str
     seed: int
@@ -73,7 +58,7 @@ class Truth:
     frame_count: int
     width: int
     height: int
-    camera: CameraTruth
+    camera: PinholeCamera  # serialised field by field: the calibration a site config needs
     zones: list[ZoneTruth]
     incidents: list[IncidentTruth]
 
@@ -172,7 +157,7 @@ def build_truth(scene: Scene) -> Truth:
         sc.frame_count,
         cam.width,
         cam.height,
-        CameraTruth(**asdict(cam)),
+        cam,
         [zone_truth(cam, z) for z in scene.zones],
         incidents(scene),
     )
