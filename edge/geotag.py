@@ -15,7 +15,6 @@ import numpy as np
 import supervision as sv
 
 from calibration.camera import PinholeCamera
-from calibration.geo import wgs84_to_enu
 from calibration.grid import GridLayer
 from calibration.ground import GroundMapping
 from edge.config import CalibrationConfig, PinholeCalibration, ZoneConfig
@@ -133,7 +132,3 @@ def image_box(box: Box, width: int, height: int) -> ImageBox:
     return ImageBox(x1=round(x1, 1), y1=round(y1, 1), x2=round(max(x1, x2), 1), y2=round(max(y1, y2), 1),
                     image_width=width, image_height=height)
 
-
-def enu_of(lat: float, lon: float, mapping: GroundMapping) -> tuple[float, float]:
-    e, n = wgs84_to_enu(lat, lon, mapping.origin_lat, mapping.origin_lon)
-    return float(e), float(n)

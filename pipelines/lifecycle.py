@@ -100,9 +100,6 @@ class IncidentBook:
         self._open.clear()
         return ended
 
-    def open_ids(self) -> list[str]:
-        return list(self._open)
-
     def continuing_at(self, track_id: int, box: Box, visible: set[int]) -> float | None:
         """started_ts of the open incident this object is still part of, if any.
 
