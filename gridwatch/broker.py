@@ -7,6 +7,7 @@ system broker on 1883.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -65,6 +66,10 @@ class MosquittoBroker:
             "log_type warning",
             "max_queued_messages 100000",
         ]
+        if os.geteuid() == 0:
+            # Started as root, mosquitto drops to user `mosquitto`, which cannot write the persistence file in
+            # our private (0700) folder: the save fails and sessions do not survive a restart.
+            lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
         return conf
 
