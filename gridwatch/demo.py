@@ -132,9 +132,9 @@ def run_demo(out: Path, broker: str | None = None, regenerate: bool = False, pro
                                  protocol=cfg.mqtt.protocol)
         stack.callback(central.stop)
         central.start()
-        emitted = _run_edge(cfg, url, out, int(truth.get("frame_count", 0)))
+        emitted, started = _run_edge(cfg, url, out, int(truth.get("frame_count", 0)))
         ok = central.wait_for(lambda: central.counters.stored + central.counters.duplicates >= emitted, 30.0)
-        central.wait_for(lambda: central.counters.evidence >= _started_count(out), 10.0)
+        central.wait_for(lambda: central.counters.evidence >= started, 10.0)  # one snapshot per started incident
         with central.store.session() as session:
             rows = cases_as_rows(session)
         console.print(cases_table(rows, title=f"cases in {out / 'cases.db'}"))
@@ -147,23 +147,17 @@ def run_demo(out: Path, broker: str | None = None, regenerate: bool = False, pro
         return 0 if ok and not missing else 1
 
 
-def _started_count(out: Path) -> int:
-    path = out / "events.jsonl"
-    if not path.exists():
-        return 0
-    return sum(1 for line in path.read_text().splitlines() if '"phase":"started"' in line)
-
-
-def _run_edge(cfg: SiteConfig, url: str, out: Path, frames: int) -> int:
+def _run_edge(cfg: SiteConfig, url: str, out: Path, frames: int) -> tuple[int, int]:
+    """Run the edge worker on the clip; returns (events emitted, incidents started)."""
     sink = VideoSink(out / "annotated.mp4", cfg.cameras[0].analysis_fps)
-    count = {"events": 0}
+    phases: list[str] = []
 
     def on_result(pipeline: CameraPipeline, result: FrameResult) -> None:
         caption = f"{pipeline.camera.id} t={result.frame.ts:5.1f}s open incidents: {len(pipeline.active)}"
         sink.write(annotate(result.frame.image, result.detections, pipeline.zones, pipeline.active, caption))
 
     worker = EdgeWorker(cfg, broker=url, start_wall=datetime.now(timezone.utc), on_result=on_result,
-                        on_emitted=lambda _e: count.__setitem__("events", count["events"] + 1))
+                        on_emitted=lambda e: phases.append(e.event.phase))
     worker.start()
     cam_id = cfg.cameras[0].id
     with Progress(TextColumn("edge: {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -171,14 +165,14 @@ def _run_edge(cfg: SiteConfig, url: str, out: Path, frames: int) -> int:
         task = bar.add_task(cam_id, total=frames or None)
         while not worker.cameras_done():
             bar.update(task, completed=worker.stats[cam_id].frames,
-                       description=f"{cam_id} incidents sent: {count['events']}")
+                       description=f"{cam_id} incidents sent: {len(phases)}")
             time.sleep(0.2)
         bar.update(task, completed=worker.stats[cam_id].frames)
     drained = worker.stop(drain_s=20.0)
     sink.close()
     if not drained:
         console.print("[yellow]edge outbox not fully drained; pending events stay in the outbox")
-    return count["events"]
+    return len(phases), phases.count("started")
 
 
 def match_truth(truth: dict[str, Any], rows: list[CaseRow], cfg: SiteConfig) -> list[TruthMatch]:

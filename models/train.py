@@ -271,58 +271,6 @@ def train(
 
 
 # ------------------------------------------------------------------------------ sanity check (ORT)
-def letterbox(img_bgr: np.ndarray, size: int, pad: int = 114) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """Centre letterbox to size x size; returns the NCHW RGB 0-1 tensor, the scale and the padding."""
-    import cv2
-
-    h, w = img_bgr.shape[:2]
-    r = min(size / w, size / h)
-    nw, nh = round(w * r), round(h * r)
-    canvas = np.full((size, size, 3), pad, np.uint8)
-    left, top = (size - nw) // 2, (size - nh) // 2
-    canvas[top : top + nh, left : left + nw] = cv2.resize(img_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    tensor = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-    return np.ascontiguousarray(tensor), r, (left, top)
-
-
-def decode(out: np.ndarray, r: float, pad: tuple[int, int], conf: float = 0.25, iou: float = 0.5) -> np.ndarray:
-    """(1, 4+nc, N) Ultralytics output -> (M, 6) x1 y1 x2 y2 score class in original pixels."""
-    import cv2
-
-    pred = out[0].T
-    scores = pred[:, 4:]
-    cls = scores.argmax(1)
-    best = scores[np.arange(len(cls)), cls]
-    keep = best >= conf
-    pred, cls, best = pred[keep], cls[keep], best[keep]
-    if len(pred) == 0:
-        return np.zeros((0, 6))
-    xyxy = np.stack(
-        [
-            pred[:, 0] - pred[:, 2] / 2,
-            pred[:, 1] - pred[:, 3] / 2,
-            pred[:, 0] + pred[:, 2] / 2,
-            pred[:, 1] + pred[:, 3] / 2,
-        ],
-        1,
-    )
-    xyxy -= [pad[0], pad[1], pad[0], pad[1]]
-    xyxy /= r
-    rows: list[np.ndarray] = []
-    for c in np.unique(cls):  # class-wise NMS
-        m = cls == c
-        boxes = xyxy[m]
-        idx = cv2.dnn.NMSBoxes(
-            [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes],
-            best[m].tolist(),
-            conf,
-            iou,
-        )
-        for i in np.asarray(idx).reshape(-1):
-            rows.append(np.array([*boxes[i], best[m][i], c]))
-    return np.array(rows) if rows else np.zeros((0, 6))
-
-
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
     inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
@@ -338,26 +286,23 @@ def demo_recall(
     Ground truth is every box the generator labels (including partly hidden or cut-off ones), so this
     is a strict number.
     """
-    import onnxruntime as ort
-
+    from models.onnx_backend import OnnxDetector  # the edge's own inference path, manifest next to the ONNX
     from synth import CLASSES
     from synth.scenario import load_scenario
     from synth.scene import Scene
 
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    size = int(inp.shape[2])
+    detector = OnnxDetector.from_path(onnx_path, conf_threshold=conf, iou_threshold=0.5)
     scene = Scene.compile(load_scenario(scenario))
     stats = {c: [0, 0] for c in CLASSES}
     for t in np.arange(0.5, scene.scenario.duration_s, step_s):
         fr = scene.frame_at(float(t), int(t * scene.scenario.fps))
-        tensor, r, pad = letterbox(fr.image, size)
-        dets = decode(sess.run(None, {inp.name: tensor})[0], r, pad, conf)
+        d = detector.detect(fr.image)
+        cls = d.class_id if d.class_id is not None else np.zeros(len(d), dtype=int)
         for lb in fr.labels:
             gt = np.array([lb.x1, lb.y1, lb.x2, lb.y2])
             name = CLASSES[lb.class_id]
             stats[name][1] += 1
-            if any(int(d[5]) == lb.class_id and _iou(gt, d[:4]) >= iou for d in dets):
+            if any(int(cls[i]) == lb.class_id and _iou(gt, d.xyxy[i]) >= iou for i in range(len(d))):
                 stats[name][0] += 1
     return {k: (v[0], v[1]) for k, v in stats.items()}
 

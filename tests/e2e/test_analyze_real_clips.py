@@ -32,9 +32,7 @@ def test_arlington_kerb_cars_become_illegal_parking(shared_data: Path, tmp_path:
     for kb in kerb_boxes:
         best = max((box_iou(tuple(kb), b) for b in boxes), default=0.0)  # type: ignore[arg-type]
         assert best >= 0.3, f"kerb car {kb} has no illegal_parking incident (best IoU {best:.2f}); got {boxes}"
-    # Only the kerb row: no incident on the through lanes (x of the anchor left of the lane line at that row).
-    zone = cfg.cameras[0].zones[0].points
-    assert zone is not None
+    # Only the kerb row: at most the annotated cars plus the two other cars parked in it.
     assert len(started) <= len(kerb_boxes) + 2, f"too many incidents: {boxes}"
     for e in started:
         assert e.type == "illegal_parking" and e.zone == "left_kerb"
