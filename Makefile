@@ -45,10 +45,11 @@ lint:
 	$(BIN)/ruff check .
 
 typecheck:
+	$(BIN)/python scripts/linktree.py >/dev/null
 	$(BIN)/mypy
 
 pytest:
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf demo-out .build .pytest_cache .mypy_cache .ruff_cache

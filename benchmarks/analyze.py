@@ -32,12 +32,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
-
-from edge.analyze import analyze_clip  # noqa: E402
-from edge.config import FileSourceConfig, SiteConfig, parse_site_config  # noqa: E402
-from edge.sources import FileSource, Sampler  # noqa: E402
-from models.base import Detector  # noqa: E402
-from models.registry import load_detector  # noqa: E402
+from gridwatch.edge.analyze import analyze_clip  # noqa: E402
+from gridwatch.edge.config import FileSourceConfig, SiteConfig, parse_site_config  # noqa: E402
+from gridwatch.edge.sources import FileSource, Sampler  # noqa: E402
+from gridwatch.models.base import Detector  # noqa: E402
+from gridwatch.models.registry import load_detector  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
 TARGET_FPS = 5.0
@@ -89,7 +88,7 @@ def measure(name: str, clip: Path, cfg: SiteConfig, repeats: int) -> Result:
 
 
 def demo_case() -> tuple[Path, SiteConfig] | None:
-    from gridwatch.demo import MODEL, ensure_clip, site_config
+    from gridwatch.app.demo import MODEL, ensure_clip, site_config
 
     if not MODEL.exists():
         return None

@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from models.manifest import load_manifest  # noqa: E402
-from models.onnx_backend import OnnxDetector  # noqa: E402
+from gridwatch.models.manifest import load_manifest  # noqa: E402
+from gridwatch.models.onnx_backend import OnnxDetector  # noqa: E402
 
 MODEL = REPO / "models" / "demo" / "gridwatch-demo-yolo11n.onnx"
 SCENARIO = REPO / "synth" / "scenarios" / "demo.yaml"
@@ -123,7 +123,7 @@ def evaluate(
 
 
 def fresh_val_set(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from synth import build_dataset
+    from gridwatch.synth import build_dataset
 
     root = Path(tempfile.mkdtemp(prefix="gridwatch-eval-"))
     build_dataset(root, 0, n, seed=seed, progress=True)
@@ -137,7 +137,7 @@ def fresh_val_set(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def demo_clip_set() -> list[tuple[np.ndarray, np.ndarray]]:
-    from synth.generate import generate
+    from gridwatch.synth.generate import generate
 
     root = Path(tempfile.mkdtemp(prefix="gridwatch-demo-eval-"))
     video = generate(SCENARIO, root)

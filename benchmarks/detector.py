@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere without installing the package
     sys.path.insert(0, str(REPO))
 
-from models.decoders import preprocess  # noqa: E402
-from models.onnx_backend import OnnxDetector  # noqa: E402
+from gridwatch.models.decoders import preprocess  # noqa: E402
+from gridwatch.models.onnx_backend import OnnxDetector  # noqa: E402
 
 MANIFEST = REPO / "models" / "manifests" / "yolox_nano_coco80.json"
 CLIP = "videos/arlington_crystal_dr_curb_parked.avi"

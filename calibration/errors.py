@@ -20,8 +20,10 @@ Tree::
 
 from __future__ import annotations
 
+from gridwatch.errors import GridwatchError
 
-class CalibrationError(Exception):
+
+class CalibrationError(GridwatchError):
     """Base class of every calibration error."""
 
 

@@ -29,9 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-
-from calibration.errors import GridLayerError
-from calibration.geo import enu_to_wgs84
+from gridwatch.calibration.errors import GridLayerError
+from gridwatch.calibration.geo import enu_to_wgs84
 
 FloatArray = npt.NDArray[np.float64]
 Datum = Literal["wgs84", "gcj02", "bd09"]
@@ -90,7 +89,7 @@ def _polygon_contains(poly: _Polygon, lon: float, lat: float) -> bool:
 def _to_wgs84(ring: FloatArray, datum: Datum) -> FloatArray:
     if datum == "wgs84":
         return ring
-    from calibration.gcj02 import bd09_to_gcj02, gcj02_to_wgs84
+    from gridwatch.calibration.gcj02 import bd09_to_gcj02, gcj02_to_wgs84
 
     lat, lon = ring[:, 1], ring[:, 0]
     if datum == "bd09":

@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 import numpy.typing as npt
-
-from calibration.errors import CalibrationInputError, DegenerateCalibrationError
-from calibration.geo import enu_to_wgs84, wgs84_to_enu
+from gridwatch.calibration.errors import CalibrationInputError, DegenerateCalibrationError
+from gridwatch.calibration.geo import enu_to_wgs84, wgs84_to_enu
 
 if TYPE_CHECKING:
-    from calibration.camera import PinholeCamera
+    from gridwatch.calibration.camera import PinholeCamera
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -19,8 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
-
-from calibration.errors import CalibrationInputError, ShiftCheckError
+from gridwatch.calibration.errors import CalibrationInputError, ShiftCheckError
 
 FloatArray = npt.NDArray[np.float64]
 UInt8Array = npt.NDArray[np.uint8]

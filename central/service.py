@@ -27,16 +27,19 @@ from pathlib import Path
 from typing import IO, Any
 
 import paho.mqtt.client as mqtt
+from gridwatch.central.categories import CategoryTable, load_categories
+from gridwatch.central.dispatch import assignment_topic
+from gridwatch.central.ingest import IngestResult, dead_letter, ingest_evidence, ingest_incident
+from gridwatch.central.roster import Roster
+from gridwatch.central.store import Store, open_store, utcnow
+from gridwatch.wire.assignment import CaseAssignment
+from gridwatch.wire.mqtt import BrokerURL, Protocol, make_client
+from gridwatch.wire.topics import DEFAULT_PREFIX
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from central.categories import CategoryTable, load_categories
-from central.dispatch import CaseAssignment, assignment_topic
-from central.ingest import IngestResult, dead_letter, ingest_evidence, ingest_incident
-from central.roster import Roster
-from central.store import Store, open_store, utcnow
-from gridwatch.mqttutil import DEFAULT_PREFIX, BrokerURL, Protocol, make_client
+from gridwatch.errors import GridwatchError
 
 log = logging.getLogger("gridwatch.central")
 
@@ -46,7 +49,7 @@ MAX_RACE_RETRIES = 3
 MAX_DB_BACKOFF_S = 5.0
 
 
-class CentralError(RuntimeError):
+class CentralError(GridwatchError, RuntimeError):
     """The service could not start (broker unreachable within the wait, subscription refused)."""
 
 

@@ -17,16 +17,15 @@ from typing import TextIO
 
 import cv2
 import numpy as np
+from gridwatch.calibration.grid import GridLayer
+from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
+from gridwatch.edge.config import SiteConfig
+from gridwatch.edge.evidence import annotate, save_snapshot
+from gridwatch.edge.sources import FileSource
+from gridwatch.models.base import Detector
+from gridwatch.models.registry import load_detector
+from gridwatch.wire.events import IncidentEvent
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from calibration.grid import GridLayer
-from edge.camera import CameraPipeline, Emitted, FrameResult
-from edge.config import SiteConfig
-from edge.events import IncidentEvent
-from edge.evidence import annotate, save_snapshot
-from edge.sources import FileSource
-from models.base import Detector
-from models.registry import load_detector
 
 
 @dataclass(frozen=True)

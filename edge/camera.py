@@ -12,10 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import supervision as sv
-
-from calibration.grid import GridLayer
-from calibration.ground import GroundMapping
-from edge.config import (
+from gridwatch.calibration.grid import GridLayer
+from gridwatch.calibration.ground import GroundMapping
+from gridwatch.edge.config import (
     CameraConfig,
     GarbageRuleConfig,
     LitteringRuleConfig,
@@ -24,20 +23,20 @@ from edge.config import (
     VendorRuleConfig,
     WireRuleConfig,
 )
-from edge.events import IncidentEvent, ModelRef
-from edge.evidence import Snapshot, snapshot
-from edge.frames import Frame
-from edge.geotag import Geotagger, build_ground_mapping, build_zones
-from edge.sources import Sampler
-from edge.tracking import MultiClassTracker
-from models.base import Detector
-from pipelines import garbage, parking, vendor, wire
-from pipelines.base import Rule
-from pipelines.dwell import DwellParams, StationaryDwellRule
-from pipelines.littering import LitteringParams, LitteringRule
-from pipelines.motion import StillnessParams
-from pipelines.types import IncidentUpdate, observations_from_detections
-from pipelines.zones import Zone
+from gridwatch.edge.evidence import Snapshot, snapshot
+from gridwatch.edge.frames import Frame
+from gridwatch.edge.geotag import Geotagger, build_ground_mapping, build_zones
+from gridwatch.edge.sources import Sampler
+from gridwatch.edge.tracking import MultiClassTracker
+from gridwatch.models.base import Detector
+from gridwatch.pipelines import garbage, parking, vendor, wire
+from gridwatch.pipelines.base import Rule
+from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule
+from gridwatch.pipelines.littering import LitteringParams, LitteringRule
+from gridwatch.pipelines.motion import StillnessParams
+from gridwatch.pipelines.types import IncidentUpdate, observations_from_detections
+from gridwatch.pipelines.zones import Zone
+from gridwatch.wire.events import IncidentEvent, ModelRef
 
 
 @dataclass(frozen=True)

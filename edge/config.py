@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
+from gridwatch.models.registry import DetectorSpec
+from gridwatch.wire.events import INCIDENT_TYPES
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edge.events import INCIDENT_TYPES
-from models.registry import DetectorSpec
+from gridwatch.errors import GridwatchError
 
 
-class ConfigError(ValueError):
+class ConfigError(GridwatchError, ValueError):
     """The site config is invalid; the message names each bad field's path and how to fix it."""
 
 

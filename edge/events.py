@@ -1,180 +1,33 @@
-"""The wire contract between an edge gateway and the central service.
+"""The edge's view of the wire contract: `IncidentEvent` and its parts, re-exported from `gridwatch.wire.events`.
 
-`IncidentEvent` is the only type that crosses the MQTT boundary for incidents. It is versioned
-(`schema_version`), its JSON Schema is committed at `edge/incident_event.schema.json` and printed by
-`gridwatch schema event`, and a test keeps the two in sync.
-
-Identity rules:
-- `event_id` is unique per message: it is the idempotency key (the central store has a unique constraint on it,
-  so a message replayed by the outbox after a lost PUBACK is stored once).
-- `incident_id` is stable over the `started` / `updated` / `ended` messages of one incident: the central service
-  upserts one case per `incident_id`.
-- `seq` increases by one per message of an incident, so a consumer can ignore an older `updated` that arrives
-  after a newer one.
-
-Category codes (GB/T 47678.5-2026 and city variants) are *not* here: they are data on the central side.
+The contract lives in `gridwatch.wire` (below edge and central); this module exists so edge code and users who
+think "the events the edge sends" find it here too. Nothing is defined here.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import datetime, timezone
-from typing import Annotated, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-SCHEMA_VERSION: Literal["1.0"] = "1.0"
-
-IncidentType = Literal["illegal_parking", "street_vendor", "littering", "exposed_garbage", "fallen_wire"]
-INCIDENT_TYPES: tuple[str, ...] = (
-    "illegal_parking",
-    "street_vendor",
-    "littering",
-    "exposed_garbage",
-    "fallen_wire",
+from gridwatch.wire.events import (
+    INCIDENT_TYPES,
+    SCHEMA_VERSION,
+    EvidenceRef,
+    GeoLocation,
+    ImageBox,
+    IncidentEvent,
+    ModelRef,
+    TrackedObject,
+    event_json_schema,
+    event_json_schema_text,
 )
-Phase = Literal["started", "updated", "ended"]
 
-Ident = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-        description="Identifier safe to use as an MQTT topic level: letters, digits, '_', '.', '-'.",
-    ),
+__all__ = [
+    "INCIDENT_TYPES",
+    "SCHEMA_VERSION",
+    "EvidenceRef",
+    "GeoLocation",
+    "ImageBox",
+    "IncidentEvent",
+    "ModelRef",
+    "TrackedObject",
+    "event_json_schema",
+    "event_json_schema_text",
 ]
-GridCode = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=15,
-        pattern=r"^[0-9A-Z]+$",
-        description="Unit-grid code (up to 15 of [0-9A-Z]; first 6 digits are the GB/T 2260 county code).",
-    ),
-]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GeoLocation(_Strict):
-    """Where the incident is on the ground. Stored in WGS-84; converted (e.g. to GCJ-02) only for display."""
-
-    lat: float = Field(ge=-90, le=90, description="Latitude, WGS-84 degrees.")
-    lon: float = Field(ge=-180, le=180, description="Longitude, WGS-84 degrees.")
-    crs: Literal["EPSG:4326"] = Field("EPSG:4326", description="Coordinate reference system of lat/lon.")
-    accuracy_m: float = Field(ge=0, description="Estimated horizontal error radius in metres.")
-    grid_cell: GridCode | None = Field(None, description="Unit grid containing the point, if any grid covers it.")
-
-
-class ImageBox(_Strict):
-    """An axis-aligned box in the camera image, in pixels of the analysed frame."""
-
-    x1: float = Field(ge=0)
-    y1: float = Field(ge=0)
-    x2: float = Field(ge=0)
-    y2: float = Field(ge=0)
-    image_width: int = Field(gt=0)
-    image_height: int = Field(gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ImageBox:
-        if self.x2 < self.x1 or self.y2 < self.y1:
-            raise ValueError("box corners must satisfy x1 <= x2 and y1 <= y2")
-        return self
-
-
-class TrackedObject(_Strict):
-    """One tracked object that takes part in the incident (the car, the person, the bag...)."""
-
-    track_id: int = Field(ge=0)
-    class_name: str = Field(min_length=1, max_length=64)
-    confidence: float = Field(ge=0, le=1)
-    role: str = Field("subject", max_length=32, description="subject | owner | context")
-    box: ImageBox | None = None
-
-
-class ModelRef(_Strict):
-    """Which detector produced the detections (for audits and for regressions after a model update)."""
-
-    name: str = Field(min_length=1, max_length=128)
-    version: str = Field(min_length=1, max_length=64)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-
-
-class EvidenceRef(_Strict):
-    """A piece of evidence sent separately (the evidence topic) or stored at a URI."""
-
-    kind: Literal["snapshot", "clip"]
-    content_type: str = Field(max_length=64, description="MIME type, e.g. image/jpeg.")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    size_bytes: int = Field(ge=0)
-    uri: str | None = Field(None, max_length=1024, description="Where to fetch it, if stored outside MQTT.")
-
-
-class IncidentEvent(_Strict):
-    """One message about one incident: its start, an update, or its end."""
-
-    schema_version: Literal["1.0"] = Field(SCHEMA_VERSION, description="Wire-format version.")
-    event_id: uuid.UUID = Field(description="Unique per message; the idempotency key.")
-    incident_id: str = Field(
-        min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="Stable over one incident."
-    )
-    seq: int = Field(ge=0, description="Message number within the incident (0 = started).")
-    type: IncidentType
-    phase: Phase
-    site_id: Ident
-    gateway_id: Ident
-    camera_id: Ident
-    zone: str | None = Field(None, max_length=64, description="Name of the zone the rule fired in.")
-    started_at: datetime = Field(description="Capture time (UTC) at which the incident's condition held.")
-    observed_at: datetime = Field(description="Capture time (UTC) of the frame this message describes.")
-    ended_at: datetime | None = Field(None, description="Capture time (UTC) of the end, for phase=ended.")
-    dwell_s: float = Field(ge=0, description="Seconds the condition has held, from capture timestamps.")
-    confidence: float = Field(ge=0, le=1)
-    location: GeoLocation | None = Field(None, description="None when the camera is not calibrated.")
-    box: ImageBox
-    objects: list[TrackedObject] = Field(default_factory=list, max_length=64)
-    model: ModelRef
-    evidence: list[EvidenceRef] = Field(default_factory=list, max_length=16)
-
-    @field_validator("started_at", "observed_at", "ended_at")
-    @classmethod
-    def _aware_utc(cls, v: datetime | None) -> datetime | None:
-        if v is None:
-            return v
-        if v.tzinfo is None:
-            raise ValueError("timestamps must carry a timezone (use UTC, e.g. 2026-01-01T00:00:00Z)")
-        return v.astimezone(timezone.utc)
-
-    @model_validator(mode="after")
-    def _phase_consistent(self) -> IncidentEvent:
-        if self.phase == "ended" and self.ended_at is None:
-            raise ValueError("phase 'ended' needs ended_at")
-        if self.phase != "ended" and self.ended_at is not None:
-            raise ValueError("ended_at is only set when phase is 'ended'")
-        if self.observed_at < self.started_at:
-            raise ValueError("observed_at is before started_at")
-        return self
-
-    def to_json(self) -> str:
-        return self.model_dump_json()
-
-    @classmethod
-    def from_json(cls, payload: bytes | str) -> IncidentEvent:
-        return cls.model_validate_json(payload)
-
-
-def event_json_schema() -> dict[str, object]:
-    """The JSON Schema of `IncidentEvent` as committed in `edge/incident_event.schema.json`."""
-    schema = IncidentEvent.model_json_schema()
-    schema["$id"] = f"https://gridwatch.invalid/schemas/incident-event/{SCHEMA_VERSION}.json"
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return schema
-
-
-def event_json_schema_text() -> str:
-    return json.dumps(event_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -13,10 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import supervision as sv
-
-from edge.events import EvidenceRef
-from pipelines.types import IncidentUpdate
-from pipelines.zones import Zone
+from gridwatch.pipelines.types import IncidentUpdate
+from gridwatch.pipelines.zones import Zone
+from gridwatch.wire.events import EvidenceRef
 
 _PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
             (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0)]

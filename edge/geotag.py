@@ -13,14 +13,13 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import supervision as sv
-
-from calibration.camera import PinholeCamera
-from calibration.grid import GridLayer
-from calibration.ground import GroundMapping
-from edge.config import CalibrationConfig, PinholeCalibration, ZoneConfig
-from edge.events import EvidenceRef, GeoLocation, ImageBox, IncidentEvent, ModelRef, TrackedObject
-from pipelines.types import Box, IncidentUpdate, anchors_of
-from pipelines.zones import Zone
+from gridwatch.calibration.camera import PinholeCamera
+from gridwatch.calibration.grid import GridLayer
+from gridwatch.calibration.ground import GroundMapping
+from gridwatch.edge.config import CalibrationConfig, PinholeCalibration, ZoneConfig
+from gridwatch.pipelines.types import Box, IncidentUpdate, anchors_of
+from gridwatch.pipelines.zones import Zone
+from gridwatch.wire.events import EvidenceRef, GeoLocation, ImageBox, IncidentEvent, ModelRef, TrackedObject
 
 
 def build_ground_mapping(cal: CalibrationConfig, width: int, height: int) -> GroundMapping:

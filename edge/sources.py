@@ -21,20 +21,21 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from edge.config import (
+from gridwatch.edge.config import (
     FileSourceConfig,
     ImagesSourceConfig,
     SourceConfig,
     StreamSourceConfig,
     UsbSourceConfig,
 )
-from edge.frames import Frame
+from gridwatch.edge.frames import Frame
+
+from gridwatch.errors import GridwatchError
 
 log = logging.getLogger(__name__)
 
 
-class SourceError(RuntimeError):
+class SourceError(GridwatchError, RuntimeError):
     """A source cannot be opened at all (missing file, unsupported codec)."""
 
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
+from gridwatch.edge.config import TrackerConfig
 from trackers import ByteTrackTracker
-
-from edge.config import TrackerConfig
 
 
 @dataclass

@@ -22,16 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from calibration.grid import GridLayer
-from edge.camera import CameraPipeline, Emitted, FrameResult
-from edge.config import CameraConfig, SiteConfig
-from edge.evidence import save_snapshot
-from edge.outbox import Outbox
-from edge.publisher import MqttTransport, Publisher, Transport, Will
-from edge.sources import open_source
-from gridwatch.mqttutil import BrokerURL, evidence_topic, incident_topic, status_topic
-from models.base import Detector
-from models.registry import load_detector
+from gridwatch.calibration.grid import GridLayer
+from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
+from gridwatch.edge.config import CameraConfig, SiteConfig
+from gridwatch.edge.evidence import save_snapshot
+from gridwatch.edge.outbox import Outbox
+from gridwatch.edge.publisher import MqttTransport, Publisher, Transport, Will
+from gridwatch.edge.sources import open_source
+from gridwatch.models.base import Detector
+from gridwatch.models.registry import load_detector
+from gridwatch.wire.mqtt import BrokerURL
+from gridwatch.wire.topics import evidence_topic, incident_topic, status_topic
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import supervision as sv
 
+from gridwatch.errors import GridwatchError
 
-class ModelError(Exception):
+
+class ModelError(GridwatchError):
     """Base class for every error a detector backend raises on purpose."""
 
 

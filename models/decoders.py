@@ -21,9 +21,8 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-
-from models.base import ModelConfigError
-from models.manifest import ModelManifest
+from gridwatch.models.base import ModelConfigError
+from gridwatch.models.manifest import ModelManifest
 
 # At most this many highest-scoring candidates enter NMS: keeps the greedy loop bounded when a bad threshold
 # (or a garbage frame) lets thousands of boxes through.

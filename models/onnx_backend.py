@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import supervision as sv
-
-from models.base import (
+from gridwatch.models.base import (
     ModelConfigError,
     ModelInfo,
     ModelIntegrityError,
@@ -23,8 +22,8 @@ from models.base import (
     check_image,
     make_detections,
 )
-from models.decoders import DECODERS, letterbox_transform, output_class_count, postprocess, preprocess
-from models.manifest import ModelManifest, load_manifest, manifest_path_for
+from gridwatch.models.decoders import DECODERS, letterbox_transform, output_class_count, postprocess, preprocess
+from gridwatch.models.manifest import ModelManifest, load_manifest, manifest_path_for
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from gridwatch.models.base import Detector
+from gridwatch.models.onnx_backend import OnnxDetector
+from gridwatch.models.ultralytics_backend import UltralyticsDetector  # cheap: ultralytics itself is imported lazily
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-
-from models.base import Detector
-from models.onnx_backend import OnnxDetector
-from models.ultralytics_backend import UltralyticsDetector  # cheap: ultralytics itself is imported lazily
 
 
 class _DetectorSpecBase(BaseModel):

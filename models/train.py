@@ -3,7 +3,7 @@
 Training-only code: Ultralytics and torch are imported lazily inside the functions, so importing
 ``models`` on an edge box never pulls them in. Run from the training env:
 
-    YOLO_OFFLINE=1 /work/venv-train/bin/python -m models.train --out models/demo \
+    YOLO_OFFLINE=1 /work/venv-train/bin/python -m gridwatch.models.train --out models/demo \
         --train 1500 --val 200 --epochs 12 --imgsz 320 --seed 7
 
 It builds the dataset with ``synth.build_dataset``, trains, exports a static-shape ONNX, evaluates
@@ -235,7 +235,7 @@ def train(
     init_weights: str | Path | None = None,
 ) -> Manifest:
     """Train, evaluate and export; write ONNX + manifest + model card into ``out_dir``."""
-    from synth import CLASSES
+    from gridwatch.synth import CLASSES
 
     data_yaml, out, work = Path(data_yaml), Path(out_dir), Path(work_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -286,10 +286,10 @@ def demo_recall(
     Ground truth is every box the generator labels (including partly hidden or cut-off ones), so this
     is a strict number.
     """
-    from models.onnx_backend import OnnxDetector  # the edge's own inference path, manifest next to the ONNX
-    from synth import CLASSES
-    from synth.scenario import load_scenario
-    from synth.scene import Scene
+    from gridwatch.models.onnx_backend import OnnxDetector  # the edge's own inference path, manifest next to the ONNX
+    from gridwatch.synth import CLASSES
+    from gridwatch.synth.scenario import load_scenario
+    from gridwatch.synth.scene import Scene
 
     detector = OnnxDetector.from_path(onnx_path, conf_threshold=conf, iou_threshold=0.5)
     scene = Scene.compile(load_scenario(scenario))
@@ -322,7 +322,7 @@ def append_demo_recall(card: Path, scenario: Path, recall: dict[str, tuple[int, 
 
 # -------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m gridwatch.models.train", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("models/demo"), help="where ONNX + manifest + card go")
     p.add_argument("--train", type=int, default=1500, help="training images to generate")
     p.add_argument("--val", type=int, default=200, help="validation images to generate")
@@ -338,13 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--demo", type=Path, default=Path("synth/scenarios/demo.yaml"), help="clip for the recall check")
     args = p.parse_args(argv)
 
-    from synth import build_dataset
+    from gridwatch.synth import build_dataset
 
     raw = argv if argv is not None else sys.argv[1:]
     skip = {i + 1 for i, a in enumerate(raw) if a == "--init-command"} | {
         i for i, a in enumerate(raw) if a in ("--reuse-data", "--init-command")
     }
-    command = "YOLO_OFFLINE=1 python -m models.train " + " ".join(
+    command = "YOLO_OFFLINE=1 python -m gridwatch.models.train " + " ".join(
         shlex.quote(a) for i, a in enumerate(raw) if i not in skip
     )
     if args.init_command:

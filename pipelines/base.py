@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipelines.motion import StillnessTracker
-from pipelines.types import IncidentUpdate, Observation, Point
-from pipelines.zones import Zone, ZoneMembership
+from gridwatch.pipelines.motion import StillnessTracker
+from gridwatch.pipelines.types import IncidentUpdate, Observation, Point
+from gridwatch.pipelines.zones import Zone, ZoneMembership
 
 
 class Rule(Protocol):

@@ -15,11 +15,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipelines.base import ZoneGate, forget_gone, position
-from pipelines.lifecycle import Hit, IncidentBook
-from pipelines.motion import StillnessParams, StillnessTracker
-from pipelines.types import IncidentUpdate, ObjectRef, Observation, Point
-from pipelines.zones import Zone
+from gridwatch.pipelines.base import ZoneGate, forget_gone, position
+from gridwatch.pipelines.lifecycle import Hit, IncidentBook
+from gridwatch.pipelines.motion import StillnessParams, StillnessTracker
+from gridwatch.pipelines.types import IncidentUpdate, ObjectRef, Observation, Point
+from gridwatch.pipelines.zones import Zone
 
 
 @dataclass(frozen=True)

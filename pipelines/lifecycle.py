@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pipelines.types import Box, IncidentUpdate, ObjectRef, Phase, Point
+from gridwatch.pipelines.types import Box, IncidentUpdate, ObjectRef, Phase, Point
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipelines.base import ZoneGate, distance, forget_gone
-from pipelines.lifecycle import Hit, IncidentBook
-from pipelines.motion import StillnessParams, StillnessTracker
-from pipelines.types import IncidentUpdate, ObjectRef, Observation
-from pipelines.zones import Zone
+from gridwatch.pipelines.base import ZoneGate, distance, forget_gone
+from gridwatch.pipelines.lifecycle import Hit, IncidentBook
+from gridwatch.pipelines.motion import StillnessParams, StillnessTracker
+from gridwatch.pipelines.types import IncidentUpdate, ObjectRef, Observation
+from gridwatch.pipelines.zones import Zone
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from pipelines.types import Observation
+from gridwatch.pipelines.types import Observation
 
 
 @dataclass(frozen=True)

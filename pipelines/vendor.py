@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pipelines.dwell import DwellParams, StationaryDwellRule
-from pipelines.zones import Zone
+from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule
+from gridwatch.pipelines.zones import Zone
 
 STALLS = frozenset({"stall", "cart"})
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pipelines.dwell import DwellParams, StationaryDwellRule
-from pipelines.motion import StillnessParams
-from pipelines.zones import Zone
+from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule
+from gridwatch.pipelines.motion import StillnessParams
+from gridwatch.pipelines.zones import Zone
 
 WIRES = frozenset({"wire", "cable"})
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-
-from pipelines.types import Point
+from gridwatch.pipelines.types import Point
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ Public API:
     load_scenario(path)         read and validate a scenario YAML
 """
 
-from synth.actors import CLASSES
-from synth.dataset import DatasetSummary, build_dataset
-from synth.generate import generate
-from synth.scenario import Scenario, ScenarioError, load_scenario
+from gridwatch.synth.actors import CLASSES
+from gridwatch.synth.dataset import DatasetSummary, build_dataset
+from gridwatch.synth.generate import generate
+from gridwatch.synth.scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["CLASSES", "DatasetSummary", "Scenario", "ScenarioError", "build_dataset", "generate", "load_scenario"]

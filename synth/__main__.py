@@ -1,4 +1,4 @@
-"""``python -m synth generate SCENARIO --out DIR``, ``... dataset --out DIR ...``, ``... random --out F.yaml``."""
+"""`python -m gridwatch.synth generate SCENARIO --out DIR`, `... dataset --out DIR ...`, `... random --out F.yaml`."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-
-from synth.dataset import build_dataset
-from synth.generate import generate
-from synth.random_scene import random_scenario
-from synth.scenario import ScenarioError
+from gridwatch.synth.dataset import build_dataset
+from gridwatch.synth.generate import generate
+from gridwatch.synth.random_scene import random_scenario
+from gridwatch.synth.scenario import ScenarioError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m synth", description="synthetic street scenes")
+    parser = argparse.ArgumentParser(prog="python -m gridwatch.synth", description="synthetic street scenes")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="render a scenario to video + labels + truth.json")
     gen.add_argument("scenario", type=Path)

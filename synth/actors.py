@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-
-from synth.paths import state_at
-from synth.primitives import (
+from gridwatch.synth.paths import state_at
+from gridwatch.synth.primitives import (
     Bgr,
     Blob,
     Face,
@@ -29,7 +28,7 @@ from synth.primitives import (
     shade,
     shaded_box,
 )
-from synth.scenario import (
+from gridwatch.synth.scenario import (
     CarSpec,
     DropSpec,
     LitterSpec,
@@ -38,7 +37,7 @@ from synth.scenario import (
     StallSpec,
     WireSpec,
 )
-from synth.world import StreetFrame
+from gridwatch.synth.world import StreetFrame
 
 CLASSES: tuple[str, ...] = ("car", "person", "litter", "stall", "wire")
 CAR, PERSON, LITTER, STALL, WIRE = range(5)

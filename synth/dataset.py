@@ -15,11 +15,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from synth.actors import CLASSES
-from synth.random_scene import random_scenario
-from synth.render import RenderedFrame
-from synth.scene import Scene
+from gridwatch.synth.actors import CLASSES
+from gridwatch.synth.random_scene import random_scenario
+from gridwatch.synth.render import RenderedFrame
+from gridwatch.synth.scene import Scene
 
 
 @dataclass(frozen=True)

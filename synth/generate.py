@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import cv2
-
-from synth.dataset import write_yolo_labels
-from synth.scenario import Scenario, load_scenario
-from synth.scene import Scene
-from synth.truth import build_truth
+from gridwatch.synth.dataset import write_yolo_labels
+from gridwatch.synth.scenario import Scenario, load_scenario
+from gridwatch.synth.scene import Scene
+from gridwatch.synth.truth import build_truth
 
 
 def _progress(i: int, total: int, started: float, enabled: bool) -> None:

@@ -10,7 +10,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from synth.scenario import Waypoint
+from gridwatch.synth.scenario import Waypoint
 
 #: Two waypoints closer than this (metres) mean "standing still".
 REST_EPS_M = 0.01

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from synth.scenario import (
+from gridwatch.synth.scenario import (
     CameraSpec,
     CarSpec,
     DropSpec,
@@ -24,7 +23,7 @@ from synth.scenario import (
     Waypoint,
     WireSpec,
 )
-from synth.world import StreetFrame, lane_out, road_width
+from gridwatch.synth.world import StreetFrame, lane_out, road_width
 
 Rgb = tuple[int, int, int]
 ActorList = list[CarSpec | PersonSpec | LitterSpec | StallSpec | WireSpec]

@@ -11,12 +11,11 @@ from typing import Any
 
 import cv2
 import numpy as np
+from gridwatch.calibration.camera import PinholeCamera
+from gridwatch.synth.primitives import Blob, Face, FloatArray, Line, Thing
+from gridwatch.synth.scenario import LookSpec
+from gridwatch.synth.world import Scenery
 from numpy.typing import NDArray
-
-from calibration.camera import PinholeCamera
-from synth.primitives import Blob, Face, FloatArray, Line, Thing
-from synth.scenario import LookSpec
-from synth.world import Scenery
 
 Image = NDArray[np.uint8]
 

@@ -21,10 +21,12 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gridwatch.errors import GridwatchError
+
 Rgb = tuple[int, int, int]
 
 
-class ScenarioError(ValueError):
+class ScenarioError(GridwatchError, ValueError):
     """A scenario file is missing, is not YAML, or fails validation; the message names the path."""
 
 

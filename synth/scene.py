@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from calibration.camera import PinholeCamera
-from synth.actors import Actor, build_actors
-from synth.primitives import Thing
-from synth.render import Image, RenderedFrame, apply_look, render_background, render_frame
-from synth.scenario import Scenario
-from synth.world import StreetFrame, Zone, make_scenery, make_zones
+from gridwatch.calibration.camera import PinholeCamera
+from gridwatch.synth.actors import Actor, build_actors
+from gridwatch.synth.primitives import Thing
+from gridwatch.synth.render import Image, RenderedFrame, apply_look, render_background, render_frame
+from gridwatch.synth.scenario import Scenario
+from gridwatch.synth.world import StreetFrame, Zone, make_scenery, make_zones
 
 
 def make_camera(scenario: Scenario) -> PinholeCamera:

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from calibration.camera import PinholeCamera
-from calibration.geo import enu_to_wgs84
-from synth.actors import wire_rest_point
-from synth.paths import rest_intervals
-from synth.render import project_polygon
-from synth.scenario import CarSpec, LitterSpec, PersonSpec, StallSpec, WireSpec
-from synth.scene import Scene
-from synth.world import Zone, zone_of
+from gridwatch.calibration.camera import PinholeCamera
+from gridwatch.calibration.geo import enu_to_wgs84
+from gridwatch.synth.actors import wire_rest_point
+from gridwatch.synth.paths import rest_intervals
+from gridwatch.synth.render import project_polygon
+from gridwatch.synth.scenario import CarSpec, LitterSpec, PersonSpec, StallSpec, WireSpec
+from gridwatch.synth.scene import Scene
+from gridwatch.synth.world import Zone, zone_of
 
 #: A car at rest for less than this is traffic (a pause), not parking.
 MIN_PARKED_S = 3.0
@@ -125,7 +124,7 @@ def _parking(scene: Scene, spec: CarSpec) -> list[IncidentTruth]:
 
 def incidents(scene: Scene) -> list[IncidentTruth]:
     """Every incident the scenario stages, sorted by start time."""
-    from synth.actors import drop_position
+    from gridwatch.synth.actors import drop_position
 
     out: list[IncidentTruth] = []
     frame = scene.frame

@@ -10,9 +10,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from synth.primitives import Bgr, Face, FloatArray, Pose, rgb_to_bgr
-from synth.scenario import StreetSpec
+from gridwatch.synth.primitives import Bgr, Face, FloatArray, Pose, rgb_to_bgr
+from gridwatch.synth.scenario import StreetSpec
 
 #: Zones every scene defines, in priority order for "which zone is this point in".
 ZONE_NAMES = ("kerb_no_parking", "sidewalk", "road")

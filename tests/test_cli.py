@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gridwatch.cli import main
+from gridwatch.app.cli import main
 
 SITE = {
     "site_id": "s1", "gateway_id": "gw1",

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from calibration.cli import fit_points, gcj02, load_points, register
-from calibration.errors import CalibrationInputError
-from calibration.gcj02 import wgs84_to_gcj02
-from calibration.grid import GridLayer
-from calibration.ground import GroundMapping
+from gridwatch.calibration.cli import fit_points, gcj02, load_points, register
+from gridwatch.calibration.errors import CalibrationInputError
+from gridwatch.calibration.gcj02 import wgs84_to_gcj02
+from gridwatch.calibration.grid import GridLayer
+from gridwatch.calibration.ground import GroundMapping
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "calibration" / "examples" / "points_example.yaml"
 

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from calibration.camera import PinholeCamera
+from gridwatch.calibration.camera import PinholeCamera
 
 
 def cam(tilt: float = 30.0, heading: float = 0.0, height: float = 6.0, hfov: float = 60.0) -> PinholeCamera:

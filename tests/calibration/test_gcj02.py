@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
-from calibration.errors import CalibrationInputError, ConvergenceError
-from calibration.gcj02 import (
+from gridwatch.calibration.errors import CalibrationInputError, ConvergenceError
+from gridwatch.calibration.gcj02 import (
     bd09_to_gcj02,
     bd09_to_wgs84,
     gcj02_to_bd09,

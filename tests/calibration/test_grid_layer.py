@@ -9,11 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from calibration.errors import GridLayerError
-from calibration.gcj02 import wgs84_to_gcj02
-from calibration.geo import wgs84_to_enu
-from calibration.grid import GridCell, GridLayer, make_regular_grid
+from gridwatch.calibration.errors import GridLayerError
+from gridwatch.calibration.gcj02 import wgs84_to_gcj02
+from gridwatch.calibration.geo import wgs84_to_enu
+from gridwatch.calibration.grid import GridCell, GridLayer, make_regular_grid
 
 W, M, E = 116.40, 116.41, 116.42  # lon of the west edge, the middle line, the east edge
 S, C, N = 39.90, 39.91, 39.92  # lat of the south edge, the middle line, the north edge

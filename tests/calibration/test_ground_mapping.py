@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from calibration.camera import PinholeCamera
-from calibration.errors import CalibrationError, CalibrationInputError, DegenerateCalibrationError
-from calibration.geo import enu_to_wgs84, wgs84_to_enu
-from calibration.ground import GroundMapping
+from gridwatch.calibration.camera import PinholeCamera
+from gridwatch.calibration.errors import CalibrationError, CalibrationInputError, DegenerateCalibrationError
+from gridwatch.calibration.geo import enu_to_wgs84, wgs84_to_enu
+from gridwatch.calibration.ground import GroundMapping
 
 LAT0, LON0 = 39.9219, 116.4436
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
-from calibration.errors import CalibrationInputError, ShiftCheckError
-from calibration.shift import ShiftDetector
+from gridwatch.calibration.errors import CalibrationInputError, ShiftCheckError
+from gridwatch.calibration.shift import ShiftDetector
 
 H, W = 360, 480
 

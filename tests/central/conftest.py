@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `from tests.central.factories import ...` under plain `pytest` too
     sys.path.insert(0, str(REPO_ROOT))
 
-from central.store import Store, open_store  # noqa: E402
+from gridwatch.central.store import Store, open_store  # noqa: E402
 
 PG_URL = os.environ.get("GRIDWATCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from edge.events import GeoLocation, ImageBox, IncidentEvent, ModelRef
+from gridwatch.wire.events import GeoLocation, ImageBox, IncidentEvent, ModelRef
 
 T0 = datetime(2026, 11, 21, 8, 30, 0, tzinfo=timezone.utc)
 MODEL_SHA = "ab" * 32

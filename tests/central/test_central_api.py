@@ -13,12 +13,13 @@ with warnings.catch_warnings():  # starlette asks for `httpx2`; the env ships ht
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
-from central.api import create_app, svg_map
-from central.categories import load_categories
-from central.ingest import ingest_evidence, ingest_incident
-from central.roster import Roster
-from central.store import open_store
-from central.views import cases_as_rows
+from gridwatch.central.api import create_app, svg_map
+from gridwatch.central.categories import load_categories
+from gridwatch.central.ingest import ingest_evidence, ingest_incident
+from gridwatch.central.roster import Roster
+from gridwatch.central.store import open_store
+from gridwatch.central.views import cases_as_rows
+
 from tests.central.factories import GRID_A, GRID_B, JPEG_BYTES, lifecycle, make_event, payload
 
 

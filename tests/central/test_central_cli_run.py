@@ -12,15 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gridwatch.central.store import open_store
+from gridwatch.central.views import cases_as_rows
 
-from central.store import open_store
-from central.views import cases_as_rows
-from gridwatch.broker import MosquittoBroker
+from gridwatch.app.broker import MosquittoBroker
 from tests.central.factories import make_event, payload
 from tests.central.mqtt_helpers import connected, publish
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DRIVER = "import sys\nfrom gridwatch.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+DRIVER = "import sys\nfrom gridwatch.app.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 pytestmark = pytest.mark.e2e
 
@@ -37,6 +37,8 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 10.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
+        if not line:  # EOF: the process ended without logging it
+            break
         seen.append(line)
         if needle in line:
             return seen

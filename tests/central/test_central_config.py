@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from gridwatch.central import workflow
+from gridwatch.central.categories import load_categories
+from gridwatch.central.roster import load_roster
 from pydantic import ValidationError
-
-from central import workflow
-from central.categories import load_categories
-from central.roster import load_roster
 
 EXPECTED = {
     "illegal_parking": ("09009", "机动车乱停放"),
@@ -21,7 +20,7 @@ EXPECTED = {
 
 
 def test_shipped_categories_cover_every_incident_type() -> None:
-    from edge.events import INCIDENT_TYPES
+    from gridwatch.wire.events import INCIDENT_TYPES
 
     table = load_categories()
     assert table.version

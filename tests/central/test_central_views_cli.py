@@ -9,16 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from gridwatch.central.categories import load_categories
+from gridwatch.central.ingest import ingest_incident
+from gridwatch.central.roster import Roster
+from gridwatch.central.store import Case, Store, open_store
+from gridwatch.central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, cases_json, cases_table, table_cells
+from gridwatch.wire.mqtt import BrokerURL
 from rich.console import Console
 from sqlalchemy import select
 
-from central.categories import load_categories
-from central.ingest import ingest_incident
-from central.roster import Roster
-from central.store import Case, Store, open_store
-from central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, cases_json, cases_table, table_cells
-from gridwatch.cli import build_parser
-from gridwatch.mqttutil import BrokerURL
+from gridwatch.app.cli import build_parser
 from tests.central.factories import GRID_A, lifecycle, make_event, payload
 
 JSON_KEYS = [
@@ -138,7 +138,7 @@ def test_run_parser_defaults() -> None:
 
 
 def test_run_takes_credentials_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from central.cli import _broker_url
+    from gridwatch.central.cli import _broker_url
 
     monkeypatch.setenv("GRIDWATCH_MQTT_PASSWORD", "p@ss word")
     args = argparse.Namespace(broker="mqtts://broker.example:8883", username="central")

@@ -10,14 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gridwatch.central.roster import Roster
+from gridwatch.central.service import CentralError, CentralService
+from gridwatch.central.store import Case, DeadLetter, EventRow, Store, open_store
+from gridwatch.wire.mqtt import Protocol
+from gridwatch.wire.topics import evidence_topic, incident_topic
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from central.roster import Roster
-from central.service import CentralError, CentralService
-from central.store import Case, DeadLetter, EventRow, Store, open_store
-from gridwatch.broker import MosquittoBroker
-from gridwatch.mqttutil import Protocol, evidence_topic, incident_topic
+from gridwatch.app.broker import MosquittoBroker
 from tests.central.factories import GRID_A, JPEG_BYTES, lifecycle, make_event, payload
 from tests.central.mqtt_helpers import Listener, connected, evidence_properties, publish
 
@@ -145,7 +146,7 @@ def test_message_is_acked_only_after_commit(
     broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database is down while a message arrives: it stays un-acked and is redelivered after a restart."""
-    import central.service as service_module
+    import gridwatch.central.service as service_module
 
     real_ingest = service_module.ingest_incident
 
@@ -169,7 +170,7 @@ def test_message_is_acked_only_after_commit(
 def test_handler_exception_is_dead_lettered_and_the_loop_goes_on(
     broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import central.service as service_module
+    import gridwatch.central.service as service_module
 
     real_ingest = service_module.ingest_incident
 
@@ -202,7 +203,7 @@ def test_service_reconnects_after_a_broker_restart(broker: MosquittoBroker, tmp_
 
 
 def test_start_fails_clearly_when_the_broker_is_unreachable(tmp_path: Path) -> None:
-    from gridwatch.broker import free_port
+    from gridwatch.app.broker import free_port
 
     service = CentralService(f"mqtt://127.0.0.1:{free_port()}", f"sqlite:///{tmp_path / 'c.db'}")
     with pytest.raises(CentralError, match="not subscribed"):

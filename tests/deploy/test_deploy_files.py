@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 import yaml
-
-from edge.config import parse_site_config
-from edge.outbox import Outbox
+from gridwatch.edge.config import parse_site_config
+from gridwatch.edge.outbox import Outbox
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -113,10 +113,10 @@ def test_example_site_config_uses_the_gateway_id_as_username() -> None:
 
 # --- Dockerfiles ---------------------------------------------------------------------------------------------
 def _packages() -> list[str]:
-    text = (REPO / "pyproject.toml").read_text()
-    match = re.search(r"^include\s*=\s*\[([^\]]*)\]", text, re.M)
-    assert match, "pyproject.toml [tool.setuptools.packages.find] include"
-    return [p.strip().strip('"').rstrip("*") for p in match.group(1).split(",") if p.strip()]
+    """The folders mapped into the `gridwatch` package ([tool.setuptools.package-dir])."""
+    mapping = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    assert mapping, "pyproject.toml [tool.setuptools.package-dir]"
+    return sorted(set(mapping.values()))
 
 
 def _instructions(path: Path) -> list[str]:

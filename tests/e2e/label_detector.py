@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import supervision as sv
-
-from models.base import ModelInfo, make_detections
-from synth import CLASSES
+from gridwatch.models.base import ModelInfo, make_detections
+from gridwatch.synth import CLASSES
 
 
 class LabelDetector:

@@ -11,15 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from edge.events import IncidentEvent
+from gridwatch.wire.events import IncidentEvent
 
 pytestmark = pytest.mark.e2e
 
 
 def test_demo_creates_a_case_per_scripted_incident(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
-    proc = subprocess.run([sys.executable, "-m", "gridwatch.cli", "demo", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "gridwatch.app.cli", "demo", "--out", str(out)],
                           capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with sqlite3.connect(out / "cases.db") as db:

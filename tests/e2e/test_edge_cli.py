@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from gridwatch.central.service import CentralService
+from gridwatch.central.views import cases_as_rows
 
-from central.service import CentralService
-from central.views import cases_as_rows
-from gridwatch.broker import MosquittoBroker
+from gridwatch.app.broker import MosquittoBroker
 from tests.conftest import FIXTURES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realdata]
@@ -37,7 +37,7 @@ def test_sigterm_ends_open_incidents_and_exits_cleanly(shared_data: Path, tmp_pa
     with MosquittoBroker() as broker:
         central = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", client_id="cli-central").start()
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "gridwatch.cli", "edge", "run", "--config", str(cfg),
+            proc = subprocess.Popen([sys.executable, "-m", "gridwatch.app.cli", "edge", "run", "--config", str(cfg),
                                      "--broker", broker.url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     env={**os.environ})
             assert central.wait_for(lambda: central.counters.stored >= 4, 60), "no incidents within 60 s"

@@ -8,11 +8,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from gridwatch.wire.events import IncidentEvent, event_json_schema_text
 from pydantic import ValidationError
 
-from edge.events import IncidentEvent, event_json_schema_text
-
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "edge" / "incident_event.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "wire" / "incident_event.schema.json"
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=timezone.utc)
 
 
@@ -34,7 +33,7 @@ def test_committed_schema_matches_the_model() -> None:
 
 
 def test_cli_prints_the_schema() -> None:
-    out = subprocess.run([sys.executable, "-m", "gridwatch.cli", "schema", "event"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "gridwatch.app.cli", "schema", "event"], capture_output=True,
                          text=True, check=True).stdout
     assert json.loads(out)["title"] == "IncidentEvent"
 

@@ -4,14 +4,13 @@ import math
 
 import numpy as np
 import pytest
-
-from calibration.camera import PinholeCamera
-from calibration.geo import enu_to_wgs84, wgs84_to_enu
-from calibration.grid import GridLayer, make_regular_grid
-from edge.config import PinholeCalibration, PointPair, PointsCalibration, ZoneConfig
-from edge.events import ModelRef
-from edge.geotag import Geotagger, build_ground_mapping, build_zones
-from pipelines.types import IncidentUpdate
+from gridwatch.calibration.camera import PinholeCamera
+from gridwatch.calibration.geo import enu_to_wgs84, wgs84_to_enu
+from gridwatch.calibration.grid import GridLayer, make_regular_grid
+from gridwatch.edge.config import PinholeCalibration, PointPair, PointsCalibration, ZoneConfig
+from gridwatch.edge.geotag import Geotagger, build_ground_mapping, build_zones
+from gridwatch.pipelines.types import IncidentUpdate
+from gridwatch.wire.events import ModelRef
 
 LAT, LON = 39.9087, 116.3975
 POSE = {"hfov_deg": 70.0, "height_m": 6.0, "tilt_deg": 20.0, "heading_deg": 90.0, "lat": LAT, "lon": LON}

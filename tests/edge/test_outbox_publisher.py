@@ -3,8 +3,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from edge.outbox import Outbox
-from edge.publisher import FakeTransport, Publisher
+from gridwatch.edge.outbox import Outbox
+from gridwatch.edge.publisher import FakeTransport, Publisher
 
 
 def wait_until(cond, timeout: float = 3.0) -> bool:  # type: ignore[no-untyped-def]

@@ -8,9 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from edge.frames import Frame
-from edge.sources import FileSource, ImagesSource, LatestFrameQueue, LiveSource, Sampler, SourceError
+from gridwatch.edge.frames import Frame
+from gridwatch.edge.sources import FileSource, ImagesSource, LatestFrameQueue, LiveSource, Sampler, SourceError
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import supervision as sv
-
-from edge.config import TrackerConfig
-from edge.tracking import MultiClassTracker
+from gridwatch.edge.config import TrackerConfig
+from gridwatch.edge.tracking import MultiClassTracker
 
 
 def dets(*rows: tuple[float, float, float, float, str, float]) -> sv.Detections:

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from models.base import ModelConfigError
-from models.decoders import (
+from gridwatch.models.base import ModelConfigError
+from gridwatch.models.decoders import (
     DECODERS,
     Decoded,
     LetterboxTransform,
@@ -25,7 +24,7 @@ from models.decoders import (
     undo_letterbox,
     yolox_grid,
 )
-from models.manifest import ModelManifest
+from gridwatch.models.manifest import ModelManifest
 
 NC = 5
 

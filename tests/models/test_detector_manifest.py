@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from models.base import ModelConfigError
-from models.manifest import ModelManifest, load_manifest, manifest_path_for
+from gridwatch.models.base import ModelConfigError
+from gridwatch.models.manifest import ModelManifest, load_manifest, manifest_path_for
 
 REPO = Path(__file__).resolve().parents[2]
 MakeManifest = Callable[..., dict[str, Any]]
@@ -105,8 +104,8 @@ def test_shipped_yolox_manifest() -> None:
 
 def test_the_demo_training_script_writes_a_manifest_this_loader_accepts(tmp_path: Path) -> None:
     """Contract with models/train.py (owned elsewhere): its manifest JSON must validate here unchanged."""
-    from models import train
-    from synth import CLASSES
+    from gridwatch.models import train
+    from gridwatch.synth import CLASSES
 
     manifest = train.Manifest(
         name=train.MODEL_NAME,

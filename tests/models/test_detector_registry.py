@@ -11,17 +11,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
-
-from models.base import Detector, ModelLoadError
-from models.onnx_backend import OnnxDetector
-from models.registry import (
+from gridwatch.models.base import Detector, ModelLoadError
+from gridwatch.models.onnx_backend import OnnxDetector
+from gridwatch.models.registry import (
     DETECTOR_SPEC_ADAPTER,
     OnnxDetectorSpec,
     UltralyticsDetectorSpec,
     load_detector,
     parse_detector_spec,
 )
+from pydantic import ValidationError
 
 REPO = Path(__file__).resolve().parents[2]
 ModelFactory = Callable[..., tuple[Path, Path]]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import supervision as sv
-
-from models.base import Detector
-from models.fake import FakeDetector
+from gridwatch.models.base import Detector
+from gridwatch.models.fake import FakeDetector
 
 IMAGE = np.zeros((120, 160, 3), dtype=np.uint8)
 

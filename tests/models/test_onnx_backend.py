@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 import supervision as sv
-
-from models.base import Detector, ModelConfigError, ModelIntegrityError, ModelLoadError
-from models.onnx_backend import OnnxDetector, choose_providers
+from gridwatch.models.base import Detector, ModelConfigError, ModelIntegrityError, ModelLoadError
+from gridwatch.models.onnx_backend import OnnxDetector, choose_providers
 
 ModelFactory = Callable[..., tuple[Path, Path]]
 NC = 5  # car, person, litter, stall, wire

@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from models.base import Detector, ModelConfigError, ModelIntegrityError
-from models.ultralytics_backend import UltralyticsDetector
+from gridwatch.models.base import Detector, ModelConfigError, ModelIntegrityError
+from gridwatch.models.ultralytics_backend import UltralyticsDetector
 
 NAMES = {0: "car", 1: "person", 2: "litter", 3: "stall", 4: "wire"}
 

@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 import pytest
 import supervision as sv
-
-from models.base import ModelIntegrityError
-from models.onnx_backend import OnnxDetector
+from gridwatch.models.base import ModelIntegrityError
+from gridwatch.models.onnx_backend import OnnxDetector
 
 pytestmark = pytest.mark.realdata
 

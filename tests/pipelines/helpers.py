@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.types import Observation
+from gridwatch.pipelines.types import Observation
 
 
 def obs(tid: int, cls: str, cx: float, bottom: float, w: float = 40, h: float = 30, conf: float = 0.9,

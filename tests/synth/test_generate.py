@@ -8,13 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from synth import CLASSES, build_dataset, generate
-from synth.__main__ import main
-from synth.random_scene import random_scenario
-from synth.scenario import load_scenario, parse_scenario
-from synth.scene import Scene
-from synth.truth import build_truth
+from gridwatch.synth import CLASSES, build_dataset, generate
+from gridwatch.synth.__main__ import main
+from gridwatch.synth.random_scene import random_scenario
+from gridwatch.synth.scenario import load_scenario, parse_scenario
+from gridwatch.synth.scene import Scene
+from gridwatch.synth.truth import build_truth
 
 DEMO = Path(__file__).resolve().parents[2] / "synth" / "scenarios" / "demo.yaml"
 

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from synth.actors import CLASSES
-from synth.render import Label
-from synth.scenario import load_scenario, parse_scenario
-from synth.scene import Scene
+from gridwatch.synth.actors import CLASSES
+from gridwatch.synth.render import Label
+from gridwatch.synth.scenario import load_scenario, parse_scenario
+from gridwatch.synth.scene import Scene
 
 DEMO = Path(__file__).resolve().parents[2] / "synth" / "scenarios" / "demo.yaml"
 

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from synth.paths import rest_intervals, state_at
-from synth.scenario import ScenarioError, Waypoint, load_scenario, parse_scenario
+from gridwatch.synth.paths import rest_intervals, state_at
+from gridwatch.synth.scenario import ScenarioError, Waypoint, load_scenario, parse_scenario
 
 DEMO = Path(__file__).resolve().parents[2] / "synth" / "scenarios" / "demo.yaml"
 

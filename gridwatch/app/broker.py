@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from gridwatch.errors import GridwatchError
 
-class BrokerError(RuntimeError):
+
+class BrokerError(GridwatchError, RuntimeError):
     """The embedded broker could not be started (binary missing, port busy, crashed)."""
 
 

@@ -1,4 +1,4 @@
-"""MQTT plumbing shared by the edge publisher and the central subscriber.
+"""MQTT client plumbing shared by the edge publisher and the central subscriber (broker URLs, paho clients).
 
 Both sides speak MQTT 5 by default and MQTT 3.1.1 when configured (`protocol: "3.1.1"`): pure-Python brokers
 (amqtt) and the MQTT endpoints of RabbitMQ and NATS only speak 3.1.1.
@@ -14,11 +14,12 @@ from urllib.parse import unquote, urlparse
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gridwatch.errors import GridwatchError
+
 Protocol = Literal["5", "3.1.1"]
-DEFAULT_PREFIX = "gridwatch/v1"
 
 
-class BrokerURLError(ValueError):
+class BrokerURLError(GridwatchError, ValueError):
     """The broker URL cannot be used; the message says what form is expected."""
 
 
@@ -79,23 +80,3 @@ def make_client(
         client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
-
-
-def incident_topic(prefix: str, site: str, camera: str) -> str:
-    return f"{prefix}/{site}/{camera}/incident"
-
-
-def evidence_topic(prefix: str, site: str, camera: str) -> str:
-    return f"{prefix}/{site}/{camera}/evidence"
-
-
-def status_topic(prefix: str, site: str, gateway: str) -> str:
-    return f"{prefix}/{site}/{gateway}/status"
-
-
-def dispatch_topic(prefix: str, cleaner: str) -> str:
-    return f"{prefix}/dispatch/{cleaner}"
-
-
-def control_topic(prefix: str, site: str, gateway: str) -> str:
-    return f"{prefix}/{site}/{gateway}/control"

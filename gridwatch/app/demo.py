@@ -26,21 +26,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from calibration.geo import wgs84_to_enu
-from calibration.grid import make_regular_grid
-from central.roster import Roster
-from central.service import CentralService
-from central.views import CaseRow, cases_as_rows, cases_table
-from edge.analyze import VideoSink
-from edge.camera import CameraPipeline, FrameResult
-from edge.config import SiteConfig, parse_site_config
-from edge.evidence import annotate
-from edge.worker import EdgeWorker
-from gridwatch.broker import MosquittoBroker
+import gridwatch.models
+import gridwatch.synth
+from gridwatch.app.broker import MosquittoBroker
+from gridwatch.calibration.geo import wgs84_to_enu
+from gridwatch.calibration.grid import make_regular_grid
+from gridwatch.central.roster import Roster
+from gridwatch.central.service import CentralService
+from gridwatch.central.views import CaseRow, cases_as_rows, cases_table
+from gridwatch.edge.analyze import VideoSink
+from gridwatch.edge.camera import CameraPipeline, FrameResult
+from gridwatch.edge.config import SiteConfig, parse_site_config
+from gridwatch.edge.evidence import annotate
+from gridwatch.edge.worker import EdgeWorker
 
-REPO = Path(__file__).resolve().parent.parent
-SCENARIO = REPO / "synth" / "scenarios" / "demo.yaml"
-MODEL = REPO / "models" / "demo" / "gridwatch-demo-yolo11n.onnx"
+SCENARIO = Path(gridwatch.synth.__file__).resolve().parent / "scenarios" / "demo.yaml"
+MODEL = Path(gridwatch.models.__file__).resolve().parent / "demo" / "gridwatch-demo-yolo11n.onnx"
 SUPPORTED = ("illegal_parking", "littering", "street_vendor", "fallen_wire")
 MATCH_RADIUS_M = 8.0
 
@@ -57,7 +58,7 @@ class TruthMatch:
 
 def ensure_clip(out: Path, regenerate: bool) -> tuple[Path, dict[str, Any]]:
     """The demo clip and its truth, rendered from `synth/scenarios/demo.yaml` (cached in DIR/clip)."""
-    from synth.generate import generate
+    from gridwatch.synth.generate import generate
 
     clip_dir = out / "clip"
     truth_path = clip_dir / "truth.json"

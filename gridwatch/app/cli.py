@@ -23,19 +23,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edge.events import IncidentEvent
+    from gridwatch.wire.events import IncidentEvent
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from edge.events import event_json_schema_text
+    from gridwatch.wire.events import event_json_schema_text
 
     sys.stdout.write(event_json_schema_text())
     return 0
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from edge.analyze import analyze_clip
-    from edge.config import load_site_config
+    from gridwatch.edge.analyze import analyze_clip
+    from gridwatch.edge.config import load_site_config
 
     cfg = load_site_config(args.config)
     report = analyze_clip(Path(args.clip), cfg, args.camera, Path(args.out), progress=not args.quiet,
@@ -62,21 +62,21 @@ def _print_incidents(incidents: dict[str, list[IncidentEvent]]) -> None:
 
 
 def _cmd_edge_run(args: argparse.Namespace) -> int:
-    from edge.config import load_site_config
-    from edge.worker import run_worker
+    from gridwatch.edge.config import load_site_config
+    from gridwatch.edge.worker import run_worker
 
     cfg = load_site_config(args.config)
     return run_worker(cfg, broker=args.broker, max_seconds=args.max_seconds)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from gridwatch.demo import run_demo
+    from gridwatch.app.demo import run_demo
 
     return run_demo(Path(args.out), broker=args.broker, regenerate=args.regenerate, protocol=args.protocol)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    import synth
+    from gridwatch import synth
 
     path = synth.generate(Path(args.scenario), Path(args.out), progress=True)
     print(f"wrote {path}")
@@ -84,7 +84,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_info(args: argparse.Namespace) -> int:
-    from models.manifest import load_manifest
+    from gridwatch.models.manifest import load_manifest
 
     manifest = load_manifest(Path(args.manifest))
     print(manifest.model_dump_json(indent=2))
@@ -92,8 +92,8 @@ def _cmd_models_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_train(args: argparse.Namespace) -> int:
-    """Everything after `train` goes to `python -m models.train` (see its --help); needs the [train] extra."""
-    train = importlib.import_module("models.train")
+    """Everything after `train` goes to `python -m gridwatch.models.train` (see its --help); needs the [train] extra."""
+    train = importlib.import_module("gridwatch.models.train")
     result: int = train.main(list(args.rest))
     return result
 
@@ -135,15 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", default=None, help="override mqtt.broker")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this long (tests, soak runs)")
 
-    _register("central.cli", sub, "central", "the central case service")
-    _register("calibration.cli", sub, "calibrate", "camera calibration and coordinate tools")
+    _register("gridwatch.central.cli", sub, "central", "the central case service")
+    _register("gridwatch.calibration.cli", sub, "calibrate", "camera calibration and coordinate tools")
 
     models = sub.add_parser("models", help="detector models").add_subparsers(dest="models_cmd", required=True)
     p = _add(models, "info", _cmd_models_info, "validate and print a model manifest")
     p.add_argument("manifest")
     p = _add(models, "train", _cmd_models_train,
              "generate synthetic data, train, export ONNX + manifest + card ([train] extra); "
-             "options as `python -m models.train --help`")
+             "options as `python -m gridwatch.models.train --help`")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--out DIR --train N --val N --epochs E --imgsz S ...")
 
     p = _add(sub, "synth", _cmd_synth, "render a synthetic street scenario to video + labels + truth")
@@ -159,10 +159,10 @@ def _register(module: str, sub: argparse._SubParsersAction, name: str, help_: st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from calibration.errors import CalibrationError
-    from edge.config import ConfigError
-    from edge.sources import SourceError
-    from models.base import ModelError
+    from gridwatch.calibration.errors import CalibrationError
+    from gridwatch.edge.config import ConfigError
+    from gridwatch.edge.sources import SourceError
+    from gridwatch.models.base import ModelError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

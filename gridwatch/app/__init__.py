@@ -1,0 +1,1 @@
+"""The app shell: the `gridwatch` CLI, the demo and the embedded Mosquitto launcher. Nothing imports it."""
