@@ -32,6 +32,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
+
 from gridwatch.edge.analyze import analyze_clip  # noqa: E402
 from gridwatch.edge.config import FileSourceConfig, SiteConfig, parse_site_config  # noqa: E402
 from gridwatch.edge.sources import FileSource, Sampler  # noqa: E402

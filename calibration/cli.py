@@ -23,6 +23,7 @@ from typing import Any, TextIO, cast
 import numpy as np
 import numpy.typing as npt
 import yaml
+
 from gridwatch.calibration.errors import CalibrationError, CalibrationInputError
 from gridwatch.calibration.gcj02 import bd09_to_wgs84, gcj02_to_bd09, gcj02_to_wgs84, wgs84_to_gcj02
 from gridwatch.calibration.grid import Datum, make_regular_grid

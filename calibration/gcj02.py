@@ -21,6 +21,7 @@ from typing import overload
 
 import numpy as np
 import numpy.typing as npt
+
 from gridwatch.calibration.errors import CalibrationInputError, ConvergenceError
 
 FloatArray = npt.NDArray[np.float64]

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
 from gridwatch.calibration.errors import GridLayerError
 from gridwatch.calibration.geo import enu_to_wgs84
 

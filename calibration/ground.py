@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 import numpy.typing as npt
+
 from gridwatch.calibration.errors import CalibrationInputError, DegenerateCalibrationError
 from gridwatch.calibration.geo import enu_to_wgs84, wgs84_to_enu
 

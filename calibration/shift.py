@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+
 from gridwatch.calibration.errors import CalibrationInputError, ShiftCheckError
 
 FloatArray = npt.NDArray[np.float64]

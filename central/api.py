@@ -18,11 +18,12 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
-from gridwatch.central.store import Case, Store, open_store
-from gridwatch.central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, table_cells
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
+
+from gridwatch.central.store import Case, Store, open_store
+from gridwatch.central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, table_cells
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 SVG_W, SVG_H, PAD = 720, 480, 40

@@ -14,6 +14,8 @@ import threading
 from types import FrameType
 from urllib.parse import quote
 
+from rich.console import Console
+
 from gridwatch.central.categories import load_categories
 from gridwatch.central.roster import Roster, load_roster
 from gridwatch.central.service import DEFAULT_CLIENT_ID, CentralService
@@ -21,7 +23,6 @@ from gridwatch.central.store import DEFAULT_DB_URL, open_store
 from gridwatch.central.views import cases_as_rows, cases_json, cases_table, dead_letters_table
 from gridwatch.wire.mqtt import BrokerURL
 from gridwatch.wire.topics import DEFAULT_PREFIX
-from rich.console import Console
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
@@ -138,6 +139,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve `central.api` with uvicorn until interrupted."""
     import uvicorn  # the api extra: imported only when serving
+
     from gridwatch.central.api import create_app
 
     uvicorn.run(create_app(args.db), host=args.host, port=args.port, log_level="info")

@@ -29,19 +29,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from gridwatch.central import workflow
-from gridwatch.central.categories import CategoryTable
-from gridwatch.central.dispatch import build_assignment
-from gridwatch.central.roster import Roster
-from gridwatch.central.store import Case, CaseCounter, DeadLetter, EventRow, EvidenceRow, TimelineRow, utcnow
-from gridwatch.wire.assignment import CaseAssignment
-from gridwatch.wire.events import IncidentEvent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from gridwatch.central import workflow
+from gridwatch.central.categories import CategoryTable
+from gridwatch.central.dispatch import build_assignment
+from gridwatch.central.roster import Roster
+from gridwatch.central.store import Case, CaseCounter, DeadLetter, EventRow, EvidenceRow, TimelineRow, utcnow
 from gridwatch.errors import GridwatchError
+from gridwatch.wire.assignment import CaseAssignment
+from gridwatch.wire.events import IncidentEvent
 
 ResultKind = Literal["created", "updated", "stale", "duplicate", "dead_letter", "evidence"]
 

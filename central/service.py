@@ -27,19 +27,19 @@ from pathlib import Path
 from typing import IO, Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+
 from gridwatch.central.categories import CategoryTable, load_categories
 from gridwatch.central.dispatch import assignment_topic
 from gridwatch.central.ingest import IngestResult, dead_letter, ingest_evidence, ingest_incident
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Store, open_store, utcnow
+from gridwatch.errors import GridwatchError
 from gridwatch.wire.assignment import CaseAssignment
 from gridwatch.wire.mqtt import BrokerURL, Protocol, make_client
 from gridwatch.wire.topics import DEFAULT_PREFIX
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-
-from gridwatch.errors import GridwatchError
 
 log = logging.getLogger("gridwatch.central")
 

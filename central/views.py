@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from gridwatch.central.store import Case, DeadLetter
 from pydantic import BaseModel, ConfigDict
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from gridwatch.central.store import Case, DeadLetter
 
 
 class CaseRow(BaseModel):

@@ -17,6 +17,8 @@ from typing import TextIO
 
 import cv2
 import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
 from gridwatch.edge.config import SiteConfig
@@ -25,7 +27,6 @@ from gridwatch.edge.sources import FileSource
 from gridwatch.models.base import Detector
 from gridwatch.models.registry import load_detector
 from gridwatch.wire.events import IncidentEvent
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import supervision as sv
+
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.calibration.ground import GroundMapping
 from gridwatch.edge.config import (

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from gridwatch.models.registry import DetectorSpec
-from gridwatch.wire.events import INCIDENT_TYPES
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gridwatch.errors import GridwatchError
+from gridwatch.models.registry import DetectorSpec
+from gridwatch.wire.events import INCIDENT_TYPES
 
 
 class ConfigError(GridwatchError, ValueError):

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import supervision as sv
+
 from gridwatch.pipelines.types import IncidentUpdate
 from gridwatch.pipelines.zones import Zone
 from gridwatch.wire.events import EvidenceRef

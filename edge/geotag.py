@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import supervision as sv
+
 from gridwatch.calibration.camera import PinholeCamera
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.calibration.ground import GroundMapping

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
 from gridwatch.edge.outbox import Outbox, OutboxItem
 from gridwatch.wire.mqtt import BrokerURL, make_client
 from gridwatch.wire.mqtt import Protocol as MqttProtocol
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from gridwatch.edge.config import (
     FileSourceConfig,
     ImagesSourceConfig,
@@ -29,7 +30,6 @@ from gridwatch.edge.config import (
     UsbSourceConfig,
 )
 from gridwatch.edge.frames import Frame
-
 from gridwatch.errors import GridwatchError
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
-from gridwatch.edge.config import TrackerConfig
 from trackers import ByteTrackTracker
+
+from gridwatch.edge.config import TrackerConfig
 
 
 @dataclass

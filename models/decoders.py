@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
+
 from gridwatch.models.base import ModelConfigError
 from gridwatch.models.manifest import ModelManifest
 

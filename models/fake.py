@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 import supervision as sv
+
 from gridwatch.models.base import ModelInfo, check_image, make_detections
 
 Box = tuple[float, float, float, float, str, float]  # x1, y1, x2, y2, class name, confidence

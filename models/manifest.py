@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from gridwatch.models.base import ModelConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gridwatch.models.base import ModelConfigError
 
 DecoderName = Literal["ultralytics", "yolox", "yolov5"]
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import supervision as sv
+
 from gridwatch.models.base import (
     ModelConfigError,
     ModelInfo,

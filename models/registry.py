@@ -17,10 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
 from gridwatch.models.base import Detector
 from gridwatch.models.onnx_backend import OnnxDetector
 from gridwatch.models.ultralytics_backend import UltralyticsDetector  # cheap: ultralytics itself is imported lazily
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class _DetectorSpecBase(BaseModel):

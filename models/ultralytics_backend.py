@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import supervision as sv
+
 from gridwatch.models.base import ModelConfigError, ModelInfo, ModelLoadError, check_image, make_detections
 from gridwatch.models.manifest import MANIFEST_SUFFIXES, ModelManifest, load_manifest
 from gridwatch.models.onnx_backend import check_sha256, class_ids_for, file_sha256

@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from gridwatch.pipelines.types import Observation
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
 from gridwatch.pipelines.types import Point
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
 from gridwatch.synth.dataset import build_dataset
 from gridwatch.synth.generate import generate
 from gridwatch.synth.random_scene import random_scenario

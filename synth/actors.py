@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
 from gridwatch.synth.paths import state_at
 from gridwatch.synth.primitives import (
     Bgr,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from gridwatch.synth.actors import CLASSES
 from gridwatch.synth.random_scene import random_scenario
 from gridwatch.synth.render import RenderedFrame

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import cv2
+
 from gridwatch.synth.dataset import write_yolo_labels
 from gridwatch.synth.scenario import Scenario, load_scenario
 from gridwatch.synth.scene import Scene

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from gridwatch.synth.scenario import (
     CameraSpec,
     CarSpec,

@@ -11,11 +11,12 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
+
 from gridwatch.calibration.camera import PinholeCamera
 from gridwatch.synth.primitives import Blob, Face, FloatArray, Line, Thing
 from gridwatch.synth.scenario import LookSpec
 from gridwatch.synth.world import Scenery
-from numpy.typing import NDArray
 
 Image = NDArray[np.uint8]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from gridwatch.calibration.camera import PinholeCamera
 from gridwatch.synth.actors import Actor, build_actors
 from gridwatch.synth.primitives import Thing

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from gridwatch.calibration.camera import PinholeCamera
 from gridwatch.calibration.geo import enu_to_wgs84
 from gridwatch.synth.actors import wire_rest_point

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from gridwatch.synth.primitives import Bgr, Face, FloatArray, Pose, rgb_to_bgr
 from gridwatch.synth.scenario import StreetSpec
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from gridwatch.edge.config import SiteConfig, parse_site_config
 
 REPO = Path(__file__).resolve().parent.parent

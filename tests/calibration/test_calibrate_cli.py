@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from gridwatch.calibration.cli import fit_points, gcj02, load_points, register
 from gridwatch.calibration.errors import CalibrationInputError
 from gridwatch.calibration.gcj02 import wgs84_to_gcj02

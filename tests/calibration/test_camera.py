@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from gridwatch.calibration.camera import PinholeCamera
 
 

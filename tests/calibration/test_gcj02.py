@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from gridwatch.calibration.errors import CalibrationInputError, ConvergenceError
 from gridwatch.calibration.gcj02 import (
     bd09_to_gcj02,

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from gridwatch.calibration.geo import enu_to_wgs84, haversine_m, wgs84_to_enu
 
 A, F = 6378137.0, 1 / 298.257223563

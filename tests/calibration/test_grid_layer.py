@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from gridwatch.calibration.errors import GridLayerError
 from gridwatch.calibration.gcj02 import wgs84_to_gcj02
 from gridwatch.calibration.geo import wgs84_to_enu

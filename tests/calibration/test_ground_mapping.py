@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from gridwatch.calibration.camera import PinholeCamera
 from gridwatch.calibration.errors import CalibrationError, CalibrationInputError, DegenerateCalibrationError
 from gridwatch.calibration.geo import enu_to_wgs84, wgs84_to_enu

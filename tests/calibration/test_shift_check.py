@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
 from gridwatch.calibration.errors import CalibrationInputError, ShiftCheckError
 from gridwatch.calibration.shift import ShiftDetector
 

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from gridwatch.wire.mqtt import BrokerURL, Protocol, make_client
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from gridwatch.wire.mqtt import BrokerURL, Protocol, make_client
 
 
 @contextmanager

@@ -19,7 +19,6 @@ from gridwatch.central.ingest import ingest_evidence, ingest_incident
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import open_store
 from gridwatch.central.views import cases_as_rows
-
 from tests.central.factories import GRID_A, GRID_B, JPEG_BYTES, lifecycle, make_event, payload
 
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gridwatch.central.store import open_store
-from gridwatch.central.views import cases_as_rows
 
 from gridwatch.app.broker import MosquittoBroker
+from gridwatch.central.store import open_store
+from gridwatch.central.views import cases_as_rows
 from tests.central.factories import make_event, payload
 from tests.central.mqtt_helpers import connected, publish
 

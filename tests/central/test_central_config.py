@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from gridwatch.central import workflow
 from gridwatch.central.categories import load_categories
 from gridwatch.central.roster import load_roster
-from pydantic import ValidationError
 
 EXPECTED = {
     "illegal_parking": ("09009", "机动车乱停放"),

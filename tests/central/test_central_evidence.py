@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
+
 from gridwatch.central.categories import load_categories
 from gridwatch.central.ingest import IngestResult, ingest_evidence, ingest_incident
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Case, DeadLetter, EvidenceRow, Store
-from sqlalchemy import func, select
-
 from tests.central.factories import JPEG_BYTES, make_event, payload
 
 TOPIC = "gridwatch/v1/site-1/cam-1/evidence"

@@ -9,12 +9,12 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import func, select
+
 from gridwatch.central.categories import Category, CategoryTable, load_categories
 from gridwatch.central.ingest import IngestResult, ingest_incident
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Case, DeadLetter, EventRow, Store
-from sqlalchemy import func, select
-
 from tests.central.factories import GRID_A, GRID_B, T0, lifecycle, make_event, payload
 
 NOW = datetime(2026, 11, 21, 9, 0, 0, tzinfo=timezone.utc)

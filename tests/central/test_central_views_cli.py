@@ -9,16 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from sqlalchemy import select
+
+from gridwatch.app.cli import build_parser
 from gridwatch.central.categories import load_categories
 from gridwatch.central.ingest import ingest_incident
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Case, Store, open_store
 from gridwatch.central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, cases_json, cases_table, table_cells
 from gridwatch.wire.mqtt import BrokerURL
-from rich.console import Console
-from sqlalchemy import select
-
-from gridwatch.app.cli import build_parser
 from tests.central.factories import GRID_A, lifecycle, make_event, payload
 
 JSON_KEYS = [

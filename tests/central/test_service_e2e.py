@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from gridwatch.app.broker import MosquittoBroker
 from gridwatch.central.roster import Roster
 from gridwatch.central.service import CentralError, CentralService
 from gridwatch.central.store import Case, DeadLetter, EventRow, Store, open_store
 from gridwatch.wire.mqtt import Protocol
 from gridwatch.wire.topics import evidence_topic, incident_topic
-from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
-
-from gridwatch.app.broker import MosquittoBroker
 from tests.central.factories import GRID_A, JPEG_BYTES, lifecycle, make_event, payload
 from tests.central.mqtt_helpers import Listener, connected, evidence_properties, publish
 

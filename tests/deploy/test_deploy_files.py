@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import tomllib
 import yaml
+
 from gridwatch.edge.config import parse_site_config
 from gridwatch.edge.outbox import Outbox
 

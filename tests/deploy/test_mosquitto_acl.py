@@ -24,11 +24,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from gridwatch.wire.mqtt import BrokerURL, make_client
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gridwatch.app.broker import BrokerError, find_mosquitto, free_port
+from gridwatch.wire.mqtt import BrokerURL, make_client
 
 pytestmark = pytest.mark.e2e
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import supervision as sv
+
 from gridwatch.models.base import ModelInfo, make_detections
 from gridwatch.synth import CLASSES
 

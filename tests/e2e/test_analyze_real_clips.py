@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+
 from gridwatch.edge.analyze import analyze_clip
 from gridwatch.pipelines.lifecycle import box_iou
 from gridwatch.wire.events import IncidentEvent
-
 from tests.conftest import load_fixture_config
 
 pytestmark = pytest.mark.realdata

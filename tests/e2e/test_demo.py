@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from gridwatch.wire.events import IncidentEvent
 
 pytestmark = pytest.mark.e2e

@@ -11,11 +11,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
+from gridwatch.app.demo import SCENARIO, site_config
 from gridwatch.calibration.geo import wgs84_to_enu
 from gridwatch.edge.analyze import analyze_clip
 from gridwatch.synth.generate import generate
-
-from gridwatch.app.demo import SCENARIO, site_config
 from tests.e2e.label_detector import LabelDetector
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from gridwatch.central.service import CentralService
-from gridwatch.central.views import cases_as_rows
 
 from gridwatch.app.broker import MosquittoBroker
+from gridwatch.central.service import CentralService
+from gridwatch.central.views import cases_as_rows
 from tests.conftest import FIXTURES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realdata]

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+
+from gridwatch.app.broker import MosquittoBroker, free_port
 from gridwatch.central.service import CentralService
 from gridwatch.central.views import cases_as_rows
 from gridwatch.edge.config import SiteConfig
 from gridwatch.edge.worker import EdgeWorker
-
-from gridwatch.app.broker import MosquittoBroker, free_port
 from tests.conftest import load_fixture_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realdata]

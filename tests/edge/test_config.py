@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from gridwatch.edge.config import ConfigError, load_site_config, parse_site_config
 
 BASE = {

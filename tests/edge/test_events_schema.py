@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from gridwatch.wire.events import IncidentEvent, event_json_schema_text
 from pydantic import ValidationError
+
+from gridwatch.wire.events import IncidentEvent, event_json_schema_text
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "wire" / "incident_event.schema.json"
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=timezone.utc)

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from gridwatch.calibration.camera import PinholeCamera
 from gridwatch.calibration.geo import enu_to_wgs84, wgs84_to_enu
 from gridwatch.calibration.grid import GridLayer, make_regular_grid

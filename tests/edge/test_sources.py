@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from gridwatch.edge.frames import Frame
 from gridwatch.edge.sources import FileSource, ImagesSource, LatestFrameQueue, LiveSource, Sampler, SourceError
 

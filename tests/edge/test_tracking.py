@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import supervision as sv
+
 from gridwatch.edge.config import TrackerConfig
 from gridwatch.edge.tracking import MultiClassTracker
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import supervision as sv
+
 from gridwatch.edge.config import SiteConfig, parse_site_config
 from gridwatch.edge.publisher import FakeTransport
 from gridwatch.edge.worker import EdgeWorker
 from gridwatch.models.fake import FakeDetector
 from gridwatch.wire.events import IncidentEvent
-
 from tests.edge.test_sources import write_clip
 
 

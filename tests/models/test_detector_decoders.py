@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from gridwatch.models.base import ModelConfigError
 from gridwatch.models.decoders import (
     DECODERS,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from gridwatch.models.base import ModelConfigError
 from gridwatch.models.manifest import ModelManifest, load_manifest, manifest_path_for
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from gridwatch.models.base import Detector, ModelLoadError
 from gridwatch.models.onnx_backend import OnnxDetector
 from gridwatch.models.registry import (
@@ -20,7 +22,6 @@ from gridwatch.models.registry import (
     load_detector,
     parse_detector_spec,
 )
-from pydantic import ValidationError
 
 REPO = Path(__file__).resolve().parents[2]
 ModelFactory = Callable[..., tuple[Path, Path]]

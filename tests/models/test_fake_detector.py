@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import supervision as sv
+
 from gridwatch.models.base import Detector
 from gridwatch.models.fake import FakeDetector
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import supervision as sv
+
 from gridwatch.models.base import Detector, ModelConfigError, ModelIntegrityError, ModelLoadError
 from gridwatch.models.onnx_backend import OnnxDetector, choose_providers
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from gridwatch.models.base import Detector, ModelConfigError, ModelIntegrityError
 from gridwatch.models.ultralytics_backend import UltralyticsDetector
 

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import supervision as sv
+
 from gridwatch.models.base import ModelIntegrityError
 from gridwatch.models.onnx_backend import OnnxDetector
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
+
 from gridwatch.pipelines import garbage, parking, vendor, wire
 from gridwatch.pipelines.zones import Zone
-
 from tests.pipelines.helpers import obs, times
 
 AREA = Zone("area", ((0, 0), (400, 0), (400, 300), (0, 300)))

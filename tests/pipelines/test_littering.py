@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+
 from gridwatch.pipelines.littering import LitteringParams, LitteringRule
 from gridwatch.pipelines.types import IncidentUpdate, Observation
-
 from tests.pipelines.helpers import obs, times
 
 

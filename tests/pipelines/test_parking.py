@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import pytest
+
 from gridwatch.pipelines import parking
 from gridwatch.pipelines.dwell import StationaryDwellRule
 from gridwatch.pipelines.types import IncidentUpdate
 from gridwatch.pipelines.zones import Zone
-
 from tests.pipelines.helpers import obs, times
 
 KERB = Zone("kerb", ((0, 100), (400, 100), (400, 200), (0, 200)))

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from gridwatch.synth import CLASSES, build_dataset, generate
 from gridwatch.synth.__main__ import main
 from gridwatch.synth.random_scene import random_scenario

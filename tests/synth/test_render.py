@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from gridwatch.synth.actors import CLASSES
 from gridwatch.synth.render import Label
 from gridwatch.synth.scenario import load_scenario, parse_scenario

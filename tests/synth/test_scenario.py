@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from gridwatch.synth.paths import rest_intervals, state_at
 from gridwatch.synth.scenario import ScenarioError, Waypoint, load_scenario, parse_scenario
 
