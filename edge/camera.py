@@ -8,33 +8,20 @@ offline `analyze` command, the live worker and the tests all run exactly this co
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import supervision as sv
 
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.calibration.ground import GroundMapping
-from gridwatch.edge.config import (
-    CameraConfig,
-    GarbageRuleConfig,
-    LitteringRuleConfig,
-    ParkingRuleConfig,
-    StillnessConfig,
-    VendorRuleConfig,
-    WireRuleConfig,
-)
+from gridwatch.edge.config import CameraConfig, enabled_incidents
 from gridwatch.edge.evidence import Snapshot, snapshot
 from gridwatch.edge.frames import Frame
 from gridwatch.edge.geotag import Geotagger, build_ground_mapping, build_zones
 from gridwatch.edge.sources import Sampler
 from gridwatch.edge.tracking import MultiClassTracker
 from gridwatch.models.base import Detector
-from gridwatch.pipelines import garbage, parking, vendor, wire
 from gridwatch.pipelines.base import Rule
-from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule
-from gridwatch.pipelines.littering import LitteringParams, LitteringRule
-from gridwatch.pipelines.motion import StillnessParams
 from gridwatch.pipelines.types import IncidentUpdate, observations_from_detections
 from gridwatch.pipelines.zones import Zone
 from gridwatch.wire.events import IncidentEvent, ModelRef
@@ -56,48 +43,9 @@ class FrameResult:
     emitted: list[Emitted]
 
 
-def _stillness(cfg: StillnessConfig) -> StillnessParams:
-    return StillnessParams(window_s=cfg.window_s, tolerance_m=cfg.tolerance_m, tolerance_rel=cfg.tolerance_rel)
-
-
-def _pick(zones: tuple[Zone, ...], names: list[str]) -> tuple[Zone, ...]:
-    return tuple(z for z in zones if z.name in names)
-
-
-DwellConfig = ParkingRuleConfig | VendorRuleConfig | WireRuleConfig | GarbageRuleConfig
-
-
-def dwell_params(cfg: DwellConfig, zones: tuple[Zone, ...]) -> DwellParams:
-    return DwellParams(
-        zones=_pick(zones, cfg.zones), classes=frozenset(cfg.classes), dwell_s=cfg.dwell_s,
-        min_confidence=cfg.min_confidence, stillness=_stillness(cfg.stillness),
-        update_every_s=cfg.update_every_s, end_after_s=cfg.end_after_s,
-    )
-
-
-def littering_rule(cfg: LitteringRuleConfig, zones: tuple[Zone, ...], prefix: str) -> LitteringRule:
-    params = LitteringParams(
-        zones=_pick(zones, cfg.zones), object_classes=frozenset(cfg.object_classes),
-        owner_classes=frozenset(cfg.owner_classes), dwell_s=cfg.dwell_s, min_confidence=cfg.min_confidence,
-        owner_radius_m=cfg.owner_radius_m, leave_distance_m=cfg.leave_distance_m, require_owner=cfg.require_owner,
-        stillness=_stillness(cfg.stillness), update_every_s=cfg.update_every_s, end_after_s=cfg.end_after_s,
-    )
-    return LitteringRule(params, prefix)
-
-
 def build_rules(camera: CameraConfig, zones: tuple[Zone, ...], prefix: str) -> list[Rule]:
-    """One rule object per enabled incident type, in a fixed order."""
-    inc = camera.incidents
-    dwell_rules: list[tuple[DwellConfig | None, Callable[[DwellParams, str], StationaryDwellRule]]] = [
-        (inc.illegal_parking, parking.rule),
-        (inc.street_vendor, vendor.rule),
-        (inc.fallen_wire, wire.rule),
-        (inc.exposed_garbage, garbage.rule),
-    ]
-    rules: list[Rule] = [make(dwell_params(cfg, zones), prefix) for cfg, make in dwell_rules if cfg and cfg.enabled]
-    if inc.littering and inc.littering.enabled:
-        rules.append(littering_rule(inc.littering, zones, prefix))
-    return rules
+    """One rule per enabled incident type, in registry order; each type's module builds its own rule."""
+    return [incident.build(cfg, zones, prefix) for incident, cfg in enabled_incidents(camera)]
 
 
 def model_ref(detector: Detector) -> ModelRef:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from gridwatch.errors import GridwatchError
 from gridwatch.models.registry import DetectorSpec
-from gridwatch.wire.events import INCIDENT_TYPES
+from gridwatch.pipelines.registry import IncidentType, Registry, default_registry, unknown_message
+from gridwatch.pipelines.rule_config import RuleConfig
 
 
 class ConfigError(GridwatchError, ValueError):
@@ -112,71 +113,58 @@ class ZoneConfig(_Model):
         return self
 
 
-class StillnessConfig(_Model):
-    window_s: float = Field(2.0, gt=0.1, le=60, description="History judged for 'standing still'.")
-    tolerance_m: float = Field(0.8, gt=0, le=10, description="Wander allowed while still (calibrated).")
-    tolerance_rel: float = Field(0.15, gt=0, le=2, description="Same as a fraction of box height (uncalibrated).")
+# The incident rules: one optional section per registered incident type (gridwatch.pipelines.registry). Each
+# type's module owns its config model and defaults; this tree is derived from the registry.
+class IncidentsBase(_Model):
+    """Which incident rules run on this camera; a type that is absent (null) is off.
+
+    The fields (one per registered incident type, named after it) are added by `incidents_config_model`. Use
+    `configured()` / `enabled()` rather than attribute access: they are typed and follow the registry.
+    """
+
+    registry: ClassVar[Registry]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_types(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for name in data:
+                if name not in cls.registry:
+                    raise ValueError(unknown_message(str(name), cls.registry.names()))
+        return data
+
+    def configured(self) -> list[tuple[IncidentType[Any], RuleConfig]]:
+        """(type, its config) for every type present in the file, enabled or not, in registry order."""
+        out: list[tuple[IncidentType[Any], RuleConfig]] = []
+        for incident in self.registry:
+            cfg = getattr(self, incident.name, None)
+            if isinstance(cfg, RuleConfig):
+                out.append((incident, cfg))
+        return out
+
+    def enabled(self) -> list[tuple[IncidentType[Any], RuleConfig]]:
+        """(type, its config) for every type that will run, in registry order."""
+        return [(t, cfg) for t, cfg in self.configured() if cfg.enabled]
 
 
-class _RuleConfig(_Model):
-    enabled: bool = True
-    zones: list[Ident] = Field(default_factory=list, description="Zone names; empty = the whole frame.")
-    dwell_s: float = Field(gt=0, le=86400, description="Seconds the condition must hold before it is reported.")
-    min_confidence: float = Field(0.3, ge=0, le=1, description="Detections below this are ignored by the rule.")
-    update_every_s: float = Field(10.0, gt=0, le=3600, description="Re-send an open incident this often.")
-    end_after_s: float = Field(5.0, gt=0, le=3600, description="Unseen this long = the incident is over.")
-    stillness: StillnessConfig = Field(default_factory=StillnessConfig)
+def incidents_config_model(registry: Registry) -> type[IncidentsBase]:
+    """The `cameras[].incidents` model for `registry`: one optional field per type, named after it."""
+    fields: dict[str, Any] = {
+        t.name: (t.config | None, Field(None, description=t.description)) for t in registry
+    }
+    base = type("IncidentsRegistryBase", (IncidentsBase,), {"registry": registry, "__module__": __name__})
+    return create_model("IncidentsConfig", __base__=base, __module__=__name__, **fields)
 
 
-class ParkingRuleConfig(_RuleConfig):
-    """A vehicle standing still in a no-parking zone."""
-
-    dwell_s: float = Field(60.0, gt=0, le=86400)
-    end_after_s: float = Field(15.0, gt=0, le=3600, description="Unseen this long = gone (traffic hides cars).")
-    classes: list[str] = Field(default_factory=lambda: ["car", "truck", "bus", "motorcycle"], min_length=1)
+if TYPE_CHECKING:
+    IncidentsConfig = IncidentsBase
+else:
+    IncidentsConfig = incidents_config_model(default_registry())
 
 
-class VendorRuleConfig(_RuleConfig):
-    """A stall or cart standing on the sidewalk or road."""
-
-    dwell_s: float = Field(120.0, gt=0, le=86400)
-    end_after_s: float = Field(15.0, gt=0, le=3600, description="Unseen this long = gone (passers-by hide it).")
-    classes: list[str] = Field(default_factory=lambda: ["stall"], min_length=1)
-
-
-class WireRuleConfig(_RuleConfig):
-    """A cable lying on or hanging low over the road/sidewalk; the short dwell only confirms over frames."""
-
-    dwell_s: float = Field(3.0, gt=0, le=86400)
-    classes: list[str] = Field(default_factory=lambda: ["wire"], min_length=1)
-    stillness: StillnessConfig = Field(default_factory=lambda: StillnessConfig(tolerance_m=1.5, tolerance_rel=0.4))
-
-
-class GarbageRuleConfig(_RuleConfig):
-    """Garbage or piled material lying in a zone, whoever left it."""
-
-    dwell_s: float = Field(600.0, gt=0, le=86400)
-    classes: list[str] = Field(default_factory=lambda: ["litter"], min_length=1)
-
-
-class LitteringRuleConfig(_RuleConfig):
-    dwell_s: float = Field(5.0, gt=0, le=86400)
-    min_confidence: float = Field(0.25, ge=0, le=1)
-    object_classes: list[str] = Field(default_factory=lambda: ["litter"], min_length=1)
-    owner_classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1)
-    owner_radius_m: float = Field(2.0, gt=0, le=20, description="A person this close to a new object owns it.")
-    leave_distance_m: float = Field(4.0, gt=0, le=100, description="The owner is gone beyond this distance.")
-    require_owner: bool = Field(True, description="Only objects seen with a person count as littering.")
-
-
-class IncidentsConfig(_Model):
-    """Which incident rules run on this camera; a rule that is absent (null) is off."""
-
-    illegal_parking: ParkingRuleConfig | None = None
-    littering: LitteringRuleConfig | None = None
-    street_vendor: VendorRuleConfig | None = None
-    fallen_wire: WireRuleConfig | None = None
-    exposed_garbage: GarbageRuleConfig | None = None
+def enabled_incidents(camera: CameraConfig) -> list[tuple[IncidentType[Any], RuleConfig]]:
+    """The incident types that run on `camera`, each with its config, in registry order."""
+    return camera.incidents.enabled()
 
 
 class TrackerConfig(_Model):
@@ -266,12 +254,11 @@ def verify_unique_camera_ids(cfg: SiteConfig) -> None:
 def verify_rule_zones_exist(cfg: SiteConfig) -> None:
     for i, cam in enumerate(cfg.cameras):
         names = {z.name for z in cam.zones}
-        for rule_name in INCIDENT_TYPES:
-            rule = getattr(cam.incidents, rule_name, None)
-            for zone in getattr(rule, "zones", []) if rule else []:
+        for incident, rule in cam.incidents.configured():
+            for zone in rule.zones:
                 if zone not in names:
                     raise ValueError(
-                        f"cameras.{i}.incidents.{rule_name}.zones: zone {zone!r} is not defined; "
+                        f"cameras.{i}.incidents.{incident.name}.zones: zone {zone!r} is not defined; "
                         f"add it under cameras.{i}.zones or use one of {sorted(names)}"
                     )
 

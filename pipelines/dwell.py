@@ -2,7 +2,7 @@
 
 illegal_parking (vehicles at the kerb), street_vendor (a stall or cart on the sidewalk), exposed_garbage (a
 pile nobody claims) and fallen_wire (a cable lying on the road) are all this rule with their own classes, zones
-and dwell; each has its own module that holds its defaults.
+and dwell; each is a module in `pipelines/incidents/` whose config model holds its defaults.
 
 started_ts is when the object came to rest inside the zone; the rule fires `dwell_s` later. Once an incident is
 open, small wobbles of the box do not end it: the object only counts as gone when it has moved more than twice
@@ -18,21 +18,34 @@ from dataclasses import dataclass, field
 from gridwatch.pipelines.base import ZoneGate, forget_gone, position
 from gridwatch.pipelines.lifecycle import Hit, IncidentBook
 from gridwatch.pipelines.motion import StillnessParams, StillnessTracker
+from gridwatch.pipelines.rule_config import DwellRuleConfig
 from gridwatch.pipelines.types import IncidentUpdate, ObjectRef, Observation, Point
 from gridwatch.pipelines.zones import Zone
 
 
 @dataclass(frozen=True)
 class DwellParams:
+    """The rule's knobs. The user-facing ones have no default here: they come from the incident type's config
+    model (`from_config`), the one place defaults live. `inertia` and `forget_after_s` are internal."""
+
     zones: tuple[Zone, ...]
     classes: frozenset[str]
-    dwell_s: float = 60.0
-    min_confidence: float = 0.3
-    stillness: StillnessParams = field(default_factory=StillnessParams)
+    dwell_s: float
+    min_confidence: float
+    stillness: StillnessParams
+    update_every_s: float
+    end_after_s: float
     inertia: int = 3
-    update_every_s: float = 10.0
-    end_after_s: float = 5.0
     forget_after_s: float = 30.0
+
+    @classmethod
+    def from_config(cls, cfg: DwellRuleConfig, zones: tuple[Zone, ...]) -> DwellParams:
+        """Params from a type's config; `zones` are the ones the config names (the registry picks them)."""
+        return cls(
+            zones=zones, classes=frozenset(cfg.classes), dwell_s=cfg.dwell_s, min_confidence=cfg.min_confidence,
+            stillness=StillnessParams.from_config(cfg.stillness), update_every_s=cfg.update_every_s,
+            end_after_s=cfg.end_after_s,
+        )
 
 
 @dataclass

@@ -23,21 +23,24 @@ from gridwatch.pipelines.zones import Zone
 
 @dataclass(frozen=True)
 class LitteringParams:
-    zones: tuple[Zone, ...] = ()
-    object_classes: frozenset[str] = frozenset({"litter"})
-    owner_classes: frozenset[str] = frozenset({"person"})
-    dwell_s: float = 5.0
-    min_confidence: float = 0.25
-    owner_radius_m: float = 2.0
+    """The rule's knobs. The user-facing ones have no default here: they come from the littering config model
+    (`gridwatch.pipelines.incidents.littering`), the one place defaults live. The rest are internal."""
+
+    zones: tuple[Zone, ...]
+    object_classes: frozenset[str]
+    owner_classes: frozenset[str]
+    dwell_s: float
+    min_confidence: float
+    owner_radius_m: float
+    leave_distance_m: float
+    require_owner: bool
+    stillness: StillnessParams
+    update_every_s: float
+    end_after_s: float
     owner_radius_rel: float = 1.0
-    leave_distance_m: float = 4.0
     leave_distance_rel: float = 2.0
     owner_window_s: float = 3.0
-    require_owner: bool = True
-    stillness: StillnessParams = field(default_factory=StillnessParams)
     inertia: int = 3
-    update_every_s: float = 10.0
-    end_after_s: float = 5.0
     forget_after_s: float = 30.0
 
 

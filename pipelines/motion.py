@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gridwatch.pipelines.rule_config import StillnessConfig
 from gridwatch.pipelines.types import Observation
 
 
@@ -30,6 +31,10 @@ class StillnessParams:
     tolerance_m: float = 0.8
     tolerance_rel: float = 0.15
     min_coverage: float = 0.6
+
+    @classmethod
+    def from_config(cls, cfg: StillnessConfig) -> StillnessParams:
+        return cls(window_s=cfg.window_s, tolerance_m=cfg.tolerance_m, tolerance_rel=cfg.tolerance_rel)
 
 
 @dataclass

@@ -13,6 +13,8 @@ Identity rules:
   after a newer one.
 
 Category codes (GB/T 47678.5-2026 and city variants) are *not* here: they are data on the central side.
+The `type` enum is the incident registry's names (`gridwatch.pipelines.registry`): the one import this package
+makes from above it, of a pure, light module (pydantic only; no numpy or OpenCV reach central through it).
 """
 
 from __future__ import annotations
@@ -20,20 +22,21 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gridwatch.pipelines.registry import default_registry
+
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 
-IncidentType = Literal["illegal_parking", "street_vendor", "littering", "exposed_garbage", "fallen_wire"]
-INCIDENT_TYPES: tuple[str, ...] = (
-    "illegal_parking",
-    "street_vendor",
-    "littering",
-    "exposed_garbage",
-    "fallen_wire",
-)
+# The event's `type` enum is the incident registry's names: one module per type in gridwatch.pipelines.incidents,
+# nothing to edit here when a type is added (regenerate the committed schema: `gridwatch schema event`).
+INCIDENT_TYPES: tuple[str, ...] = default_registry().names()
+if TYPE_CHECKING:
+    IncidentTypeName = str
+else:
+    IncidentTypeName = Literal[INCIDENT_TYPES]
 Phase = Literal["started", "updated", "ended"]
 
 Ident = Annotated[
@@ -124,7 +127,7 @@ class IncidentEvent(_Strict):
         min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="Stable over one incident."
     )
     seq: int = Field(ge=0, description="Message number within the incident (0 = started).")
-    type: IncidentType
+    type: IncidentTypeName = Field(description="Incident type, one of the registered types (pipelines registry).")
     phase: Phase
     site_id: Ident
     gateway_id: Ident

@@ -39,10 +39,11 @@ from gridwatch.edge.camera import CameraPipeline, FrameResult
 from gridwatch.edge.config import SiteConfig, parse_site_config
 from gridwatch.edge.evidence import annotate
 from gridwatch.edge.worker import EdgeWorker
+from gridwatch.pipelines.registry import default_registry
 
 SCENARIO = Path(gridwatch.synth.__file__).resolve().parent / "scenarios" / "demo.yaml"
 MODEL = Path(gridwatch.models.__file__).resolve().parent / "demo" / "gridwatch-demo-yolo11n.onnx"
-SUPPORTED = ("illegal_parking", "littering", "street_vendor", "fallen_wire")
+SUPPORTED = default_registry().names()  # truth incidents of other types are "no pipeline yet"
 MATCH_RADIUS_M = 8.0
 
 console = Console()

@@ -1,18 +1,22 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from gridwatch.pipelines import parking
-from gridwatch.pipelines.dwell import StationaryDwellRule
+from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule
+from gridwatch.pipelines.incidents.illegal_parking import ParkingRuleConfig
 from gridwatch.pipelines.types import IncidentUpdate
 from gridwatch.pipelines.zones import Zone
-from tests.pipelines.helpers import obs, times
+from tests.pipelines.helpers import build_rule, obs, times
 
 KERB = Zone("kerb", ((0, 100), (400, 100), (400, 200), (0, 200)))
 
 
 def rule(dwell: float = 5.0, **kw: object) -> StationaryDwellRule:
-    return parking.rule(parking.defaults((KERB,), dwell_s=dwell, **kw), "cam1-run")
+    r = build_rule("illegal_parking", (KERB,), dwell_s=dwell, **kw)
+    assert isinstance(r, StationaryDwellRule)
+    return r
 
 
 def run(r: StationaryDwellRule, frames: list[tuple[float, list]]) -> list[IncidentUpdate]:
@@ -85,7 +89,8 @@ def test_flush_ends_open_incidents() -> None:
 
 
 def test_state_is_pruned_for_tracks_that_left() -> None:
-    r = rule(forget_after_s=5.0)
+    params = replace(DwellParams.from_config(ParkingRuleConfig(dwell_s=5.0), (KERB,)), forget_after_s=5.0)
+    r = StationaryDwellRule(params, "cam1-run", "illegal_parking")
     for i in range(200):
         r.update([obs(i, "car", 10 + i, 150)], i * 0.5)
     assert r.state_size() < 40
