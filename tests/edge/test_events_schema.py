@@ -62,3 +62,22 @@ def test_invalid_events_are_rejected(changes: dict, fragment: str) -> None:  # t
     with pytest.raises(ValidationError) as info:
         IncidentEvent.model_validate(event(**changes))
     assert fragment in str(info.value)
+
+
+def test_event_type_enum_is_the_incident_registry() -> None:
+    from gridwatch.pipelines.registry import default_registry
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    assert schema["properties"]["type"]["enum"] == list(default_registry().names())
+    with pytest.raises(ValidationError) as info:
+        IncidentEvent.model_validate(event(type="jaywalking"))
+    assert all(name in str(info.value) for name in default_registry().names())
+
+
+def test_the_wire_contract_loads_the_registry_without_numpy_or_opencv() -> None:
+    # wire (and so central and `gridwatch schema event`) reads the incident registry: the type modules must stay
+    # light at import; their factories load the rule machinery only when a rule is built.
+    code = ("import sys, gridwatch.wire.events as e; assert e.INCIDENT_TYPES; "
+            "print(sorted(m for m in ('numpy', 'cv2', 'supervision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
