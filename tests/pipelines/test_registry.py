@@ -238,30 +238,32 @@ def test_bad_types_are_refused_with_the_fix(kw: dict[str, Any], fragment: str) -
         _thing(**kw)
 
 
-def _package(tmp_path: Any, name: str, files: dict[str, str]) -> types.ModuleType:
-    pkg = types.ModuleType(name)
-    pkg.__path__ = [str(tmp_path)]
-    for file, text in files.items():
-        (tmp_path / file).write_text(text)
-    return pkg
-
-
 def test_discovery_wants_one_type_per_module_named_after_it(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
     import sys
 
-    monkeypatch.syspath_prepend(str(tmp_path.parent))
-    body = ("from gridwatch.pipelines.registry import default_registry\n"
-            "INCIDENT = default_registry().get('illegal_parking')\n")
-    pkg = _package(tmp_path, tmp_path.name, {"renamed.py": body})
-    monkeypatch.setitem(sys.modules, tmp_path.name, pkg)
+    pkg = types.ModuleType(tmp_path.name)
+    pkg.__path__ = [str(tmp_path)]
+    monkeypatch.setitem(sys.modules, pkg.__name__, pkg)
+
+    def discover_fresh() -> Registry:
+        importlib.invalidate_caches()  # files were just written: do not trust the finders' directory cache
+        for name in [m for m in sys.modules if m.startswith(f"{pkg.__name__}.")]:
+            del sys.modules[name]
+        return discover(pkg)
+
+    (tmp_path / "renamed.py").write_text("from gridwatch.pipelines.registry import default_registry\n"
+                                         "INCIDENT = default_registry().get('illegal_parking')\n")
     with pytest.raises(RegistryError, match=r"name the module after its type \(illegal_parking.py\)"):
-        discover(pkg)
+        discover_fresh()
     (tmp_path / "renamed.py").unlink()
     (tmp_path / "helper.py").write_text("X = 1\n")
     with pytest.raises(RegistryError, match="defines no INCIDENT"):
-        discover(pkg)
+        discover_fresh()
     (tmp_path / "helper.py").rename(tmp_path / "_helper.py")
-    assert len(discover(pkg)) == 0
+    assert len(discover_fresh()) == 0
+    (tmp_path / "_helper.py").unlink()
+    discover_fresh()  # leaves no test modules behind in sys.modules
 
 
 def test_the_how_to_example_in_the_registry_docstring_runs() -> None:
