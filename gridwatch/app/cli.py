@@ -23,6 +23,8 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gridwatch.errors import GridwatchError
+
 if TYPE_CHECKING:
     from gridwatch.wire.events import IncidentEvent
 
@@ -180,12 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); returns the exit code.
 
     Errors a user can act on (`gridwatch.errors.GridwatchError`) print `gridwatch: error: <message>` on stderr
-    and exit 2, without a traceback unless `-v`; anything else is a bug and keeps its traceback.
-
-        >>> main(["schema", "event"])  # doctest: +SKIP
+    and exit 2, without a traceback unless `-v`; anything else is a bug and keeps its traceback. Example:
+    `main(["schema", "event"])` prints the event's JSON Schema and returns 0, loading only pydantic.
     """
-    from gridwatch.errors import GridwatchError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
     args = build_parser({command} if command else set()).parse_args(argv)
