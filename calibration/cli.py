@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from gridwatch.calibration.errors import CalibrationError, CalibrationInputError
+from gridwatch.calibration.errors import CalibrationInputError
 from gridwatch.calibration.gcj02 import bd09_to_wgs84, gcj02_to_bd09, gcj02_to_wgs84, wgs84_to_gcj02
 from gridwatch.calibration.grid import Datum, make_regular_grid
 from gridwatch.calibration.ground import FitReport, GroundMapping
@@ -63,8 +63,10 @@ def load_points(path: str | Path) -> PointsFile:
     """Read a points YAML; raises `CalibrationInputError` naming the bad entry."""
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CalibrationInputError(f"cannot read points file {path}: {exc}") from exc
+    except OSError as exc:
+        raise CalibrationInputError(f"cannot read points file {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise CalibrationInputError(f"points file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(doc, Mapping) or not isinstance(doc.get("points"), list):
         raise CalibrationInputError(f"{path}: expected a mapping with a 'points' list")
     datum = doc.get("datum", "wgs84")
@@ -160,7 +162,7 @@ def fit_points(
     if not quiet:
         (stream or sys.stdout).write(text)
     if out_path is not None:
-        Path(out_path).write_text(dump_snippet(snippet), encoding="utf-8")
+        _write(Path(out_path), dump_snippet(snippet))
     return FitPointsResult(mapping=mapping, points=pts, probes=probes, snippet=snippet, text=text)
 
 
@@ -288,35 +290,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    return _guarded(lambda: fit_points(args.points, args.out))
+    fit_points(args.points, args.out)
+    return 0
 
 
 def _cmd_gcj02(args: argparse.Namespace) -> int:
-    def run() -> None:
-        out = gcj02(args.lat, args.lon, cast(Datum, args.source))
-        if args.json:
-            print(json.dumps({k: {"lat": v[0], "lon": v[1]} for k, v in out.items()}))
-        else:
-            for name, (la, lo) in out.items():
-                print(f"{name:6s} {la:.8f}, {lo:.8f}")
-
-    return _guarded(run)
+    out = gcj02(args.lat, args.lon, cast(Datum, args.source))
+    if args.json:
+        print(json.dumps({k: {"lat": v[0], "lon": v[1]} for k, v in out.items()}))
+    else:
+        for name, (la, lo) in out.items():
+            print(f"{name:6s} {la:.8f}, {lo:.8f}")
+    return 0
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
-    def run() -> None:
-        doc = make_regular_grid(args.lat, args.lon, args.rows, args.cols, args.cell_m, args.prefix)
-        args.out.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-        print(f"wrote {len(doc['features'])} cells to {args.out}")
-
-    return _guarded(run)
-
-
-def _guarded(run: Callable[[], object]) -> int:
-    """Turn calibration errors into a one-line message and exit code 2 (no traceback for bad input)."""
-    try:
-        run()
-    except CalibrationError as exc:
-        print(f"calibrate: {exc}", file=sys.stderr)
-        return 2
+    doc = make_regular_grid(args.lat, args.lon, args.rows, args.cols, args.cell_m, args.prefix)
+    _write(args.out, json.dumps(doc, indent=1))
+    print(f"wrote {len(doc['features'])} cells to {args.out}")
     return 0
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line error as one line: what is wrong and where."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
+def _write(path: Path, text: str) -> None:
+    """Write an output file; a folder that does not exist is the user's to fix, so it is a CalibrationError."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CalibrationInputError(f"cannot write {path}: {exc.strerror or exc}") from exc

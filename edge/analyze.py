@@ -79,7 +79,7 @@ def analyze_clip(
     on_emitted: Callable[[Emitted], None] | None = None,
 ) -> AnalyzeReport:
     camera = cfg.camera(camera_id)
-    detector = detector or load_detector(cfg.detector)
+    detector = detector or load_detector(cfg.detector, site=cfg)
     pipeline = CameraPipeline(cfg.site_id, cfg.gateway_id, camera, detector, uuid.uuid4().hex[:8],
                               grid=load_grid(cfg), jpeg_quality=cfg.evidence.jpeg_quality)
     source = FileSource(clip, camera_id, start_wall=start_wall or datetime.now(timezone.utc),

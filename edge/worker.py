@@ -67,7 +67,7 @@ class EdgeWorker:
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_rows)
         self.transport = self.transport or self._mqtt_transport()
         self.publisher = Publisher(self.outbox, self.transport, cfg.mqtt.max_inflight).start()
-        self.detector = self.detector or load_detector(cfg.detector)
+        self.detector = self.detector or load_detector(cfg.detector, site=cfg)
         self.grid = GridLayer.from_geojson(cfg.grid_geojson) if cfg.grid_geojson else None
         for cam in cfg.cameras:
             self.stats[cam.id] = CameraStats()

@@ -83,7 +83,16 @@ def manifest_path_for(model_path: str | Path) -> Path:
         if candidate.is_file():
             return candidate
     names = ", ".join(str(c) for c in candidates)
-    raise ModelConfigError(f"no manifest for {model_path}: looked for {names}; pass manifest_path explicitly")
+    raise ModelConfigError(
+        f"no manifest for {model_path}: looked for {names}; put the model's manifest next to it or set "
+        f"detector.manifest in the site config (manifests shipped with gridwatch: {', '.join(shipped_manifests())})"
+    )
+
+
+def shipped_manifests() -> list[str]:
+    """The manifests that come with gridwatch (models/manifests/*.json, models/demo/*.json), as paths."""
+    here = Path(__file__).resolve().parent
+    return [str(p) for folder in ("manifests", "demo") for p in sorted((here / folder).glob("*.json"))]
 
 
 def load_manifest(path: str | Path) -> ModelManifest:
@@ -95,7 +104,12 @@ def load_manifest(path: str | Path) -> ModelManifest:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ModelConfigError(f"cannot read manifest {path}: {exc}") from exc
+        raise ModelConfigError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise ModelConfigError(
+            f"{path} is not a manifest (not UTF-8 text; a model file?); pass the model's manifest JSON, "
+            f"for example one of {', '.join(shipped_manifests())}"
+        ) from None
     try:
         raw = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:

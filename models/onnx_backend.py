@@ -23,6 +23,7 @@ from gridwatch.models.base import (
     check_image,
     make_detections,
 )
+from gridwatch.models.classes import verify_classes_known
 from gridwatch.models.decoders import DECODERS, letterbox_transform, output_class_count, postprocess, preprocess
 from gridwatch.models.manifest import ModelManifest, load_manifest, manifest_path_for
 
@@ -118,9 +119,7 @@ def class_ids_for(names: Sequence[str] | None, classes: Sequence[str]) -> np.nda
     """Map class names to ids; raise ModelConfigError naming the unknown ones and the valid ones."""
     if names is None:
         return None
-    unknown = [n for n in names if n not in classes]
-    if unknown:
-        raise ModelConfigError(f"class filter names unknown classes {unknown}; this model knows {list(classes)}")
+    verify_classes_known({"detector.classes": names}, classes, model="this model")
     return np.asarray([classes.index(n) for n in names], dtype=np.int64)
 
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from gridwatch.models.base import Detector
+from gridwatch.models.classes import class_lists, verify_classes_known
 from gridwatch.models.onnx_backend import OnnxDetector
 from gridwatch.models.ultralytics_backend import UltralyticsDetector  # cheap: ultralytics itself is imported lazily
 
@@ -141,6 +142,21 @@ FACTORIES: dict[str, Callable[[Any], Detector]] = {
 }
 
 
-def load_detector(cfg: OnnxDetectorSpec | UltralyticsDetectorSpec) -> Detector:
-    """Build the detector `cfg` describes; raises a `models.base.ModelError` subclass when it cannot."""
-    return FACTORIES[cfg.type](cfg)
+def load_detector(
+    cfg: OnnxDetectorSpec | UltralyticsDetectorSpec, *, site: BaseModel | None = None,
+) -> Detector:
+    """Build the detector `cfg` describes; raises a `models.base.ModelError` subclass when it cannot.
+
+    `site`: the whole config the detector serves (the edge's `SiteConfig`). Every class list in it (incident
+    rules' `classes`, `object_classes`, ...) is checked against the model's classes, or against
+    `detector.classes` when that filter is set, so a misspelt class fails at start-up instead of never matching.
+    """
+    detector = FACTORIES[cfg.type](cfg)
+    if site is not None:
+        explicit, default = class_lists(site)
+        explicit.pop("detector.classes", None)
+        reported = list(cfg.classes) if cfg.classes else list(detector.info.class_names)
+        what = f"{detector.info.name} (as filtered by detector.classes)" if cfg.classes else detector.info.name
+        verify_classes_known(explicit, reported, model=what, defaults=default)
+    return detector
+

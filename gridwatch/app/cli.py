@@ -18,9 +18,12 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from gridwatch.errors import GridwatchError
 
 if TYPE_CHECKING:
     from gridwatch.wire.events import IncidentEvent
@@ -84,10 +87,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_info(args: argparse.Namespace) -> int:
-    from gridwatch.models.manifest import load_manifest
+    from gridwatch.models.info import describe
 
-    manifest = load_manifest(Path(args.manifest))
-    print(manifest.model_dump_json(indent=2))
+    print(describe(Path(args.manifest)))
     return 0
 
 
@@ -105,10 +107,20 @@ def _add(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Na
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+LAZY_GROUPS: dict[str, tuple[str, str]] = {
+    "central": ("gridwatch.central.cli", "the central case service"),
+    "calibrate": ("gridwatch.calibration.cli", "camera calibration and coordinate tools"),
+}
+"""Command groups whose package defines its own subcommands through `register(subparsers)`. Their modules import
+SQLAlchemy, paho, numpy..., so they are imported only when the command line asks for that group."""
+
+
+def build_parser(groups: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command tree. `groups`: which of `LAZY_GROUPS` get their subcommands (their modules are imported
+    for it); None = all of them (complete parser, for tests and docs). `main` passes only the group it runs."""
     parser = argparse.ArgumentParser(prog="gridwatch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks with errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = _add(sub, "schema", _cmd_schema, "print the JSON Schema of a wire message")
@@ -135,12 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", default=None, help="override mqtt.broker")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this long (tests, soak runs)")
 
-    _register("gridwatch.central.cli", sub, "central", "the central case service")
-    _register("gridwatch.calibration.cli", sub, "calibrate", "camera calibration and coordinate tools")
+    for name, (module, help_) in LAZY_GROUPS.items():
+        _register(module, sub, name, help_, load=groups is None or name in groups)
 
     models = sub.add_parser("models", help="detector models").add_subparsers(dest="models_cmd", required=True)
-    p = _add(models, "info", _cmd_models_info, "validate and print a model manifest")
-    p.add_argument("manifest")
+    p = _add(models, "info", _cmd_models_info,
+             "validate and print a model manifest; for a model file, its manifest or its ONNX inputs/outputs")
+    p.add_argument("manifest", help="manifest .json/.yaml, or a model .onnx/.pt")
     p = _add(models, "train", _cmd_models_train,
              "generate synthetic data, train, export ONNX + manifest + card ([train] extra); "
              "options as `python -m gridwatch.models.train --help`")
@@ -152,27 +165,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _register(module: str, sub: argparse._SubParsersAction, name: str, help_: str) -> None:
-    """Subcommand groups owned by other packages add their own parsers via `register(subparsers)`."""
-    group = sub.add_parser(name, help=help_).add_subparsers(dest=f"{name}_cmd", required=True)
-    importlib.import_module(module).register(group)
+def _register(module: str, sub: argparse._SubParsersAction, name: str, help_: str, *, load: bool) -> None:
+    """Subcommand groups owned by other packages add their own parsers via `register(subparsers)`; without
+    `load` the group is listed in `--help` but its module (and what it imports) is not loaded."""
+    group = sub.add_parser(name, help=help_, description=help_).add_subparsers(dest=f"{name}_cmd", required=True)
+    if load:
+        importlib.import_module(module).register(group)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is not a top-level option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gridwatch.calibration.errors import CalibrationError
-    from gridwatch.edge.config import ConfigError
-    from gridwatch.edge.sources import SourceError
-    from gridwatch.models.base import ModelError
+    """Run the command line `argv` (default: sys.argv[1:]); returns the exit code.
 
-    args = build_parser().parse_args(argv)
+    Errors a user can act on (`gridwatch.errors.GridwatchError`) print `gridwatch: error: <message>` on stderr
+    and exit 2, without a traceback unless `-v`; anything else is a bug and keeps its traceback. Example:
+    `main(["schema", "event"])` prints the event's JSON Schema and returns 0, loading only pydantic.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    args = build_parser({command} if command else set()).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.func(args)
         return code
-    except (ConfigError, ModelError, SourceError, CalibrationError) as exc:
-        # Start-up problems a user can fix: say what and where, without a traceback.
-        print(f"error: {exc}", file=sys.stderr)
+    except GridwatchError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"gridwatch: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

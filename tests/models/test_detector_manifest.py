@@ -128,3 +128,19 @@ def test_the_demo_training_script_writes_a_manifest_this_loader_accepts(tmp_path
     loaded = load_manifest(path)
     assert loaded.classes == ["car", "person", "litter", "stall", "wire"]
     assert loaded.input_size == (320, 320) and loaded.metrics is not None and loaded.training is not None
+
+
+def test_a_missing_manifest_names_the_config_key_and_the_shipped_manifests(tmp_path: Path) -> None:
+    with pytest.raises(ModelConfigError) as err:
+        manifest_path_for(tmp_path / "det.onnx")
+    msg = str(err.value)
+    assert "detector.manifest" in msg and "manifest_path" not in msg
+    assert str(REPO / "models" / "manifests" / "yolox_nano_coco80.json") in msg
+    assert str(REPO / "models" / "demo" / "gridwatch-demo-yolo11n.json") in msg
+
+
+def test_a_binary_file_given_as_manifest_is_a_model_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "model.json"
+    path.write_bytes(b"\x08\x07\x12\x07pytorch\xff\xfe\x00")
+    with pytest.raises(ModelConfigError, match=r"model\.json is not a manifest \(not UTF-8 text"):
+        load_manifest(path)
