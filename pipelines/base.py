@@ -54,10 +54,11 @@ class ZoneGate:
         if not self.zones:
             return self._entered.setdefault(obs.track_id, ("frame", ts))
         for zone in self.zones:
-            if self._membership.update(obs.track_id, zone, obs.anchor):
+            since = self._membership.update(obs.track_id, zone, obs.anchor, ts)
+            if since is not None:
                 current = self._entered.get(obs.track_id)
                 if current is None or current[0] != zone.name:
-                    current = (zone.name, ts)
+                    current = (zone.name, since)
                     self._entered[obs.track_id] = current
                 return current
         self._entered.pop(obs.track_id, None)

@@ -3,7 +3,9 @@
 A zone is a polygon in pixels of the analysed frame (a calibrated camera can declare it on the ground; the edge
 projects it into the image before building the rule). An object is in the zone when the bottom-centre of its box
 (where it touches the ground) is inside; membership changes only after `inertia` consecutive frames agree, so a
-box that jitters across the edge does not restart the dwell clock (Frigate's `inertia`).
+box that jitters across the edge does not restart the dwell clock (Frigate's `inertia`). The debounce decides
+*whether* a track entered, never *when*: the entry time is the capture time of the first frame of the run that
+flipped it, so at 1 analysed frame per second a car is not stamped 2 s late.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ class Zone:
 @dataclass
 class _Membership:
     inside: bool
+    since: float
     streak: int = 0
+    streak_since: float = 0.0
 
 
 @dataclass
@@ -43,21 +47,23 @@ class ZoneMembership:
     inertia: int = 3
     _state: dict[tuple[int, str], _Membership] = field(default_factory=dict)
 
-    def update(self, track_id: int, zone: Zone, anchor: Point) -> bool:
+    def update(self, track_id: int, zone: Zone, anchor: Point, ts: float) -> float | None:
+        """Capture time since which the track has been inside `zone` (debounced), or None when outside."""
         raw = zone.contains(anchor)
         key = (track_id, zone.name)
         state = self._state.get(key)
         if state is None:
             # A new track decides on its first frame: there is no earlier state to protect.
-            self._state[key] = _Membership(raw)
-            return raw
-        if raw == state.inside:
+            state = self._state[key] = _Membership(raw, ts)
+        elif raw == state.inside:
             state.streak = 0
         else:
+            if state.streak == 0:
+                state.streak_since = ts
             state.streak += 1
             if state.streak >= self.inertia:
-                state.inside, state.streak = raw, 0
-        return state.inside
+                state.inside, state.since, state.streak = raw, state.streak_since, 0
+        return state.since if state.inside else None
 
     def forget(self, track_ids: set[int]) -> None:
         for key in [k for k in self._state if k[0] in track_ids]:

@@ -24,9 +24,9 @@ from gridwatch.synth.generate import generate
 from tests.e2e.label_detector import LabelDetector
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=timezone.utc)
-MARGIN_S = 0.5
-"""Start-time slack on top of one frame gap: a zone entry is debounced over a few frames (`inertia`), so at
-3 fps the car's rest is stamped up to two frame gaps (0.7 s) after the truth."""
+MARGIN_S = 0.25
+"""Start-time slack on top of one frame gap (the truth's own rounding and the stillness window's edge). Zone
+entry is debounced over frames (`inertia`) but stamped at the first frame of the run, so it adds nothing."""
 
 
 class SampledLabelDetector(LabelDetector):
