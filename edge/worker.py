@@ -26,8 +26,8 @@ from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
 from gridwatch.edge.config import CameraConfig, SiteConfig
 from gridwatch.edge.evidence import save_snapshot
-from gridwatch.edge.outbox import Outbox
-from gridwatch.edge.publisher import MqttTransport, Publisher, Transport, Will
+from gridwatch.wire.outbox import Outbox
+from gridwatch.wire.publisher import MqttTransport, Publisher, Transport, Will
 from gridwatch.edge.sources import open_source
 from gridwatch.models.base import Detector
 from gridwatch.models.registry import load_detector

@@ -22,7 +22,7 @@ import tomllib
 import yaml
 
 from gridwatch.edge.config import parse_site_config
-from gridwatch.edge.outbox import Outbox
+from gridwatch.wire.outbox import Outbox
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

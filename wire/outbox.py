@@ -1,5 +1,9 @@
 """The durable outbox: every message is written here before it is published, and deleted only on PUBACK.
 
+Shared by the edge (incident events and evidence, `Outbox`: its own SQLite file) and central (case assignments,
+`gridwatch.central.dispatch.DispatchOutbox`: a table in the case store, written in the case's transaction).
+`gridwatch.wire.publisher.Publisher` drains either through the `OutboxStore` interface below.
+
 SQLite in WAL mode, one row per message, oldest first. A gateway that loses power or its uplink keeps its
 events; on restart or reconnect the publisher replays whatever is still here (central dedupes on `event_id`).
 The table is bounded (`max_rows`): past it, the oldest *evidence* rows are dropped first (pictures are nice to
@@ -14,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -31,15 +36,37 @@ CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind, id);
 
 @dataclass(frozen=True)
 class OutboxItem:
+    """One message waiting for its PUBACK. `key` is the message's idempotency key where it has one
+    (central's `assignment_id`); the edge's events carry theirs (`event_id`) inside the payload."""
+
     id: int
     kind: str
     topic: str
     payload: bytes
     properties: dict[str, str]
     attempts: int
+    key: str | None = None
+
+
+class OutboxStore(Protocol):
+    """What the publisher needs from an outbox: the oldest rows, and a way to book attempts and PUBACKs."""
+
+    def pending(self, limit: int = 100, exclude: set[int] | None = None) -> list[OutboxItem]:
+        """Up to `limit` rows, oldest first, leaving out the ids in `exclude` (already in flight)."""
+        ...
+
+    def mark_attempt(self, item_id: int) -> None: ...
+
+    def ack(self, item_id: int) -> None:
+        """The broker acknowledged the row: delete it (a no-op when it is already gone)."""
+        ...
+
+    def __len__(self) -> int: ...
 
 
 class Outbox:
+    """The edge's outbox: one SQLite file (WAL, synchronous=FULL) that outlives the process."""
+
     def __init__(self, path: str | Path, max_rows: int = 200_000) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

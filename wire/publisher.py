@@ -14,14 +14,14 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridwatch.edge.outbox import Outbox, OutboxItem
+from gridwatch.wire.outbox import Outbox, OutboxItem
 from gridwatch.wire.mqtt import BrokerURL, make_client
 from gridwatch.wire.mqtt import Protocol as MqttProtocol
 
@@ -128,48 +128,6 @@ def _v311_payload(payload: bytes, properties: dict[str, str]) -> bytes:
         return payload
     envelope = {**properties, "data_b64": base64.b64encode(payload).decode("ascii")}
     return json.dumps(envelope).encode()
-
-
-@dataclass
-class FakeTransport:
-    """In-memory transport for unit tests: records publishes; the test decides when and how they are acked."""
-
-    connected: bool = True
-    auto_ack: bool = True
-    sent: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
-    unacked: list[int] = field(default_factory=list)
-    _handler: TransportHandler | None = None
-    _mid: int = 0
-
-    def start(self, handler: TransportHandler) -> None:
-        self._handler = handler
-        if self.connected:
-            handler.on_connected()
-
-    def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
-        if not self.connected:
-            return None
-        self._mid += 1
-        self.sent.append((topic, payload, properties))
-        if self.auto_ack and self._handler:
-            self._handler.on_ack(self._mid, True)
-        else:
-            self.unacked.append(self._mid)
-        return self._mid
-
-    def set_connected(self, up: bool) -> None:
-        self.connected = up
-        if self._handler:
-            (self._handler.on_connected if up else self._handler.on_disconnected)()
-
-    def ack_all(self, ok: bool = True) -> None:
-        mids, self.unacked = self.unacked, []
-        for mid in mids:
-            if self._handler:
-                self._handler.on_ack(mid, ok)
-
-    def stop(self) -> None:
-        self.connected = False
 
 
 @dataclass
