@@ -1,10 +1,16 @@
-"""Publishing: drain the outbox over a transport, QoS 1, delete a row only when its PUBACK says success.
+"""Publishing: drain an outbox over a transport, QoS 1, delete a row only when its PUBACK says success.
 
 `Transport` is the small interface (start / publish / stop) with two implementations side by side:
-`MqttTransport` (paho-mqtt, MQTT 5 or 3.1.1, Last Will on the status topic) and `FakeTransport` (in-memory, for
-unit tests). `Publisher` owns one thread that sends the oldest pending rows, at most `max_inflight` at a time.
-When the connection drops, in-flight rows stay in the outbox and are sent again after reconnecting: delivery is
-at-least-once, and central makes it exactly-once per `event_id`.
+`MqttTransport` (paho-mqtt, MQTT 5 or 3.1.1, Last Will on the status topic) and `FakeTransport`
+(`gridwatch.wire.fake_transport`, in-memory, for unit tests). `Publisher` owns one thread that sends the oldest
+pending rows of any `OutboxStore`, at most `max_inflight` at a time. When the connection drops, in-flight rows
+stay in the outbox and are sent again after reconnecting: delivery is at-least-once, and the receiver makes it
+exactly-once by the message's idempotency key (`event_id` at central, `assignment_id` in a cleaner's app).
+
+Bookkeeping is per connection: every connect and disconnect starts a new *generation*, and a PUBACK is matched
+to a row by (generation, message id). A row whose publish() straddled a disconnect is not booked as in flight
+(its PUBACK can never come) but stays pending for the next connection, and an acknowledgement that arrives
+after its connection went down cannot settle a row sent on a later connection under a reused message id.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridwatch.wire.outbox import Outbox, OutboxItem
+from gridwatch.wire.outbox import OutboxItem, OutboxStore
 from gridwatch.wire.mqtt import BrokerURL, make_client
 from gridwatch.wire.mqtt import Protocol as MqttProtocol
 
@@ -139,15 +145,23 @@ class PublisherStats:
 
 
 class Publisher:
-    """Moves outbox rows to the transport. Thread-safe `notify()` wakes it when new rows arrive."""
+    """Moves outbox rows to the transport. Thread-safe `notify()` wakes it when new rows arrive.
 
-    def __init__(self, outbox: Outbox, transport: Transport, max_inflight: int = 20,
+    `max_inflight` bounds the rows sent but not yet acknowledged (and so how many go out twice after a drop);
+    `on_acked` is called, on the transport's thread, for each row the broker acknowledged.
+    """
+
+    MAX_EARLY_ACKS = 10_000  # acks of messages not sent from the outbox (the edge's status) are kept this long
+
+    def __init__(self, outbox: OutboxStore, transport: Transport, max_inflight: int = 20,
                  on_acked: Callable[[OutboxItem], None] | None = None) -> None:
         self.outbox, self.transport, self.max_inflight = outbox, transport, max_inflight
         self.stats = PublisherStats()
         self._on_acked = on_acked
-        self._inflight: dict[int, OutboxItem] = {}
-        self._early: dict[int, bool] = {}  # acks that arrived before publish() returned the mid
+        self._generation = 0  # bumped on every connect and disconnect
+        self._inflight: dict[tuple[int, int], OutboxItem] = {}  # (generation, mid) -> row
+        self._sending: set[int] = set()  # row ids inside transport.publish() right now
+        self._early: dict[tuple[int, int], bool] = {}  # acks that arrived before publish() returned the mid
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -155,33 +169,38 @@ class Publisher:
 
     # TransportHandler -------------------------------------------------------------------------------------
     def on_connected(self) -> None:
+        self._new_generation()
         self.stats.reconnects += 1
         self._wake.set()
 
     def on_disconnected(self) -> None:
+        self._new_generation()
+
+    def _new_generation(self) -> None:
+        """Every row in flight goes back to pending: it is still in the outbox and will be sent again."""
         with self._lock:
-            self._inflight.clear()  # still in the outbox: they will be sent again
+            self._generation += 1
+            self._inflight.clear()
             self._early.clear()
 
     def on_ack(self, mid: int, ok: bool) -> None:
         with self._lock:
-            item = self._inflight.get(mid)
+            key = (self._generation, mid)
+            item = self._inflight.pop(key, None)
             if item is None:
-                if len(self._early) > 10_000:  # acks of messages not sent from the outbox (status)
+                if len(self._early) > self.MAX_EARLY_ACKS:
                     self._early.clear()
-                self._early[mid] = ok
+                self._early[key] = ok
                 return
             if ok:
-                # Delete the row before it leaves the in-flight set, under the lock: otherwise the sender could
-                # see it neither in flight nor deleted and publish it a second time.
+                # Delete the row before it leaves the books, under the lock: otherwise the sender could see it
+                # neither in flight nor deleted and publish it a second time.
                 self.outbox.ack(item.id)
-            del self._inflight[mid]
-        self._settle(item, ok, deleted=ok)
+        self._settle(item, ok)
 
-    def _settle(self, item: OutboxItem, ok: bool, deleted: bool = False) -> None:
+    def _settle(self, item: OutboxItem, ok: bool) -> None:
+        """Count a PUBACK whose row (when `ok`) is already deleted."""
         if ok:
-            if not deleted:
-                self.outbox.ack(item.id)
             self.stats.acked += 1
             if self._on_acked:
                 self._on_acked(item)
@@ -211,7 +230,8 @@ class Publisher:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self.transport.stop()
 
     def _run(self) -> None:
@@ -225,19 +245,44 @@ class Publisher:
 
     def _send_some(self) -> None:
         with self._lock:
-            room = self.max_inflight - len(self._inflight)
-            busy = {i.id for i in self._inflight.values()}
+            room = self.max_inflight - len(self._inflight) - len(self._sending)
+            busy = {i.id for i in self._inflight.values()} | self._sending
         if room <= 0:
             return
         for item in self.outbox.pending(room, exclude=busy):
-            mid = self.transport.publish(item.topic, item.payload, item.properties)
-            if mid is None:
+            if not self._send(item):
                 return
-            self.stats.published += 1
-            self.outbox.mark_attempt(item.id)
+
+    def _send(self, item: OutboxItem) -> bool:
+        """Publish one row; False when the transport is not connected (stop until woken again).
+
+        The row is booked with the current generation under the lock *before* publish() is called and settled
+        under the lock after it returns. publish() itself runs outside the lock: paho calls `on_ack` from its
+        network thread while holding its own locks, which publish() takes too (holding ours would deadlock).
+        """
+        with self._lock:
+            generation = self._generation
+            self._sending.add(item.id)
+        try:
+            mid = self.transport.publish(item.topic, item.payload, item.properties)
+        finally:
             with self._lock:
-                early = self._early.pop(mid, None)
-                if early is None:
-                    self._inflight[mid] = item
-            if early is not None:
-                self._settle(item, early)
+                self._sending.discard(item.id)
+        if mid is None:
+            return False
+        self.stats.published += 1
+        self.outbox.mark_attempt(item.id)
+        with self._lock:
+            if self._generation != generation:
+                # The connection dropped inside publish(): this PUBACK can never arrive. The row stays pending
+                # and goes out again on the next connection.
+                self._wake.set()
+                return True
+            early = self._early.pop((generation, mid), None)
+            if early is None:
+                self._inflight[(generation, mid)] = item
+                return True
+            if early:
+                self.outbox.ack(item.id)
+        self._settle(item, early)
+        return True
