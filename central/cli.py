@@ -1,16 +1,21 @@
 """`gridwatch central run | cases | dead-letters | api`.
 
 `register(subparsers)` fills the `central` group that `gridwatch.cli` creates; every leaf parser sets
-`func(args) -> int` (the exit code).
+`func(args) -> int` (the exit code). `--db` takes a file path or a URL; the read commands refuse a database
+that does not exist instead of creating an empty one. A `GridwatchError` (bad `--broker`, missing database)
+is printed as one line on stderr with exit code 2, before any thread starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
+import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from urllib.parse import quote
 
@@ -19,12 +24,30 @@ from rich.console import Console
 from gridwatch.central.categories import load_categories
 from gridwatch.central.roster import Roster, load_roster
 from gridwatch.central.service import DEFAULT_CLIENT_ID, CentralService
-from gridwatch.central.store import DEFAULT_DB_URL, open_store
+from gridwatch.central.store import DEFAULT_DB_URL, open_store, resolve_db_url
 from gridwatch.central.views import cases_as_rows, cases_json, cases_table, dead_letters_table
+from gridwatch.errors import GridwatchError
 from gridwatch.wire.mqtt import BrokerURL
 from gridwatch.wire.topics import DEFAULT_PREFIX
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+DEFAULT_DB = DEFAULT_DB_URL.removeprefix("sqlite:///")
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def one_line_errors(func: Command) -> Command:
+    """A `GridwatchError` becomes `error: <message>` on stderr and exit code 2, whatever `main()` catches."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except GridwatchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,21 +60,24 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     cases = commands.add_parser("cases", help="list the cases in the store")
     _add_db(cases)
     cases.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    cases.set_defaults(func=cmd_cases)
+    cases.set_defaults(func=one_line_errors(cmd_cases))
     letters = commands.add_parser("dead-letters", help="list payloads that could not be processed")
     _add_db(letters)
     letters.add_argument("--limit", type=int, default=100, help="show at most this many (newest first)")
-    letters.set_defaults(func=cmd_dead_letters)
+    letters.set_defaults(func=one_line_errors(cmd_dead_letters))
     api = commands.add_parser("api", help="serve the read-only HTTP API and dashboard (needs the api extra)")
     _add_db(api)
     api.add_argument("--host", default="127.0.0.1", help="listen address")
     api.add_argument("--port", type=int, default=8080, help="listen port")
-    api.set_defaults(func=cmd_api)
+    api.set_defaults(func=one_line_errors(cmd_api))
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", default=DEFAULT_DB_URL, help="SQLAlchemy URL: sqlite:///cases.db or postgresql+psycopg://..."
+        "--db",
+        default=DEFAULT_DB,
+        help=f"case database: a file path (demo-out/cases.db) or a URL (sqlite:///cases.db, "
+        f"postgresql+psycopg://user@host/db); default {DEFAULT_DB}",
     )
 
 
@@ -70,7 +96,7 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--ca-file", help="CA bundle that signed the broker's certificate (mqtts://)")
     run.add_argument("--username", default=os.environ.get("GRIDWATCH_MQTT_USERNAME"),
                      help="broker user (default $GRIDWATCH_MQTT_USERNAME); password from $GRIDWATCH_MQTT_PASSWORD")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=one_line_errors(cmd_run))
 
 
 def _broker_url(args: argparse.Namespace) -> str:
@@ -84,11 +110,15 @@ def _broker_url(args: argparse.Namespace) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the service until SIGINT or SIGTERM, then stop gracefully and print the counters."""
+    """Run the service until SIGINT or SIGTERM, then stop gracefully and print the counters.
+
+    Everything that can be wrong with the arguments (broker URL, database path) raises here, before a thread
+    starts; the database is created when it does not exist yet.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = CentralService(
         _broker_url(args),
-        args.db,
+        resolve_db_url(args.db),
         prefix=args.prefix,
         protocol=args.protocol,
         client_id=args.client_id,
@@ -107,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        service.start(wait=False)
+        service.start(wait=False)  # opens (creating) the store first: a bad --db fails before any thread
         while not stop.wait(1.0):
             pass
     finally:
@@ -120,7 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_cases(args: argparse.Namespace) -> int:
     """Print the cases as a table, or as JSON with `--json`."""
-    with open_store(args.db) as store, store.session() as session:
+    with open_store(resolve_db_url(args.db), create=False) as store, store.session() as session:
         rows = cases_as_rows(session)
     if args.json:
         print(cases_json(rows))
@@ -131,7 +161,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     """Print the newest dead letters."""
-    with open_store(args.db) as store, store.session() as session:
+    with open_store(resolve_db_url(args.db), create=False) as store, store.session() as session:
         Console().print(dead_letters_table(session, args.limit))
     return 0
 
@@ -142,5 +172,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from gridwatch.central.api import create_app
 
-    uvicorn.run(create_app(args.db), host=args.host, port=args.port, log_level="info")
+    db_url = resolve_db_url(args.db)
+    open_store(db_url, create=False).close()  # fail now, in one line, rather than inside the server
+    uvicorn.run(create_app(db_url), host=args.host, port=args.port, log_level="info")
     return 0

@@ -1,16 +1,18 @@
-"""The central subscriber: MQTT in, committed cases out, acknowledgement last.
+"""The central service: the composition root that wires session, handler and dispatch together.
+
+    MqttSession --on_message--> inbox --worker--> MessageHandler (commit) --> session.ack(msg)
+                                                      |  (same transaction)
+                                                      v
+                                               dispatch_outbox --Publisher--> session.publish --> PUBACK --> delete
 
 Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
 
-- QoS 1 subscriptions with paho `manual_ack=True`; a message is acknowledged only after its database
-  transaction committed. A crash before the commit leaves it un-acknowledged, the broker redelivers it,
-  and the `event_id` primary key turns the redelivery into a harmless `duplicate`.
-- A persistent session (stable client id; MQTT 5 `clean_start=False` + session expiry, MQTT 3.1.1
-  `clean_session=False`) so messages published while central is down are delivered when it comes back.
-- paho reconnects with backoff (1 s .. 30 s) and `on_connect` subscribes again.
+- Incidents: QoS 1, acknowledged only after the transaction committed (`transport`), persistent session; the
+  `event_id` primary key turns a redelivery into a harmless `duplicate` (`handler`).
+- Case assignments: written in the case's transaction and published from the dispatch outbox until the broker
+  acknowledges them (`dispatch`): at least once, deduplicated by the app on `assignment_id`.
 - Messages are handled in arrival order by one worker thread, so the network loop never blocks on the
-  database. Database outages are retried with backoff and the message stays un-acknowledged; any other
-  exception in a handler is logged, counted and dead-lettered, and the loop carries on.
+  database.
 
 Topics: `$share/{group}/{prefix}/+/+/incident` and `.../evidence` on MQTT 5 (several central instances share
 the load); plain topics on MQTT 3.1.1, which brokers such as amqtt or RabbitMQ serve without `$share`.
@@ -22,84 +24,35 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from gridwatch.central.categories import CategoryTable, load_categories
-from gridwatch.central.dispatch import assignment_topic
-from gridwatch.central.ingest import IngestResult, dead_letter, ingest_evidence, ingest_incident
+from gridwatch.central.dispatch import DispatchOutbox
+from gridwatch.central.errors import CentralError
+from gridwatch.central.handler import Counters, EventsLog, MessageHandler, Tally
 from gridwatch.central.roster import Roster
-from gridwatch.central.store import Store, open_store, utcnow
-from gridwatch.errors import GridwatchError
-from gridwatch.wire.assignment import CaseAssignment
-from gridwatch.wire.mqtt import BrokerURL, Protocol, make_client
+from gridwatch.central.store import Store, open_store
+from gridwatch.central.transport import SESSION_EXPIRY_S, Inbound, MqttSession, PublishPort, Session
+from gridwatch.wire.mqtt import BrokerURL, Protocol
+from gridwatch.wire.publisher import Publisher
 from gridwatch.wire.topics import DEFAULT_PREFIX
+
+__all__ = ["DEFAULT_CLIENT_ID", "CentralError", "CentralService", "Counters"]
 
 log = logging.getLogger("gridwatch.central")
 
 DEFAULT_CLIENT_ID = "gridwatch-central"
-SESSION_EXPIRY_S = 7 * 24 * 3600
-MAX_RACE_RETRIES = 3
-MAX_DB_BACKOFF_S = 5.0
-
-
-class CentralError(GridwatchError, RuntimeError):
-    """The service could not start (broker unreachable within the wait, subscription refused)."""
-
-
-@dataclass
-class Counters:
-    """What the service has seen since start. `stored` counts new incident events (including stale ones)."""
-
-    received: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    dead_letters: int = 0
-    evidence: int = 0
-    dispatched: int = 0
-    errors: int = 0
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """One received MQTT message, queued for the worker."""
-
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    properties: dict[str, str]
-    generation: int
-
-    @property
-    def is_evidence(self) -> bool:
-        return self.topic.endswith("/evidence")
-
-
-def flatten_properties(props: Properties | None) -> dict[str, str]:
-    """MQTT 5 content type and user properties as a flat dict (empty for MQTT 3.1.1)."""
-    if props is None:
-        return {}
-    flat: dict[str, str] = {str(k): str(v) for k, v in getattr(props, "UserProperty", [])}
-    content_type = getattr(props, "ContentType", None)
-    if content_type:
-        flat["content_type"] = str(content_type)
-    return flat
-
-
-def one_line(payload: bytes) -> bytes:
-    """The payload on one line: CR/LF become spaces (JSON whitespace, so valid JSON keeps its meaning)."""
-    return payload.replace(b"\r", b" ").replace(b"\n", b" ") + b"\n"
+DISPATCH_MAX_INFLIGHT = 20
 
 
 class CentralService:
-    """Subscribe, ingest, commit, acknowledge, dispatch. `start()` / `stop()`; also a context manager."""
+    """Subscribe, ingest, commit, acknowledge, dispatch. `start()` / `stop()`; also a context manager.
+
+    Example (a broker on localhost, cases in `cases.db`)::
+
+        with CentralService("mqtt://127.0.0.1:1883", "sqlite:///cases.db") as svc:
+            svc.wait_for(lambda: svc.counters.stored >= 1, timeout=60)
+    """
 
     def __init__(
         self,
@@ -116,8 +69,9 @@ class CentralService:
         *,
         session_expiry_s: int = SESSION_EXPIRY_S,
         ca_file: str | None = None,
+        session: Callable[[], Session] | None = None,
     ) -> None:
-        """Configure; nothing connects until `start()`.
+        """Configure; nothing connects until `start()`. A bad broker URL raises `BrokerURLError` here.
 
         - `client_id`: names the broker session. Keep it stable across restarts, or messages published while
           central was down are lost; give each instance of a share group its own.
@@ -129,6 +83,8 @@ class CentralService:
         - `roster` / `categories`: default to "everything to dispatch-desk" and the shipped category table.
         - `session_expiry_s`: how long (MQTT 5) the broker keeps the session and queues messages while
           central is down.
+        - `session`: makes the broker session for each `start()` (tests pass a `FakeSession`); by default an
+          `MqttSession` for `broker_url`.
         """
         self.broker = BrokerURL.parse(broker_url)
         self.db_url = db_url
@@ -142,16 +98,17 @@ class CentralService:
         self.categories = categories or load_categories()
         self.session_expiry_s = session_expiry_s
         self.ca_file = ca_file
-        self.counters = Counters()
-        self._changed = threading.Condition()
-        self._inbox: queue.Queue[Inbound] = queue.Queue()
+        self._make_session = session or self._mqtt_session
+        self._tally = Tally()
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
-        self._generation = 0
-        self._client: mqtt.Client | None = None
+        self._inbox: queue.Queue[Inbound] = queue.Queue()
+        self._session: Session | None = None
         self._store: Store | None = None
+        self._handler: MessageHandler | None = None
+        self._publisher: Publisher | None = None
         self._worker: threading.Thread | None = None
-        self._log_file: IO[bytes] | None = None
+        self._log: EventsLog | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -164,21 +121,23 @@ class CentralService:
         return plain
 
     def start(self, *, wait: bool = True, timeout: float = 10.0) -> CentralService:
-        """Open the store, connect (in the background, retrying) and start the worker.
+        """Open the store, start the dispatch publisher, connect (in the background, retrying), start the worker.
 
         With `wait`, return only once the subscriptions are acknowledged, or raise `CentralError` after
         `timeout` seconds (the service is stopped first). Without it, a broker that is down is retried.
         """
-        if self._client is not None:
+        if self._session is not None:
             raise CentralError("the service is already started")
         self._stopping.clear()
         self._store = open_store(self.db_url)
         if self.events_log is not None:
-            self.events_log.parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = self.events_log.open("ab")
-        self._client = self._make_client()
-        self._connect(self._client)
-        self._client.loop_start()
+            self._log = EventsLog(self.events_log)
+        self._handler = MessageHandler(self._store, self.categories, self.roster, prefix=self.prefix,
+                                       evidence_dir=self.evidence_dir, tally=self._tally, pause=self._stopping.wait)
+        self._session = self._make_session()
+        self._publisher = Publisher(DispatchOutbox(self._store), PublishPort(self._session), DISPATCH_MAX_INFLIGHT,
+                                    on_acked=lambda _item: self._tally.bump("dispatched")).start()
+        self._session.connect(_Events(self))
         self._worker = threading.Thread(target=self._work, name="central-worker", daemon=True)
         self._worker.start()
         if wait and not self._subscribed.wait(timeout):
@@ -187,32 +146,43 @@ class CentralService:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the message in hand, disconnect (the session stays on the broker), close the store.
+        """Finish the message in hand, stop dispatching, disconnect (the session stays on the broker), close.
 
         Messages still queued are not acknowledged: the broker delivers them again on the next start.
+        Assignments not yet acknowledged stay in the dispatch outbox and go out on the next start.
         """
         self._stopping.set()
         if self._worker is not None:
             self._worker.join(timeout)
             self._worker = None
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._client = None
+        if self._publisher is not None:
+            self._publisher.stop()
+            self._publisher = None
+        if self._session is not None:
+            self._session.stop()
+            self._session = None
         self._subscribed.clear()
         self._inbox = queue.Queue()
+        self._handler = None
         if self._store is not None:
             self._store.close()
             self._store = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> CentralService:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+    # --- state -------------------------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> Counters:
+        """The live counters (read them through `snapshot()` for a consistent copy)."""
+        return self._tally.counters
 
     @property
     def store(self) -> Store:
@@ -228,75 +198,17 @@ class CentralService:
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
         """Block until `predicate()` is true or `timeout` passes; re-checked on every counter or connection
         change, so `lambda: svc.counters.stored >= 3` and `lambda: svc.connected` both work."""
-        with self._changed:
-            return self._changed.wait_for(predicate, timeout)
+        return self._tally.wait_for(predicate, timeout)
 
     def snapshot(self) -> dict[str, int]:
         """A copy of the counters."""
-        with self._changed:
-            return asdict(self.counters)
+        return self._tally.snapshot()
 
-    # --- MQTT --------------------------------------------------------------------------------------------
+    # --- wiring ------------------------------------------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
-        client = make_client(
-            self.client_id, self.broker, self.protocol, manual_ack=True, clean_start=False, ca_file=self.ca_file
-        )
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        return client
-
-    def _connect(self, client: mqtt.Client) -> None:
-        if self.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = self.session_expiry_s
-            client.connect_async(self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props)
-        else:
-            client.connect_async(self.broker.host, self.broker.port, keepalive=30)
-
-    def _on_connect(self, client: mqtt.Client, _ud: Any, flags: Any, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            log.error("central: broker %s refused the connection: %s", self.broker, reason)
-            return
-        self._generation += 1
-        log.info("central: connected to %s (session present: %s)", self.broker, flags.session_present)
-        client.subscribe([(topic, 1) for topic in self.topics()])
-
-    def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, reasons: list[Any], _props: Any) -> None:
-        failed = [str(r) for r in reasons if r.is_failure]
-        if failed:
-            log.error("central: subscription refused: %s", ", ".join(failed))
-            return
-        log.info("central: subscribed to %s", ", ".join(self.topics()))
-        self._subscribed.set()
-        self._notify()
-
-    def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        self._subscribed.clear()
-        self._notify()
-        if not self._stopping.is_set():
-            log.warning("central: disconnected from %s (%s); reconnecting", self.broker, reason)
-
-    def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
-        props = flatten_properties(getattr(msg, "properties", None))
-        self._inbox.put(Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, props, self._generation))
-        self._bump("received")
-
-    def _ack(self, msg: Inbound) -> None:
-        """PUBACK after the commit; skipped when the connection the message came on is gone (redelivered)."""
-        if self._client is not None and msg.qos > 0 and msg.generation == self._generation:
-            self._client.ack(msg.mid, msg.qos)
-
-    def _publish_dispatch(self, assignment: CaseAssignment) -> None:
-        if self._client is None:
-            return
-        topic = assignment_topic(self.prefix, assignment)
-        self._client.publish(topic, assignment.model_dump_json(), qos=1)
-        self._bump("dispatched")
-
-    # --- worker ------------------------------------------------------------------------------------------
+    def _mqtt_session(self) -> Session:
+        return MqttSession(self.broker, self.client_id, self.protocol, session_expiry_s=self.session_expiry_s,
+                           ca_file=self.ca_file)
 
     def _work(self) -> None:
         while not self._stopping.is_set():
@@ -308,82 +220,56 @@ class CentralService:
                 self._handle(msg)
             except Exception:  # the loop must survive anything
                 log.exception("central: unexpected error handling a message on %s", msg.topic)
-                self._bump("errors")
+                self._tally.bump("errors")
 
     def _handle(self, msg: Inbound) -> None:
-        if not msg.is_evidence:
-            self._append_log(msg.payload)
-        result = self._commit_with_retry(msg)
-        if result is None:  # stopping while the database is unavailable: leave it for redelivery
+        if self._log is not None and not msg.is_evidence:
+            self._log.append(msg.payload)
+        assert self._handler is not None and self._session is not None
+        result = self._handler.handle(msg)
+        if result is None:  # not committed: leave it un-acknowledged for redelivery
             return
-        self._ack(msg)
-        if result.dispatch is not None:
-            self._publish_dispatch(result.dispatch)
-        self._count(result)
+        self._session.ack(msg)
+        if result.dispatch is not None and self._publisher is not None:
+            self._publisher.notify()
 
-    def _append_log(self, payload: bytes) -> None:
-        if self._log_file is not None:
-            self._log_file.write(one_line(payload))
-            self._log_file.flush()
 
-    def _ingest(self, msg: Inbound) -> IngestResult:
-        """Ingest and commit one message in its own transaction."""
-        with self.store.session() as session:
-            now = utcnow()
-            if msg.is_evidence and self.evidence_dir is not None:
-                result = ingest_evidence(session, msg.topic, msg.payload, msg.properties, self.evidence_dir, now=now)
-            else:
-                result = ingest_incident(session, msg.topic, msg.payload, self.categories, self.roster, now=now)
-            session.commit()
-            return result
+class _Events:
+    """Routes the session's events: messages to the worker's inbox, connection changes and PUBACKs to the
+    dispatch publisher, subscription state to `CentralService.connected`."""
 
-    def _commit_with_retry(self, msg: Inbound) -> IngestResult | None:
-        """Ingest `msg`; retry races and database outages; dead-letter anything else."""
-        races, delay = 0, 0.1
-        while True:
-            try:
-                return self._ingest(msg)
-            except IntegrityError as exc:  # another central instance stored the same event/case first
-                races += 1
-                log.info("central: write race on %s (%s); retry %d", msg.topic, exc.orig, races)
-                if races >= MAX_RACE_RETRIES:
-                    return self._dead_letter_error(msg, exc)
-            except (OperationalError, InterfaceError) as exc:
-                log.warning("central: database unavailable (%s); retrying in %.1fs", exc.orig, delay)
-                if self._stopping.wait(delay):
-                    return None
-                delay = min(delay * 2, MAX_DB_BACKOFF_S)
-            except Exception as exc:
-                log.exception("central: handler failed for a message on %s", msg.topic)
-                return self._dead_letter_error(msg, exc)
+    def __init__(self, service: CentralService) -> None:
+        self.service = service
 
-    def _dead_letter_error(self, msg: Inbound, exc: BaseException) -> IngestResult | None:
-        self._bump("errors")
-        try:
-            with self.store.session() as session:
-                result = dead_letter(session, msg.topic, msg.payload, f"handler error: {exc!r}", utcnow())
-                session.commit()
-                return result
-        except Exception:
-            log.exception("central: could not dead-letter a message on %s; leaving it un-acked", msg.topic)
-            return None
+    def on_connected(self) -> None:
+        svc = self.service
+        if svc._session is not None:
+            svc._session.subscribe(svc.topics())
+        if svc._publisher is not None:
+            svc._publisher.on_connected()
 
-    def _count(self, result: IngestResult) -> None:
-        name = {
-            "created": "stored",
-            "updated": "stored",
-            "stale": "stored",
-            "duplicate": "duplicates",
-            "dead_letter": "dead_letters",
-            "evidence": "evidence",
-        }[result.kind]
-        self._bump(name)
+    def on_subscribed(self, refused: list[str]) -> None:
+        svc = self.service
+        if refused:
+            log.error("central: subscription refused: %s", ", ".join(refused))
+            return
+        log.info("central: subscribed to %s", ", ".join(svc.topics()))
+        svc._subscribed.set()
+        svc._tally.notify()
 
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
+    def on_disconnected(self) -> None:
+        svc = self.service
+        svc._subscribed.clear()
+        svc._tally.notify()
+        if svc._publisher is not None:
+            svc._publisher.on_disconnected()
+        if not svc._stopping.is_set():
+            log.warning("central: disconnected from %s; reconnecting", svc.broker)
 
-    def _bump(self, name: str) -> None:
-        with self._changed:
-            setattr(self.counters, name, getattr(self.counters, name) + 1)
-            self._changed.notify_all()
+    def on_message(self, msg: Inbound) -> None:
+        self.service._inbox.put(msg)
+        self.service._tally.bump("received")
+
+    def on_ack(self, mid: int, ok: bool) -> None:
+        if self.service._publisher is not None:
+            self.service._publisher.on_ack(mid, ok)

@@ -9,6 +9,11 @@ Tables:
 - `evidence`: the first snapshot received per incident; kept even when it arrives before the case.
 - `case_counters`: the per-day counter behind case numbers (an atomic upsert, safe across instances).
 - `dead_letters`: payloads that could not be processed, with the error, so nothing is lost.
+- `dispatch_outbox`: case assignments not yet acknowledged by the broker (see `gridwatch.central.dispatch`);
+  written in the transaction that creates the case, deleted on PUBACK.
+
+`--db` on the command line takes a file path or a URL (`resolve_db_url`). Read commands open an existing store
+(`open_store(url, create=False)`): a missing file or database is a `StoreError`, not a new empty one.
 
 All timestamps are stored in UTC and read back timezone-aware (`UTCDateTime`), on both back ends.
 """
@@ -19,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -32,8 +38,11 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
+    make_url,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -43,6 +52,8 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 from sqlalchemy.types import TypeDecorator
+
+from gridwatch.central.errors import StoreError
 
 DEFAULT_DB_URL = "sqlite:///gridwatch-central.db"
 
@@ -185,6 +196,19 @@ class DeadLetter(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class DispatchRow(Base):
+    """A case assignment waiting for its PUBACK (the central side of the wire outbox)."""
+
+    __tablename__ = "dispatch_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    assignment_id: Mapped[str] = mapped_column(String(36), unique=True)
+    topic: Mapped[str] = mapped_column(String(512))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets `central cases` read while the service writes; busy_timeout waits out short locks."""
     cursor = dbapi_connection.cursor()
@@ -231,9 +255,60 @@ class Store:
         self.close()
 
 
+def resolve_db_url(value: str) -> str:
+    """`--db` as given: a SQLAlchemy URL (`sqlite:///cases.db`, `postgresql+psycopg://user@host/db`) or a path
+    to an SQLite file (`demo-out/cases.db`, which becomes `sqlite:///<absolute path>`)."""
+    if "://" not in value:
+        return f"sqlite:///{Path(value).expanduser().resolve()}"
+    try:
+        make_url(value)
+    except ArgumentError as exc:
+        raise StoreError(f"--db {value!r} is neither a file path nor a database URL ({exc})") from exc
+    return value
+
+
+def sqlite_file(db_url: str) -> Path | None:
+    """The file behind an SQLite URL; None for other databases and in-memory SQLite."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)  # type: ignore[arg-type]
+
+
 def open_store(db_url: str = DEFAULT_DB_URL, *, create: bool = True) -> Store:
-    """Open the store at `db_url`, creating the schema unless `create` is False."""
-    engine = make_engine(db_url)
-    if create:
-        create_schema(engine)
+    """Open the store at `db_url`, creating the schema (and an SQLite file) unless `create` is False.
+
+    With `create=False` (the read commands) the database must exist and hold the central tables; anything else
+    is a `StoreError` naming the URL, so a typo in a path is not shown as an empty case list.
+    """
+    shown = _shown(db_url)
+    try:
+        path = sqlite_file(db_url)
+        if path is not None and not create and not path.is_file():
+            raise StoreError(f"no case database at {path} (check --db, or start `gridwatch central run` first)")
+        if path is not None and create and not path.parent.is_dir():
+            raise StoreError(f"cannot create the case database {path}: folder {path.parent} does not exist")
+        engine = make_engine(db_url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise StoreError(f"database URL {shown}: {exc}") from exc
+    try:
+        if create:
+            create_schema(engine)
+        elif not inspect(engine).has_table(Case.__tablename__):
+            raise StoreError(f"{shown} holds no gridwatch cases table (check --db)")
+    except DBAPIError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        raise StoreError(f"cannot open the case database {shown}: {reason}") from exc
+    except StoreError:
+        engine.dispose()
+        raise
     return Store(engine, sessionmaker(engine, expire_on_commit=False))
+
+
+def _shown(db_url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(db_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(db_url)

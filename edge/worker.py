@@ -26,12 +26,12 @@ from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
 from gridwatch.edge.config import CameraConfig, SiteConfig
 from gridwatch.edge.evidence import save_snapshot
-from gridwatch.wire.outbox import Outbox
-from gridwatch.wire.publisher import MqttTransport, Publisher, Transport, Will
 from gridwatch.edge.sources import open_source
 from gridwatch.models.base import Detector
 from gridwatch.models.registry import load_detector
 from gridwatch.wire.mqtt import BrokerURL
+from gridwatch.wire.outbox import Outbox
+from gridwatch.wire.publisher import MqttTransport, Publisher, Transport, Will
 from gridwatch.wire.topics import evidence_topic, incident_topic, status_topic
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridwatch.wire.outbox import OutboxItem, OutboxStore
 from gridwatch.wire.mqtt import BrokerURL, make_client
 from gridwatch.wire.mqtt import Protocol as MqttProtocol
+from gridwatch.wire.outbox import OutboxItem, OutboxStore
 
 log = logging.getLogger(__name__)
 

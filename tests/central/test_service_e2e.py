@@ -97,6 +97,7 @@ def test_lifecycle_duplicate_and_garbage_make_one_case_and_one_dead_letter(
         handled = ("stored", "duplicates", "dead_letters", "evidence")
         assert service.wait_for(lambda: sum(service.snapshot()[k] for k in handled) == 6, 15), service.snapshot()
         assert dispatched.wait(1, timeout=5), (service.snapshot(), dispatched.messages)
+        assert service.wait_for(lambda: service.counters.dispatched == 1, 5), service.snapshot()  # its PUBACK
         counters = service.snapshot()
 
     assert counters == {
@@ -146,7 +147,7 @@ def test_message_is_acked_only_after_commit(
     broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database is down while a message arrives: it stays un-acked and is redelivered after a restart."""
-    import gridwatch.central.service as service_module
+    import gridwatch.central.handler as service_module
 
     real_ingest = service_module.ingest_incident
 
@@ -170,7 +171,7 @@ def test_message_is_acked_only_after_commit(
 def test_handler_exception_is_dead_lettered_and_the_loop_goes_on(
     broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gridwatch.central.service as service_module
+    import gridwatch.central.handler as service_module
 
     real_ingest = service_module.ingest_incident
 

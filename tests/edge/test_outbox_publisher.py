@@ -3,8 +3,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from gridwatch.wire.outbox import Outbox
 from gridwatch.wire.fake_transport import FakeTransport
+from gridwatch.wire.outbox import Outbox
 from gridwatch.wire.publisher import Publisher
 
 

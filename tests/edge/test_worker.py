@@ -9,10 +9,10 @@ import numpy as np
 import supervision as sv
 
 from gridwatch.edge.config import SiteConfig, parse_site_config
-from gridwatch.wire.fake_transport import FakeTransport
 from gridwatch.edge.worker import EdgeWorker
 from gridwatch.models.fake import FakeDetector
 from gridwatch.wire.events import IncidentEvent
+from gridwatch.wire.fake_transport import FakeTransport
 from tests.edge.test_sources import write_clip
 
 

@@ -1,0 +1,184 @@
+"""The message handler: one received message in, one committed transaction out. No MQTT in here.
+
+`MessageHandler.handle(msg)` validates and stores an `Inbound` (incident or evidence) in its own transaction,
+together with the case assignment a new case needs (`dispatch.enqueue_assignment`), then counts the outcome.
+It returns the `IngestResult` once the transaction committed (the caller may acknowledge the message), or
+None when the message must stay un-acknowledged (stopping while the database is down, or even the dead letter
+could not be written): the broker then delivers it again.
+
+- A write race (`IntegrityError`: another central instance stored the same event or case first) is retried up
+  to `MAX_RACE_RETRIES` times; the retry sees the other write and becomes a duplicate or an update.
+- A database outage (`OperationalError` / `InterfaceError`) is retried with backoff (0.1 s doubling to
+  `MAX_DB_BACKOFF_S`) until it ends or the service stops.
+- Any other exception is a bug in a handler: logged, counted as an error and dead-lettered, so one poisonous
+  message cannot block the ones behind it.
+
+Testable with an in-memory SQLite store and plain `Inbound` values (tests/central/test_handler.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+
+from gridwatch.central.categories import CategoryTable
+from gridwatch.central.dispatch import enqueue_assignment
+from gridwatch.central.ingest import IngestResult, dead_letter, ingest_evidence, ingest_incident
+from gridwatch.central.roster import Roster
+from gridwatch.central.store import Store, utcnow
+from gridwatch.central.transport import Inbound
+
+log = logging.getLogger("gridwatch.central")
+
+MAX_RACE_RETRIES = 3
+MAX_DB_BACKOFF_S = 5.0
+
+COUNTER_OF_RESULT = {
+    "created": "stored",
+    "updated": "stored",
+    "stale": "stored",
+    "duplicate": "duplicates",
+    "dead_letter": "dead_letters",
+    "evidence": "evidence",
+}
+
+
+@dataclass
+class Counters:
+    """What the service has seen since start. `stored` counts new incident events (including stale ones);
+    `dispatched` counts case assignments the broker acknowledged."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    evidence: int = 0
+    dispatched: int = 0
+    errors: int = 0
+
+
+class Tally:
+    """`Counters` behind a condition, so other threads can wait for a count (`wait_for`)."""
+
+    def __init__(self) -> None:
+        self.counters = Counters()
+        self._changed = threading.Condition()
+
+    def bump(self, name: str) -> None:
+        with self._changed:
+            setattr(self.counters, name, getattr(self.counters, name) + 1)
+            self._changed.notify_all()
+
+    def notify(self) -> None:
+        """Wake `wait_for` callers whose predicate depends on something other than the counters."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._changed:
+            return asdict(self.counters)
+
+
+def one_line(payload: bytes) -> bytes:
+    """The payload on one line: CR/LF become spaces (JSON whitespace, so valid JSON keeps its meaning)."""
+    return payload.replace(b"\r", b" ").replace(b"\n", b" ") + b"\n"
+
+
+class EventsLog:
+    """Every incident payload as received, one line each, before validation (the demo's `events.jsonl`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[bytes] = self.path.open("ab")
+
+    def append(self, payload: bytes) -> None:
+        self._file.write(one_line(payload))
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _never_stop(delay: float) -> bool:
+    """The default `pause`: sleep `delay` seconds and report that nobody asked to stop."""
+    threading.Event().wait(delay)
+    return False
+
+
+class MessageHandler:
+    """Validate, commit with retry, dead-letter, count (see the module docstring).
+
+    - `prefix`: the topic prefix case assignments are published under.
+    - `evidence_dir`: where snapshots are written (the service subscribes to evidence only when it is set).
+    - `pause(delay) -> stopping`: waits between database retries and says whether to give up (the service's
+      stop event); tests pass a function that does not sleep.
+    """
+
+    def __init__(self, store: Store, categories: CategoryTable, roster: Roster, *, prefix: str,
+                 evidence_dir: Path | None = None, tally: Tally | None = None,
+                 pause: Callable[[float], bool] = _never_stop) -> None:
+        self.store, self.categories, self.roster = store, categories, roster
+        self.prefix, self.evidence_dir = prefix, evidence_dir
+        self.tally = tally or Tally()
+        self._pause = pause
+
+    def handle(self, msg: Inbound) -> IngestResult | None:
+        """Commit `msg` and count it; None means: do not acknowledge (see the module docstring)."""
+        result = self._commit_with_retry(msg)
+        if result is not None:
+            self.tally.bump(COUNTER_OF_RESULT[result.kind])
+        return result
+
+    def _ingest(self, msg: Inbound) -> IngestResult:
+        """Ingest and commit one message, and the assignment of a new case, in one transaction."""
+        with self.store.session() as session:
+            now = utcnow()
+            if msg.is_evidence and self.evidence_dir is not None:
+                result = ingest_evidence(session, msg.topic, msg.payload, msg.properties, self.evidence_dir, now=now)
+            else:
+                result = ingest_incident(session, msg.topic, msg.payload, self.categories, self.roster, now=now)
+            if result.dispatch is not None:
+                enqueue_assignment(session, self.prefix, result.dispatch)
+            session.commit()
+            return result
+
+    def _commit_with_retry(self, msg: Inbound) -> IngestResult | None:
+        races, delay = 0, 0.1
+        while True:
+            try:
+                return self._ingest(msg)
+            except IntegrityError as exc:  # another central instance stored the same event/case first
+                races += 1
+                log.info("central: write race on %s (%s); retry %d", msg.topic, exc.orig, races)
+                if races >= MAX_RACE_RETRIES:
+                    return self._dead_letter_error(msg, exc)
+            except (OperationalError, InterfaceError) as exc:
+                log.warning("central: database unavailable (%s); retrying in %.1fs", exc.orig, delay)
+                if self._pause(delay):
+                    return None
+                delay = min(delay * 2, MAX_DB_BACKOFF_S)
+            except Exception as exc:
+                log.exception("central: handler failed for a message on %s", msg.topic)
+                return self._dead_letter_error(msg, exc)
+
+    def _dead_letter_error(self, msg: Inbound, exc: BaseException) -> IngestResult | None:
+        self.tally.bump("errors")
+        try:
+            with self.store.session() as session:
+                result = dead_letter(session, msg.topic, msg.payload, f"handler error: {exc!r}", utcnow())
+                session.commit()
+                return result
+        except Exception:
+            log.exception("central: could not dead-letter a message on %s; leaving it un-acked", msg.topic)
+            return None

@@ -1,0 +1,267 @@
+"""Central's MQTT session behind a small interface (connect / subscribe / ack / publish / stop), with a fake.
+
+`MqttSession` is the paho side, kept to what the broker needs to see:
+
+- QoS 1 subscriptions with `manual_ack=True`: the service acknowledges a message only after its transaction
+  committed (`ack`). A message that came on a connection that has since dropped is not acknowledged (that
+  PUBACK would go nowhere): the broker redelivers it and the `event_id` key makes it a harmless duplicate.
+- A persistent session (stable client id; MQTT 5 `clean_start=False` + session expiry, MQTT 3.1.1
+  `clean_session=False`) so messages published while central is down are delivered when it comes back.
+- paho reconnects with backoff (1 s .. 30 s); the handler's `on_connected` subscribes again.
+- `publish` sends case assignments at QoS 1 and reports each PUBACK to `on_ack`, so the wire `Publisher` can
+  drain the dispatch outbox over this same connection (`PublishPort`).
+
+`FakeSession` is the in-memory twin for unit tests: the test delivers messages and decides on drops and acks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gridwatch.wire.mqtt import BrokerURL, make_client
+from gridwatch.wire.mqtt import Protocol as MqttProtocol
+from gridwatch.wire.publisher import TransportHandler
+
+log = logging.getLogger("gridwatch.central")
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One received MQTT message. `generation` names the connection it came on (for `Session.ack`)."""
+
+    topic: str
+    payload: bytes
+    mid: int = 0
+    qos: int = 1
+    properties: dict[str, str] = field(default_factory=dict)
+    generation: int = 0
+
+    @property
+    def is_evidence(self) -> bool:
+        return self.topic.endswith("/evidence")
+
+
+class SessionHandler(Protocol):
+    """What the session reports, from its network thread."""
+
+    def on_connected(self) -> None: ...
+
+    def on_subscribed(self, refused: list[str]) -> None:
+        """The subscriptions were answered; `refused` names the reasons of any that were not granted."""
+        ...
+
+    def on_disconnected(self) -> None: ...
+
+    def on_message(self, msg: Inbound) -> None: ...
+
+    def on_ack(self, mid: int, ok: bool) -> None:
+        """The PUBACK of one of our own publishes."""
+        ...
+
+
+class Session(Protocol):
+    """Central's connection to the broker."""
+
+    def connect(self, handler: SessionHandler) -> None:
+        """Connect in the background (retrying); report to `handler`."""
+        ...
+
+    def subscribe(self, topics: list[str]) -> None: ...
+
+    def ack(self, msg: Inbound) -> None:
+        """Acknowledge a message after its commit; a no-op for a message of a connection that is gone."""
+        ...
+
+    def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
+        """Send at QoS 1; the message id `on_ack` will report, or None when not connected."""
+        ...
+
+    def stop(self) -> None:
+        """Disconnect; the broker keeps the session (and queues for it) until it expires."""
+        ...
+
+
+def flatten_properties(props: Properties | None) -> dict[str, str]:
+    """MQTT 5 content type and user properties as a flat dict (empty for MQTT 3.1.1)."""
+    if props is None:
+        return {}
+    flat: dict[str, str] = {str(k): str(v) for k, v in getattr(props, "UserProperty", [])}
+    content_type = getattr(props, "ContentType", None)
+    if content_type:
+        flat["content_type"] = str(content_type)
+    return flat
+
+
+class MqttSession:
+    """paho-mqtt: persistent session, manual acknowledgement, reconnect with backoff.
+
+    - `client_id`: names the broker session. Keep it stable across restarts, or messages published while
+      central was down are lost; give each instance of a share group its own.
+    - `session_expiry_s`: how long (MQTT 5) the broker keeps the session and queues messages while central
+      is down.
+    """
+
+    def __init__(self, broker: BrokerURL, client_id: str, protocol: MqttProtocol = "5", *,
+                 session_expiry_s: int = SESSION_EXPIRY_S, ca_file: str | None = None) -> None:
+        self.broker, self.protocol, self.session_expiry_s = broker, protocol, session_expiry_s
+        self._client = make_client(client_id, broker, protocol, manual_ack=True, clean_start=False, ca_file=ca_file)
+        self._handler: SessionHandler | None = None
+        self._generation = 0
+        self.connected = False
+
+    def connect(self, handler: SessionHandler) -> None:
+        self._handler = handler
+        client = self._client
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        if self.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.session_expiry_s
+            client.connect_async(self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props)
+        else:
+            client.connect_async(self.broker.host, self.broker.port, keepalive=30)
+        client.loop_start()
+
+    def subscribe(self, topics: list[str]) -> None:
+        self._client.subscribe([(topic, 1) for topic in topics])
+
+    def ack(self, msg: Inbound) -> None:
+        if msg.qos > 0 and msg.generation == self._generation and self.connected:
+            self._client.ack(msg.mid, msg.qos)
+
+    def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
+        if not self.connected:
+            return None
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        return int(info.mid) if info.rc == mqtt.MQTT_ERR_SUCCESS else None
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected = False
+
+    # paho callbacks (network thread) ------------------------------------------------------------------
+    def _on_connect(self, _c: mqtt.Client, _ud: Any, flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.error("central: broker %s refused the connection: %s", self.broker, reason)
+            return
+        self._generation += 1
+        self.connected = True
+        log.info("central: connected to %s (session present: %s)", self.broker, flags.session_present)
+        if self._handler:
+            self._handler.on_connected()
+
+    def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, reasons: list[Any], _props: Any) -> None:
+        if self._handler:
+            self._handler.on_subscribed([str(r) for r in reasons if r.is_failure])
+
+    def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self.connected = False
+        self._generation += 1
+        if self._handler:
+            self._handler.on_disconnected()
+
+    def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        props = flatten_properties(getattr(msg, "properties", None))
+        if self._handler:
+            self._handler.on_message(
+                Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, props, self._generation)
+            )
+
+    def _on_publish(self, _c: mqtt.Client, _ud: Any, mid: int, reason: Any, _props: Any) -> None:
+        if self._handler:
+            self._handler.on_ack(mid, not getattr(reason, "is_failure", False))
+
+
+@dataclass
+class FakeSession:
+    """In-memory `Session` for unit tests.
+
+    `deliver()` hands the handler a message as the broker would; `acked` lists the acknowledged message ids,
+    `published` what was sent. With `auto_ack`, publishes are acknowledged inside publish().
+    """
+
+    connected: bool = False
+    auto_ack: bool = True
+    subscriptions: list[str] = field(default_factory=list)
+    acked: list[int] = field(default_factory=list)
+    published: list[tuple[str, bytes]] = field(default_factory=list)
+    unacked: list[int] = field(default_factory=list)
+    _handler: SessionHandler | None = None
+    _generation: int = 0
+    _mid: int = 0
+
+    def connect(self, handler: SessionHandler) -> None:
+        self._handler = handler
+        self.set_connected(True)
+
+    def subscribe(self, topics: list[str]) -> None:
+        self.subscriptions = list(topics)
+        if self._handler:
+            self._handler.on_subscribed([])
+
+    def ack(self, msg: Inbound) -> None:
+        if msg.generation == self._generation and self.connected:
+            self.acked.append(msg.mid)
+
+    def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
+        if not self.connected:
+            return None
+        self._mid += 1
+        self.published.append((topic, payload))
+        if self.auto_ack and self._handler:
+            self._handler.on_ack(self._mid, True)
+        else:
+            self.unacked.append(self._mid)
+        return self._mid
+
+    def deliver(self, topic: str, payload: bytes, properties: dict[str, str] | None = None) -> Inbound:
+        self._mid += 1
+        msg = Inbound(topic, payload, self._mid, 1, properties or {}, self._generation)
+        if self._handler:
+            self._handler.on_message(msg)
+        return msg
+
+    def set_connected(self, up: bool) -> None:
+        self.connected = up
+        self._generation += 1
+        if self._handler:
+            (self._handler.on_connected if up else self._handler.on_disconnected)()
+
+    def ack_all(self, ok: bool = True) -> None:
+        mids, self.unacked = self.unacked, []
+        for mid in mids:
+            if self._handler:
+                self._handler.on_ack(mid, ok)
+
+    def stop(self) -> None:
+        self.connected = False
+
+
+class PublishPort:
+    """The publishing side of a `Session` as a wire `Transport`, so the wire `Publisher` can drain the dispatch
+    outbox over central's own connection. The service forwards the session's connect / disconnect / PUBACK
+    events to the publisher; starting and stopping the connection stays with the service."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def start(self, handler: TransportHandler) -> None:
+        """Nothing to do: the session is connected by the service, which routes its events to `handler`."""
+
+    def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
+        return self.session.publish(topic, payload, properties, retain=retain)
+
+    def stop(self) -> None:
+        """Nothing to do: the service stops the session after the publisher."""

@@ -1,0 +1,124 @@
+"""CentralService wired to a FakeSession: acknowledgement after the commit, and case assignments that leave
+through the dispatch outbox (deleted only on PUBACK, sent again after a drop). The real broker: test_service_e2e."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+import gridwatch.central.handler as handler_module
+from gridwatch.central.roster import Roster
+from gridwatch.central.service import CentralService
+from gridwatch.central.store import Case, DispatchRow, Store
+from gridwatch.central.transport import FakeSession, Inbound
+from tests.central.factories import GRID_A, make_event, payload
+
+TOPIC = "gridwatch/v1/site-1/cam-1/incident"
+
+
+def count(store: Store, model: type[object]) -> int:
+    with store.session() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@dataclass
+class RecordingSession(FakeSession):
+    """Notes how many cases were committed at the moment each message was acknowledged."""
+
+    cases_at_ack: list[int] = field(default_factory=list)
+    store: Callable[[], Store] | None = None
+
+    def ack(self, msg: Inbound) -> None:
+        if self.store is not None:
+            self.cases_at_ack.append(count(self.store(), Case))
+        super().ack(msg)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll a condition that no counter change announces (what the fake session recorded)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def make_service(tmp_path: Path, session: FakeSession) -> CentralService:
+    return CentralService("mqtt://127.0.0.1:1", f"sqlite:///{tmp_path / 'cases.db'}", prefix="gridwatch/v1",
+                          roster=Roster(default_cleaner="desk", cells={GRID_A: "cleaner-a"}),
+                          session=lambda: session)
+
+
+def test_subscribes_on_connect_and_acks_after_the_commit(tmp_path: Path) -> None:
+    session = RecordingSession()
+    with make_service(tmp_path, session) as service:
+        session.store = lambda: service.store
+        assert session.subscriptions == ["$share/central/gridwatch/v1/+/+/incident"]
+        msg = session.deliver(TOPIC, payload(make_event("inc-unit-0001")))
+        assert service.wait_for(lambda: service.counters.stored == 1, 5)
+        assert wait_until(lambda: session.acked == [msg.mid])
+    assert session.cases_at_ack == [1]
+
+
+def test_a_message_of_a_dropped_connection_is_not_acked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = FakeSession()
+    real_ingest = handler_module.ingest_incident
+
+    def drop_first(*args: object, **kw: object) -> object:
+        session.set_connected(False)  # the connection the message came on goes away while it is handled
+        session.set_connected(True)
+        return real_ingest(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(handler_module, "ingest_incident", drop_first)
+    with make_service(tmp_path, session) as service:
+        session.deliver(TOPIC, payload(make_event("inc-unit-0002")))
+        assert service.wait_for(lambda: service.counters.stored == 1, 5)
+    assert session.acked == []  # the broker redelivers it; the event_id makes that a duplicate
+
+
+def test_an_assignment_is_deleted_only_on_its_puback(tmp_path: Path) -> None:
+    session = FakeSession(auto_ack=False)
+    with make_service(tmp_path, session) as service:
+        session.deliver(TOPIC, payload(make_event("inc-unit-0003")))
+        assert wait_until(lambda: len(session.published) == 1)
+        assert count(service.store, DispatchRow) == 1
+        assert service.counters.dispatched == 0
+        session.ack_all()
+        assert service.wait_for(lambda: service.counters.dispatched == 1, 5)
+        assert count(service.store, DispatchRow) == 0
+    topic, body = session.published[0]
+    assert topic == "gridwatch/v1/dispatch/cleaner-a"
+    assert json.loads(body)["incident_id"] == "inc-unit-0003"
+
+
+def test_an_assignment_made_while_disconnected_goes_out_after_reconnect(tmp_path: Path) -> None:
+    session = FakeSession()
+    with make_service(tmp_path, session) as service:
+        session.set_connected(False)
+        session.deliver(TOPIC, payload(make_event("inc-unit-0004")))  # arrived just before the drop
+        assert service.wait_for(lambda: service.counters.stored == 1, 5)
+        assert session.published == [] and count(service.store, DispatchRow) == 1
+        session.set_connected(True)
+        assert service.wait_for(lambda: service.counters.dispatched == 1, 5)
+        assert count(service.store, DispatchRow) == 0
+    assert [json.loads(body)["incident_id"] for _, body in session.published] == ["inc-unit-0004"]
+
+
+def test_assignments_left_at_stop_go_out_on_the_next_start(tmp_path: Path) -> None:
+    """Central stopped (or died) after the commit, before the PUBACK: the next start sends the assignment."""
+    first = FakeSession(auto_ack=False)
+    with make_service(tmp_path, first) as service:
+        first.deliver(TOPIC, payload(make_event("inc-unit-0005")))
+        assert wait_until(lambda: len(first.published) == 1)
+    second = FakeSession()
+    with make_service(tmp_path, second) as service:
+        assert service.wait_for(lambda: service.counters.dispatched == 1, 5)
+        assert count(service.store, DispatchRow) == 0
+    assert [body for _, body in second.published] == [body for _, body in first.published]
