@@ -168,11 +168,12 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve `central.api` with uvicorn until interrupted."""
+    db_url = resolve_db_url(args.db)
+    open_store(db_url, create=False).close()  # fail now, in one line, rather than inside the server
+
     import uvicorn  # the api extra: imported only when serving
 
     from gridwatch.central.api import create_app
 
-    db_url = resolve_db_url(args.db)
-    open_store(db_url, create=False).close()  # fail now, in one line, rather than inside the server
     uvicorn.run(create_app(db_url), host=args.host, port=args.port, log_level="info")
     return 0

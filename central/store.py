@@ -262,7 +262,7 @@ def resolve_db_url(value: str) -> str:
         return f"sqlite:///{Path(value).expanduser().resolve()}"
     try:
         make_url(value)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise StoreError(f"--db {value!r} is neither a file path nor a database URL ({exc})") from exc
     return value
 
@@ -289,7 +289,7 @@ def open_store(db_url: str = DEFAULT_DB_URL, *, create: bool = True) -> Store:
         if path is not None and create and not path.parent.is_dir():
             raise StoreError(f"cannot create the case database {path}: folder {path.parent} does not exist")
         engine = make_engine(db_url)
-    except (ArgumentError, NoSuchModuleError) as exc:
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise StoreError(f"database URL {shown}: {exc}") from exc
     try:
         if create:
@@ -310,5 +310,5 @@ def _shown(db_url: str) -> str:
     """The URL without its password, for messages."""
     try:
         return make_url(db_url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return repr(db_url)

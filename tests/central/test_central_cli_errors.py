@@ -1,0 +1,86 @@
+"""`gridwatch central ...` argument errors: a path or a URL for `--db`, one line and exit 2 for what a user can
+fix (defect 4), never an empty database made up by a read command."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from gridwatch.app.cli import main
+from gridwatch.central.categories import load_categories
+from gridwatch.central.ingest import ingest_incident
+from gridwatch.central.roster import Roster
+from gridwatch.central.store import open_store
+from tests.central.factories import make_event, payload
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def test_cases_takes_the_file_path_the_demo_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "demo-out").mkdir()
+    with open_store(f"sqlite:///{tmp_path / 'demo-out' / 'cases.db'}") as store, store.session() as session:
+        ingest_incident(session, "t", payload(make_event("inc-cli-path")), load_categories(), Roster())
+        session.commit()
+    monkeypatch.chdir(tmp_path)
+    assert main(["central", "cases", "--db", "demo-out/cases.db", "--json"]) == 0
+    assert [c["incident_id"] for c in json.loads(capsys.readouterr().out)] == ["inc-cli-path"]
+    assert main(["central", "cases", "--db", f"sqlite:///{tmp_path / 'demo-out' / 'cases.db'}", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cases", "--db", "demo-out/cases.db"],
+        ["cases", "--db", "sqlite:///missing.db", "--json"],
+        ["dead-letters"],  # the default database, which does not exist here
+        ["api", "--db", "missing.db"],
+    ],
+)
+def test_read_commands_refuse_a_database_that_does_not_exist(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["central", *argv]) == 2
+    assert "no case database at" in one_error_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == [], "a read command created a database"
+
+
+def test_read_commands_refuse_a_database_without_cases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "other.db").write_bytes(b"")
+    assert main(["central", "cases", "--db", str(tmp_path / "other.db")]) == 2
+    assert "holds no gridwatch cases table" in one_error_line(capsys.readouterr().err)
+
+
+def test_run_with_a_bad_broker_url_is_one_line_before_any_thread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threads = threading.active_count()
+    assert main(["central", "run", "--broker", "http://x:1", "--db", str(tmp_path / "cases.db")]) == 2
+    assert "scheme must be mqtt:// or mqtts://" in one_error_line(capsys.readouterr().err)
+    assert threading.active_count() == threads
+    assert not (tmp_path / "cases.db").exists()
+
+
+def test_run_into_a_missing_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    threads = threading.active_count()
+    db = tmp_path / "no-such-folder" / "cases.db"
+    assert main(["central", "run", "--broker", "mqtt://127.0.0.1:1", "--db", str(db)]) == 2
+    assert "folder" in one_error_line(capsys.readouterr().err)
+    assert threading.active_count() == threads
+
+
+def test_a_database_url_that_does_not_parse_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["central", "cases", "--db", "postgresql+psycopg://user@host:notaport/db"]) == 2
+    one_error_line(capsys.readouterr().err)
