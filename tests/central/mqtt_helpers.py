@@ -67,3 +67,23 @@ class Listener:
     def wait(self, n: int, timeout: float = 5.0) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: len(self.messages) >= n, timeout)
+
+
+@contextmanager
+def persistent(url: str, client_id: str, expiry_s: int = 3600) -> Iterator[mqtt.Client]:
+    """An MQTT 5 client with a persistent session (QoS 1 messages are queued for it while it is away) that
+    reconnects by itself; disconnected and stopped on exit."""
+    broker = BrokerURL.parse(url)
+    client = make_client(client_id, broker, "5", clean_start=False)
+    ready = threading.Event()
+    client.on_connect = lambda *_a: ready.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = expiry_s
+    client.connect(broker.host, broker.port, keepalive=30, clean_start=False, properties=props)
+    client.loop_start()
+    try:
+        assert ready.wait(5), "test client did not connect"
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
