@@ -2,20 +2,17 @@
 
 `register(subparsers)` fills the `central` group that `gridwatch.cli` creates; every leaf parser sets
 `func(args) -> int` (the exit code). `--db` takes a file path or a URL; the read commands refuse a database
-that does not exist instead of creating an empty one. A `GridwatchError` (bad `--broker`, missing database)
-is printed as one line on stderr with exit code 2, before any thread starts.
+that does not exist instead of creating an empty one. A bad `--broker` or `--db` raises a `GridwatchError`
+(which `gridwatch.app.cli.main` prints as one line, exit 2) before any thread starts.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import os
 import signal
-import sys
 import threading
-from collections.abc import Callable
 from types import FrameType
 from urllib.parse import quote
 
@@ -26,29 +23,11 @@ from gridwatch.central.roster import Roster, load_roster
 from gridwatch.central.service import DEFAULT_CLIENT_ID, CentralService
 from gridwatch.central.store import DEFAULT_DB_URL, open_store, resolve_db_url
 from gridwatch.central.views import cases_as_rows, cases_json, cases_table, dead_letters_table
-from gridwatch.errors import GridwatchError
 from gridwatch.wire.mqtt import BrokerURL
 from gridwatch.wire.topics import DEFAULT_PREFIX
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 DEFAULT_DB = DEFAULT_DB_URL.removeprefix("sqlite:///")
-
-Command = Callable[[argparse.Namespace], int]
-
-
-def one_line_errors(func: Command) -> Command:
-    """A `GridwatchError` becomes `error: <message>` on stderr and exit code 2, whatever `main()` catches."""
-
-    @functools.wraps(func)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except GridwatchError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `run`, `cases`, `dead-letters` and `api` to the subparsers of the `central` group.
@@ -60,16 +39,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     cases = commands.add_parser("cases", help="list the cases in the store")
     _add_db(cases)
     cases.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    cases.set_defaults(func=one_line_errors(cmd_cases))
+    cases.set_defaults(func=cmd_cases)
     letters = commands.add_parser("dead-letters", help="list payloads that could not be processed")
     _add_db(letters)
     letters.add_argument("--limit", type=int, default=100, help="show at most this many (newest first)")
-    letters.set_defaults(func=one_line_errors(cmd_dead_letters))
+    letters.set_defaults(func=cmd_dead_letters)
     api = commands.add_parser("api", help="serve the read-only HTTP API and dashboard (needs the api extra)")
     _add_db(api)
     api.add_argument("--host", default="127.0.0.1", help="listen address")
     api.add_argument("--port", type=int, default=8080, help="listen port")
-    api.set_defaults(func=one_line_errors(cmd_api))
+    api.set_defaults(func=cmd_api)
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -96,7 +75,7 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--ca-file", help="CA bundle that signed the broker's certificate (mqtts://)")
     run.add_argument("--username", default=os.environ.get("GRIDWATCH_MQTT_USERNAME"),
                      help="broker user (default $GRIDWATCH_MQTT_USERNAME); password from $GRIDWATCH_MQTT_PASSWORD")
-    run.set_defaults(func=one_line_errors(cmd_run))
+    run.set_defaults(func=cmd_run)
 
 
 def _broker_url(args: argparse.Namespace) -> str:

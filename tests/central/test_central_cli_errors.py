@@ -19,7 +19,7 @@ from tests.central.factories import make_event, payload
 
 def one_error_line(err: str) -> str:
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert len(lines) == 1 and lines[0].startswith("gridwatch: error: "), err
     return lines[0]
 
 
