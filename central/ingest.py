@@ -11,6 +11,11 @@ Case rules:
 - one case per `incident_id`, created by the first message that arrives, whatever its phase;
 - a message changes the case only when its `seq` is greater than `case.last_seq` (an older `updated` that
   arrives late is stored as an event and noted on the timeline, but does not overwrite newer state);
+- only an `ended` with end_reason `gone` (the camera saw it leave) moves the case towards verification. An
+  `ended` because the camera stopped watching (`shutdown`, `source_ended`, `stream_lost`; or no reason, from a
+  1.0 gateway) is noted on the timeline and sets `ended_at` (the incident is not currently observed), and the
+  status stays. A later message of the same incident (a restarted gateway that sees it again continues the
+  incident with a higher `seq`) clears `ended_at` and updates the same case;
 - the cleaner is assigned from the roster by grid cell when the case is created;
 - the first snapshot per incident is kept; it is linked to the case whenever both exist.
 """
@@ -261,12 +266,27 @@ def _apply_event(case: Case, event: IncidentEvent, now: datetime) -> None:
     case.model_name, case.model_version = event.model.name, event.model.version
     case.last_seq = event.seq
     case.updated_at = now
+    if event.phase != "ended" and case.ended_at is not None:
+        case.ended_at = None
+        _step(case, now, "observed", f"camera sees it again (seq {event.seq}): the same incident continues")
     if event.phase == "updated":
         _step(case, now, "updated", f"seq {event.seq} dwell {event.dwell_s:.0f}s conf {event.confidence:.2f}")
     if event.phase == "ended":
-        case.ended_at = event.ended_at
-        _step(case, now, "ended", f"seq {event.seq} at {event.ended_at:%Y-%m-%dT%H:%M:%SZ}")
-        _transition(case, "ended", now, f"incident ended on camera after {event.dwell_s:.0f}s")
+        _apply_end(case, event, now)
+
+
+def _apply_end(case: Case, event: IncidentEvent, now: datetime) -> None:
+    """Only an end the camera saw (`gone`) moves the case; other ends note that the camera stopped watching."""
+    case.ended_at = event.ended_at
+    at = f"{event.ended_at:%Y-%m-%dT%H:%M:%SZ}"
+    trigger = workflow.end_trigger(event.end_reason)
+    if trigger is None:
+        reason = event.end_reason or f"reason not given (schema {event.schema_version})"
+        _step(case, now, "unobserved", f"camera stopped watching: {reason}; seq {event.seq} at {at}; "
+                                       f"status stays {case.status}")
+        return
+    _step(case, now, "ended", f"seq {event.seq} at {at}: the camera saw it leave")
+    _transition(case, trigger, now, f"incident ended on camera after {event.dwell_s:.0f}s")
 
 
 # --- evidence -------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ how engineers check a camera's zones and thresholds, and how accuracy is measure
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -80,7 +79,7 @@ def analyze_clip(
 ) -> AnalyzeReport:
     camera = cfg.camera(camera_id)
     detector = detector or load_detector(cfg.detector, site=cfg)
-    pipeline = CameraPipeline(cfg.site_id, cfg.gateway_id, camera, detector, uuid.uuid4().hex[:8],
+    pipeline = CameraPipeline(cfg.site_id, cfg.gateway_id, camera, detector,
                               grid=load_grid(cfg), jpeg_quality=cfg.evidence.jpeg_quality)
     source = FileSource(clip, camera_id, start_wall=start_wall or datetime.now(timezone.utc),
                         sample_fps=camera.analysis_fps)
@@ -100,7 +99,7 @@ def analyze_clip(
             _record(result.emitted, jsonl, out, events, on_emitted)
             if sink:
                 sink.write(_annotated(result, pipeline))
-        _record(pipeline.flush(), jsonl, out, events, on_emitted)
+        _record(pipeline.flush("source_ended"), jsonl, out, events, on_emitted)
         decoded = source.stats.frames
     if sink:
         sink.close()

@@ -8,6 +8,7 @@ offline `analyze` command, the live worker and the tests all run exactly this co
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 import supervision as sv
@@ -18,11 +19,13 @@ from gridwatch.edge.config import CameraConfig, enabled_incidents
 from gridwatch.edge.evidence import Snapshot, snapshot
 from gridwatch.edge.frames import Frame
 from gridwatch.edge.geotag import Geotagger, build_ground_mapping, build_zones
+from gridwatch.edge.resume import SavedIncident, to_capture, to_wall
 from gridwatch.edge.sources import Sampler
 from gridwatch.edge.tracking import MultiClassTracker
 from gridwatch.models.base import Detector
 from gridwatch.pipelines.base import Rule
-from gridwatch.pipelines.types import IncidentUpdate, observations_from_detections
+from gridwatch.pipelines.lifecycle import TokenFactory
+from gridwatch.pipelines.types import EndReason, IncidentUpdate, observations_from_detections
 from gridwatch.pipelines.zones import Zone
 from gridwatch.wire.events import IncidentEvent, ModelRef
 
@@ -43,9 +46,16 @@ class FrameResult:
     emitted: list[Emitted]
 
 
-def build_rules(camera: CameraConfig, zones: tuple[Zone, ...], prefix: str) -> list[Rule]:
+def random_token() -> str:
+    """The unique part of an incident id: random, so ids differ across restarts and gateways and are not guessable."""
+    return uuid.uuid4().hex[:16]
+
+
+def build_rules(
+    camera: CameraConfig, zones: tuple[Zone, ...], prefix: str, new_token: TokenFactory | None = None
+) -> list[Rule]:
     """One rule per enabled incident type, in registry order; each type's module builds its own rule."""
-    return [incident.build(cfg, zones, prefix) for incident, cfg in enabled_incidents(camera)]
+    return [incident.build(cfg, zones, prefix, new_token) for incident, cfg in enabled_incidents(camera)]
 
 
 def model_ref(detector: Detector) -> ModelRef:
@@ -55,13 +65,22 @@ def model_ref(detector: Detector) -> ModelRef:
 
 @dataclass
 class CameraPipeline:
+    """One camera's chain (see the module docstring).
+
+    restored: open incidents this camera had when it last stopped (`edge.resume`); they are handed to the rules
+        on the first analysed frame and continue if found again. `export()` gives the camera's open incidents
+        back in the same form after `flush`.
+    new_token: the unique part of new incident ids (`{camera}-{type}-{token}`); random unless a test fixes it.
+    """
+
     site_id: str
     gateway_id: str
     camera: CameraConfig
     detector: Detector
-    run_id: str
     grid: GridLayer | None = None
     jpeg_quality: int = 85
+    restored: list[SavedIncident] = field(default_factory=list)
+    new_token: TokenFactory = random_token
     sampler: Sampler = field(init=False)
     tracker: MultiClassTracker = field(init=False)
     geotagger: Geotagger = field(init=False)
@@ -85,7 +104,11 @@ class CameraPipeline:
             mapping = build_ground_mapping(self.camera.calibration, frame.width, frame.height)
         self.geotagger.mapping = mapping
         self.zones = build_zones(self.camera.zones, mapping)
-        self.rules = build_rules(self.camera, self.zones, f"{self.camera.id}-{self.run_id}")
+        self.rules = build_rules(self.camera, self.zones, self.camera.id, self.new_token)
+        records = [to_capture(saved, frame.ts, frame.wall) for saved in self.restored]
+        for rule in self.rules:
+            rule.restore(records, frame.ts)
+        self.restored = []
 
     def process(self, frame: Frame) -> FrameResult | None:
         """Analyse `frame` if the sampler keeps it; None when it is skipped."""
@@ -100,12 +123,19 @@ class CameraPipeline:
         self._last = frame
         return FrameResult(frame, tracked, updates, self._emit(updates, frame))
 
-    def flush(self) -> list[Emitted]:
-        """End every open incident (shutdown, camera removed): nothing stays open on the central side."""
+    def flush(self, reason: EndReason) -> list[Emitted]:
+        """End every open incident because the camera stops watching (`reason`): nothing stays open centrally."""
         if self._last is None:
             return []
-        updates = [u for rule in self.rules for u in rule.flush(self._last.ts)]
+        updates = [u for rule in self.rules for u in rule.flush(self._last.ts, reason)]
         return self._emit(updates, self._last)
+
+    def export(self) -> list[SavedIncident]:
+        """The open incidents to continue after a restart, in wall-clock time (call after `flush`)."""
+        last = self._last
+        if last is None:  # never analysed a frame: what it was given is still to be continued
+            return list(self.restored)
+        return [to_wall(r, self.camera.id, last.ts, last.wall) for rule in self.rules for r in rule.export()]
 
     def _emit(self, updates: list[IncidentUpdate], frame: Frame) -> list[Emitted]:
         out: list[Emitted] = []

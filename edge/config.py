@@ -213,6 +213,18 @@ class OutboxConfig(_Model):
     max_rows: int = Field(200_000, ge=100, description="Oldest evidence is dropped first past this bound.")
 
 
+class StateConfig(_Model):
+    """What the gateway keeps between runs besides the outbox."""
+
+    path: Path | None = Field(
+        None,
+        description=(
+            "JSON file holding the cameras' open incidents over a restart, so the same object continues the "
+            "same incident and case. Default: open-incidents.json next to the outbox file."
+        ),
+    )
+
+
 class EvidenceConfig(_Model):
     dir: Path = Field(Path("evidence"), description="Where snapshots are kept on the gateway.")
     jpeg_quality: int = Field(85, ge=10, le=100)
@@ -226,6 +238,7 @@ class SiteConfig(_Model):
     cameras: list[CameraConfig] = Field(min_length=1)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     grid_geojson: Path | None = Field(None, description="City grid layer (GeoJSON) for grid-cell lookup.")
 

@@ -111,6 +111,7 @@ class Geotagger:
             started_at=wall(update.started_ts),
             observed_at=wall(update.ts),
             ended_at=wall(update.ts) if update.phase == "ended" else None,
+            end_reason=update.end_reason,
             dwell_s=round(update.dwell_s, 3),
             confidence=round(min(1.0, max(0.0, update.confidence)), 4),
             location=self.location(update.anchor),

@@ -1,7 +1,8 @@
 """The gateway worker: the composition root of the edge.
 
 Start order: outbox -> publisher (transport) -> detector -> one thread per camera -> status heartbeat.
-Stop order is the reverse: cameras stop reading, each camera's open incidents are ended (`flush`), the publisher
+Stop order is the reverse: cameras stop reading, each camera's open incidents are ended (`flush`, reason
+`shutdown`) and kept in the resume state file (`edge.resume`) so the next start continues them, the publisher
 drains the outbox for a bounded time, the retained status says `offline`. Anything not yet acknowledged stays in
 the outbox file for the next start.
 
@@ -26,6 +27,7 @@ from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
 from gridwatch.edge.config import CameraConfig, SiteConfig
 from gridwatch.edge.evidence import save_snapshot
+from gridwatch.edge.resume import ResumeState, state_path, stop_reason
 from gridwatch.edge.sources import open_source
 from gridwatch.models.base import Detector
 from gridwatch.models.registry import load_detector
@@ -69,6 +71,7 @@ class EdgeWorker:
         self.publisher = Publisher(self.outbox, self.transport, cfg.mqtt.max_inflight).start()
         self.detector = self.detector or load_detector(cfg.detector, site=cfg)
         self.grid = GridLayer.from_geojson(cfg.grid_geojson) if cfg.grid_geojson else None
+        self.resume = ResumeState.load(state_path(cfg))  # read last: a start that fails before keeps the file
         for cam in cfg.cameras:
             self.stats[cam.id] = CameraStats()
             t = threading.Thread(target=self._camera_loop, args=(cam,), name=f"camera-{cam.id}", daemon=True)
@@ -106,9 +109,10 @@ class EdgeWorker:
 
     def _run_camera(self, cam: CameraConfig, stats: CameraStats) -> None:
         assert self.detector is not None
-        pipeline = CameraPipeline(self.cfg.site_id, self.cfg.gateway_id, cam, self.detector, self.run_id,
-                                  grid=self.grid, jpeg_quality=self.cfg.evidence.jpeg_quality)
+        pipeline = CameraPipeline(self.cfg.site_id, self.cfg.gateway_id, cam, self.detector, grid=self.grid,
+                                  jpeg_quality=self.cfg.evidence.jpeg_quality, restored=self.resume.take(cam.id))
         source = open_source(cam.source, cam.id, self.start_wall or datetime.now(timezone.utc), cam.analysis_fps)
+        failed = True
         try:
             for frame in source:
                 stats.frames = frame.index + 1
@@ -120,8 +124,10 @@ class EdgeWorker:
                     self._emit(result.emitted, stats)
                     if self.on_result:
                         self.on_result(pipeline, result)
+            failed = False
         finally:
-            self._emit(pipeline.flush(), stats)
+            self._emit(pipeline.flush(stop_reason(source, stopping=self._stop.is_set(), failed=failed)), stats)
+            self.resume.keep(cam.id, pipeline.export())
             stop = getattr(source, "stop", None)
             if callable(stop):
                 stop()
@@ -182,6 +188,7 @@ class EdgeWorker:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30)
+        self.resume.save()
         drained = self.publisher.drain(drain_s)
         assert self.transport is not None
         offline = json.dumps({"state": "offline", "gateway_id": self.cfg.gateway_id}).encode()

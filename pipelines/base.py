@@ -1,19 +1,21 @@
 """What every incident rule looks like, and the per-track bookkeeping they share.
 
 A rule is a small object with one verb: `update(observations, ts) -> updates`. It never reads a clock (every
-duration comes from capture timestamps), never does I/O and never draws. `flush(ts)` ends its open incidents
-(the edge calls it on shutdown and when a camera goes away).
+duration comes from capture timestamps), never does I/O and never draws. `flush(ts, reason)` ends its open
+incidents, saying why the camera stops watching (the edge calls it on shutdown, when a file ends and when a
+camera's stream is lost). `export()` / `restore(records, ts)` carry open incidents over a restart (see
+`pipelines.lifecycle`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gridwatch.pipelines.motion import StillnessTracker
-from gridwatch.pipelines.types import IncidentUpdate, Observation, Point
+from gridwatch.pipelines.types import EndReason, IncidentUpdate, Observation, OpenIncident, Point
 from gridwatch.pipelines.zones import Zone, ZoneMembership
 
 
@@ -22,7 +24,11 @@ class Rule(Protocol):
 
     def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]: ...
 
-    def flush(self, ts: float) -> list[IncidentUpdate]: ...
+    def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]: ...
+
+    def export(self) -> list[OpenIncident]: ...
+
+    def restore(self, records: Iterable[OpenIncident], ts: float) -> None: ...
 
 
 def distance(a: Observation, b: Observation, rel_scale: float | None = None) -> float:

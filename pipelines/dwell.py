@@ -12,14 +12,14 @@ the stillness tolerance from where it came to rest, left the zone, or has not be
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gridwatch.pipelines.base import ZoneGate, forget_gone, position
-from gridwatch.pipelines.lifecycle import Hit, IncidentBook
+from gridwatch.pipelines.lifecycle import Hit, IncidentBook, TokenFactory
 from gridwatch.pipelines.motion import StillnessParams, StillnessTracker
 from gridwatch.pipelines.rule_config import DwellRuleConfig
-from gridwatch.pipelines.types import IncidentUpdate, ObjectRef, Observation, Point
+from gridwatch.pipelines.types import EndReason, IncidentUpdate, ObjectRef, Observation, OpenIncident, Point
 from gridwatch.pipelines.zones import Zone
 
 
@@ -53,6 +53,7 @@ class StationaryDwellRule:
     params: DwellParams
     id_prefix: str
     incident_type: str
+    new_token: TokenFactory | None = None
     _still: StillnessTracker = field(init=False)
     _gate: ZoneGate = field(init=False)
     _book: IncidentBook = field(init=False)
@@ -63,7 +64,8 @@ class StationaryDwellRule:
         p = self.params
         self._still = StillnessTracker(p.stillness)
         self._gate = ZoneGate(p.zones, p.inertia)
-        self._book = IncidentBook(self.incident_type, self.id_prefix, p.update_every_s, p.end_after_s)
+        self._book = IncidentBook(self.incident_type, self.id_prefix, p.update_every_s, p.end_after_s,
+                                  resume_grace_s=p.end_after_s + p.stillness.window_s, new_token=self.new_token)
 
     def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
         self._visible = {o.track_id for o in observations}
@@ -72,8 +74,14 @@ class StationaryDwellRule:
         self._forget(ts)
         return updates
 
-    def flush(self, ts: float) -> list[IncidentUpdate]:
-        return self._book.flush(ts)
+    def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]:
+        return self._book.flush(ts, reason)
+
+    def export(self) -> list[OpenIncident]:
+        return self._book.export()
+
+    def restore(self, records: Iterable[OpenIncident], ts: float) -> None:
+        self._book.restore(records, ts)
 
     def _hit(self, o: Observation, ts: float) -> Hit | None:
         p = self.params
@@ -87,6 +95,8 @@ class StationaryDwellRule:
         start = self._rest_start(o, since, zone[1])
         if start is None or ts - start < p.dwell_s:
             start = self._book.continuing_at(o.track_id, o.box, self._visible)
+            if start is None and since is not None:  # restored after a restart: the dwell was served already
+                start = self._book.resuming_at(o.box, o.ground)
             if start is None:
                 return None
         obj = ObjectRef(o.track_id, o.class_name, o.confidence, "subject", o.box)

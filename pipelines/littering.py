@@ -11,13 +11,13 @@ Distances are metres on a calibrated camera; otherwise multiples of the person's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gridwatch.pipelines.base import ZoneGate, distance, forget_gone
-from gridwatch.pipelines.lifecycle import Hit, IncidentBook
+from gridwatch.pipelines.lifecycle import Hit, IncidentBook, TokenFactory
 from gridwatch.pipelines.motion import StillnessParams, StillnessTracker
-from gridwatch.pipelines.types import IncidentUpdate, ObjectRef, Observation
+from gridwatch.pipelines.types import EndReason, IncidentUpdate, ObjectRef, Observation, OpenIncident
 from gridwatch.pipelines.zones import Zone
 
 
@@ -56,28 +56,38 @@ class LitteringRule:
     params: LitteringParams
     id_prefix: str
     incident_type: str = "littering"
+    new_token: TokenFactory | None = None
     _still: StillnessTracker = field(init=False)
     _gate: ZoneGate = field(init=False)
     _book: IncidentBook = field(init=False)
     _objects: dict[int, _ObjectState] = field(default_factory=dict)
+    _visible: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         p = self.params
         self._still = StillnessTracker(p.stillness)
         self._gate = ZoneGate(p.zones, p.inertia)
-        self._book = IncidentBook(self.incident_type, self.id_prefix, p.update_every_s, p.end_after_s)
+        self._book = IncidentBook(self.incident_type, self.id_prefix, p.update_every_s, p.end_after_s,
+                                  resume_grace_s=p.end_after_s + p.stillness.window_s, new_token=self.new_token)
 
     def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
         p = self.params
         people = [o for o in observations if o.class_name in p.owner_classes and o.confidence >= p.min_confidence]
         things = [o for o in observations if o.class_name in p.object_classes and o.confidence >= p.min_confidence]
+        self._visible = {o.track_id for o in things}
         hits = [h for o in things if (h := self._hit(o, people, ts)) is not None]
         updates = self._book.step(hits, ts)
         self._forget(ts)
         return updates
 
-    def flush(self, ts: float) -> list[IncidentUpdate]:
-        return self._book.flush(ts)
+    def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]:
+        return self._book.flush(ts, reason)
+
+    def export(self) -> list[OpenIncident]:
+        return self._book.export()
+
+    def restore(self, records: Iterable[OpenIncident], ts: float) -> None:
+        self._book.restore(records, ts)
 
     def _hit(self, o: Observation, people: list[Observation], ts: float) -> Hit | None:
         p = self.params
@@ -90,17 +100,31 @@ class LitteringRule:
             state.unattended_since = None
         elif state.unattended_since is None:
             state.unattended_since = ts
-        if zone is None or since is None or state.unattended_since is None:
+        if zone is None or state.unattended_since is None:
             return None
-        if p.require_owner and state.owner is None:
-            return None
-        if ts - max(since, state.unattended_since) < p.dwell_s:
-            return None
+        start = self._fired_since(since, state, ts)
+        if start is None:  # an open incident continues; a restored one has served its dwell before the restart
+            start = self._book.continuing_at(o.track_id, o.box, self._visible)
+            if start is None and since is not None:
+                start = self._book.resuming_at(o.box, o.ground)
+            if start is None:
+                return None
         objs = [ObjectRef(o.track_id, o.class_name, o.confidence, "subject", o.box)]
         if owner is not None:
             objs.append(ObjectRef(owner.track_id, owner.class_name, owner.confidence, "owner", owner.box))
         zone_name = zone[0] if p.zones else None
-        return Hit(o.track_id, since, o.confidence, o.box, o.anchor, o.ground, zone_name, tuple(objs))
+        return Hit(o.track_id, start, o.confidence, o.box, o.anchor, o.ground, zone_name, tuple(objs))
+
+    def _fired_since(self, still_since: float | None, state: _ObjectState, ts: float) -> float | None:
+        """When the object came to rest, if it has been still and unattended (and owned, if needed) for the dwell."""
+        p = self.params
+        if still_since is None or state.unattended_since is None:
+            return None
+        if p.require_owner and state.owner is None:
+            return None
+        if ts - max(still_since, state.unattended_since) < p.dwell_s:
+            return None
+        return still_since
 
     def _assign_owner(
         self, o: Observation, state: _ObjectState, people: list[Observation], ts: float

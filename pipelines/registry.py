@@ -4,7 +4,8 @@ A type module exposes `INCIDENT = IncidentType(...)`, which owns everything abou
 
 - `name`: the key users write under `cameras[].incidents` and the event's `type` on the wire;
 - `config`: its pydantic config model (a `RuleConfig` subclass; the one place its defaults live);
-- `factory`: config + the zones it names + an id prefix -> a `Rule`;
+- `factory`: config + the zones it names + an id prefix + a token factory for new incident ids (None = the
+  rule's deterministic counter; the edge passes a random one) -> a `Rule`;
 - `categories`: its default case category code(s) (GB/T 47678.5-2026), the first being the default;
 - `description`: one line for docs and error messages.
 
@@ -30,9 +31,9 @@ Discovery calls `Registry.register`; by hand it works the same way (this example
 >>> class OutsideShopConfig(DwellRuleConfig):
 ...     dwell_s: float = Field(300.0, gt=0, le=86400, description="Seconds goods may stand outside.")
 ...     classes: list[str] = Field(default_factory=lambda: ["goods"], min_length=1, description="Classes.")
->>> def build(cfg, zones, id_prefix):
+>>> def build(cfg, zones, id_prefix, new_token):
 ...     from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule
-...     return StationaryDwellRule(DwellParams.from_config(cfg, zones), id_prefix, "outside_shop")
+...     return StationaryDwellRule(DwellParams.from_config(cfg, zones), id_prefix, "outside_shop", new_token)
 >>> registry = Registry()
 >>> registry.register(IncidentType("outside_shop", OutsideShopConfig, build, ("09005",), "Goods outside a shop."))
 IncidentType('outside_shop')
@@ -59,6 +60,7 @@ from gridwatch.pipelines.rule_config import RuleConfig
 
 if TYPE_CHECKING:
     from gridwatch.pipelines.base import Rule
+    from gridwatch.pipelines.lifecycle import TokenFactory
     from gridwatch.pipelines.zones import Zone
 
 C = TypeVar("C", bound=RuleConfig)
@@ -81,7 +83,7 @@ class IncidentType(Generic[C]):
 
     name: str
     config: type[C]
-    factory: Callable[[C, tuple[Zone, ...], str], Rule]
+    factory: Callable[[C, tuple[Zone, ...], str, TokenFactory | None], Rule]
     categories: tuple[str, ...]
     description: str
 
@@ -96,12 +98,17 @@ class IncidentType(Generic[C]):
         """The category code a case of this type gets unless the central table says otherwise."""
         return self.categories[0]
 
-    def build(self, cfg: RuleConfig, zones: tuple[Zone, ...], id_prefix: str) -> Rule:
-        """The rule for `cfg`, watching the zones `cfg.zones` names (all of `zones` are the camera's)."""
+    def build(
+        self, cfg: RuleConfig, zones: tuple[Zone, ...], id_prefix: str, new_token: TokenFactory | None = None
+    ) -> Rule:
+        """The rule for `cfg`, watching the zones `cfg.zones` names (all of `zones` are the camera's).
+
+        Its incident ids are `{id_prefix}-{type}-{token}`, the token from `new_token` (None = a counter).
+        """
         if not isinstance(cfg, self.config):
             raise TypeError(f"{self.name} needs a {self.config.__name__}, got {type(cfg).__name__}")
         picked = tuple(z for z in zones if z.name in cfg.zones)
-        return self.factory(cfg, picked, id_prefix)
+        return self.factory(cfg, picked, id_prefix, new_token)
 
 
 def _check(t: IncidentType[Any]) -> None:

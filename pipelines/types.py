@@ -13,6 +13,11 @@ import numpy as np
 import supervision as sv
 
 Phase = Literal["started", "updated", "ended"]
+EndReason = Literal["gone", "shutdown", "source_ended", "stream_lost"]
+"""Why an incident ended. Only `gone` says the camera saw the scene clear (the absence grace `end_after_s`
+passed, or a restored incident was not found again); the others say the camera stopped watching: the worker
+stopped (`shutdown`), a file or clip ended (`source_ended`), the camera stream failed for good (`stream_lost`)."""
+END_REASONS: tuple[EndReason, ...] = ("gone", "shutdown", "source_ended", "stream_lost")
 ANCHOR_LIFT = 0.1
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -51,7 +56,10 @@ class ObjectRef:
 
 @dataclass(frozen=True)
 class IncidentUpdate:
-    """What a rule says about one incident on one frame: it started, is still there, or ended."""
+    """What a rule says about one incident on one frame: it started, is still there, or ended.
+
+    `end_reason` is set on `ended` and only there (see `EndReason`).
+    """
 
     incident_id: str
     type: str
@@ -66,10 +74,40 @@ class IncidentUpdate:
     anchor: Point
     ground: Point | None
     objects: tuple[ObjectRef, ...] = field(default_factory=tuple)
+    end_reason: EndReason | None = None
+
+    def __post_init__(self) -> None:
+        if (self.phase == "ended") != (self.end_reason is not None):
+            raise ValueError(f"end_reason is required on 'ended' and only there (phase {self.phase!r}, "
+                             f"end_reason {self.end_reason!r})")
 
     @property
     def track_ids(self) -> tuple[int, ...]:
         return tuple(o.track_id for o in self.objects)
+
+
+@dataclass(frozen=True)
+class OpenIncident:
+    """An incident a camera was watching when it stopped: enough to continue it after a restart.
+
+    `export` on a rule gives these, `restore` takes them back. Times are capture timestamps of the pipeline
+    that exported or restores them (the edge converts them to wall-clock time and back, because capture
+    timestamps start again at 0 after a restart). `seq` is the last message number sent for the incident;
+    `first_box` is where the incident began (what re-finding it is judged against), `box`/`anchor`/`ground`
+    where it was last seen.
+    """
+
+    incident_id: str
+    type: str
+    seq: int
+    started_ts: float
+    last_ts: float
+    zone: str | None
+    confidence: float
+    first_box: Box
+    box: Box
+    anchor: Point
+    ground: Point | None
 
 
 def observations_from_detections(detections: sv.Detections) -> list[Observation]:

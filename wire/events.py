@@ -10,7 +10,13 @@ Identity rules:
 - `incident_id` is stable over the `started` / `updated` / `ended` messages of one incident: the central service
   upserts one case per `incident_id`.
 - `seq` increases by one per message of an incident, so a consumer can ignore an older `updated` that arrives
-  after a newer one.
+  after a newer one. It keeps increasing over a gateway restart: a restarted gateway that finds the same object
+  again continues the same incident (same `incident_id`, phase `updated`) even after an `ended` it sent when it
+  stopped.
+
+Why an incident ended (`end_reason`, since 1.1): only `gone` means the camera saw the scene clear; `shutdown`,
+`source_ended` and `stream_lost` mean the camera stopped watching, and say nothing about the scene. A 1.0
+`ended` has no reason; consumers must treat it as unknown, not as `gone`.
 
 Category codes (GB/T 47678.5-2026 and city variants) are *not* here: they are data on the central side.
 The `type` enum is the incident registry's names (`gridwatch.pipelines.registry`): the one import this package
@@ -28,7 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gridwatch.pipelines.registry import default_registry
 
-SCHEMA_VERSION: Literal["1.0"] = "1.0"
+SCHEMA_VERSION: Literal["1.1"] = "1.1"
+SchemaVersion = Literal["1.0", "1.1"]
 
 # The event's `type` enum is the incident registry's names: one module per type in gridwatch.pipelines.incidents,
 # nothing to edit here when a type is added (regenerate the committed schema: `gridwatch schema event`).
@@ -38,6 +45,7 @@ if TYPE_CHECKING:
 else:
     IncidentTypeName = Literal[INCIDENT_TYPES]
 Phase = Literal["started", "updated", "ended"]
+EndReason = Literal["gone", "shutdown", "source_ended", "stream_lost"]
 
 Ident = Annotated[
     str,
@@ -121,7 +129,9 @@ class EvidenceRef(_Strict):
 class IncidentEvent(_Strict):
     """One message about one incident: its start, an update, or its end."""
 
-    schema_version: Literal["1.0"] = Field(SCHEMA_VERSION, description="Wire-format version.")
+    schema_version: SchemaVersion = Field(
+        SCHEMA_VERSION, description="Wire-format version. 1.1 added end_reason; 1.0 events are still accepted."
+    )
     event_id: uuid.UUID = Field(description="Unique per message; the idempotency key.")
     incident_id: str = Field(
         min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="Stable over one incident."
@@ -136,6 +146,15 @@ class IncidentEvent(_Strict):
     started_at: datetime = Field(description="Capture time (UTC) at which the incident's condition held.")
     observed_at: datetime = Field(description="Capture time (UTC) of the frame this message describes.")
     ended_at: datetime | None = Field(None, description="Capture time (UTC) of the end, for phase=ended.")
+    end_reason: EndReason | None = Field(
+        None,
+        description=(
+            "Why the incident ended. Required when phase is 'ended' (schema 1.1), absent otherwise. "
+            "'gone': the camera saw it leave (unseen for the absence grace, or not found again after a restart); "
+            "'shutdown': the gateway stopped; 'source_ended': the video file or clip ended; 'stream_lost': the "
+            "camera stream failed beyond recovery. Only 'gone' is evidence that the scene cleared."
+        ),
+    )
     dwell_s: float = Field(ge=0, description="Seconds the condition has held, from capture timestamps.")
     confidence: float = Field(ge=0, le=1)
     location: GeoLocation | None = Field(None, description="None when the camera is not calibrated.")
@@ -159,6 +178,12 @@ class IncidentEvent(_Strict):
             raise ValueError("phase 'ended' needs ended_at")
         if self.phase != "ended" and self.ended_at is not None:
             raise ValueError("ended_at is only set when phase is 'ended'")
+        if self.phase != "ended" and self.end_reason is not None:
+            raise ValueError("end_reason is only set when phase is 'ended'")
+        if self.schema_version == "1.0" and self.end_reason is not None:
+            raise ValueError("end_reason is a schema 1.1 field; send schema_version '1.1'")
+        if self.schema_version != "1.0" and self.phase == "ended" and self.end_reason is None:
+            raise ValueError("phase 'ended' needs end_reason (gone, shutdown, source_ended or stream_lost)")
         if self.observed_at < self.started_at:
             raise ValueError("observed_at is before started_at")
         return self

@@ -15,6 +15,7 @@ from gridwatch.pipelines.rule_config import ClassName, RuleConfig
 
 if TYPE_CHECKING:
     from gridwatch.pipelines.base import Rule
+    from gridwatch.pipelines.lifecycle import TokenFactory
     from gridwatch.pipelines.zones import Zone
 
 
@@ -34,7 +35,9 @@ class LitteringRuleConfig(RuleConfig):
     require_owner: bool = Field(True, description="Only objects seen with a person count as littering.")
 
 
-def build(cfg: LitteringRuleConfig, zones: tuple[Zone, ...], id_prefix: str) -> Rule:
+def build(
+    cfg: LitteringRuleConfig, zones: tuple[Zone, ...], id_prefix: str, new_token: TokenFactory | None = None
+) -> Rule:
     from gridwatch.pipelines.littering import LitteringParams, LitteringRule  # numpy/OpenCV: load when built
     from gridwatch.pipelines.motion import StillnessParams
 
@@ -45,7 +48,7 @@ def build(cfg: LitteringRuleConfig, zones: tuple[Zone, ...], id_prefix: str) -> 
         stillness=StillnessParams.from_config(cfg.stillness), update_every_s=cfg.update_every_s,
         end_after_s=cfg.end_after_s,
     )
-    return LitteringRule(params, id_prefix, INCIDENT.name)
+    return LitteringRule(params, id_prefix, INCIDENT.name, new_token)
 
 
 INCIDENT = IncidentType(

@@ -15,6 +15,7 @@ from gridwatch.pipelines.rule_config import ClassName, DwellRuleConfig
 
 if TYPE_CHECKING:
     from gridwatch.pipelines.base import Rule
+    from gridwatch.pipelines.lifecycle import TokenFactory
     from gridwatch.pipelines.zones import Zone
 
 
@@ -28,10 +29,12 @@ class VendorRuleConfig(DwellRuleConfig):
     )
 
 
-def build(cfg: VendorRuleConfig, zones: tuple[Zone, ...], id_prefix: str) -> Rule:
+def build(
+    cfg: VendorRuleConfig, zones: tuple[Zone, ...], id_prefix: str, new_token: TokenFactory | None = None
+) -> Rule:
     from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule  # numpy/OpenCV: load when built
 
-    return StationaryDwellRule(DwellParams.from_config(cfg, zones), id_prefix, INCIDENT.name)
+    return StationaryDwellRule(DwellParams.from_config(cfg, zones), id_prefix, INCIDENT.name, new_token)
 
 
 INCIDENT = IncidentType(

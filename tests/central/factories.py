@@ -40,6 +40,7 @@ def make_event(
         "started_at": T0,
         "observed_at": observed,
         "ended_at": observed if phase == "ended" else None,
+        "end_reason": "gone" if phase == "ended" else None,
         "dwell_s": 60.0 * seq + 120.0 if dwell_s is None else dwell_s,
         "confidence": 0.8,
         "location": (

@@ -33,5 +33,11 @@ def test_demo_creates_a_case_per_scripted_incident(tmp_path: Path) -> None:
         assert (out / "snapshots" / f"{incident_id}.jpg").exists()
     events = [IncidentEvent.from_json(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert {e.incident_id for e in events} == {r[1] for r in rows}
+    # Every scripted object is still in the scene when the clip ends: the end of the clip is not the end of the
+    # incident, so no case may read resolved (issue 5, defect 1).
+    with sqlite3.connect(out / "cases.db") as db:
+        statuses = dict(db.execute("SELECT incident_id, status FROM cases").fetchall())
+    assert statuses and "resolved_on_camera" not in statuses.values(), statuses
+    assert {e.end_reason for e in events if e.phase == "ended"} == {"source_ended"}
     assert (out / "annotated.mp4").stat().st_size > 50_000
     assert "MISSED" not in proc.stdout

@@ -149,10 +149,10 @@ class PotholeConfig(DwellRuleConfig):
     classes: list[str] = Field(default_factory=lambda: ["pothole"], min_length=1, description="Pothole classes.")
 
 
-def build(cfg, zones, id_prefix):
+def build(cfg, zones, id_prefix, new_token=None):
     from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule
 
-    return StationaryDwellRule(DwellParams.from_config(cfg, zones), id_prefix, "pothole")
+    return StationaryDwellRule(DwellParams.from_config(cfg, zones), id_prefix, "pothole", new_token)
 
 
 INCIDENT = IncidentType("pothole", PotholeConfig, build, ("10003",), "A hole in the road.")

@@ -76,9 +76,10 @@ def test_event_times_are_wall_clock_from_capture_timestamps() -> None:
 
     tagger = Geotagger("s", "gw", "cam", ModelRef(name="m", version="1", sha256="0" * 64))
     upd = IncidentUpdate("cam-x-illegal_parking-00001", "illegal_parking", "ended", 2, "kerb", 10.0, 70.0, 60.0,
-                         0.9, (1, 2, 3, 4), (2, 4), None)
+                         0.9, (1, 2, 3, 4), (2, 4), None, end_reason="gone")
     wall = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
     ev = tagger.to_event(upd, frame_ts=75.0, frame_wall=wall, size=(W, H))
     assert (wall - ev.started_at).total_seconds() == pytest.approx(65.0)
     assert (wall - ev.observed_at).total_seconds() == pytest.approx(5.0)
     assert ev.ended_at == ev.observed_at
+    assert ev.end_reason == "gone"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gridwatch.pipelines.lifecycle import TokenFactory
 from gridwatch.pipelines.registry import default_registry
 from gridwatch.pipelines.types import Observation
 from gridwatch.pipelines.zones import Zone
@@ -20,7 +21,10 @@ def times(duration_s: float, fps: float = 10.0, start: float = 0.0) -> list[floa
     return [start + i / fps for i in range(n)]
 
 
-def build_rule(name: str, zones: tuple[Zone, ...] = (), prefix: str = "cam1-run", **settings: object) -> Any:
+def build_rule(
+    name: str, zones: tuple[Zone, ...] = (), prefix: str = "cam1-run", new_token: TokenFactory | None = None,
+    **settings: object,
+) -> Any:
     """The registered type's rule, as a camera's YAML `incidents: {name: {settings}}` would build it.
 
     The rule watches every zone in `zones` (the config names them all); unset settings take the type's config
@@ -28,4 +32,4 @@ def build_rule(name: str, zones: tuple[Zone, ...] = (), prefix: str = "cam1-run"
     """
     incident = default_registry().get(name)
     cfg = incident.config.model_validate({"zones": [z.name for z in zones], **settings})
-    return incident.build(cfg, zones, prefix)
+    return incident.build(cfg, zones, prefix, new_token)

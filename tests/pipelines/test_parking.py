@@ -84,8 +84,8 @@ def test_new_track_id_on_same_car_keeps_the_incident() -> None:
 def test_flush_ends_open_incidents() -> None:
     r = rule(dwell=2.0)
     run(r, [(t, [obs(1, "car", 200, 150)]) for t in times(5)])
-    ended = r.flush(5.0)
-    assert [u.phase for u in ended] == ["ended"]
+    ended = r.flush(5.0, "shutdown")
+    assert [(u.phase, u.end_reason) for u in ended] == [("ended", "shutdown")]
 
 
 def test_state_is_pruned_for_tracks_that_left() -> None:
@@ -116,7 +116,7 @@ def test_car_hidden_by_traffic_and_re_found_under_a_new_id_stays_one_incident() 
     ups = run(r, frames)
     assert [u.phase for u in ups if u.phase != "updated"] == ["started"]
     assert len({u.incident_id for u in ups}) == 1
-    assert r.flush(14.0)[0].started_ts == ups[0].started_ts
+    assert r.flush(14.0, "shutdown")[0].started_ts == ups[0].started_ts
 
 
 def test_car_driving_off_along_the_zone_ends_the_incident() -> None:

@@ -138,7 +138,7 @@ def test_config_fields_have_descriptions_and_numbers_have_bounds(incident: Incid
 def test_factory_builds_a_rule_of_its_type(incident: IncidentType[Any]) -> None:
     rule = incident.build(incident.config.model_validate({}), (ZONE_A,), "cam1")
     assert rule.incident_type == incident.name
-    assert rule.update([], 0.0) == [] and rule.flush(0.0) == []
+    assert rule.update([], 0.0) == [] and rule.flush(0.0, "shutdown") == [] and rule.export() == []
 
 
 @pytest.mark.parametrize("incident", TYPES, ids=by_name)
