@@ -16,12 +16,12 @@ import supervision as sv
 
 from gridwatch.edge.camera import Emitted
 from gridwatch.edge.config import SiteConfig, load_site_config, parse_site_config
-from gridwatch.edge.publisher import FakeTransport
 from gridwatch.edge.resume import ResumeState, SavedIncident, state_path, to_capture, to_wall
 from gridwatch.edge.worker import EdgeWorker
 from gridwatch.models.fake import FakeDetector
 from gridwatch.pipelines.types import OpenIncident
 from gridwatch.wire.events import IncidentEvent
+from gridwatch.wire.fake_transport import FakeTransport
 from tests.edge.test_sources import write_clip
 from tests.edge.test_worker import config
 
