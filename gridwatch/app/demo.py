@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import gridwatch.models
@@ -34,10 +33,9 @@ from gridwatch.calibration.grid import make_regular_grid
 from gridwatch.central.roster import Roster
 from gridwatch.central.service import CentralService
 from gridwatch.central.views import CaseRow, cases_as_rows, cases_table
-from gridwatch.edge.analyze import VideoSink
-from gridwatch.edge.camera import CameraPipeline, FrameResult
-from gridwatch.edge.config import SiteConfig, parse_site_config
-from gridwatch.edge.evidence import annotate
+from gridwatch.edge.config import CameraConfig, SiteConfig, parse_site_config
+from gridwatch.edge.loop import FrameSource, Sink
+from gridwatch.edge.sinks import ProgressSink, VideoSink
 from gridwatch.edge.worker import EdgeWorker
 
 SCENARIO = Path(gridwatch.synth.__file__).resolve().parent / "scenarios" / "demo.yaml"
@@ -149,28 +147,23 @@ def run_demo(out: Path, broker: str | None = None, regenerate: bool = False, pro
 
 
 def _run_edge(cfg: SiteConfig, url: str, out: Path, frames: int) -> tuple[int, int]:
-    """Run the edge worker on the clip; returns (events emitted, incidents started)."""
-    sink = VideoSink(out / "annotated.mp4", cfg.cameras[0].analysis_fps)
+    """Run the edge worker on the clip; returns (events emitted, incidents started).
+
+    The worker's camera loop also feeds the review video and the progress bar (sinks), so the demo draws exactly
+    what the edge analysed."""
     phases: list[str] = []
 
-    def on_result(pipeline: CameraPipeline, result: FrameResult) -> None:
-        caption = f"{pipeline.camera.id} t={result.frame.ts:5.1f}s open incidents: {len(pipeline.active)}"
-        sink.write(annotate(result.frame.image, result.detections, pipeline.zones, pipeline.active, caption))
+    def sinks(cam: CameraConfig, source: FrameSource) -> list[Sink]:
+        return [VideoSink(out / "annotated.mp4", cam.analysis_fps),
+                ProgressSink(f"edge: {cam.id}", source.stats, source.expected_frames or frames or None,
+                             console=console)]
 
-    worker = EdgeWorker(cfg, broker=url, start_wall=datetime.now(timezone.utc), on_result=on_result,
+    worker = EdgeWorker(cfg, broker=url, start_wall=datetime.now(timezone.utc), extra_sinks=sinks,
                         on_emitted=lambda e: phases.append(e.event.phase))
     worker.start()
-    cam_id = cfg.cameras[0].id
-    with Progress(TextColumn("edge: {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(cam_id, total=frames or None)
-        while not worker.cameras_done():
-            bar.update(task, completed=worker.stats[cam_id].frames,
-                       description=f"{cam_id} incidents sent: {len(phases)}")
-            time.sleep(0.2)
-        bar.update(task, completed=worker.stats[cam_id].frames)
+    while not worker.cameras_done():
+        time.sleep(0.2)
     drained = worker.stop(drain_s=20.0)
-    sink.close()
     if not drained:
         console.print("[yellow]edge outbox not fully drained; pending events stay in the outbox")
     return len(phases), phases.count("started")
