@@ -70,8 +70,9 @@ def annotate(
         poly = np.asarray(zone.polygon, dtype=np.int64)
         out = sv.draw_filled_polygon(out, poly, _ZONE, opacity=0.2)
         out = sv.draw_polygon(out, poly, _ZONE, thickness=2)
-        x, y = poly.min(axis=0)
-        out = _text(out, zone.name, int(x), int(y), sv.Color.BLACK, _ZONE)
+        x, y = poly.min(axis=0)  # clamped: a ground zone can extend beyond the picture
+        h, w = out.shape[:2]
+        out = _text(out, zone.name, min(max(int(x), 0), w - 60), min(max(int(y), 24), h - 20), sv.Color.BLACK, _ZONE)
     n_palette = len(_PALETTE.colors)
     names = tracks.data.get("class_name")
     ids = tracks.tracker_id if tracks.tracker_id is not None else np.full(len(tracks), -1)

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -32,7 +34,7 @@ from gridwatch.calibration.geo import wgs84_to_enu
 from gridwatch.calibration.grid import make_regular_grid
 from gridwatch.central.roster import Roster
 from gridwatch.central.service import CentralService
-from gridwatch.central.views import CaseRow, cases_as_rows, cases_table
+from gridwatch.central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, cases_table, table_cells
 from gridwatch.edge.config import CameraConfig, SiteConfig, parse_site_config
 from gridwatch.edge.loop import FrameSource, Sink
 from gridwatch.edge.sinks import ProgressSink, VideoSink
@@ -136,7 +138,7 @@ def run_demo(out: Path, broker: str | None = None, regenerate: bool = False, pro
         central.wait_for(lambda: central.counters.evidence >= started, 10.0)  # one snapshot per started incident
         with central.store.session() as session:
             rows = cases_as_rows(session)
-        console.print(cases_table(rows, title=f"cases in {out / 'cases.db'}"))
+        console.print(fitted_cases_table(rows, console.width, title=f"cases in {out / 'cases.db'}"))
         matches = match_truth(truth, rows, cfg)
         _print_matches(matches)
         console.print(f"edge emitted {emitted} events; central stored {central.counters.stored}, "
@@ -167,6 +169,27 @@ def _run_edge(cfg: SiteConfig, url: str, out: Path, frames: int) -> tuple[int, i
     if not drained:
         console.print("[yellow]edge outbox not fully drained; pending events stay in the outbox")
     return len(phases), phases.count("started")
+
+
+# The narrow layout stacks related values in one cell, one per line, so every value stays whole (a folded
+# `resolved_on_camera` cannot be read or grepped): case / started, type / category, status / dwell,
+# grid cell / cleaner. Location and snapshot are left to `gridwatch central cases --json`.
+_STACKED = (("case", "started (UTC)"), ("type", "category"), ("status", "dwell"), ("grid cell", "cleaner"))
+
+
+def fitted_cases_table(rows: list[CaseRow], width: int, title: str = "cases") -> Table:
+    """The case table for a terminal `width` columns wide: the full table when it fits on one line per case,
+    otherwise a stacked one that keeps case, type, category, status, grid cell and cleaner readable at 80."""
+    cells = [dict(zip(TABLE_COLUMNS, table_cells(r), strict=True)) for r in rows]
+    full = sum(max([cell_len(c)] + [cell_len(r[c]) for r in cells]) + 3 for c in TABLE_COLUMNS) + 1
+    if full <= width:
+        return cases_table(rows, title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False)
+    for top, bottom in _STACKED:
+        table.add_column(f"{top}\n{bottom}", no_wrap=True)
+    for r in cells:
+        table.add_row(*[f"{r[top]}\n{r[bottom]}" for top, bottom in _STACKED], end_section=True)
+    return table
 
 
 def match_truth(truth: dict[str, Any], rows: list[CaseRow], cfg: SiteConfig) -> list[TruthMatch]:
