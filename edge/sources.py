@@ -99,7 +99,8 @@ class FileSource:
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         cap.release()
         if not ok:
-            raise SourceError(f"OpenCV cannot open {self.path} (unsupported container or codec?)")
+            raise SourceError(f"OpenCV cannot open {self.path} "
+                              "(truncated, corrupt, or an unsupported container or codec?)")
 
     @property
     def expected_frames(self) -> int | None:

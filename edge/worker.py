@@ -213,27 +213,31 @@ class EdgeWorker:
         return drained
 
 
-def run_worker(cfg: SiteConfig, broker: str | None = None, max_seconds: float | None = None) -> int:
+def run_worker(cfg: SiteConfig, broker: str | None = None, max_seconds: float | None = None,
+               detector: Detector | None = None) -> int:
     """Run until SIGTERM/SIGINT, every camera ends, or `max_seconds` (counted from the call, start-up included).
 
     Returns 0 when the outbox drained, 1 when rows were kept for the next start (they are not lost, but a
-    supervisor or a test should know that delivery is unfinished)."""
+    supervisor or a test should know that delivery is unfinished). `detector` replaces the configured one (tests)."""
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    worker = EdgeWorker(cfg, broker=broker).start()
-    while not stop.is_set() and not worker.cameras_done():
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            break
-        stop.wait(0.2 if left is None else min(0.2, left))
-    t0 = time.monotonic()
-    drained = worker.stop()
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker = EdgeWorker(cfg, broker=broker, detector=detector).start()
+        while not stop.is_set() and not worker.cameras_done():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            stop.wait(0.2 if left is None else min(0.2, left))
+        t0 = time.monotonic()
+        drained = worker.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if drained:
         log.info("edge worker stopped in %.1f s; outbox drained", time.monotonic() - t0)
         return 0
