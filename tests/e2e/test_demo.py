@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gridwatch.wire.events import IncidentEvent
+from tests.e2e.videos import assert_review_video
 
 pytestmark = pytest.mark.e2e
 
@@ -33,5 +34,7 @@ def test_demo_creates_a_case_per_scripted_incident(tmp_path: Path) -> None:
         assert (out / "snapshots" / f"{incident_id}.jpg").exists()
     events = [IncidentEvent.from_json(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert {e.incident_id for e in events} == {r[1] for r in rows}
-    assert (out / "annotated.mp4").stat().st_size > 50_000
+    # One review frame per analysed frame: the clip's frames at 5 of its fps, at the clip's size.
+    analysed = round(truth["frame_count"] * 5 / truth["fps"])
+    assert_review_video(out / "annotated.mp4", analysed, truth["width"], truth["height"])
     assert "MISSED" not in proc.stdout
