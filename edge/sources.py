@@ -240,8 +240,9 @@ def _open_capture(target: str | int) -> cv2.VideoCapture:
 class LiveSource:
     """RTSP or USB capture on its own thread, reconnecting with exponential backoff, newest frame wins.
 
-    `max_reopens`: how many times a failed or ended stream is reopened before the source gives up (None = forever,
-    what a gateway camera wants; `analyze` on a URL gives up so a wrong address is an error, not a hang)."""
+    `max_reopens`: how many times a stream that cannot be opened (or gives no frame) is retried before the source
+    gives up (None = forever, what a gateway camera wants, and a stream that ends is then reopened too). With a bound
+    (`analyze` on a URL) a wrong address is an error, not a hang, and a stream that gave frames ends when it ends."""
 
     def __init__(self, target: str | int, camera_id: str, *, min_backoff_s: float = 1.0,
                  max_backoff_s: float = 30.0, max_reopens: int | None = None, start_wall: datetime | None = None,
@@ -339,10 +340,11 @@ class LiveSource:
             cap.release()
             if self._stopping():
                 break
+            if self.max_reopens is not None and index > 0:
+                break  # a bounded source that gave frames has simply ended (a clip served over HTTP)
             reopens += 1
             if self.max_reopens is not None and reopens > self.max_reopens:
-                if index == 0:
-                    self._failure = f"stream {self.label} gave no frame"
+                self._failure = f"stream {self.label} gave no frame"
                 break
             self.stats.reconnects += 1
         self.queue.close()

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -41,13 +42,18 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     cfg = load_site_config(args.config)
     stop = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C / SIGTERM end a stream (or a long clip) cleanly: open incidents are ended and written.
-        signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    # A stream URL stays a string: Path() would collapse rtsp:// to rtsp:/.
-    report = analyze_clip(args.clip, cfg, args.camera, Path(args.out), progress=not args.quiet,
-                          write_video=not args.no_video, start_wall=args.start_at, stop=stop)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    try:
+        # A stream URL stays a string: Path() would collapse rtsp:// to rtsp:/.
+        report = analyze_clip(args.clip, cfg, args.camera, Path(args.out), progress=not args.quiet,
+                              write_video=not args.no_video, start_wall=args.start_at, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     console = Console()
     console.print(incidents_table(report, console.width))
     console.print(summary_line(report, Path(args.out)), soft_wrap=True)

@@ -161,3 +161,22 @@ def test_stream_urls_are_not_paths(url: str) -> None:
 def test_file_targets_are_files(tmp_path: Path) -> None:
     assert not is_stream_url(str(tmp_path / "a.mp4"))
     assert isinstance(open_target(str(write_clip(tmp_path / "a.mp4")), "cam"), FileSource)
+
+
+def test_a_clip_served_over_http_is_read_once_as_a_stream(tmp_path: Path) -> None:
+    import functools
+    import http.server
+
+    write_clip(tmp_path / "clip.avi", n=30, fps=10.0)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        src = open_target(f"http://127.0.0.1:{server.server_address[1]}/clip.avi", "cam", start_wall=T0)
+        frames = list(src)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert isinstance(src, LiveSource) and src.failure is None
+    assert src.stats.frames == 30 and src.stats.reconnects == 0  # read once, not reopened
+    assert frames and all(f.wall >= T0 for f in frames)
