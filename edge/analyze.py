@@ -120,30 +120,28 @@ def incidents_table(report: AnalyzeReport, width: int) -> Table:
     """The incidents found, one row each; times are offsets into the clip (`+12.4s`) so they match the video.
 
     Ids are never truncated (no_wrap): they are what a user greps for in incidents.jsonl and snapshots/. On a
-    terminal narrower than `WIDE_TABLE_COLUMNS` the type (already in the id), location and message list are
-    dropped and the messages are summarised as the last phase and a count."""
+    terminal narrower than `WIDE_TABLE_COLUMNS` the zone goes under the id, the type (already in the id) and the
+    location are dropped, and the messages are summarised as the last phase and a count."""
     incidents = report.incidents
     wide = width >= WIDE_TABLE_COLUMNS
     table = Table(title=f"{len(incidents)} incident(s)")
-    table.add_column("incident", no_wrap=True)
+    table.add_column("incident" if wide else "incident\nzone", no_wrap=True)
     if wide:
         table.add_column("type", no_wrap=True)
-    table.add_column("zone", overflow="fold", min_width=6)
+        table.add_column("zone", overflow="fold")
     table.add_column("start", no_wrap=True, justify="right")
     table.add_column("dwell", no_wrap=True, justify="right")
-    table.add_column("messages" if wide else "last", overflow="fold", min_width=7)
+    table.add_column("messages" if wide else "last", overflow="fold", min_width=5)
     if wide:
         table.add_column("location", no_wrap=True)
     for iid, evs in incidents.items():
         last = evs[-1]
-        cells = [iid]
+        times = [f"+{report.offset_s(last.started_at):.1f}s", f"{last.dwell_s:.1f}s"]
         if wide:
-            cells.append(last.type)
-        messages = " ".join(e.phase for e in evs) if wide else f"{last.phase} ({len(evs)})"
-        cells += [last.zone or "-", f"+{report.offset_s(last.started_at):.1f}s", f"{last.dwell_s:.1f}s", messages]
-        if wide:
-            cells.append(f"{last.location.lat:.6f},{last.location.lon:.6f}" if last.location else "-")
-        table.add_row(*cells)
+            loc = f"{last.location.lat:.6f},{last.location.lon:.6f}" if last.location else "-"
+            table.add_row(iid, last.type, last.zone or "-", *times, " ".join(e.phase for e in evs), loc)
+        else:
+            table.add_row(f"{iid}\n{last.zone or '-'}", *times, f"{last.phase} ({len(evs)})")
     return table
 
 

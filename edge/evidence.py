@@ -40,7 +40,7 @@ def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, 
 # LabelAnnotator call with smart positioning, which moves overlapping labels apart.
 _INCIDENT = sv.Color(r=255, g=0, b=0)
 _ZONE = sv.Color(r=255, g=200, b=0)
-_PALETTE = sv.ColorPalette([_INCIDENT, *sv.ColorPalette.DEFAULT.colors])
+_PALETTE = sv.ColorPalette([_INCIDENT, *(c for c in sv.ColorPalette.DEFAULT.colors if not (c.r > 200 and c.g < 100))])
 _TRACK_BOXES = sv.BoxAnnotator(color=_PALETTE, thickness=2)
 _INCIDENT_BOXES = sv.BoxAnnotator(color=_PALETTE, thickness=4)
 _LABELS = sv.LabelAnnotator(color=_PALETTE, text_scale=0.45, text_padding=4, smart_position=True)
@@ -62,9 +62,11 @@ def _text(image: np.ndarray, text: str, x: int, y: int, fg: sv.Color, bg: sv.Col
 
 def annotate(
     image: np.ndarray, tracks: sv.Detections, zones: Sequence[Zone], incidents: Sequence[IncidentUpdate],
-    caption: str = "",
+    caption: str = "", now_ts: float | None = None,
 ) -> np.ndarray:
-    """A new image: zones, tracked boxes labelled `#id class`, a thick red box + `TYPE dwell` per open incident."""
+    """A new image: zones, tracked boxes labelled `#id class`, a thick red box + `TYPE dwell` per open incident.
+
+    `now_ts`: the frame's time, so an incident's dwell counts on between its (periodic) updates."""
     out = image.copy()
     for zone in zones:
         poly = np.asarray(zone.polygon, dtype=np.int64)
@@ -79,7 +81,7 @@ def annotate(
     track_labels = [f"#{int(ids[i])} {names[i] if names is not None else '?'}" for i in range(len(tracks))]
     track_colors = np.array([1 + max(int(t), 0) % (n_palette - 1) for t in ids], dtype=np.int64)
     inc = _boxes([u.box for u in incidents])
-    inc_labels = [f"{u.type.upper()} {u.dwell_s:.0f}s" for u in incidents]
+    inc_labels = [f"{u.type.upper()} {u.dwell_s + max(0.0, (now_ts or u.ts) - u.ts):.0f}s" for u in incidents]
     inc_colors = np.zeros(len(incidents), dtype=np.int64)
     if len(tracks):
         out = _TRACK_BOXES.annotate(out, tracks, custom_color_lookup=track_colors)

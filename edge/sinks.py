@@ -33,8 +33,8 @@ class VideoWriteError(GridwatchError, RuntimeError):
 
 def render(result: FrameResult) -> np.ndarray:
     """The review frame for one analysed frame: zones, tracks and open incidents, with a caption."""
-    caption = (f"{result.camera_id} t={result.frame.ts:6.1f}s open incidents: {len(result.open_incidents)}")
-    return annotate(result.frame.image, result.tracks, result.zones, result.open_incidents, caption)
+    caption = f"{result.camera_id} t={result.frame.ts:.1f}s open incidents: {len(result.open_incidents)}"
+    return annotate(result.frame.image, result.tracks, result.zones, result.open_incidents, caption, result.frame.ts)
 
 
 class VideoSink:

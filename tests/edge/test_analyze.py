@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -99,10 +100,12 @@ def test_start_at_fixes_event_times_and_the_table_shows_offsets(tmp_path: Path) 
     assert times == [(e.phase, e.started_at, e.observed_at, e.ended_at) for e in second.events]
     offset = first.offset_s(first.events[0].started_at)
     assert 0 <= offset < 1.0  # the car is there from the clip's first frame
+    # Ids as long as a real camera's (crystal-dr-0e7b011a-illegal_parking-00001) print whole at 80 columns.
+    iid = "crystal-dr-0e7b011a-illegal_parking-00001"
+    first = dataclasses.replace(first, events=[e.model_copy(update={"incident_id": iid}) for e in first.events])
     console = Console(width=80, record=True)
     console.print(incidents_table(first, console.width))
     text = console.export_text()
-    iid = first.events[0].incident_id
     assert iid in text, text  # whole, never truncated
     assert f"+{offset:.1f}s" in text and "kerb" in text and "ended (2)" in text
     assert max(len(line) for line in text.splitlines()) <= 80
