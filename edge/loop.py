@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -112,8 +112,9 @@ def run_camera(
     t0 = time.perf_counter()
     analysed = events = 0
     reason: EndReason = "error"
+    frames = iter(source)
     try:
-        for frame in source:
+        for frame in frames:
             if stop.is_set():
                 break
             result = pipeline.process(frame)
@@ -131,6 +132,8 @@ def run_camera(
             if failure:
                 reason = "source_failed"
         try:
+            if isinstance(frames, Generator):
+                frames.close()  # runs the source's own clean-up (a capture's release) now, not at garbage collection
             source.close()
             # The lead passes `reason` on here once flush() takes an end reason.
             emitted = pipeline.flush()
