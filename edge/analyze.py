@@ -74,8 +74,9 @@ class AnalyzeReport:
 
     def raise_if_failed(self) -> None:
         """One-line `SourceError` when the source failed (nothing decoded, or far fewer frames than announced)."""
+        failure = self.loop.failure
         if self.loop.failed:
-            raise SourceError(f"{self.source}: {self.loop.failure}")
+            raise SourceError(failure if failure and self.source in failure else f"{self.source}: {failure}")
 
 
 def load_grid(cfg: SiteConfig) -> GridLayer | None:

@@ -56,7 +56,7 @@ def test_truncated_clip_is_an_error_that_says_how_many_frames_decoded(
     cut.write_bytes(whole[: len(whole) * 3 // 10])  # a download that stopped at 30 %
     assert analyze(tmp_path, str(cut)) == 2
     captured = capsys.readouterr()
-    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    errors = [line for line in captured.err.splitlines() if "error: " in line]
     assert len(errors) == 1, captured.err
     assert re.search(r"decoded only \d+ of 117 frames", errors[0]), errors[0]
     assert "Traceback" not in captured.err
@@ -74,7 +74,7 @@ def test_garbage_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capt
     junk.write_bytes(np.random.default_rng(1).bytes(50_000))
     assert analyze(tmp_path, str(junk)) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and "cannot open" in err and "junk.mp4" in err
+    assert err.count("\n") == 1 and "error: " in err and "cannot open" in err and "junk.mp4" in err
 
 
 def test_stream_url_is_kept_whole_and_a_dead_one_is_an_error(
@@ -82,7 +82,7 @@ def test_stream_url_is_kept_whole_and_a_dead_one_is_an_error(
 ) -> None:
     assert analyze(tmp_path, "rtsp://viewer:secret@127.0.0.1:1/live") == 2
     err = capsys.readouterr().err
-    assert "error: rtsp://viewer:***@127.0.0.1:1/live: cannot open stream" in err
+    assert err.count("\n") == 1 and "error: cannot open stream rtsp://viewer:***@127.0.0.1:1/live" in err
     assert "does not exist" not in err and "secret" not in err
 
 
