@@ -3,26 +3,27 @@
 No broker: every event is written to `DIR/incidents.jsonl` (one `IncidentEvent` per line), each started
 incident's snapshot to `DIR/snapshots/<incident_id>.jpg`, and the review video to `DIR/annotated.mp4`. This is
 how engineers check a camera's zones and thresholds, and how accuracy is measured on real clips.
+
+CLIP is a video file or a stream URL (rtsp://, rtsps://, rtmp://, http(s)://). The clip's first frame happens at
+`start_wall` (default: now); pass a fixed time to make two runs' events identical.
 """
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
 
-import cv2
-import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from gridwatch.calibration.grid import GridLayer
-from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
+from gridwatch.edge.camera import CameraPipeline, Emitted
 from gridwatch.edge.config import SiteConfig
-from gridwatch.edge.evidence import annotate, save_snapshot
-from gridwatch.edge.sources import FileSource
+from gridwatch.edge.loop import LoopEnd, LoopReport, Sink, run_camera
+from gridwatch.edge.sinks import CallbackSink, JsonlSink, ProgressSink, VideoSink
+from gridwatch.edge.sources import SourceError, is_stream_url, open_target, redact_url
 from gridwatch.models.base import Detector
 from gridwatch.models.registry import load_detector
 from gridwatch.wire.events import IncidentEvent
@@ -30,14 +31,34 @@ from gridwatch.wire.events import IncidentEvent
 
 @dataclass(frozen=True)
 class AnalyzeReport:
-    frames_decoded: int
-    frames_analysed: int
-    seconds: float
+    source: str
+    start_wall: datetime
+    loop: LoopReport
     events: list[IncidentEvent]
 
     @property
+    def frames_expected(self) -> int | None:
+        return self.loop.frames_expected
+
+    @property
+    def frames_decoded(self) -> int:
+        return self.loop.frames_decoded
+
+    @property
+    def frames_analysed(self) -> int:
+        return self.loop.frames_analysed
+
+    @property
+    def seconds(self) -> float:
+        return self.loop.seconds
+
+    @property
     def analysed_fps(self) -> float:
-        return self.frames_analysed / self.seconds if self.seconds > 0 else 0.0
+        return self.loop.analysed_fps
+
+    @property
+    def end_reason(self) -> LoopEnd:
+        return self.loop.end_reason
 
     @property
     def incidents(self) -> dict[str, list[IncidentEvent]]:
@@ -46,26 +67,15 @@ class AnalyzeReport:
             out.setdefault(e.incident_id, []).append(e)
         return out
 
+    def offset_s(self, when: datetime) -> float:
+        """Seconds from the clip's first frame to `when`."""
+        return (when - self.start_wall).total_seconds()
 
-class VideoSink:
-    """Annotated review video; written at the analysis rate so it plays in real time."""
-
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps = path, fps
-        self._writer: cv2.VideoWriter | None = None
-
-    def write(self, image: np.ndarray) -> None:
-        if self._writer is None:
-            h, w = image.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise RuntimeError(f"cannot write video {self.path}")
-        self._writer.write(image)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+    def raise_if_failed(self) -> None:
+        """One-line `SourceError` when the source failed (nothing decoded, or far fewer frames than announced)."""
+        failure = self.loop.failure
+        if self.loop.failed:
+            raise SourceError(failure if failure and self.source in failure else f"{self.source}: {failure}")
 
 
 def load_grid(cfg: SiteConfig) -> GridLayer | None:
@@ -73,59 +83,70 @@ def load_grid(cfg: SiteConfig) -> GridLayer | None:
 
 
 def analyze_clip(
-    clip: Path, cfg: SiteConfig, camera_id: str, out: Path, *, detector: Detector | None = None,
+    clip: str | Path, cfg: SiteConfig, camera_id: str, out: Path, *, detector: Detector | None = None,
     progress: bool = True, write_video: bool = True, start_wall: datetime | None = None,
-    on_emitted: Callable[[Emitted], None] | None = None,
+    on_emitted: Callable[[Emitted], None] | None = None, stop: threading.Event | None = None,
 ) -> AnalyzeReport:
+    """Run the camera's pipeline on `clip` (a file path or stream URL); outputs go to `out`.
+
+    A source that fails (see `gridwatch.edge.loop.judge_source`) still writes what it produced; the report says so
+    and `raise_if_failed` turns it into an error."""
     camera = cfg.camera(camera_id)
+    start_wall = start_wall or datetime.now(timezone.utc)
+    stop = stop or threading.Event()
     detector = detector or load_detector(cfg.detector, site=cfg)
-    pipeline = CameraPipeline(cfg.site_id, cfg.gateway_id, camera, detector,
-                              grid=load_grid(cfg), jpeg_quality=cfg.evidence.jpeg_quality)
-    source = FileSource(clip, camera_id, start_wall=start_wall or datetime.now(timezone.utc),
-                        sample_fps=camera.analysis_fps)
-    out.mkdir(parents=True, exist_ok=True)
-    sink = VideoSink(out / "annotated.mp4", camera.analysis_fps) if write_video else None
-    events: list[IncidentEvent] = []
-    t0, decoded, analysed = time.perf_counter(), 0, 0
-    with (out / "incidents.jsonl").open("w", encoding="utf-8") as jsonl, _progress(progress) as bar:
-        task = bar.add_task(f"analyse {clip.name}", total=source.frame_count or None)
-        for frame in source:
-            decoded = frame.index + 1
-            bar.update(task, completed=decoded)
-            result = pipeline.process(frame)
-            if result is None:
-                continue
-            analysed += 1
-            _record(result.emitted, jsonl, out, events, on_emitted)
-            if sink:
-                sink.write(_annotated(result, pipeline))
-        _record(pipeline.flush("source_ended"), jsonl, out, events, on_emitted)
-        decoded = source.stats.frames
-    if sink:
-        sink.close()
-    return AnalyzeReport(decoded, analysed, time.perf_counter() - t0, events)
+    source = open_target(str(clip), camera_id, start_wall=start_wall, sample_fps=camera.analysis_fps, stop=stop)
+    pipeline = CameraPipeline(cfg.site_id, cfg.gateway_id, camera, detector, grid=load_grid(cfg),
+                              jpeg_quality=cfg.evidence.jpeg_quality)
+    jsonl = JsonlSink(out)
+    sinks: list[Sink] = [jsonl]
+    if write_video:
+        sinks.append(VideoSink(out / "annotated.mp4", camera.analysis_fps))
+    if on_emitted:
+        sinks.append(CallbackSink(on_emitted))
+    text = str(clip)
+    name = redact_url(text) if is_stream_url(text) else text
+    sinks.append(ProgressSink(f"analyse {Path(name).name if name == text else name}", source.stats,
+                              source.expected_frames, enabled=progress))
+    report = run_camera(source, pipeline, sinks, stop)
+    return AnalyzeReport(name, start_wall, report, jsonl.events)
 
 
-def _annotated(result: FrameResult, pipeline: CameraPipeline) -> np.ndarray:
-    caption = f"{pipeline.camera.id} t={result.frame.ts:6.1f}s open incidents: {len(pipeline.active)}"
-    return annotate(result.frame.image, result.detections, pipeline.zones, pipeline.active, caption)
+# Below this width the table keeps only what identifies and times an incident; the rest is in incidents.jsonl.
+WIDE_TABLE_COLUMNS = 110
 
 
-def _record(
-    emitted: list[Emitted], jsonl: TextIO, out: Path, events: list[IncidentEvent],
-    on_emitted: Callable[[Emitted], None] | None,
-) -> None:
-    for item in emitted:
-        events.append(item.event)
-        jsonl.write(item.event.to_json() + "\n")
-        if item.snapshot is not None:
-            save_snapshot(item.snapshot, out / "snapshots", item.event.incident_id)
-        if on_emitted:
-            on_emitted(item)
+def incidents_table(report: AnalyzeReport, width: int) -> Table:
+    """The incidents found, one row each; times are offsets into the clip (`+12.4s`) so they match the video.
+
+    Ids are never truncated (no_wrap): they are what a user greps for in incidents.jsonl and snapshots/. On a
+    terminal narrower than `WIDE_TABLE_COLUMNS` the zone goes under the id, the type (already in the id) and the
+    location are dropped, and the messages are summarised as the last phase and a count."""
+    incidents = report.incidents
+    wide = width >= WIDE_TABLE_COLUMNS
+    table = Table(title=f"{len(incidents)} incident(s)")
+    table.add_column("incident" if wide else "incident\nzone", no_wrap=True)
+    if wide:
+        table.add_column("type", no_wrap=True)
+        table.add_column("zone", overflow="fold")
+    table.add_column("start", no_wrap=True, justify="right")
+    table.add_column("dwell", no_wrap=True, justify="right")
+    table.add_column("messages" if wide else "last", overflow="fold", min_width=5)
+    if wide:
+        table.add_column("location", no_wrap=True)
+    for iid, evs in incidents.items():
+        last = evs[-1]
+        times = [f"+{report.offset_s(last.started_at):.1f}s", f"{last.dwell_s:.1f}s"]
+        if wide:
+            loc = f"{last.location.lat:.6f},{last.location.lon:.6f}" if last.location else "-"
+            table.add_row(iid, last.type, last.zone or "-", *times, " ".join(e.phase for e in evs), loc)
+        else:
+            table.add_row(f"{iid}\n{last.zone or '-'}", *times, f"{last.phase} ({len(evs)})")
+    return table
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        disable=not enabled, transient=False,
-    )
+def summary_line(report: AnalyzeReport, out: Path) -> str:
+    expected = f" of {report.frames_expected}" if report.frames_expected else ""
+    return (f"{report.frames_decoded}{expected} frames decoded, {report.frames_analysed} analysed in "
+            f"{report.seconds:.1f} s ({report.analysed_fps:.1f} analysed frames/s); clip starts at "
+            f"{report.start_wall.isoformat()}; output in {out}")

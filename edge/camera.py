@@ -40,9 +40,17 @@ class Emitted:
 
 @dataclass(frozen=True)
 class FrameResult:
+    """Everything one analysed frame produced: what a sink (video, outbox, progress) needs, so none of them
+    reaches into the pipeline. `detections` is the detector's raw output; `tracks` the same boxes after the
+    tracker (with `tracker_id`) and ground positions; `open_incidents` the incidents still open after this frame."""
+
+    camera_id: str
     frame: Frame
     detections: sv.Detections
+    tracks: sv.Detections
+    zones: tuple[Zone, ...]
     updates: list[IncidentUpdate]
+    open_incidents: tuple[IncidentUpdate, ...]
     emitted: list[Emitted]
 
 
@@ -121,7 +129,9 @@ class CameraPipeline:
         observations = observations_from_detections(tracked)
         updates = [u for rule in self.rules for u in rule.update(observations, frame.ts)]
         self._last = frame
-        return FrameResult(frame, tracked, updates, self._emit(updates, frame))
+        emitted = self._emit(updates, frame)
+        return FrameResult(self.camera.id, frame, raw, tracked, self.zones, updates, tuple(self.active.values()),
+                           emitted)
 
     def flush(self, reason: EndReason) -> list[Emitted]:
         """End every open incident because the camera stops watching (`reason`): nothing stays open centrally."""

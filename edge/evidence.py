@@ -7,6 +7,7 @@ reported on; they are content-addressed (sha256) so central can verify what it r
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,19 +19,13 @@ from gridwatch.pipelines.types import IncidentUpdate
 from gridwatch.pipelines.zones import Zone
 from gridwatch.wire.events import EvidenceRef
 
-_PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
-            (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0)]
-_INCIDENT_COLOR = (0, 0, 255)
+_INCIDENT_COLOR = (0, 0, 255)  # BGR, for the snapshot drawn with OpenCV
 
 
 @dataclass(frozen=True)
 class Snapshot:
     jpeg: bytes
     ref: EvidenceRef
-
-
-def _color(track_id: int) -> tuple[int, int, int]:
-    return _PALETTE[track_id % len(_PALETTE)]
 
 
 def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int]) -> None:
@@ -40,39 +35,64 @@ def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, 
     cv2.putText(image, text, (x + 2, y - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def draw_zones(image: np.ndarray, zones: tuple[Zone, ...]) -> None:
-    overlay = image.copy()
-    for zone in zones:
-        pts = np.array(zone.polygon, dtype=np.int32)
-        cv2.fillPoly(overlay, [pts], (0, 200, 255))
-        cv2.polylines(image, [pts], True, (0, 200, 255), 2)
-    cv2.addWeighted(overlay, 0.2, image, 0.8, 0, dst=image)
-    for zone in zones:
-        x, y = np.array(zone.polygon, dtype=np.int32).min(axis=0)
-        _label(image, zone.name, int(x), int(y) + 14, (0, 140, 200))
+# Review-video drawing, with supervision's annotators. Colour 0 is reserved for open incidents; tracks cycle
+# through the rest by tracker id so one object keeps its colour. All labels (tracks and incidents) go through one
+# LabelAnnotator call with smart positioning, which moves overlapping labels apart.
+_INCIDENT = sv.Color(r=255, g=0, b=0)
+_ZONE = sv.Color(r=255, g=200, b=0)
+_PALETTE = sv.ColorPalette([_INCIDENT, *(c for c in sv.ColorPalette.DEFAULT.colors if not (c.r > 200 and c.g < 100))])
+_TRACK_BOXES = sv.BoxAnnotator(color=_PALETTE, thickness=2)
+_INCIDENT_BOXES = sv.BoxAnnotator(color=_PALETTE, thickness=4)
+_LABELS = sv.LabelAnnotator(color=_PALETTE, text_scale=0.45, text_padding=4, smart_position=True)
+
+
+def _boxes(xyxy: Sequence[Sequence[float]] | np.ndarray) -> sv.Detections:
+    """Bare boxes (no class, no id): what the label annotator needs for positions."""
+    if len(xyxy) == 0:
+        return sv.Detections.empty()
+    return sv.Detections(xyxy=np.asarray(xyxy, dtype=np.float32))
+
+
+def _text(image: np.ndarray, text: str, x: int, y: int, fg: sv.Color, bg: sv.Color) -> np.ndarray:
+    """`text` on a filled box whose top-left corner is (x, y) (supervision anchors text at its centre)."""
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    centre = sv.Point(x + tw // 2 + 3, y + th // 2 + 3)
+    return sv.draw_text(image, text, centre, text_color=fg, text_scale=0.45, text_padding=3, background_color=bg)
 
 
 def annotate(
-    image: np.ndarray, detections: sv.Detections, zones: tuple[Zone, ...], active: dict[str, IncidentUpdate],
-    caption: str = "",
+    image: np.ndarray, tracks: sv.Detections, zones: Sequence[Zone], incidents: Sequence[IncidentUpdate],
+    caption: str = "", now_ts: float | None = None,
 ) -> np.ndarray:
-    """A new image: zones, tracked boxes with ids, and a red frame + label around each open incident."""
+    """A new image: zones, tracked boxes labelled `#id class`, a thick red box + `TYPE dwell` per open incident.
+
+    `now_ts`: the frame's time, so an incident's dwell counts on between its (periodic) updates."""
     out = image.copy()
-    draw_zones(out, zones)
-    names = detections.data.get("class_name")
-    for i in range(len(detections)):
-        x1, y1, x2, y2 = (int(v) for v in detections.xyxy[i])
-        tid = int(detections.tracker_id[i]) if detections.tracker_id is not None else -1
-        color = _color(max(tid, 0))
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
-        name = str(names[i]) if names is not None else "?"
-        _label(out, f"#{tid} {name}", x1, y1, color)
-    for upd in active.values():
-        x1, y1, x2, y2 = (int(v) for v in upd.box)
-        cv2.rectangle(out, (x1 - 3, y1 - 3), (x2 + 3, y2 + 3), _INCIDENT_COLOR, 3)
-        _label(out, f"{upd.type.upper()} {upd.dwell_s:.0f}s", x1 - 3, y2 + 20, _INCIDENT_COLOR)
+    for zone in zones:
+        poly = np.asarray(zone.polygon, dtype=np.int64)
+        out = sv.draw_filled_polygon(out, poly, _ZONE, opacity=0.2)
+        out = sv.draw_polygon(out, poly, _ZONE, thickness=2)
+        x, y = poly.min(axis=0)  # clamped: a ground zone can extend beyond the picture
+        h, w = out.shape[:2]
+        out = _text(out, zone.name, min(max(int(x), 0), w - 60), min(max(int(y), 24), h - 20), sv.Color.BLACK, _ZONE)
+    n_palette = len(_PALETTE.colors)
+    names = tracks.data.get("class_name")
+    ids = tracks.tracker_id if tracks.tracker_id is not None else np.full(len(tracks), -1)
+    track_labels = [f"#{int(ids[i])} {names[i] if names is not None else '?'}" for i in range(len(tracks))]
+    track_colors = np.array([1 + max(int(t), 0) % (n_palette - 1) for t in ids], dtype=np.int64)
+    inc = _boxes([u.box for u in incidents])
+    inc_labels = [f"{u.type.upper()} {u.dwell_s + max(0.0, (now_ts or u.ts) - u.ts):.0f}s" for u in incidents]
+    inc_colors = np.zeros(len(incidents), dtype=np.int64)
+    if len(tracks):
+        out = _TRACK_BOXES.annotate(out, tracks, custom_color_lookup=track_colors)
+    if len(inc):
+        out = _INCIDENT_BOXES.annotate(out, inc, custom_color_lookup=inc_colors)
+    everything = sv.Detections.merge([_boxes(tracks.xyxy), inc])
+    if len(everything):
+        out = _LABELS.annotate(out, everything, labels=track_labels + inc_labels,
+                               custom_color_lookup=np.concatenate([track_colors, inc_colors]))
     if caption:
-        _label(out, caption, 6, 20, (40, 40, 40))
+        out = _text(out, caption, 4, 4, sv.Color.WHITE, sv.Color(r=40, g=40, b=40))
     return out
 
 

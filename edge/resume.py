@@ -27,8 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gridwatch.edge.config import SiteConfig
-from gridwatch.edge.sources import LiveSource, Source
-from gridwatch.pipelines.types import EndReason, OpenIncident
+from gridwatch.pipelines.types import OpenIncident
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +90,6 @@ def to_capture(saved: SavedIncident, frame_ts: float, frame_wall: datetime) -> O
 def state_path(cfg: SiteConfig) -> Path:
     """`state.path`, or open-incidents.json next to the outbox."""
     return cfg.state.path or cfg.outbox.path.with_name("open-incidents.json")
-
-
-def stop_reason(source: Source, *, stopping: bool, failed: bool) -> EndReason:
-    """Why a camera stopped watching: the worker stops, its file ended, or its stream is lost."""
-    if stopping:
-        return "shutdown"
-    if failed or isinstance(source, LiveSource):
-        return "stream_lost"
-    return "source_ended"
 
 
 class ResumeState:

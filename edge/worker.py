@@ -1,10 +1,15 @@
 """The gateway worker: the composition root of the edge.
 
 Start order: outbox -> publisher (transport) -> detector -> one thread per camera -> status heartbeat.
-Stop order is the reverse: cameras stop reading, each camera's open incidents are ended (`flush`, reason
-`shutdown`) and kept in the resume state file (`edge.resume`) so the next start continues them, the publisher
-drains the outbox for a bounded time, the retained status says `offline`. Anything not yet acknowledged stays in
-the outbox file for the next start.
+Each camera thread runs the one camera loop (`gridwatch.edge.loop.run_camera`) with the outbox sink plus any
+sinks the caller adds (the demo's review video and progress bar).
+
+Stop order is the reverse, and bounded so a stop finishes well inside the 30 s a container runtime or systemd
+waits: cameras stop reading (they notice the stop event between frames and while a source blocks), each camera's
+open incidents are ended (`flush`, reason `shutdown`) and kept in the resume state file (`edge.resume`) so the next
+start continues them, the publisher drains the outbox for at most `drain_s`, the retained status says
+`offline`. Anything not yet acknowledged stays in the outbox file for the next start, so stopping fast loses
+nothing.
 
 A camera thread that raises is logged, counted and restarted (up to `max_restarts`), never taking the others down.
 """
@@ -18,7 +23,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -26,15 +31,21 @@ from typing import Any
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
 from gridwatch.edge.config import CameraConfig, SiteConfig
-from gridwatch.edge.evidence import save_snapshot
-from gridwatch.edge.resume import ResumeState, state_path, stop_reason
+from gridwatch.edge.loop import FrameSource, LoopReport, Sink, run_camera
+from gridwatch.edge.resume import ResumeState, state_path
+from gridwatch.edge.sinks import CallbackSink
+from gridwatch.edge.sinks_outbox import OutboxSink
 from gridwatch.edge.sources import open_source
 from gridwatch.models.base import Detector
 from gridwatch.models.registry import load_detector
 from gridwatch.wire.mqtt import BrokerURL
 from gridwatch.wire.outbox import Outbox
 from gridwatch.wire.publisher import MqttTransport, Publisher, Transport, Will
-from gridwatch.wire.topics import evidence_topic, incident_topic, status_topic
+from gridwatch.wire.topics import status_topic
+
+# Stop budget (defect 6: a stop must end well inside the 30 s systemd or a container runtime waits).
+CAMERA_JOIN_S = 2.0  # all camera threads together; they check the stop event between frames and while blocked
+DRAIN_S = 2.0  # the outbox keeps whatever is not acknowledged by then, for the next start
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,27 @@ class CameraStats:
 
 
 @dataclass
+class StatsSink:
+    """Keeps a camera's counters (health topic, demo progress) current."""
+
+    stats: CameraStats
+    source: FrameSource
+
+    def on_frame(self, result: FrameResult) -> None:
+        self.stats.frames = self.source.stats.frames
+        self.stats.analysed += 1
+
+    def on_events(self, emitted: list[Emitted]) -> None:
+        """Counted by the outbox sink."""
+
+    def close(self) -> None:
+        self.stats.frames = self.source.stats.frames
+
+
+SinkFactory = Callable[[CameraConfig, FrameSource], Sequence[Sink]]
+
+
+@dataclass
 class EdgeWorker:
     cfg: SiteConfig
     broker: str | None = None
@@ -56,10 +88,12 @@ class EdgeWorker:
     transport: Transport | None = None
     start_wall: datetime | None = None
     on_emitted: Callable[[Emitted], None] | None = None
-    on_result: Callable[[CameraPipeline, FrameResult], None] | None = None
+    extra_sinks: SinkFactory | None = None
     max_restarts: int = 5
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     stats: dict[str, CameraStats] = field(default_factory=dict)
+    reports: dict[str, LoopReport] = field(default_factory=dict)
+    pending: int = 0  # outbox rows left undelivered at stop
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _emit_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -111,44 +145,23 @@ class EdgeWorker:
         assert self.detector is not None
         pipeline = CameraPipeline(self.cfg.site_id, self.cfg.gateway_id, cam, self.detector, grid=self.grid,
                                   jpeg_quality=self.cfg.evidence.jpeg_quality, restored=self.resume.take(cam.id))
-        source = open_source(cam.source, cam.id, self.start_wall or datetime.now(timezone.utc), cam.analysis_fps)
-        failed = True
+        source = open_source(cam.source, cam.id, self.start_wall or datetime.now(timezone.utc), cam.analysis_fps,
+                             stop=self._stop)
+        outbox_sink = OutboxSink(self.outbox, self.publisher, self.cfg.mqtt.prefix, self.cfg.evidence.dir,
+                                 self.cfg.evidence.publish, lock=self._emit_lock)
+        sinks: list[Sink] = [outbox_sink, StatsSink(stats, source)]
+        if self.on_emitted:
+            sinks.append(CallbackSink(self.on_emitted))
+        if self.extra_sinks:
+            sinks.extend(self.extra_sinks(cam, source))
         try:
-            for frame in source:
-                stats.frames = frame.index + 1
-                if self._stop.is_set():
-                    break
-                result = pipeline.process(frame)
-                if result is not None:
-                    stats.analysed += 1
-                    self._emit(result.emitted, stats)
-                    if self.on_result:
-                        self.on_result(pipeline, result)
-            failed = False
+            report = run_camera(source, pipeline, sinks, self._stop)
         finally:
-            self._emit(pipeline.flush(stop_reason(source, stopping=self._stop.is_set(), failed=failed)), stats)
-            self.resume.keep(cam.id, pipeline.export())
-            stop = getattr(source, "stop", None)
-            if callable(stop):
-                stop()
-
-    def _emit(self, emitted: list[Emitted], stats: CameraStats) -> None:
-        prefix = self.cfg.mqtt.prefix
-        for item in emitted:
-            ev = item.event
-            with self._emit_lock:
-                self.outbox.put("incident", incident_topic(prefix, ev.site_id, ev.camera_id), ev.to_json().encode())
-                if item.snapshot is not None:
-                    save_snapshot(item.snapshot, self.cfg.evidence.dir, ev.incident_id)
-                    if self.cfg.evidence.publish:
-                        props = {"content_type": "image/jpeg", "incident_id": ev.incident_id,
-                                 "event_id": str(ev.event_id), "sha256": item.snapshot.ref.sha256}
-                        self.outbox.put("evidence", evidence_topic(prefix, ev.site_id, ev.camera_id),
-                                        item.snapshot.jpeg, props)
-            stats.events += 1
-            self.publisher.notify()
-            if self.on_emitted:
-                self.on_emitted(item)
+            stats.events += outbox_sink.events
+            self.resume.keep(cam.id, pipeline.export())  # a restarted camera thread continues them too
+        self.reports[cam.id] = report
+        log.info("camera %s ended (%s): %d of %s frames decoded, %d analysed, %d events", cam.id, report.end_reason,
+                 report.frames_decoded, report.frames_expected or "?", report.frames_analysed, report.events)
 
     # health -----------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -183,36 +196,56 @@ class EdgeWorker:
                 break
             time.sleep(0.1)
 
-    def stop(self, drain_s: float = 10.0) -> bool:
-        """Stop cameras (their open incidents end), drain the outbox, say offline. True if fully drained."""
+    def stop(self, drain_s: float = DRAIN_S, join_s: float = CAMERA_JOIN_S) -> bool:
+        """Stop cameras (their open incidents end), drain the outbox for at most `drain_s`, say offline.
+
+        True if fully drained; otherwise the rows stay in the outbox file for the next start."""
         self._stop.set()
+        deadline = time.monotonic() + join_s
         for t in self._threads:
-            t.join(timeout=30)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("%s did not stop within %.0f s; its last events may be missing", t.name, join_s)
         self.resume.save()
         drained = self.publisher.drain(drain_s)
         assert self.transport is not None
         offline = json.dumps({"state": "offline", "gateway_id": self.cfg.gateway_id}).encode()
         self.transport.publish(self._status_topic(), offline, {}, retain=True)
-        time.sleep(0.2)
+        self._stop.wait(0.2)  # give the offline status a moment on the wire; the Last Will covers a miss
+        self.pending = len(self.outbox)
         self.publisher.stop()
         self.outbox.close()
         return drained
 
 
-def run_worker(cfg: SiteConfig, broker: str | None = None, max_seconds: float | None = None) -> int:
-    worker = EdgeWorker(cfg, broker=broker).start()
+def run_worker(cfg: SiteConfig, broker: str | None = None, max_seconds: float | None = None,
+               detector: Detector | None = None) -> int:
+    """Run until SIGTERM/SIGINT, every camera ends, or `max_seconds` (counted from the call, start-up included).
+
+    Returns 0 when the outbox drained, 1 when rows were kept for the next start (they are not lost, but a
+    supervisor or a test should know that delivery is unfinished). `detector` replaces the configured one (tests)."""
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    deadline = None if max_seconds is None else time.monotonic() + max_seconds
-    while not stop.is_set() and not worker.cameras_done():
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        stop.wait(0.5)
-    drained = worker.stop()
-    log.info("edge worker stopped; outbox %s", "drained" if drained else "kept pending rows for the next start")
-    return 0
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker = EdgeWorker(cfg, broker=broker, detector=detector).start()
+        while not stop.is_set() and not worker.cameras_done():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            stop.wait(0.2 if left is None else min(0.2, left))
+        t0 = time.monotonic()
+        drained = worker.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if drained:
+        log.info("edge worker stopped in %.1f s; outbox drained", time.monotonic() - t0)
+        return 0
+    log.warning("edge worker stopped in %.1f s; outbox kept %d pending row(s) for the next start",
+                time.monotonic() - t0, worker.pending)
+    return 1

@@ -20,13 +20,14 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable, Collection, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gridwatch.errors import GridwatchError
 
 if TYPE_CHECKING:
-    from gridwatch.wire.events import IncidentEvent
+    pass
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -37,31 +38,42 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from gridwatch.edge.analyze import analyze_clip
+    import signal
+    import threading
+
+    from rich.console import Console
+
+    from gridwatch.edge.analyze import analyze_clip, incidents_table, summary_line
     from gridwatch.edge.config import load_site_config
 
     cfg = load_site_config(args.config)
-    report = analyze_clip(Path(args.clip), cfg, args.camera, Path(args.out), progress=not args.quiet,
-                          write_video=not args.no_video)
-    _print_incidents(report.incidents)
-    print(f"{report.frames_decoded} frames decoded, {report.frames_analysed} analysed in {report.seconds:.1f} s "
-          f"({report.analysed_fps:.1f} analysed frames/s); output in {args.out}")
+    stop = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C / SIGTERM end a stream (or a long clip) cleanly: open incidents are ended and written.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    try:
+        # A stream URL stays a string: Path() would collapse rtsp:// to rtsp:/.
+        report = analyze_clip(args.clip, cfg, args.camera, Path(args.out), progress=not args.quiet,
+                              write_video=not args.no_video, start_wall=args.start_at, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console = Console()
+    console.print(incidents_table(report, console.width))
+    console.print(summary_line(report, Path(args.out)), soft_wrap=True)
+    report.raise_if_failed()
     return 0
 
 
-def _print_incidents(incidents: dict[str, list[IncidentEvent]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{len(incidents)} incident(s)")
-    for col in ("incident", "type", "zone", "started", "dwell s", "messages", "location"):
-        table.add_column(col)
-    for iid, evs in incidents.items():
-        last = evs[-1]
-        loc = f"{last.location.lat:.6f},{last.location.lon:.6f}" if last.location else "-"
-        table.add_row(iid, last.type, last.zone or "-", last.started_at.strftime("%H:%M:%S"),
-                      f"{last.dwell_s:.1f}", " ".join(e.phase for e in evs), loc)
-    Console().print(table)
+def _iso_time(text: str) -> datetime:
+    """`--start-at`: an ISO 8601 time; without a zone it is taken as UTC."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} (e.g. 2026-03-01T08:00:00Z)") from exc
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
 def _cmd_edge_run(args: argparse.Namespace) -> int:
@@ -127,12 +139,14 @@ def build_parser(groups: Collection[str] | None = None) -> argparse.ArgumentPars
     p.add_argument("which", choices=["event"], help="which message")
 
     p = _add(sub, "analyze", _cmd_analyze, "run the edge pipeline on one clip offline (no broker)")
-    p.add_argument("clip")
+    p.add_argument("clip", help="video file, or stream URL (rtsp://, rtsps://, rtmp://, http(s)://)")
     p.add_argument("--config", required=True, help="site config YAML")
     p.add_argument("--camera", required=True, help="camera id in the site config whose zones/rules apply")
     p.add_argument("--out", default="analyze-out")
     p.add_argument("--no-video", action="store_true", help="skip the annotated video (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--start-at", type=_iso_time, default=None, metavar="ISO8601",
+                   help="wall time of the clip's first frame (default: now); fix it to make runs reproducible")
 
     p = _add(sub, "demo", _cmd_demo, "broker + central + edge on a generated street clip, on this machine")
     p.add_argument("--out", default="demo-out")

@@ -22,8 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import gridwatch.models
@@ -33,11 +34,10 @@ from gridwatch.calibration.geo import wgs84_to_enu
 from gridwatch.calibration.grid import make_regular_grid
 from gridwatch.central.roster import Roster
 from gridwatch.central.service import CentralService
-from gridwatch.central.views import CaseRow, cases_as_rows, cases_table
-from gridwatch.edge.analyze import VideoSink
-from gridwatch.edge.camera import CameraPipeline, FrameResult
-from gridwatch.edge.config import SiteConfig, parse_site_config
-from gridwatch.edge.evidence import annotate
+from gridwatch.central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, cases_table, table_cells
+from gridwatch.edge.config import CameraConfig, SiteConfig, parse_site_config
+from gridwatch.edge.loop import FrameSource, Sink
+from gridwatch.edge.sinks import ProgressSink, VideoSink
 from gridwatch.edge.worker import EdgeWorker
 from gridwatch.pipelines.registry import default_registry
 
@@ -139,7 +139,7 @@ def run_demo(out: Path, broker: str | None = None, regenerate: bool = False, pro
         central.wait_for(lambda: central.counters.evidence >= started, 10.0)  # one snapshot per started incident
         with central.store.session() as session:
             rows = cases_as_rows(session)
-        console.print(cases_table(rows, title=f"cases in {out / 'cases.db'}"))
+        console.print(fitted_cases_table(rows, console.width, title=f"cases in {out / 'cases.db'}"))
         matches = match_truth(truth, rows, cfg)
         _print_matches(matches)
         console.print(f"edge emitted {emitted} events; central stored {central.counters.stored}, "
@@ -150,31 +150,47 @@ def run_demo(out: Path, broker: str | None = None, regenerate: bool = False, pro
 
 
 def _run_edge(cfg: SiteConfig, url: str, out: Path, frames: int) -> tuple[int, int]:
-    """Run the edge worker on the clip; returns (events emitted, incidents started)."""
-    sink = VideoSink(out / "annotated.mp4", cfg.cameras[0].analysis_fps)
+    """Run the edge worker on the clip; returns (events emitted, incidents started).
+
+    The worker's camera loop also feeds the review video and the progress bar (sinks), so the demo draws exactly
+    what the edge analysed."""
     phases: list[str] = []
 
-    def on_result(pipeline: CameraPipeline, result: FrameResult) -> None:
-        caption = f"{pipeline.camera.id} t={result.frame.ts:5.1f}s open incidents: {len(pipeline.active)}"
-        sink.write(annotate(result.frame.image, result.detections, pipeline.zones, pipeline.active, caption))
+    def sinks(cam: CameraConfig, source: FrameSource) -> list[Sink]:
+        return [VideoSink(out / "annotated.mp4", cam.analysis_fps),
+                ProgressSink(f"edge: {cam.id}", source.stats, source.expected_frames or frames or None,
+                             console=console)]
 
-    worker = EdgeWorker(cfg, broker=url, start_wall=datetime.now(timezone.utc), on_result=on_result,
+    worker = EdgeWorker(cfg, broker=url, start_wall=datetime.now(timezone.utc), extra_sinks=sinks,
                         on_emitted=lambda e: phases.append(e.event.phase))
     worker.start()
-    cam_id = cfg.cameras[0].id
-    with Progress(TextColumn("edge: {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(cam_id, total=frames or None)
-        while not worker.cameras_done():
-            bar.update(task, completed=worker.stats[cam_id].frames,
-                       description=f"{cam_id} incidents sent: {len(phases)}")
-            time.sleep(0.2)
-        bar.update(task, completed=worker.stats[cam_id].frames)
+    while not worker.cameras_done():
+        time.sleep(0.2)
     drained = worker.stop(drain_s=20.0)
-    sink.close()
     if not drained:
         console.print("[yellow]edge outbox not fully drained; pending events stay in the outbox")
     return len(phases), phases.count("started")
+
+
+# The narrow layout stacks related values in one cell, one per line, so every value stays whole (a folded
+# `resolved_on_camera` cannot be read or grepped): case / started, type / category, status / dwell,
+# grid cell / cleaner. Location and snapshot are left to `gridwatch central cases --json`.
+_STACKED = (("case", "started (UTC)"), ("type", "category"), ("status", "dwell"), ("grid cell", "cleaner"))
+
+
+def fitted_cases_table(rows: list[CaseRow], width: int, title: str = "cases") -> Table:
+    """The case table for a terminal `width` columns wide: the full table when it fits on one line per case,
+    otherwise a stacked one that keeps case, type, category, status, grid cell and cleaner readable at 80."""
+    cells = [dict(zip(TABLE_COLUMNS, table_cells(r), strict=True)) for r in rows]
+    full = sum(max([cell_len(c)] + [cell_len(r[c]) for r in cells]) + 3 for c in TABLE_COLUMNS) + 1
+    if full <= width:
+        return cases_table(rows, title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False)
+    for top, bottom in _STACKED:
+        table.add_column(f"{top}\n{bottom}", no_wrap=True)
+    for r in cells:
+        table.add_row(*[f"{r[top]}\n{r[bottom]}" for top, bottom in _STACKED], end_section=True)
+    return table
 
 
 def match_truth(truth: dict[str, Any], rows: list[CaseRow], cfg: SiteConfig) -> list[TruthMatch]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import pytest
 
 from gridwatch.edge.analyze import analyze_clip
 from gridwatch.pipelines.lifecycle import box_iou
 from gridwatch.wire.events import IncidentEvent
 from tests.conftest import load_fixture_config
+from tests.e2e.videos import assert_review_video
 
 pytestmark = pytest.mark.realdata
 
@@ -41,7 +43,12 @@ def test_arlington_kerb_cars_become_illegal_parking(shared_data: Path, tmp_path:
     # One incident per car: every started incident ends exactly once (flushed at the end of the clip).
     ended = [e.incident_id for e in report.events if e.phase == "ended"]
     assert sorted(ended) == sorted(e.incident_id for e in started)
-    assert (tmp_path / "annotated.mp4").stat().st_size > 10_000
+    clip = cv2.VideoCapture(str(cam.source.path))  # type: ignore[union-attr]
+    width, height = int(clip.get(cv2.CAP_PROP_FRAME_WIDTH)), int(clip.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    clip.release()
+    assert report.end_reason == "source_ended"
+    assert report.frames_expected is not None and abs(report.frames_decoded - report.frames_expected) <= 1
+    assert_review_video(tmp_path / "annotated.mp4", report.frames_analysed, width, height)
     for e in started:
         assert (tmp_path / "snapshots" / f"{e.incident_id}.jpg").exists()
     lines = (tmp_path / "incidents.jsonl").read_text().splitlines()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gridwatch.wire.events import IncidentEvent
+from tests.e2e.videos import assert_review_video
 
 pytestmark = pytest.mark.e2e
 
@@ -39,5 +40,7 @@ def test_demo_creates_a_case_per_scripted_incident(tmp_path: Path) -> None:
         statuses = dict(db.execute("SELECT incident_id, status FROM cases").fetchall())
     assert statuses and "resolved_on_camera" not in statuses.values(), statuses
     assert {e.end_reason for e in events if e.phase == "ended"} == {"source_ended"}
-    assert (out / "annotated.mp4").stat().st_size > 50_000
+    # One review frame per analysed frame: the clip's frames at 5 of its fps, at the clip's size.
+    analysed = round(truth["frame_count"] * 5 / truth["fps"])
+    assert_review_video(out / "annotated.mp4", analysed, truth["width"], truth["height"])
     assert "MISSED" not in proc.stdout

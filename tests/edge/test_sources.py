@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -10,7 +12,16 @@ import numpy as np
 import pytest
 
 from gridwatch.edge.frames import Frame
-from gridwatch.edge.sources import FileSource, ImagesSource, LatestFrameQueue, LiveSource, Sampler, SourceError
+from gridwatch.edge.sources import (
+    FileSource,
+    ImagesSource,
+    LatestFrameQueue,
+    LiveSource,
+    Sampler,
+    SourceError,
+    is_stream_url,
+    open_target,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -92,3 +103,80 @@ def test_live_source_reconnects_with_backoff_without_crashing() -> None:
     src.stop()
     assert src.stats.reconnects >= 3
     assert src.stats.frames == 0
+
+
+def _iterate_in_thread(src: Iterable[Frame]) -> tuple[threading.Thread, list[Frame]]:
+    got: list[Frame] = []
+    t = threading.Thread(target=lambda: got.extend(src), daemon=True)
+    t.start()
+    return t, got
+
+
+def test_realtime_file_source_stops_while_pacing(tmp_path: Path) -> None:
+    # Two frames 20 s apart: after the first, the source waits ~20 s to pace the second in real time.
+    clip = write_clip(tmp_path / "slow.avi", n=2, fps=0.05)
+    stop = threading.Event()
+    src = FileSource(clip, "cam", realtime=True, loop=True, stop=stop)
+    t, got = _iterate_in_thread(src)
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(got) == 1  # now pacing towards the frame at ts=20 s
+    t0 = time.monotonic()
+    stop.set()
+    t.join(timeout=5)
+    assert not t.is_alive() and time.monotonic() - t0 < 1.0
+    assert len(got) == 1
+
+
+def test_live_source_stops_during_reconnect_backoff() -> None:
+    stop = threading.Event()
+    src = LiveSource("rtsp://127.0.0.1:1/nothing-here", "cam", min_backoff_s=60.0, stop=stop)
+    t, _ = _iterate_in_thread(src)
+    deadline = time.monotonic() + 10
+    while src.stats.reconnects < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert src.stats.reconnects == 1  # now waiting 60 s before the next attempt
+    t0 = time.monotonic()
+    stop.set()
+    t.join(timeout=5)
+    assert not t.is_alive() and time.monotonic() - t0 < 1.0
+
+
+def test_a_stream_url_that_never_opens_fails_with_its_redacted_address() -> None:
+    src = open_target("rtsp://admin:hunter2@127.0.0.1:1/live", "cam")
+    assert isinstance(src, LiveSource)
+    assert list(src) == []
+    assert src.failure == "cannot open stream rtsp://admin:***@127.0.0.1:1/live"
+
+
+@pytest.mark.parametrize("url", ["rtsp://cam.local:554/stream1", "rtsps://h/x", "http://h:8080/v.mjpg",
+                                 "HTTPS://h/live.m3u8", "rtmp://h/app"])
+def test_stream_urls_are_not_paths(url: str) -> None:
+    assert is_stream_url(url)
+    src = open_target(url, "cam")
+    assert isinstance(src, LiveSource) and src.target == url  # not rtsp:/cam.local (Path collapses //)
+
+
+def test_file_targets_are_files(tmp_path: Path) -> None:
+    assert not is_stream_url(str(tmp_path / "a.mp4"))
+    assert isinstance(open_target(str(write_clip(tmp_path / "a.mp4")), "cam"), FileSource)
+
+
+def test_a_clip_served_over_http_is_read_once_as_a_stream(tmp_path: Path) -> None:
+    import functools
+    import http.server
+
+    write_clip(tmp_path / "clip.avi", n=30, fps=10.0)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        src = open_target(f"http://127.0.0.1:{server.server_address[1]}/clip.avi", "cam", start_wall=T0)
+        frames = list(src)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert isinstance(src, LiveSource) and src.failure is None
+    assert src.stats.frames == 30 and src.stats.reconnects == 0  # read once, not reopened
+    assert frames and all(f.wall >= T0 for f in frames)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import supervision as sv
 
+from gridwatch.app.broker import free_port
 from gridwatch.edge.config import SiteConfig, parse_site_config
-from gridwatch.edge.worker import EdgeWorker
+from gridwatch.edge.worker import EdgeWorker, run_worker
 from gridwatch.models.fake import FakeDetector
 from gridwatch.wire.events import IncidentEvent
 from gridwatch.wire.fake_transport import FakeTransport
+from gridwatch.wire.outbox import Outbox
 from tests.edge.test_sources import write_clip
 
 
-def config(tmp: Path, clip: Path) -> SiteConfig:
+def config(tmp: Path, clip: Path, **source: object) -> SiteConfig:
     return parse_site_config({
         "site_id": "s1", "gateway_id": "gw1",
         "detector": {"type": "onnx", "model": "unused.onnx"},
@@ -24,7 +27,7 @@ def config(tmp: Path, clip: Path) -> SiteConfig:
         "evidence": {"dir": str(tmp / "evidence")},
         "cameras": [{
             "id": "cam1", "analysis_fps": 10,
-            "source": {"type": "file", "path": str(clip)},
+            "source": {"type": "file", "path": str(clip), **source},
             "zones": [{"name": "kerb", "points": [[0, 0], [64, 0], [64, 48], [0, 48]]}],
             "incidents": {"illegal_parking": {"zones": ["kerb"], "dwell_s": 1.0, "classes": ["car"]}},
         }],
@@ -75,3 +78,26 @@ def test_camera_thread_restarts_after_an_exception(tmp_path: Path) -> None:
     assert worker.stats["cam1"].restarts == 1
     phases = [IncidentEvent.from_json(p).phase for t, p, _ in transport.sent if t.endswith("/incident")]
     assert phases[0] == "started" and phases[-1] == "ended"
+
+
+def test_run_worker_returns_1_and_keeps_the_rows_when_the_outbox_cannot_drain(tmp_path: Path) -> None:
+    cfg = config(tmp_path, write_clip(tmp_path / "clip.mp4", n=40, fps=10.0))
+    det = FakeDetector.from_boxes([[(10, 10, 40, 40, "car", 0.9)]], when_exhausted="repeat_last")
+    t0 = time.monotonic()
+    code = run_worker(cfg, broker=f"mqtt://127.0.0.1:{free_port()}", max_seconds=20, detector=det)  # nobody there
+    assert code == 1
+    assert time.monotonic() - t0 < 10  # the drain is bounded
+    outbox = Outbox(tmp_path / "outbox.db")
+    try:
+        kinds = [item.kind for item in outbox.pending()]
+    finally:
+        outbox.close()
+    assert kinds.count("incident") == 2 and kinds.count("evidence") == 1  # started + ended, kept for next start
+
+
+def test_max_seconds_counts_from_the_start_and_stops_a_looping_camera(tmp_path: Path) -> None:
+    cfg = config(tmp_path, write_clip(tmp_path / "clip.mp4", n=40, fps=10.0), loop=True, realtime=True)
+    det = FakeDetector.from_boxes([[]], when_exhausted="repeat_last")
+    t0 = time.monotonic()
+    run_worker(cfg, broker=f"mqtt://127.0.0.1:{free_port()}", max_seconds=2.0, detector=det)
+    assert time.monotonic() - t0 < 2.0 + 5.0
