@@ -2,8 +2,10 @@
 
 When a camera stops, its pipeline's open incidents end with the reason it stopped (`shutdown`, `source_ended`,
 `stream_lost`: no evidence that the scene cleared) and are kept here; the worker writes them to a small JSON file
-next to the outbox when it stops (`state.path` in the site config). On the next start the file is read and
-removed (a gateway that then crashes does not resurrect incidents a later run already settled), and each camera's
+next to the outbox (`state.path` in the site config) when it stops, and also whenever a camera's incidents change
+while it runs (`ResumeSink`), so a worker that is killed (SIGKILL, power loss, OOM) continues them too. On the next
+start the file is read and removed (the new run rewrites it from its own state, so a crash never resurrects
+incidents a later run already settled), and each camera's
 pipeline gets its own incidents back as *pending*: found again at the same place within the resume grace, an
 incident continues (same id, seq above the last one sent, original start); not found, it ends as `gone`.
 
@@ -20,14 +22,18 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gridwatch.edge.config import SiteConfig
 from gridwatch.pipelines.types import OpenIncident
+
+if TYPE_CHECKING:  # camera.py imports this module
+    from gridwatch.edge.camera import Emitted, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,7 @@ class ResumeState:
     def __init__(self, path: str | Path, incidents: Iterable[SavedIncident] = ()) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()  # camera threads save concurrently; the last rename must be the newest
         self._by_camera: dict[str, list[SavedIncident]] = {}
         for inc in incidents:
             self._by_camera.setdefault(inc.camera_id, []).append(inc)
@@ -132,8 +139,12 @@ class ResumeState:
         with self._lock:
             return [inc for incs in self._by_camera.values() for inc in incs]
 
-    def save(self) -> None:
+    def save(self, *, quiet: bool = False) -> None:
         """Write the held incidents atomically (temp file, fsync, rename); no incidents = no file."""
+        with self._save_lock:
+            self._save(quiet)
+
+    def _save(self, quiet: bool) -> None:
         incidents = self.all()
         if not incidents:
             self.path.unlink(missing_ok=True)
@@ -150,4 +161,26 @@ class ResumeState:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        log.info("kept %d open incident(s) for the next start in %s", len(incidents), self.path)
+        log.log(logging.DEBUG if quiet else logging.INFO, "kept %d open incident(s) for the next start in %s",
+                len(incidents), self.path)
+
+
+class ResumeSink:
+    """A camera-loop sink that rewrites the resume file whenever the camera's incidents change (any update).
+
+    Cheap: incidents change every `update_every_s` at most, plus starts and ends. `export` is the camera pipeline's
+    own `export`, called on the camera's thread (the only thread that touches that pipeline)."""
+
+    def __init__(self, state: ResumeState, camera_id: str, export: Callable[[], list[SavedIncident]]) -> None:
+        self.state, self.camera_id, self.export = state, camera_id, export
+
+    def on_frame(self, result: FrameResult) -> None:
+        if result.updates:
+            self.state.keep(self.camera_id, self.export())
+            self.state.save(quiet=True)
+
+    def on_events(self, emitted: list[Emitted]) -> None:
+        """The end-of-run flush: the worker keeps and saves the final state itself."""
+
+    def close(self) -> None:
+        """Nothing held."""

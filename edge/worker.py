@@ -32,7 +32,7 @@ from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
 from gridwatch.edge.config import CameraConfig, SiteConfig
 from gridwatch.edge.loop import FrameSource, LoopReport, Sink, run_camera
-from gridwatch.edge.resume import ResumeState, state_path
+from gridwatch.edge.resume import ResumeSink, ResumeState, state_path
 from gridwatch.edge.sinks import CallbackSink
 from gridwatch.edge.sinks_outbox import OutboxSink
 from gridwatch.edge.sources import open_source
@@ -149,7 +149,7 @@ class EdgeWorker:
                              stop=self._stop)
         outbox_sink = OutboxSink(self.outbox, self.publisher, self.cfg.mqtt.prefix, self.cfg.evidence.dir,
                                  self.cfg.evidence.publish, lock=self._emit_lock)
-        sinks: list[Sink] = [outbox_sink, StatsSink(stats, source)]
+        sinks: list[Sink] = [outbox_sink, StatsSink(stats, source), ResumeSink(self.resume, cam.id, pipeline.export)]
         if self.on_emitted:
             sinks.append(CallbackSink(self.on_emitted))
         if self.extra_sinks:

@@ -143,3 +143,14 @@ def test_a_failing_sink_still_ends_open_incidents_and_closes_every_sink(cfg: Sit
         run_camera(ScriptedSource(n=40, expected=40), pipeline(cfg), [failing, other])
     assert [e.event.phase for e in other.flushed] == ["ended"]
     assert failing.closed == 1 and other.closed == 1
+
+
+@pytest.mark.parametrize(("end", "live", "reason"), [
+    ("shutdown", False, "shutdown"), ("shutdown", True, "shutdown"),
+    ("source_ended", False, "source_ended"), ("source_ended", True, "stream_lost"),
+    ("source_failed", False, "stream_lost"), ("error", True, "stream_lost"),
+])
+def test_how_a_loop_ends_becomes_the_incidents_end_reason_never_gone(end: str, live: bool, reason: str) -> None:
+    from gridwatch.edge.loop import incident_end_reason
+
+    assert incident_end_reason(end, live) == reason  # type: ignore[arg-type]

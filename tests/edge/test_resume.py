@@ -169,3 +169,21 @@ def test_a_camera_thread_restarted_after_a_crash_continues_the_same_incident(tmp
     ]
     assert len({e.incident_id for e in events}) == 1
     assert [e.seq for e in events] == [0, 1, 2, 3]
+
+
+def test_the_resume_sink_rewrites_the_file_only_when_incidents_change(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from gridwatch.edge.resume import ResumeSink
+
+    path = tmp_path / "open-incidents.json"
+    state = ResumeState(path)
+    exported = [saved()]
+    sink = ResumeSink(state, "cam1", lambda: list(exported))
+    sink.on_frame(SimpleNamespace(updates=[]))  # type: ignore[arg-type]
+    assert not path.exists()  # nothing changed: no write
+    sink.on_frame(SimpleNamespace(updates=["started"]))  # type: ignore[arg-type]
+    assert saved().incident_id in path.read_text()
+    exported.clear()
+    sink.on_frame(SimpleNamespace(updates=["ended"]))  # type: ignore[arg-type]
+    assert not path.exists()  # the last open incident ended: nothing to continue
