@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gridwatch.pipelines.lifecycle import IncidentBook
 from gridwatch.pipelines.motion import StillnessTracker
 from gridwatch.pipelines.types import EndReason, IncidentUpdate, Observation, OpenIncident, Point
 from gridwatch.pipelines.zones import Zone, ZoneMembership
@@ -89,3 +90,22 @@ def forget_gone(
         for table in per_track:
             for tid in gone:
                 table.pop(tid, None)
+
+
+class BookedRule:
+    """The end-of-watch half of a rule whose open incidents live in an `IncidentBook` (`self._book`): ending them
+    when the camera stops watching, and carrying them over a restart. Rules inherit it instead of repeating it."""
+
+    _book: IncidentBook
+
+    def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]:
+        """End every open incident because the camera stops watching (`reason`)."""
+        return self._book.flush(ts, reason)
+
+    def export(self) -> list[OpenIncident]:
+        """The open (and still pending) incidents, to continue after a restart."""
+        return self._book.export()
+
+    def restore(self, records: Iterable[OpenIncident], ts: float) -> None:
+        """Take exported incidents back as pending, from capture time `ts` on."""
+        self._book.restore(records, ts)

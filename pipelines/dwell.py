@@ -12,14 +12,14 @@ the stillness tolerance from where it came to rest, left the zone, or has not be
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gridwatch.pipelines.base import ZoneGate, forget_gone, position
+from gridwatch.pipelines.base import BookedRule, ZoneGate, forget_gone, position
 from gridwatch.pipelines.lifecycle import Hit, IncidentBook, TokenFactory
 from gridwatch.pipelines.motion import StillnessParams, StillnessTracker
 from gridwatch.pipelines.rule_config import DwellRuleConfig
-from gridwatch.pipelines.types import EndReason, IncidentUpdate, ObjectRef, Observation, OpenIncident, Point
+from gridwatch.pipelines.types import IncidentUpdate, ObjectRef, Observation, Point
 from gridwatch.pipelines.zones import Zone
 
 
@@ -49,7 +49,7 @@ class DwellParams:
 
 
 @dataclass
-class StationaryDwellRule:
+class StationaryDwellRule(BookedRule):
     params: DwellParams
     id_prefix: str
     incident_type: str
@@ -73,15 +73,6 @@ class StationaryDwellRule:
         updates = self._book.step(hits, ts)
         self._forget(ts)
         return updates
-
-    def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]:
-        return self._book.flush(ts, reason)
-
-    def export(self) -> list[OpenIncident]:
-        return self._book.export()
-
-    def restore(self, records: Iterable[OpenIncident], ts: float) -> None:
-        self._book.restore(records, ts)
 
     def _hit(self, o: Observation, ts: float) -> Hit | None:
         p = self.params

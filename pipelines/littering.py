@@ -11,13 +11,13 @@ Distances are metres on a calibrated camera; otherwise multiples of the person's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gridwatch.pipelines.base import ZoneGate, distance, forget_gone
+from gridwatch.pipelines.base import BookedRule, ZoneGate, distance, forget_gone
 from gridwatch.pipelines.lifecycle import Hit, IncidentBook, TokenFactory
 from gridwatch.pipelines.motion import StillnessParams, StillnessTracker
-from gridwatch.pipelines.types import EndReason, IncidentUpdate, ObjectRef, Observation, OpenIncident
+from gridwatch.pipelines.types import IncidentUpdate, ObjectRef, Observation
 from gridwatch.pipelines.zones import Zone
 
 
@@ -52,7 +52,7 @@ class _ObjectState:
 
 
 @dataclass
-class LitteringRule:
+class LitteringRule(BookedRule):
     params: LitteringParams
     id_prefix: str
     incident_type: str = "littering"
@@ -79,15 +79,6 @@ class LitteringRule:
         updates = self._book.step(hits, ts)
         self._forget(ts)
         return updates
-
-    def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]:
-        return self._book.flush(ts, reason)
-
-    def export(self) -> list[OpenIncident]:
-        return self._book.export()
-
-    def restore(self, records: Iterable[OpenIncident], ts: float) -> None:
-        self._book.restore(records, ts)
 
     def _hit(self, o: Observation, people: list[Observation], ts: float) -> Hit | None:
         p = self.params
