@@ -9,6 +9,7 @@ nothing of gridwatch but `errors`, so there is no cycle.
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -36,9 +37,15 @@ ALLOWED: dict[str, set[str]] = {
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built from a clean copy of the tree: setuptools reuses `build/` in the source folder, where files of an
+    older layout would otherwise slip into the wheel."""
     out = tmp_path_factory.mktemp("wheel")
+    src = tmp_path_factory.mktemp("src") / "gridwatch"
+    junk = shutil.ignore_patterns(".git", ".venv", ".build", "build", "*.egg-info", "__pycache__", ".*_cache",
+                                  "demo-out", "out", "runs")
+    shutil.copytree(REPO, src, ignore=junk)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(REPO)], check=True, timeout=300, capture_output=True)
+                    str(src)], check=True, timeout=300, capture_output=True)
     return next(out.glob("gridwatch-*.whl"))
 
 
