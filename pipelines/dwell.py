@@ -7,6 +7,10 @@ and dwell; each is a module in `pipelines/incidents/` whose config model holds i
 started_ts is when the object came to rest inside the zone; the rule fires `dwell_s` later. Once an incident is
 open, small wobbles of the box do not end it: the object only counts as gone when it has moved more than twice
 the stillness tolerance from where it came to rest, left the zone, or has not been seen for `end_after_s`.
+
+Street furniture the detector takes for one of the classes (a gantry sign called a bus) stands still for ever,
+too: a track only counts while `pipelines.plausibility` finds it plausible (score history, where its box is,
+its size in metres on a calibrated camera).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from gridwatch.pipelines.base import BookedRule, ZoneGate, forget_gone, position
 from gridwatch.pipelines.lifecycle import Hit, IncidentBook, TokenFactory
 from gridwatch.pipelines.motion import StillnessParams, StillnessTracker
+from gridwatch.pipelines.plausibility import PlausibilityFilter, PlausibilityParams
 from gridwatch.pipelines.rule_config import DwellRuleConfig
 from gridwatch.pipelines.types import IncidentUpdate, ObjectRef, Observation, Point
 from gridwatch.pipelines.zones import Zone
@@ -35,6 +40,7 @@ class DwellParams:
     stillness: StillnessParams
     update_every_s: float
     end_after_s: float
+    plausibility: PlausibilityParams = field(default_factory=PlausibilityParams)
     inertia: int = 3
     forget_after_s: float = 30.0
 
@@ -44,7 +50,7 @@ class DwellParams:
         return cls(
             zones=zones, classes=frozenset(cfg.classes), dwell_s=cfg.dwell_s, min_confidence=cfg.min_confidence,
             stillness=StillnessParams.from_config(cfg.stillness), update_every_s=cfg.update_every_s,
-            end_after_s=cfg.end_after_s,
+            end_after_s=cfg.end_after_s, plausibility=PlausibilityParams.from_config(cfg.plausibility),
         )
 
 
@@ -57,6 +63,7 @@ class StationaryDwellRule(BookedRule):
     _still: StillnessTracker = field(init=False)
     _gate: ZoneGate = field(init=False)
     _book: IncidentBook = field(init=False)
+    _plausible: PlausibilityFilter = field(init=False)
     _parked_at: dict[int, tuple[Point, float]] = field(default_factory=dict)
     _visible: set[int] = field(default_factory=set)
 
@@ -64,6 +71,7 @@ class StationaryDwellRule(BookedRule):
         p = self.params
         self._still = StillnessTracker(p.stillness)
         self._gate = ZoneGate(p.zones, p.inertia)
+        self._plausible = PlausibilityFilter(p.plausibility)
         self._book = IncidentBook(self.incident_type, self.id_prefix, p.update_every_s, p.end_after_s,
                                   resume_grace_s=p.end_after_s + p.stillness.window_s, new_token=self.new_token)
 
@@ -76,10 +84,15 @@ class StationaryDwellRule(BookedRule):
 
     def _hit(self, o: Observation, ts: float) -> Hit | None:
         p = self.params
-        if o.class_name not in p.classes or o.confidence < p.min_confidence:
+        if o.class_name not in p.classes:
+            return None
+        self._plausible.observe(o, ts)
+        if o.confidence < p.min_confidence:
             return None
         since = self._still.update(o, ts)
         zone = self._gate.update(o, ts)
+        if self._plausible.doubt(o) is not None:
+            return None
         if zone is None:
             self._parked_at.pop(o.track_id, None)
             return None
@@ -109,7 +122,8 @@ class StationaryDwellRule(BookedRule):
 
     def _forget(self, ts: float) -> None:
         forget_gone(ts, self.params.forget_after_s, self._still, self._gate, self._parked_at)
+        self._plausible.prune(ts, self.params.forget_after_s)
 
     def state_size(self) -> int:
         """Number of per-track entries held (for the soak test and the health metric)."""
-        return len(self._still) + len(self._gate) + len(self._parked_at)
+        return len(self._still) + len(self._gate) + len(self._parked_at) + len(self._plausible)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ZoneName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 ClassName = Annotated[str, Field(min_length=1, max_length=64)]
@@ -30,6 +30,49 @@ class StillnessConfig(_Model):
     tolerance_rel: float = Field(0.15, gt=0, le=2, description="Same as a fraction of box height (uncalibrated).")
 
 
+WidthRange = tuple[Annotated[float, Field(gt=0, le=100)], Annotated[float, Field(gt=0, le=100)]]
+
+DEFAULT_WIDTHS_M: dict[str, tuple[float, float]] = {
+    "car": (1.2, 6.0), "truck": (1.8, 14.0), "bus": (2.0, 15.0), "motorcycle": (0.4, 3.0),
+    "bicycle": (0.3, 2.5), "person": (0.2, 1.5), "stall": (0.5, 8.0),
+}
+"""Plausible widths (metres) of a box's bottom edge on the ground, per class: between the object's own width
+(seen end-on) and its diagonal (seen at an angle). A car is 1.5-2.2 m wide and up to ~5 m long."""
+
+
+class PlausibilityConfig(_Model):
+    """Which tracks may become a case at all (`gridwatch.pipelines.plausibility`): street furniture the detector
+    takes for a vehicle, stall or bag (a gantry sign called a bus, a bollard called a person) must not."""
+
+    enabled: bool = Field(True, description="false lets every detection of the rule's classes through.")
+    min_median_score: float = Field(
+        0.45, ge=0, le=1,
+        description="The median detector score over the track's recent history must reach this (Frigate's "
+                    "threshold): a look-alike scores low on most frames and only now and then passes the detector's "
+                    "own threshold; a real object in plain view scores steadily. 0 = off.",
+    )
+    score_history: int = Field(20, ge=1, le=1000, description="Observations of a track the median is taken over.")
+    reject_cut_at_top: bool = Field(
+        True,
+        description="A box whose top edge stays at the top of the frame shows the lower part of something that "
+                    "continues above the view: from a street camera that is an overhead sign, gantry, bridge or "
+                    "canopy, not a thing standing on the ground (ground objects are cut at the sides or bottom).",
+    )
+    top_margin_px: float = Field(2.0, ge=0, le=50, description="Pixels from the frame's top edge that count as cut.")
+    width_m: dict[ClassName, WidthRange] = Field(
+        default_factory=lambda: dict(DEFAULT_WIDTHS_M),
+        description="Per class, the plausible width in metres of the box's bottom edge on the ground (min, max); "
+                    "checked only on a calibrated camera that measures it. Classes not listed are not checked.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PlausibilityConfig:
+        for name, (lo, hi) in self.width_m.items():
+            if lo >= hi:
+                raise ValueError(f"width_m.{name}: the minimum ({lo}) must be below the maximum ({hi})")
+        return self
+
+
 class RuleConfig(_Model):
     """Fields every incident type has. Subclasses give `dwell_s` (and anything else they change) a default."""
 
@@ -40,6 +83,9 @@ class RuleConfig(_Model):
     update_every_s: float = Field(10.0, gt=0, le=3600, description="Re-send an open incident this often.")
     end_after_s: float = Field(5.0, gt=0, le=3600, description="Unseen this long = the incident is over.")
     stillness: StillnessConfig = Field(default_factory=StillnessConfig, description="When an object stands still.")
+    plausibility: PlausibilityConfig = Field(
+        default_factory=PlausibilityConfig, description="Which tracks are real enough to become a case."
+    )
 
 
 class DwellRuleConfig(RuleConfig):

@@ -7,7 +7,7 @@ and the frame's capture timestamp, and returns `IncidentUpdate`s.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import supervision as sv
@@ -19,6 +19,8 @@ passed, or a restored incident was not found again); the others say the camera s
 stopped (`shutdown`), a file or clip ended (`source_ended`), the camera stream failed for good (`stream_lost`)."""
 END_REASONS: tuple[EndReason, ...] = ("gone", "shutdown", "source_ended", "stream_lost")
 ANCHOR_LIFT = 0.1
+REGION_CLASS = "unknown_object"
+"""The class name of a scene-change region (a new static thing no detector class covers; `edge/scene`)."""
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
 
@@ -31,6 +33,13 @@ class Observation:
     height. From an elevated camera the box bottom is the object's *nearest* edge (a parked car's near wheels
     reach into the traffic lane in the image); a little higher is the middle of its footprint. `ground` is the
     anchor on the ground plane in metres (east, north) when the camera is calibrated, else None.
+
+    Optional measurements from the detection's data (None when the stage that makes them did not run):
+    `age_s` how long a scene-change region had been static when it was emitted (`region_age_s`: the region
+    appears `min_static_s` after the drop, so the drop was `age_s` before the first observation); `area_m2` its
+    area on the ground (`region_area_m2`); `width_m` the width of the box's bottom edge on the ground (`width_m`,
+    a calibrated camera's ground mapping of the two bottom corners), which the plausibility filter compares with
+    what the class can measure.
     """
 
     track_id: int
@@ -39,6 +48,9 @@ class Observation:
     box: Box
     anchor: Point
     ground: Point | None = None
+    age_s: float | None = None
+    area_m2: float | None = None
+    width_m: float | None = None
 
     @property
     def height_px(self) -> float:
@@ -52,6 +64,7 @@ class ObjectRef:
     confidence: float
     role: str
     box: Box
+    area_m2: float | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +126,9 @@ class OpenIncident:
 def observations_from_detections(detections: sv.Detections) -> list[Observation]:
     """Convert tracked `Detections` once; untracked rows (tracker_id < 0 or missing) are skipped.
 
-    `data["class_name"]` is required; `data["ground_xy"]` (N, 2) metres is optional (NaN = not on the ground).
+    `data["class_name"]` is required; `data["ground_xy"]` (N, 2) metres is optional (NaN = not on the ground);
+    so are the per-row measurements `region_age_s`, `region_area_m2` and `width_m` (NaN = not measured; see
+    `Observation`).
     """
     if len(detections) == 0 or detections.tracker_id is None:
         return []
@@ -121,6 +136,7 @@ def observations_from_detections(detections: sv.Detections) -> list[Observation]
     if names is None:
         raise ValueError("detections need data['class_name'] (the detector backends set it)")
     ground = detections.data.get("ground_xy")
+    age, area, width = (detections.data.get(key) for key in MEASUREMENTS)
     conf = detections.confidence if detections.confidence is not None else np.ones(len(detections))
     out: list[Observation] = []
     for i in range(len(detections)):
@@ -131,8 +147,23 @@ def observations_from_detections(detections: sv.Detections) -> list[Observation]
         g: Point | None = None
         if ground is not None and np.all(np.isfinite(ground[i])):
             g = (float(ground[i][0]), float(ground[i][1]))
-        out.append(Observation(tid, str(names[i]), float(conf[i]), (x1, y1, x2, y2), anchor_of((x1, y1, x2, y2)), g))
+        out.append(Observation(tid, str(names[i]), float(conf[i]), (x1, y1, x2, y2), anchor_of((x1, y1, x2, y2)), g,
+                               age_s=_finite(age, i), area_m2=_finite(area, i), width_m=_finite(width, i)))
     return out
+
+
+MEASUREMENTS = ("region_age_s", "region_area_m2", "width_m")
+"""`Detections.data` keys of the optional per-row measurements (`Observation.age_s`, `area_m2`, `width_m`)."""
+
+
+def _finite(column: np.ndarray | list[Any] | None, i: int) -> float | None:
+    if column is None:
+        return None
+    try:
+        v = float(column[i])
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
 
 
 def anchor_of(box: Box) -> Point:
