@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from gridwatch.pipelines.incidents.illegal_parking import ParkingRuleConfig
 from gridwatch.pipelines.plausibility import PlausibilityFilter, PlausibilityParams
 from gridwatch.pipelines.types import IncidentUpdate, Observation
-from tests.pipelines.helpers import build_rule, obs, times
+from tests.pipelines.helpers import build_rule, times
 
 
 def parked(tid: int = 1, conf: float = 0.8, top: float = 100.0, h: float = 40.0, cls: str = "car",
@@ -97,5 +97,5 @@ def test_dwell_rule_forgets_look_alikes_it_never_reported() -> None:
 
 
 def test_width_ranges_are_validated_with_the_field_path() -> None:
-    with pytest.raises(ValidationError, match="width_m.car"):
+    with pytest.raises(ValidationError, match=r"width_m\.car"):
         ParkingRuleConfig.model_validate({"plausibility": {"width_m": {"car": [5, 2]}}})
