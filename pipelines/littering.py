@@ -1,10 +1,16 @@
 """littering: an object is left behind. It appears next to a person, the person walks away, the object stays.
 
-Per object track the rule remembers its owner: the nearest person within `owner_radius` during the object's
-first `owner_window_s`. The object is *attended* while its owner is within `leave_distance`, or while any person
-stands right next to it (within `owner_radius`). The rule fires when the object has been still and unattended for
-`dwell_s`; started_ts is when it came to rest (the drop). With `require_owner`, an object nobody was seen with is
-not littering (it may be exposed garbage: a different rule); without it, any unattended still object counts.
+The objects are detector classes for litter and, by default, the scene-change stage's regions (`unknown_object`:
+a new static thing no detector class covers, emitted `region_age_s` after it came to rest).
+
+Per object track the rule remembers its owner: the person who was within `owner_radius` of its place around the
+drop (`pipelines.owners`: a region appears seconds after the drop, so the rule keeps a short history of where
+people were and looks back up to `owner_lookback_s`). The object is *attended* while its owner is within
+`leave_distance`, or while any person stands right next to it (within `owner_radius`). The rule fires when the
+object has been still and unattended for `dwell_s`, counted from when the owner was last near it (remembered,
+so a 1 s dwell works for a region that appears after its owner walked off); started_ts is the drop (for a
+region: its first appearance minus its age). With `require_owner`, an object nobody was seen with is not
+littering (it may be exposed garbage: a different rule); without it, any unattended still object counts.
 
 Distances are metres on a calibrated camera; otherwise multiples of the person's box height (`*_rel`).
 """
@@ -17,6 +23,8 @@ from dataclasses import dataclass, field
 from gridwatch.pipelines.base import BookedRule, ZoneGate, distance, forget_gone
 from gridwatch.pipelines.lifecycle import Hit, IncidentBook, TokenFactory
 from gridwatch.pipelines.motion import StillnessParams, StillnessTracker
+from gridwatch.pipelines.owners import OwnerParams, PersonHistory
+from gridwatch.pipelines.plausibility import PlausibilityFilter, PlausibilityParams
 from gridwatch.pipelines.types import IncidentUpdate, ObjectRef, Observation
 from gridwatch.pipelines.zones import Zone
 
@@ -37,6 +45,8 @@ class LitteringParams:
     stillness: StillnessParams
     update_every_s: float
     end_after_s: float
+    owner_lookback_s: float = 10.0
+    plausibility: PlausibilityParams = field(default_factory=PlausibilityParams)
     owner_radius_rel: float = 1.0
     leave_distance_rel: float = 2.0
     owner_window_s: float = 3.0
@@ -44,11 +54,18 @@ class LitteringParams:
     forget_after_s: float = 30.0
 
 
+    def owners(self) -> OwnerParams:
+        return OwnerParams(self.owner_radius_m, self.leave_distance_m, self.owner_lookback_s,
+                           self.owner_radius_rel, self.leave_distance_rel)
+
+
 @dataclass
 class _ObjectState:
     first_ts: float
+    drop_ts: float
     owner: int | None = None
     unattended_since: float | None = None
+    attended_ts: float | None = None
 
 
 @dataclass
@@ -60,6 +77,8 @@ class LitteringRule(BookedRule):
     _still: StillnessTracker = field(init=False)
     _gate: ZoneGate = field(init=False)
     _book: IncidentBook = field(init=False)
+    _history: PersonHistory = field(init=False)
+    _plausible: PlausibilityFilter = field(init=False)
     _objects: dict[int, _ObjectState] = field(default_factory=dict)
     _visible: set[int] = field(default_factory=set)
 
@@ -67,13 +86,19 @@ class LitteringRule(BookedRule):
         p = self.params
         self._still = StillnessTracker(p.stillness)
         self._gate = ZoneGate(p.zones, p.inertia)
+        self._history = PersonHistory(p.owners(), keep_s=p.owner_lookback_s + p.owner_window_s)
+        self._plausible = PlausibilityFilter(p.plausibility)
         self._book = IncidentBook(self.incident_type, self.id_prefix, p.update_every_s, p.end_after_s,
                                   resume_grace_s=p.end_after_s + p.stillness.window_s, new_token=self.new_token)
 
     def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
         p = self.params
         people = [o for o in observations if o.class_name in p.owner_classes and o.confidence >= p.min_confidence]
-        things = [o for o in observations if o.class_name in p.object_classes and o.confidence >= p.min_confidence]
+        self._history.record(people, ts)
+        things = [o for o in observations if o.class_name in p.object_classes]
+        for o in things:
+            self._plausible.observe(o, ts)
+        things = [o for o in things if o.confidence >= p.min_confidence]
         self._visible = {o.track_id for o in things}
         hits = [h for o in things if (h := self._hit(o, people, ts)) is not None]
         updates = self._book.step(hits, ts)
@@ -82,16 +107,18 @@ class LitteringRule(BookedRule):
 
     def _hit(self, o: Observation, people: list[Observation], ts: float) -> Hit | None:
         p = self.params
-        since = self._still.update(o, ts)
+        state = self._objects.get(o.track_id)
+        if state is None:
+            state = self._objects[o.track_id] = _ObjectState(ts, ts - (o.age_s or 0.0))
+        since = self._rest_since(o, state, self._still.update(o, ts), ts)
         zone = self._gate.update(o, ts)
-        state = self._objects.setdefault(o.track_id, _ObjectState(ts))
         owner = self._assign_owner(o, state, people, ts)
         attended = self._attended(o, owner, people)
         if attended:
-            state.unattended_since = None
+            state.unattended_since, state.attended_ts = None, ts
         elif state.unattended_since is None:
-            state.unattended_since = ts
-        if zone is None or state.unattended_since is None:
+            state.unattended_since = self._left_at(o, state, ts)
+        if zone is None or state.unattended_since is None or self._plausible.doubt(o) is not None:
             return None
         start = self._fired_since(since, state, ts)
         if start is None:  # an open incident continues; a restored one has served its dwell before the restart
@@ -100,7 +127,7 @@ class LitteringRule(BookedRule):
                 start = self._book.resuming_at(o.box, o.ground)
             if start is None:
                 return None
-        objs = [ObjectRef(o.track_id, o.class_name, o.confidence, "subject", o.box)]
+        objs = [ObjectRef(o.track_id, o.class_name, o.confidence, "subject", o.box, o.area_m2)]
         if owner is not None:
             objs.append(ObjectRef(owner.track_id, owner.class_name, owner.confidence, "owner", owner.box))
         zone_name = zone[0] if p.zones else None
@@ -117,14 +144,30 @@ class LitteringRule(BookedRule):
             return None
         return still_since
 
+    def _rest_since(self, o: Observation, state: _ObjectState, still_since: float | None, ts: float) -> float | None:
+        """When the object came to rest. A region is emitted only once static: it rests since its drop, unless the
+        stillness tracker, once it has seen enough of it, says it moves."""
+        if o.age_s is None:
+            return still_since
+        young = ts - state.first_ts < self.params.stillness.min_coverage * self.params.stillness.window_s
+        if still_since is None and not young:
+            return None
+        return min(still_since if still_since is not None else ts, state.drop_ts)
+
+    def _left_at(self, o: Observation, state: _ObjectState, ts: float) -> float:
+        """When the object became unattended: now, or when its owner was last remembered near it (not before
+        the drop, nor before anyone was last seen attending it)."""
+        if state.owner is None:
+            return ts
+        last = self._history.last_near(state.owner, o, ts)
+        left = ts if last is None else min(ts, max(last, state.drop_ts))
+        return left if state.attended_ts is None else max(left, state.attended_ts)
+
     def _assign_owner(
         self, o: Observation, state: _ObjectState, people: list[Observation], ts: float
     ) -> Observation | None:
         if state.owner is None and ts - state.first_ts <= self.params.owner_window_s:
-            near = [(self._dist(o, q), q) for q in people]
-            near = [(d, q) for d, q in near if d <= self._radius(o, q, owner=True)]
-            if near:
-                state.owner = min(near, key=lambda dq: dq[0])[1].track_id
+            state.owner = self._history.owner_of(o, state.drop_ts, state.first_ts, ts)
         return next((q for q in people if q.track_id == state.owner), None)
 
     def _attended(self, o: Observation, owner: Observation | None, people: list[Observation]) -> bool:
@@ -143,6 +186,7 @@ class LitteringRule(BookedRule):
 
     def _forget(self, ts: float) -> None:
         forget_gone(ts, self.params.forget_after_s, self._still, self._gate, self._objects)
+        self._plausible.prune(ts, self.params.forget_after_s)
 
     def state_size(self) -> int:
-        return len(self._still) + len(self._gate) + len(self._objects)
+        return len(self._still) + len(self._gate) + len(self._objects) + len(self._plausible) + len(self._history)

@@ -29,8 +29,8 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gridwatch.pipelines.rule_config import PlausibilityConfig
-from gridwatch.pipelines.types import REGION_CLASS, Observation
+from gridwatch.pipelines.rule_config import REGION_CLASS, PlausibilityConfig
+from gridwatch.pipelines.types import Observation
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+REGION_CLASS = "unknown_object"
+"""The class name of a scene-change region: a new static thing no detector class covers (`edge/scene`)."""
+
 ZoneName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 ClassName = Annotated[str, Field(min_length=1, max_length=64)]
 

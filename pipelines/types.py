@@ -12,6 +12,8 @@ from typing import Any, Literal
 import numpy as np
 import supervision as sv
 
+from gridwatch.pipelines.rule_config import REGION_CLASS as REGION_CLASS  # a scene-change region's class
+
 Phase = Literal["started", "updated", "ended"]
 EndReason = Literal["gone", "shutdown", "source_ended", "stream_lost"]
 """Why an incident ended. Only `gone` says the camera saw the scene clear (the absence grace `end_after_s`
@@ -19,8 +21,6 @@ passed, or a restored incident was not found again); the others say the camera s
 stopped (`shutdown`), a file or clip ended (`source_ended`), the camera stream failed for good (`stream_lost`)."""
 END_REASONS: tuple[EndReason, ...] = ("gone", "shutdown", "source_ended", "stream_lost")
 ANCHOR_LIFT = 0.1
-REGION_CLASS = "unknown_object"
-"""The class name of a scene-change region (a new static thing no detector class covers; `edge/scene`)."""
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
 

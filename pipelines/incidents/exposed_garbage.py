@@ -1,5 +1,10 @@
 """exposed_garbage: garbage or piled material is present in a zone for longer than the dwell.
 
+What counts: a detector class for garbage (`litter`), or a scene-change region (`unknown_object`: a new static
+thing no detector class covers) that nobody was seen putting down. A region that appeared where a person was
+(looking back `owner_lookback_s`) is that person's: littering reports it if they leave it. The event's subject
+carries the region's area in m² on a calibrated camera.
+
 Category 06010 (暴露垃圾); piled materials are 06036 (乱堆杂物). Littering catches the moment someone drops a
 thing; this rule catches what lies there anyway, whoever left it, after a long dwell (default 10 min), so a bag
 set down for a moment is not a case.
@@ -12,7 +17,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from gridwatch.pipelines.registry import IncidentType
-from gridwatch.pipelines.rule_config import ClassName, DwellRuleConfig
+from gridwatch.pipelines.rule_config import REGION_CLASS, ClassName, DwellRuleConfig
 
 if TYPE_CHECKING:
     from gridwatch.pipelines.base import Rule
@@ -25,16 +30,30 @@ class GarbageRuleConfig(DwellRuleConfig):
 
     dwell_s: float = Field(600.0, gt=0, le=86400, description="Seconds garbage must lie before it is a case.")
     classes: list[ClassName] = Field(
-        default_factory=lambda: ["litter"], min_length=1, description="Detector classes that are garbage."
+        default_factory=lambda: ["litter", REGION_CLASS], min_length=1,
+        description=f"Detector classes that are garbage; {REGION_CLASS!r} = scene-change regions nobody put down.",
+    )
+    owner_classes: list[ClassName] = Field(
+        default_factory=lambda: ["person"], min_length=1,
+        description="Who can put a region down (an owned region is littering's, not exposed garbage).",
+    )
+    owner_radius_m: float = Field(2.0, gt=0, le=20, description="A person this close to a new region owns it.")
+    owner_lookback_s: float = Field(
+        10.0, ge=0, le=120, description="How far before a region's first appearance its owner is looked for."
     )
 
 
 def build(
     cfg: GarbageRuleConfig, zones: tuple[Zone, ...], id_prefix: str, new_token: TokenFactory | None = None
 ) -> Rule:
-    from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule  # numpy/OpenCV: load when built
+    from dataclasses import replace
 
-    return StationaryDwellRule(DwellParams.from_config(cfg, zones), id_prefix, INCIDENT.name, new_token)
+    from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule  # numpy/OpenCV: load when built
+    from gridwatch.pipelines.owners import OwnerParams
+
+    owners = OwnerParams(cfg.owner_radius_m, 2 * cfg.owner_radius_m, cfg.owner_lookback_s)
+    params = replace(DwellParams.from_config(cfg, zones), owners=owners, owner_classes=frozenset(cfg.owner_classes))
+    return StationaryDwellRule(params, id_prefix, INCIDENT.name, new_token)
 
 
 INCIDENT = IncidentType(
