@@ -64,6 +64,7 @@ class _ObjectState:
     first_ts: float
     drop_ts: float
     owner: int | None = None
+    owner_ref: ObjectRef | None = None
     unattended_since: float | None = None
     attended_ts: float | None = None
 
@@ -130,6 +131,8 @@ class LitteringRule(BookedRule):
         objs = [ObjectRef(o.track_id, o.class_name, o.confidence, "subject", o.box, o.area_m2)]
         if owner is not None:
             objs.append(ObjectRef(owner.track_id, owner.class_name, owner.confidence, "owner", owner.box))
+        elif state.owner_ref is not None:  # gone from view: as seen at the drop
+            objs.append(state.owner_ref)
         zone_name = zone[0] if p.zones else None
         return Hit(o.track_id, start, o.confidence, o.box, o.anchor, o.ground, zone_name, tuple(objs))
 
@@ -167,7 +170,8 @@ class LitteringRule(BookedRule):
         self, o: Observation, state: _ObjectState, people: list[Observation], ts: float
     ) -> Observation | None:
         if state.owner is None and ts - state.first_ts <= self.params.owner_window_s:
-            state.owner = self._history.owner_of(o, state.drop_ts, state.first_ts, ts)
+            state.owner_ref = self._history.owner_of(o, state.drop_ts, state.first_ts, ts)
+            state.owner = state.owner_ref.track_id if state.owner_ref else None
         return next((q for q in people if q.track_id == state.owner), None)
 
     def _attended(self, o: Observation, owner: Observation | None, people: list[Observation]) -> bool:

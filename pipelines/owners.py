@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gridwatch.pipelines.types import Observation, Point
+from gridwatch.pipelines.types import ObjectRef, Observation, Point
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class _Seen:
     anchor: Point
     ground: Point | None
     height_px: float
+    ref: ObjectRef
 
 
 @dataclass
@@ -52,7 +53,8 @@ class PersonHistory:
 
     def record(self, people: Sequence[Observation], ts: float) -> None:
         for q in people:
-            self._people.setdefault(q.track_id, deque()).append(_Seen(ts, q.anchor, q.ground, q.height_px))
+            ref = ObjectRef(q.track_id, q.class_name, q.confidence, "owner", q.box)
+            self._people.setdefault(q.track_id, deque()).append(_Seen(ts, q.anchor, q.ground, q.height_px, ref))
         for tid in list(self._people):
             samples = self._people[tid]
             while samples and samples[0].ts < ts - self.keep_s:
@@ -60,21 +62,19 @@ class PersonHistory:
             if not samples:
                 del self._people[tid]
 
-    def owner_of(self, o: Observation, drop_ts: float, first_ts: float, ts: float) -> int | None:
+    def owner_of(self, o: Observation, drop_ts: float, first_ts: float, ts: float) -> ObjectRef | None:
         """The person within the owner radius of `o` closest in time to `drop_ts`, looking from
-        `first_ts - lookback_s` to `ts`; None if nobody was that close."""
+        `first_ts - lookback_s` to `ts`, as seen then (role "owner": the evidence); None if nobody was that close."""
         start = min(drop_ts, first_ts - self.params.lookback_s)
-        best: tuple[float, float, int] | None = None  # (time from the drop, distance in radii, track)
+        best: tuple[float, float, int, ObjectRef] | None = None  # (time from the drop, distance in radii, track)
         for tid, samples in self._people.items():
             for s in samples:
                 if not start <= s.ts <= ts:
                     continue
                 d = self._radii(o, s, owner=True)
-                if d <= 1.0:
-                    key = (abs(s.ts - drop_ts), d, tid)
-                    if best is None or key < best:
-                        best = key
-        return best[2] if best else None
+                if d <= 1.0 and (best is None or (abs(s.ts - drop_ts), d, tid) < best[:3]):
+                    best = (abs(s.ts - drop_ts), d, tid, s.ref)
+        return best[3] if best else None
 
     def last_near(self, person: int, o: Observation, until_ts: float) -> float | None:
         """The last time (up to `until_ts`) `person` was within the leave distance of `o`, if remembered."""
