@@ -11,6 +11,9 @@ Duration and stillness cannot separate the two; what the scene tells us about th
 - **cut at the top of the frame**: a box whose top edge stays at the frame's top edge shows the lower part of
   something that continues above the view. A street camera looks down: ground objects are cut at the sides or at
   the bottom (near the camera), while what enters from the top is overhead (signs, gantries, bridges, canopies).
+- **footprint off the ground** (calibrated cameras only): the ground mapping leaves `ground` empty for an
+  anchor at or above the horizon. Once the rule has seen any ground point (the camera is calibrated), a track
+  whose footprint stays off the ground plane is not standing on it.
 - **size in metres** (calibrated cameras only, when the edge measures `Observation.width_m`): the box's bottom
   edge on the ground must fit the class (a car's is 1.2-6 m, between its width and its diagonal).
 
@@ -42,6 +45,7 @@ class PlausibilityParams:
     score_history: int = 20
     reject_cut_at_top: bool = True
     top_margin_px: float = 2.0
+    reject_off_ground: bool = True
     width_m: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     unscored_classes: frozenset[str] = frozenset({REGION_CLASS})
 
@@ -49,7 +53,8 @@ class PlausibilityParams:
     def from_config(cls, cfg: PlausibilityConfig) -> PlausibilityParams:
         return cls(
             enabled=cfg.enabled, min_median_score=cfg.min_median_score, score_history=cfg.score_history,
-            reject_cut_at_top=cfg.reject_cut_at_top, top_margin_px=cfg.top_margin_px, width_m=dict(cfg.width_m),
+            reject_cut_at_top=cfg.reject_cut_at_top, top_margin_px=cfg.top_margin_px,
+            reject_off_ground=cfg.reject_off_ground, width_m=dict(cfg.width_m),
         )
 
 
@@ -57,6 +62,7 @@ class PlausibilityParams:
 class _Evidence:
     scores: deque[float]
     cut_at_top: deque[bool]
+    off_ground: deque[bool]
     widths: deque[float]
     last_ts: float = 0.0
 
@@ -67,15 +73,19 @@ class PlausibilityFilter:
 
     params: PlausibilityParams = field(default_factory=PlausibilityParams)
     tracks: dict[int, _Evidence] = field(default_factory=dict)
+    calibrated: bool = False
 
     def observe(self, o: Observation, ts: float) -> None:
         n = self.params.score_history
         ev = self.tracks.get(o.track_id)
         if ev is None:
-            ev = self.tracks[o.track_id] = _Evidence(deque(maxlen=n), deque(maxlen=n), deque(maxlen=n))
+            ev = self.tracks[o.track_id] = _Evidence(deque(maxlen=n), deque(maxlen=n), deque(maxlen=n),
+                                                     deque(maxlen=n))
         ev.last_ts = ts
         ev.scores.append(o.confidence)
         ev.cut_at_top.append(o.box[1] <= self.params.top_margin_px)
+        ev.off_ground.append(o.ground is None)
+        self.calibrated = self.calibrated or o.ground is not None
         if o.width_m is not None:
             ev.widths.append(o.width_m)
 
@@ -89,8 +99,10 @@ class PlausibilityFilter:
             median = statistics.median(ev.scores)
             if median < p.min_median_score:
                 return f"median score {median:.2f} < {p.min_median_score:.2f}"
-        if p.reject_cut_at_top and 2 * sum(ev.cut_at_top) > len(ev.cut_at_top):
+        if p.reject_cut_at_top and _mostly(ev.cut_at_top):
             return "cut by the top of the frame (overhead, not on the ground)"
+        if p.reject_off_ground and self.calibrated and _mostly(ev.off_ground):
+            return "footprint off the ground plane (at or above the horizon)"
         limits = p.width_m.get(o.class_name)
         if limits is not None and ev.widths:
             width = statistics.median(ev.widths)
@@ -105,3 +117,7 @@ class PlausibilityFilter:
 
     def __len__(self) -> int:
         return len(self.tracks)
+
+
+def _mostly(flags: deque[bool]) -> bool:
+    return 2 * sum(flags) > len(flags)

@@ -62,6 +62,11 @@ class PlausibilityConfig(_Model):
                     "canopy, not a thing standing on the ground (ground objects are cut at the sides or bottom).",
     )
     top_margin_px: float = Field(2.0, ge=0, le=50, description="Pixels from the frame's top edge that count as cut.")
+    reject_off_ground: bool = Field(
+        True,
+        description="On a calibrated camera, a track whose footprint stays at or above the horizon (no ground "
+                    "point) is not standing on the ground: a sign or a reflection, not a parked vehicle.",
+    )
     width_m: dict[ClassName, WidthRange] = Field(
         default_factory=lambda: dict(DEFAULT_WIDTHS_M),
         description="Per class, the plausible width in metres of the box's bottom edge on the ground (min, max); "

@@ -35,8 +35,8 @@ class Observation:
     anchor on the ground plane in metres (east, north) when the camera is calibrated, else None.
 
     Optional measurements from the detection's data (None when the stage that makes them did not run):
-    `age_s` how long a scene-change region had been static when it was emitted (`region_age_s`: the region
-    appears `min_static_s` after the drop, so the drop was `age_s` before the first observation); `area_m2` its
+    `age_s` how long a scene-change region has been static at this observation (`region_age_s`: the stage emits
+    a region only after `min_static_s` of stillness, so the drop was `age_s` before this frame); `area_m2` its
     area on the ground (`region_area_m2`); `width_m` the width of the box's bottom edge on the ground (`width_m`,
     a calibrated camera's ground mapping of the two bottom corners), which the plausibility filter compares with
     what the class can measure.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from gridwatch.pipelines.registry import IncidentType
-from gridwatch.pipelines.rule_config import ClassName, DwellRuleConfig, StillnessConfig
+from gridwatch.pipelines.rule_config import ClassName, DwellRuleConfig, PlausibilityConfig, StillnessConfig
 
 if TYPE_CHECKING:
     from gridwatch.pipelines.base import Rule
@@ -30,6 +30,10 @@ class WireRuleConfig(DwellRuleConfig):
     stillness: StillnessConfig = Field(
         default_factory=lambda: StillnessConfig(tolerance_m=1.5, tolerance_rel=0.4),
         description="Wider than the default: a thin cable's box jumps with small detector differences.",
+    )
+    plausibility: PlausibilityConfig = Field(
+        default_factory=lambda: PlausibilityConfig(reject_cut_at_top=False),
+        description="A cable lying across the view may run out of the top of the frame: boxes cut there count.",
     )
 
 

@@ -67,13 +67,16 @@ def test_moving_highway_traffic_is_not_parking(shared_data: Path, tmp_path: Path
 
 
 def _whole_frame(name: str, shared: Path, clip: str | None = None) -> SiteConfig:
-    """The fixture's camera with illegal_parking over the whole frame (no zones: the default), 3 s dwell."""
+    """The fixture's camera with illegal_parking, littering and exposed_garbage over the whole frame (no zones:
+    the default), only `dwell_s` set. (Littering and exposed garbage see scene-change regions once the edge
+    emits them; YOLOX-Nano has no litter class.)"""
     raw = yaml.safe_load((FIXTURES / name).read_text().replace("${SHARED}", str(shared)))
     cam = raw["cameras"][0]
     if clip is not None:
         cam["source"]["path"] = str(shared / "videos" / clip)
     cam.pop("zones", None)
-    cam["incidents"] = {"illegal_parking": {"dwell_s": 3.0}}
+    cam["incidents"] = {"illegal_parking": {"dwell_s": 3.0}, "littering": {"dwell_s": 2.0},
+                        "exposed_garbage": {"dwell_s": 5.0}}
     return parse_site_config(raw, name, base=FIXTURES)
 
 

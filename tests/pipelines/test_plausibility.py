@@ -99,3 +99,14 @@ def test_dwell_rule_forgets_look_alikes_it_never_reported() -> None:
 def test_width_ranges_are_validated_with_the_field_path() -> None:
     with pytest.raises(ValidationError, match=r"width_m\.car"):
         ParkingRuleConfig.model_validate({"plausibility": {"width_m": {"car": [5, 2]}}})
+
+
+def test_footprint_off_the_ground_on_a_calibrated_camera_is_not_parked() -> None:
+    def scene(i: int, t: float) -> list[Observation]:
+        kerb = Observation(5, "car", 0.8, (300.0, 200.0, 360.0, 240.0), (330.0, 236.0), (4.0, 12.0))
+        sign = parked(tid=1)  # no ground point: above the horizon of a calibrated camera
+        return [kerb, sign]
+
+    assert [u.track_ids for u in run(scene)] == [(5,)]
+    assert len(run(lambda i, t: [parked(tid=1)])) == 1  # uncalibrated: no ground points at all, nothing to judge
+    assert len(run(scene, plausibility={"reject_off_ground": False})) == 2
