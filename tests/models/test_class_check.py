@@ -52,7 +52,7 @@ def test_class_lists_finds_every_list_with_its_path_and_skips_disabled_rules(tmp
                illegal_parking={"classes": ["cars"]}, littering={}, street_vendor={"enabled": False})
     explicit, default = class_lists(cfg)
     assert explicit == {"detector.classes": ["car"], "cameras.0.incidents.illegal_parking.classes": ["cars"]}
-    assert default == {"cameras.0.incidents.littering.object_classes": ["litter"],
+    assert default == {"cameras.0.incidents.littering.object_classes": ["litter", "unknown_object"],
                        "cameras.0.incidents.littering.owner_classes": ["person"]}
 
 
@@ -83,3 +83,12 @@ def test_a_rule_class_the_detector_filter_drops_is_an_error(tiny_model: ModelFac
 def test_a_valid_site_loads(tiny_model: ModelFactory) -> None:
     cfg = site(_tiny(tiny_model), illegal_parking={}, littering={"owner_classes": ["person"]})
     assert load_detector(cfg.detector, site=cfg).info.class_names == tuple(DEMO_CLASSES)
+
+
+def test_scene_change_regions_are_known_whatever_the_model() -> None:
+    from gridwatch.models.classes import NOT_FROM_THE_MODEL
+    from gridwatch.pipelines.rule_config import REGION_CLASS
+
+    assert {REGION_CLASS} == NOT_FROM_THE_MODEL
+    verify_classes_known({"cameras.0.incidents.exposed_garbage.classes": ["unknown_object"]}, ["car"], model="coco",
+                         defaults={"cameras.0.incidents.littering.object_classes": ["litter", "unknown_object"]})
