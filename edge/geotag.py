@@ -118,7 +118,8 @@ class Geotagger:
             box=image_box(update.box, w, h),
             objects=[
                 TrackedObject(track_id=o.track_id, class_name=o.class_name, confidence=round(o.confidence, 4),
-                              role=o.role, box=image_box(o.box, w, h))
+                              role=o.role, box=image_box(o.box, w, h),
+                              area_m2=None if o.area_m2 is None else round(min(o.area_m2, 10_000.0), 3))
                 for o in update.objects
             ],
             model=self.model,

@@ -106,6 +106,10 @@ class TrackedObject(_Strict):
     confidence: float = Field(ge=0, le=1)
     role: str = Field("subject", max_length=32, description="subject | owner | context")
     box: ImageBox | None = None
+    area_m2: float | None = Field(
+        None, ge=0, le=10_000,
+        description="Ground area in square metres of a scene-change region (calibrated cameras); null otherwise.",
+    )
 
 
 class ModelRef(_Strict):

@@ -83,3 +83,17 @@ def test_event_times_are_wall_clock_from_capture_timestamps() -> None:
     assert (wall - ev.observed_at).total_seconds() == pytest.approx(5.0)
     assert ev.ended_at == ev.observed_at
     assert ev.end_reason == "gone"
+
+
+def test_a_regions_ground_area_travels_on_the_events_objects() -> None:
+    from datetime import datetime, timezone
+
+    from gridwatch.pipelines.types import ObjectRef
+
+    tagger = Geotagger("s", "gw", "cam", ModelRef(name="m", version="1", sha256="0" * 64))
+    region = ObjectRef(7, "unknown_object", 0.8, "subject", (10, 20, 30, 40), area_m2=0.4567)
+    owner = ObjectRef(3, "person", 0.9, "owner", (0, 0, 20, 60))
+    upd = IncidentUpdate("cam-littering-1", "littering", "started", 0, None, 1.0, 5.0, 4.0, 0.8, (10, 20, 30, 40),
+                         (20, 40), None, objects=(region, owner))
+    ev = tagger.to_event(upd, frame_ts=5.0, frame_wall=datetime(2026, 1, 1, tzinfo=timezone.utc), size=(W, H))
+    assert [(o.role, o.area_m2) for o in ev.objects] == [("subject", 0.457), ("owner", None)]
