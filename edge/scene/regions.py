@@ -74,8 +74,8 @@ def is_ghost(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: 
     ax1, ay1, ax2, ay2 = max(0, x1 - pad), max(0, y1 - pad), min(w, x2 + pad), min(h, y2 + pad)
     mask = np.zeros((ay2 - ay1, ax2 - ax1), np.uint8)
     mask[y1 - ay1:y2 - ay1, x1 - ax1:x2 - ax1] = region.pixels.astype(np.uint8)
-    ring = cv2.dilate(mask, np.ones((3, 3), np.uint8)) ^ cv2.erode(mask, np.ones((3, 3), np.uint8))
-    ring_b = ring.astype(bool)
+    grown = np.asarray(cv2.dilate(mask, np.ones((3, 3), np.uint8)), dtype=bool)
+    ring_b = grown & ~np.asarray(cv2.erode(mask, np.ones((3, 3), np.uint8)), dtype=bool)
     if not ring_b.any():
         return False
     now = _gradient(frame_gray[ay1:ay2, ax1:ax2])[ring_b].mean()

@@ -7,9 +7,10 @@ into the reference view before background modelling. The shift (median displacem
 points, in work-resolution pixels, as in `gridwatch.calibration.shift`) is reported per frame.
 
 A shift larger than `max_shift_frac` of the image diagonal, or fewer than `min_inliers` consistent matches, cannot
-be compensated: `paused` is set (the scene stage pauses, the camera keeps running). The view must then stay steady
-(frame to frame) for `settle_s` seconds; it becomes the new reference and `reanchored` tells the caller to relearn
-its backgrounds. So a camera moved for good recovers on its own.
+be compensated: `paused` is set (the scene stage pauses, the camera keeps running). A view that matches the reference
+again (a bus that covered it has passed) resumes at once. Otherwise the view must stay steady (frame to frame) for
+`settle_s` seconds; it becomes the new reference and `reanchored` tells the caller to relearn its backgrounds. So
+a camera moved for good recovers on its own.
 """
 
 from __future__ import annotations
@@ -79,21 +80,24 @@ class Stabiliser:
 
     def register(self, gray: npt.NDArray[np.uint8], ts: float) -> Registration:
         view = self._features(gray)
-        if self._ref is None:
-            self._ref = view
-            self._prev = view
-            return Registration(IDENTITY.copy(), ShiftResult(False, 0.0, len(view.points)), False, True)
+        if self._ref is None or len(self._ref.points) < 2 * self.params.min_inliers:
+            # A view too plain to register (night, fog, a synthetic scene) cannot show a shift either: run
+            # unregistered and take the first view with enough structure as the reference.
+            first = self._ref is None
+            self._ref = self._prev = view
+            return Registration(IDENTITY.copy(), ShiftResult(False, 0.0, len(view.points)), False, first)
         h, w = gray.shape
         limit = self.params.max_shift_frac * float(np.hypot(w, h))
         transform, shift = self._fit(self._ref, view)
         ok = transform is not None and shift.inliers >= self.params.min_inliers and shift.median_px <= limit
-        if ok and not self._paused:
-            self._prev = view
+        if ok:  # registered (again: an occluded or briefly shaken view that returns needs no relearning)
+            self._prev, self._paused, self._steady_since = view, False, None
             assert transform is not None
             return Registration(transform, shift, False, False)
         # Paused (or pausing now): wait until the view holds still, then make it the reference.
         moved = self._fit(self._prev, view)[1] if self._prev is not None else None
-        steady = moved is not None and moved.inliers >= self.params.min_inliers and moved.median_px <= self.params.steady_px
+        p = self.params
+        steady = moved is not None and moved.inliers >= p.min_inliers and moved.median_px <= p.steady_px
         self._prev = view
         if not self._paused:
             self._paused, self._steady_since = True, None

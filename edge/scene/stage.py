@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,8 +37,8 @@ from gridwatch.edge.scene.regions import Region, confidence, find_regions, is_gh
 from gridwatch.edge.scene.stabilise import (
     IDENTITY,
     FloatArray,
-    Stabiliser,
     StabiliseParams,
+    Stabiliser,
     boxes_to_frame,
     boxes_to_reference,
     scale_registration,
@@ -51,6 +52,8 @@ REGION_FIELDS = ("region_area_m2", "region_elongation", "region_contrast", "regi
 REGISTER_DOWNSCALE = 2
 """Registration runs on the work image shrunk this many times (160 px wide by default): half the cost of matching
 at work resolution, and still sub-pixel at work resolution for the shifts of a swaying pole."""
+WARN_AFTER_S = 1.0
+"""The camera-shift warning is logged once the stage has been paused this long."""
 KNOWN_OVERLAP = 0.5
 """A region that lies this much (share of its area) inside a detector box is that detection: it is not added."""
 
@@ -83,7 +86,8 @@ class SceneChangeStage:
             diff_threshold=config.diff_threshold, relearn_fraction=config.relearn_fraction,
             absorb_after_s=config.absorb_after_s))
         self._mask_classes = frozenset(config.mask_classes)
-        self._was_paused = False
+        self._paused_since: float | None = None
+        self._warned = False
 
     def update(self, image: npt.NDArray[np.uint8], ts: float, tracks: sv.Detections | None = None) -> SceneOutput:
         h, w = image.shape[:2]
@@ -98,7 +102,7 @@ class SceneChangeStage:
             small = np.asarray(cv2.resize(gray, (rw, rh), interpolation=cv2.INTER_AREA), dtype=np.uint8)
             reg = scale_registration(self.stabiliser.register(small, ts), ww / rw)
             transform, shift, paused, reanchored = reg.transform, reg.shift, reg.paused, reg.reanchored
-        self._warn(paused, shift, scale)
+        self._warn(paused, shift, scale, ts)
         if paused:
             return SceneOutput(_empty(), shift.median_px * scale, True, False)
         if reanchored:
@@ -113,15 +117,22 @@ class SceneChangeStage:
         regions = self._drop_shadows(regions, warped)
         return SceneOutput(self._detections(regions, transform, scale), shift.median_px * scale, False, False)
 
-    def _warn(self, paused: bool, shift: ShiftResult, scale: float) -> None:
-        if paused and not self._was_paused:
+    def _warn(self, paused: bool, shift: ShiftResult, scale: float, ts: float) -> None:
+        """Log the camera-shift warning once per pause that lasts `WARN_AFTER_S` (a passing bus that hides the
+        view for a frame is not a shifted camera), and log when the stage resumes."""
+        if not paused:
+            if self._warned:
+                log.warning("camera %s: view registered again; scene-change stage resumes", self.camera_id)
+            self._paused_since, self._warned = None, False
+            return
+        if self._paused_since is None:
+            self._paused_since = ts
+        if not self._warned and ts - self._paused_since >= WARN_AFTER_S:
+            self._warned = True
             log.warning(
                 "camera %s: camera shift: the view moved %.0f px (%d matched features) from its reference, more "
                 "than the scene-change stage can compensate; the stage pauses until the view settles",
                 self.camera_id, shift.median_px * scale, shift.inliers)
-        elif self._was_paused and not paused:
-            log.warning("camera %s: view settled; scene-change stage relearns its backgrounds", self.camera_id)
-        self._was_paused = paused
 
     def _mask(self, tracks: sv.Detections | None, transform: FloatArray, scale: float,
               shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
@@ -210,7 +221,7 @@ def _empty() -> sv.Detections:
 def _with_fields(detections: sv.Detections, source: str) -> sv.Detections:
     """A copy of `detections` carrying every region field (NaN where absent) and `source`, so it merges."""
     n = len(detections)
-    data = {k: np.asarray(v).copy() for k, v in detections.data.items()}
+    data: dict[str, npt.NDArray[Any] | list[Any]] = {k: np.asarray(v).copy() for k, v in detections.data.items()}
     data.setdefault("class_name", np.empty(0, dtype=str) if n == 0 else np.array(["?"] * n))
     for name in REGION_FIELDS:
         data.setdefault(name, np.full(n, np.nan, dtype=np.float64))
