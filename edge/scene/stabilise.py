@@ -6,11 +6,12 @@ transform (rotation, scale, shift) is fitted with RANSAC (people and cars are ou
 into the reference view before background modelling. The shift (median displacement of the matched reference
 points, in work-resolution pixels, as in `gridwatch.calibration.shift`) is reported per frame.
 
-A shift larger than `max_shift_frac` of the image diagonal, or fewer than `min_inliers` consistent matches, cannot
-be compensated: `paused` is set (the scene stage pauses, the camera keeps running). A view that matches the reference
-again (a bus that covered it has passed) resumes at once. Otherwise the view must stay steady (frame to frame) for
-`settle_s` seconds; it becomes the new reference and `reanchored` tells the caller to relearn its backgrounds. So
-a camera moved for good recovers on its own.
+A shift larger than `max_shift_frac` of the image diagonal, or fewer than `min_inliers` consistent matches for
+longer than `grace_s` (a passing bus hides the scenery for a moment), cannot be compensated: `paused` is set (the
+scene stage pauses, the camera keeps running). A view that matches the reference again resumes at once. Otherwise
+the view must stay steady (frame to frame) for `settle_s` seconds; it becomes the new reference and `reanchored`
+tells the caller to relearn its backgrounds. So a camera moved for good recovers on its own. While registered, the
+reference features are renewed every `refresh_s` from the frame warped into the reference view.
 """
 
 from __future__ import annotations
@@ -33,13 +34,18 @@ class StabiliseParams:
     """max_shift_frac: largest compensated shift as a share of the diagonal. min_inliers: least RANSAC-consistent
     matches. settle_s: steady time after a pause before the current view becomes the reference. max_features:
     ORB features per frame (more is steadier and slower). steady_px: frame-to-frame motion below which the view
-    counts as steady while paused."""
+    counts as steady while paused. grace_s: how long too few matches (the scenery hidden by a bus, a crowd, a plain
+    synthetic scene) keep the last transform before the stage pauses; a measured large shift pauses at once.
+    refresh_s: how often a well-registered frame, warped into the reference view, renews the reference features
+    (the slow re-anchoring: scenery that parked cars hid, the light of another hour)."""
 
     max_shift_frac: float = 0.08
     min_inliers: int = 12
     settle_s: float = 5.0
     max_features: int = 150
     steady_px: float = 1.5
+    grace_s: float = 2.0
+    refresh_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class Stabiliser:
         self._prev: _View | None = None
         self._paused = False
         self._steady_since: float | None = None
+        self._unmatched_since: float | None = None
+        self._last: FloatArray = IDENTITY.copy()
+        self._ref_ts = 0.0
 
     @property
     def paused(self) -> bool:
@@ -85,15 +94,26 @@ class Stabiliser:
             # unregistered and take the first view with enough structure as the reference.
             first = self._ref is None
             self._ref = self._prev = view
+            self._ref_ts = ts
             return Registration(IDENTITY.copy(), ShiftResult(False, 0.0, len(view.points)), False, first)
         h, w = gray.shape
         limit = self.params.max_shift_frac * float(np.hypot(w, h))
         transform, shift = self._fit(self._ref, view)
         ok = transform is not None and shift.inliers >= self.params.min_inliers and shift.median_px <= limit
         if ok:  # registered (again: an occluded or briefly shaken view that returns needs no relearning)
-            self._prev, self._paused, self._steady_since = view, False, None
+            self._prev, self._paused, self._steady_since, self._unmatched_since = view, False, None, None
             assert transform is not None
+            self._last = transform
+            if ts - self._ref_ts >= self.params.refresh_s:
+                self._refresh(gray, transform, ts)
             return Registration(transform, shift, False, False)
+        if transform is None and not self._paused:
+            # Too few matches, not a measured large shift: a bus or a crowd hides the scenery. Keep the last
+            # transform for `grace_s` before treating it as a lost view.
+            if self._unmatched_since is None:
+                self._unmatched_since = ts
+            if ts - self._unmatched_since < self.params.grace_s:
+                return Registration(self._last.copy(), shift, False, False)
         # Paused (or pausing now): wait until the view holds still, then make it the reference.
         moved = self._fit(self._prev, view)[1] if self._prev is not None else None
         p = self.params
@@ -106,9 +126,16 @@ class Stabiliser:
         elif self._steady_since is None:
             self._steady_since = ts
         if self._steady_since is not None and ts - self._steady_since >= self.params.settle_s:
-            self._ref, self._paused, self._steady_since = view, False, None
+            self._ref, self._paused, self._steady_since, self._ref_ts = view, False, None, ts
             return Registration(IDENTITY.copy(), ShiftResult(False, 0.0, len(view.points)), False, True)
         return Registration(IDENTITY.copy(), ShiftResult(True, shift.median_px, shift.inliers), True, False)
+
+    def _refresh(self, gray: npt.NDArray[np.uint8], transform: FloatArray, ts: float) -> None:
+        """New reference features from this frame warped into the reference view: the scenery that parked cars
+        hid, lighting of a new hour; the reference coordinates (and so the backgrounds) stay the same."""
+        view = self._features(warp_to_reference(gray, transform))
+        if len(view.points) >= 2 * self.params.min_inliers:
+            self._ref, self._ref_ts = view, ts
 
     def _features(self, gray: npt.NDArray[np.uint8]) -> _View:
         kps, desc = self._orb.detectAndCompute(gray, None)
