@@ -90,11 +90,13 @@ class Stabiliser:
     def register(self, gray: npt.NDArray[np.uint8], ts: float) -> Registration:
         view = self._features(gray)
         if self._ref is None or len(self._ref.points) < 2 * self.params.min_inliers:
-            # A view too plain to register (night, fog, a synthetic scene) cannot show a shift either: run
-            # unregistered and take the first view with enough structure as the reference.
+            # A view too plain to register (empty asphalt, night, fog) cannot show a shift either: run
+            # unregistered. A later view with enough structure becomes the reference only once the next frame
+            # confirms it (matches it steadily): features on a passing car must not become the reference.
             first = self._ref is None
-            self._ref = self._prev = view
-            self._ref_ts = ts
+            if first or self._confirmed(view):
+                self._ref, self._ref_ts = view, ts
+            self._prev = view
             return Registration(IDENTITY.copy(), ShiftResult(False, 0.0, len(view.points)), False, first)
         h, w = gray.shape
         limit = self.params.max_shift_frac * float(np.hypot(w, h))
@@ -129,6 +131,13 @@ class Stabiliser:
             self._ref, self._paused, self._steady_since, self._ref_ts = view, False, None, ts
             return Registration(IDENTITY.copy(), ShiftResult(False, 0.0, len(view.points)), False, True)
         return Registration(IDENTITY.copy(), ShiftResult(True, shift.median_px, shift.inliers), True, False)
+
+    def _confirmed(self, view: _View) -> bool:
+        """`view` has enough structure and matches the previous view without moving (static scenery)."""
+        if len(view.points) < 2 * self.params.min_inliers or self._prev is None:
+            return False
+        _, moved = self._fit(self._prev, view)
+        return moved.inliers >= self.params.min_inliers and moved.median_px <= self.params.steady_px
 
     def _refresh(self, gray: npt.NDArray[np.uint8], transform: FloatArray, ts: float) -> None:
         """New reference features from this frame warped into the reference view: the scenery that parked cars

@@ -43,7 +43,7 @@ def test_auto_runs_the_stage_when_an_incident_type_wants_regions(
 
 
 def test_knobs_are_bounded_and_named_in_errors() -> None:
-    with pytest.raises(ConfigError, match="scene_change.min_static_s"):
+    with pytest.raises(ConfigError, match=r"scene_change\.min_static_s"):
         site({"littering": {}}, {"min_static_s": 0})
 
 
