@@ -25,6 +25,10 @@ from gridwatch.models.base import ModelConfigError
 CLASS_LIST_FIELDS = frozenset({"classes", "object_classes", "owner_classes"})
 """Config fields (at any depth) that hold class names of the detector's model."""
 
+BESIDE_DETECTOR_CLASSES = ("unknown_object",)
+"""Classes the edge produces beside any detector (the scene-change stage's regions): rules may name them whatever
+the model knows, so `object_classes: [unknown_object]` works with a COCO model."""
+
 
 def verify_classes_known(
     used: Mapping[str, Sequence[str]], model_classes: Sequence[str], *, model: str,

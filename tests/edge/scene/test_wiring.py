@@ -10,6 +10,8 @@ import pytest
 from gridwatch.edge.camera import CameraPipeline, FrameResult
 from gridwatch.edge.config import ConfigError, SiteConfig, parse_site_config, scene_change_enabled
 from gridwatch.edge.frames import Frame
+from gridwatch.edge.scene.stage import REGION_CLASS
+from gridwatch.models.classes import BESIDE_DETECTOR_CLASSES
 from gridwatch.models.fake import FakeDetector
 from tests.edge.scene.test_stage import BG, OBJ, with_patch
 
@@ -87,3 +89,7 @@ def test_without_the_stage_nothing_changes() -> None:
     cfg = site({"illegal_parking": {"dwell_s": 2.0}})
     results = run(cfg, FakeDetector([]), 6)
     assert all(r.scene is None and len(r.tracks) == 0 for r in results)
+
+
+def test_the_region_class_is_one_the_class_check_accepts_beside_any_model() -> None:
+    assert REGION_CLASS in BESIDE_DETECTOR_CLASSES
