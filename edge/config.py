@@ -249,10 +249,11 @@ class SceneChangeConfig(_Model):
         description="A region darker than the long-term background by a brightness ratio in this range, with "
         "the same chromaticity and texture, is a shadow, not an object.",
     )
-    ghost_edge_ratio: float = Field(
+    ghost_contrast_ratio: float = Field(
         1.0, gt=0, le=10,
-        description="A region whose outline is less than this times as sharp in the current frame as in the "
-        "long-term background is a ghost (something that left, revealing the kerb) and is absorbed.",
+        description="A region that stands out from its surroundings less than this times as much in the current "
+        "frame as in the long-term background is a ghost (something that left, revealing the kerb) and is "
+        "learnt into the background instead of reported.",
     )
     mask_classes: list[str] = Field(
         default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "bus", "truck", "van"],

@@ -66,21 +66,29 @@ def find_regions(established: Mask, age_s: F32, difference: F32, min_area_px: in
 
 
 def is_ghost(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
-             edge_ratio: float) -> bool:
-    """True when the region's outline is sharper in the long-term background than in the current frame."""
+             contrast_ratio: float, ring_px: int = 5) -> bool:
+    """True when the region stands out from its surroundings less in the current frame than it did in the
+    long-term background: what stood out has left (a ghost), rather than arrived.
+
+    Contrast is the difference of medians between the region and a ring `ring_px` wide around it, in each
+    image. Medians of areas, not edges: robust to the blur of a warped (stabilised) frame and to people passing
+    through part of the ring."""
     x1, y1, x2, y2 = region.box
     h, w = frame_gray.shape
-    pad = 3
+    pad = ring_px + 2
     ax1, ay1, ax2, ay2 = max(0, x1 - pad), max(0, y1 - pad), min(w, x2 + pad), min(h, y2 + pad)
     mask = np.zeros((ay2 - ay1, ax2 - ax1), np.uint8)
     mask[y1 - ay1:y2 - ay1, x1 - ax1:x2 - ax1] = region.pixels.astype(np.uint8)
-    grown = np.asarray(cv2.dilate(mask, np.ones((3, 3), np.uint8)), dtype=bool)
-    ring_b = grown & ~np.asarray(cv2.erode(mask, np.ones((3, 3), np.uint8)), dtype=bool)
-    if not ring_b.any():
+    inner = np.asarray(cv2.dilate(mask, np.ones((3, 3), np.uint8)), dtype=bool)
+    outer = np.asarray(cv2.dilate(mask, np.ones((2 * ring_px + 3, 2 * ring_px + 3), np.uint8)), dtype=bool)
+    ring = outer & ~inner
+    own = mask.astype(bool)
+    if not ring.any():
         return False
-    now = _gradient(frame_gray[ay1:ay2, ax1:ax2])[ring_b].mean()
-    before = _gradient(long_term_gray[ay1:ay2, ax1:ax2])[ring_b].mean()
-    return bool(now < edge_ratio * before)
+    now, before = frame_gray[ay1:ay2, ax1:ax2], long_term_gray[ay1:ay2, ax1:ax2]
+    stands_out_now = abs(float(np.median(now[own])) - float(np.median(now[ring])))
+    stood_out_before = abs(float(np.median(before[own])) - float(np.median(before[ring])))
+    return bool(stands_out_now < contrast_ratio * stood_out_before)
 
 
 def is_shadow(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
@@ -105,9 +113,3 @@ def confidence(region: Region, min_static_s: float, diff_threshold: float) -> fl
     persistence = min(1.0, region.age_s / (2.0 * min_static_s))
     contrast = min(1.0, region.contrast * 255.0 / (3.0 * diff_threshold))
     return float(np.clip(0.5 * persistence + 0.5 * contrast, 0.0, 1.0))
-
-
-def _gradient(gray: npt.NDArray[np.uint8]) -> F32:
-    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-    return np.asarray(np.abs(gx) + np.abs(gy), dtype=np.float32)

@@ -166,7 +166,7 @@ class SceneChangeStage:
         gray_before = np.clip(long_term, 0, 255).astype(np.uint8)
         kept: list[Region] = []
         for region in regions:
-            if is_ghost(region, gray_now, gray_before, self.config.ghost_edge_ratio):
+            if is_ghost(region, gray_now, gray_before, self.config.ghost_contrast_ratio):
                 full = np.zeros(gray_now.shape, bool)
                 x1, y1, x2, y2 = region.box
                 full[y1:y2, x1:x2] = region.pixels

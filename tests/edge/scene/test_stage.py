@@ -217,3 +217,20 @@ def test_a_region_inside_a_known_detection_is_that_detection() -> None:
     assert merged.data["source"].tolist() == ["detector", "scene"]
     assert merged.xyxy[1].tolist() == [200, 10, 220, 30]
     assert len(det) == 1 and "source" not in det.data  # input not mutated
+
+
+def test_a_region_on_a_calibrated_camera_has_its_area_in_square_metres() -> None:
+    from gridwatch.calibration.camera import PinholeCamera
+    from gridwatch.calibration.ground import GroundMapping
+
+    cam = PinholeCamera.from_hfov(W, H, 60.0, 6.0, 35.0, 0.0, 31.23, 121.47)
+    mapping = GroundMapping.from_camera(cam)
+    stage = SceneChangeStage(cfg(), mapping)
+    results = run(lambda t: with_patch(BG, OBJ) if t >= 2 else BG, 10, stage)
+    regions = results[-1][1].regions
+    assert len(regions) == 1
+    x1, y1, x2, y2 = OBJ
+    corners = mapping.pixel_to_enu(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], float))
+    x, y = corners[:, 0], corners[:, 1]
+    expected = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+    assert float(regions.data["region_area_m2"][0]) == pytest.approx(expected, rel=0.3)
