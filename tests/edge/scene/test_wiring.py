@@ -93,3 +93,18 @@ def test_without_the_stage_nothing_changes() -> None:
 
 def test_the_region_class_is_one_the_class_check_accepts_beside_any_model() -> None:
     assert REGION_CLASS in BESIDE_DETECTOR_CLASSES
+
+
+def test_the_review_video_draws_regions_in_their_own_colour() -> None:
+    import numpy as np
+    import supervision as sv
+
+    from gridwatch.edge.evidence import annotate
+
+    image = np.zeros((60, 80, 3), np.uint8)
+    region = sv.Detections(xyxy=np.array([[20, 20, 50, 45]], np.float32))
+    plain = annotate(image, sv.Detections.empty(), (), ())
+    drawn = annotate(image, sv.Detections.empty(), (), (), regions=region)
+    assert not plain.any()
+    assert tuple(int(v) for v in drawn[20, 20]) == (255, 0, 255)  # BGR magenta at the box corner
+    assert not drawn[32, 35].any()  # corners only: the object stays visible
