@@ -234,3 +234,15 @@ def test_a_region_on_a_calibrated_camera_has_its_area_in_square_metres() -> None
     x, y = corners[:, 0], corners[:, 1]
     expected = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
     assert float(regions.data["region_area_m2"][0]) == pytest.approx(expected, rel=0.3)
+
+
+def test_the_stage_never_mutates_its_inputs() -> None:
+    stage = SceneChangeStage(cfg())
+    person = tracks((150, 60, 180, 125, "person"))
+    before = (person.xyxy.copy(), person.tracker_id.copy() if person.tracker_id is not None else None)
+    image = with_patch(BG, OBJ)
+    copy = image.copy()
+    for i in range(10):
+        stage.update(image, i / FPS, person)
+    assert np.array_equal(image, copy)
+    assert np.array_equal(person.xyxy, before[0]) and set(person.data) == {"class_name"}
