@@ -25,9 +25,9 @@ from gridwatch.models.base import ModelConfigError
 CLASS_LIST_FIELDS = frozenset({"classes", "object_classes", "owner_classes"})
 """Config fields (at any depth) that hold class names of the detector's model."""
 
-BESIDE_DETECTOR_CLASSES = ("unknown_object",)
-"""Classes the edge produces beside any detector (the scene-change stage's regions): rules may name them whatever
-the model knows, so `object_classes: [unknown_object]` works with a COCO model."""
+NOT_FROM_THE_MODEL = frozenset({"unknown_object"})
+"""Class names another stage produces, known whatever the model: the scene-change stage's regions
+(`gridwatch.pipelines.rule_config.REGION_CLASS`; models may not import pipelines, a test keeps them equal)."""
 
 
 def verify_classes_known(
@@ -39,12 +39,12 @@ def verify_classes_known(
     known = list(model_classes)
     for path, names in used.items():
         for name in names:
-            if name not in known:
+            if name not in known and name not in NOT_FROM_THE_MODEL:
                 raise ModelConfigError(
                     f"{path}: {name!r} is not a class of model {model}; {_suggest(name, known)}"
                 )
     for path, names in (defaults or {}).items():
-        if names and not any(name in known for name in names):
+        if names and not any(name in known or name in NOT_FROM_THE_MODEL for name in names):
             raise ModelConfigError(
                 f"{path}: none of the default classes {list(names)} is a class of model {model}, so this rule can "
                 f"never fire; set {path} to some of {known} or disable the rule"

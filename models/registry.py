@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from gridwatch.models.base import Detector
-from gridwatch.models.classes import BESIDE_DETECTOR_CLASSES, class_lists, verify_classes_known
+from gridwatch.models.classes import class_lists, verify_classes_known
 from gridwatch.models.onnx_backend import OnnxDetector
 from gridwatch.models.ultralytics_backend import UltralyticsDetector  # cheap: ultralytics itself is imported lazily
 
@@ -156,7 +156,6 @@ def load_detector(
         explicit, default = class_lists(site)
         explicit.pop("detector.classes", None)
         reported = list(cfg.classes) if cfg.classes else list(detector.info.class_names)
-        reported += [c for c in BESIDE_DETECTOR_CLASSES if c not in reported]
         what = f"{detector.info.name} (as filtered by detector.classes)" if cfg.classes else detector.info.name
         verify_classes_known(explicit, reported, model=what, defaults=default)
     return detector

@@ -11,7 +11,7 @@ from gridwatch.edge.camera import CameraPipeline, FrameResult
 from gridwatch.edge.config import ConfigError, SiteConfig, parse_site_config, scene_change_enabled
 from gridwatch.edge.frames import Frame
 from gridwatch.edge.scene.stage import REGION_CLASS
-from gridwatch.models.classes import BESIDE_DETECTOR_CLASSES
+from gridwatch.models.classes import NOT_FROM_THE_MODEL
 from gridwatch.models.fake import FakeDetector
 from tests.edge.scene.test_stage import BG, OBJ, with_patch
 
@@ -92,7 +92,7 @@ def test_without_the_stage_nothing_changes() -> None:
 
 
 def test_the_region_class_is_one_the_class_check_accepts_beside_any_model() -> None:
-    assert REGION_CLASS in BESIDE_DETECTOR_CLASSES
+    assert REGION_CLASS in NOT_FROM_THE_MODEL
 
 
 def test_the_review_video_draws_regions_in_their_own_colour() -> None:
