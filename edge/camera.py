@@ -1,6 +1,11 @@
 """One camera's analysis chain, readable top to bottom:
 
-    frame -> sampler -> detector -> tracker -> ground positions -> rules -> updates -> events (+ snapshots)
+    frame -> sampler -> detector (+ scene-change regions) -> tracker -> ground positions -> rules -> updates
+          -> events (+ snapshots)
+
+The scene-change stage (`gridwatch.edge.scene`, on when `scene_change_enabled`) runs beside the detector on the
+same frame, masks the persons and vehicles of the previous frame's tracks, and its `unknown_object` regions are
+merged with the detections before the tracker, so rules see them as ordinary observations.
 
 `CameraPipeline.process(frame)` returns what happened on that frame; it does no network or disk I/O, so the
 offline `analyze` command, the live worker and the tests all run exactly this code.
@@ -15,11 +20,12 @@ import supervision as sv
 
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.calibration.ground import GroundMapping
-from gridwatch.edge.config import CameraConfig, enabled_incidents
+from gridwatch.edge.config import CameraConfig, enabled_incidents, scene_change_enabled
 from gridwatch.edge.evidence import Snapshot, snapshot
 from gridwatch.edge.frames import Frame
 from gridwatch.edge.geotag import Geotagger, build_ground_mapping, build_zones
 from gridwatch.edge.resume import SavedIncident, to_capture, to_wall
+from gridwatch.edge.scene.stage import SceneChangeStage, SceneOutput, merge_regions
 from gridwatch.edge.sources import Sampler
 from gridwatch.edge.tracking import MultiClassTracker
 from gridwatch.models.base import Detector
@@ -42,7 +48,8 @@ class Emitted:
 class FrameResult:
     """Everything one analysed frame produced: what a sink (video, outbox, progress) needs, so none of them
     reaches into the pipeline. `detections` is the detector's raw output; `tracks` the same boxes after the
-    tracker (with `tracker_id`) and ground positions; `open_incidents` the incidents still open after this frame."""
+    tracker (with `tracker_id`) and ground positions; `open_incidents` the incidents still open after this frame.
+    `scene` is the scene-change stage's output on this frame (regions, view shift, paused), None when it is off."""
 
     camera_id: str
     frame: Frame
@@ -52,6 +59,7 @@ class FrameResult:
     updates: list[IncidentUpdate]
     open_incidents: tuple[IncidentUpdate, ...]
     emitted: list[Emitted]
+    scene: SceneOutput | None = None
 
 
 def random_token() -> str:
@@ -95,6 +103,8 @@ class CameraPipeline:
     zones: tuple[Zone, ...] = ()
     rules: list[Rule] = field(default_factory=list)
     active: dict[str, IncidentUpdate] = field(default_factory=dict)
+    scene: SceneChangeStage | None = None
+    _tracks: sv.Detections | None = None
     _size: tuple[int, int] | None = None
     _last: Frame | None = None
 
@@ -111,6 +121,8 @@ class CameraPipeline:
         if self.camera.calibration is not None:
             mapping = build_ground_mapping(self.camera.calibration, frame.width, frame.height)
         self.geotagger.mapping = mapping
+        if scene_change_enabled(self.camera):
+            self.scene = SceneChangeStage(self.camera.scene_change, mapping, self.camera.id)
         self.zones = build_zones(self.camera.zones, mapping)
         self.rules = build_rules(self.camera, self.zones, self.camera.id, self.new_token)
         records = [to_capture(saved, frame.ts, frame.wall) for saved in self.restored]
@@ -125,13 +137,16 @@ class CameraPipeline:
         if self._size is None:
             self._setup(frame)
         raw = self.detector.detect(frame.image)
-        tracked = self.geotagger.with_ground(self.tracker.update(raw, frame.ts))
+        scene = self.scene.update(frame.image, frame.ts, self._tracks) if self.scene is not None else None
+        found = merge_regions(raw, scene.regions) if scene is not None else raw
+        tracked = self.geotagger.with_ground(self.tracker.update(found, frame.ts))
+        self._tracks = tracked
         observations = observations_from_detections(tracked)
         updates = [u for rule in self.rules for u in rule.update(observations, frame.ts)]
         self._last = frame
         emitted = self._emit(updates, frame)
         return FrameResult(self.camera.id, frame, raw, tracked, self.zones, updates, tuple(self.active.values()),
-                           emitted)
+                           emitted, scene)
 
     def flush(self, reason: EndReason) -> list[Emitted]:
         """End every open incident because the camera stops watching (`reason`): nothing stays open centrally."""

@@ -162,6 +162,18 @@ else:
     IncidentsConfig = incidents_config_model(default_registry())
 
 
+SCENE_CHANGE_INCIDENTS = frozenset({"littering", "exposed_garbage"})
+"""Incident types that look for dropped or piled things: `scene_change.enabled: auto` turns the stage on for them."""
+
+
+def scene_change_enabled(camera: CameraConfig) -> bool:
+    """Whether the scene-change stage runs on `camera` (see `SceneChangeConfig.enabled`)."""
+    setting = camera.scene_change.enabled
+    if setting == "auto":
+        return any(t.name in SCENE_CHANGE_INCIDENTS for t, _ in enabled_incidents(camera))
+    return bool(setting)
+
+
 def enabled_incidents(camera: CameraConfig) -> list[tuple[IncidentType[Any], RuleConfig]]:
     """The incident types that run on `camera`, each with its config, in registry order."""
     return camera.incidents.enabled()
@@ -186,6 +198,91 @@ class TrackerConfig(_Model):
     )
 
 
+class SceneChangeConfig(_Model):
+    """The class-agnostic scene-change stage (`gridwatch.edge.scene`): new static things no detector class covers.
+
+    It runs beside the detector on the analysed frames: stabilise against the reference view, keep a long-term and
+    a short-term background, and report static foreground that persists as `unknown_object` regions, which the
+    tracker and rules see as ordinary detections. Times are seconds of capture time, so they hold at any rate.
+    """
+
+    enabled: Literal["auto"] | bool = Field(
+        "auto",
+        description="auto = on when an enabled incident type looks for dropped or piled things (littering, "
+        "exposed_garbage); true/false force it on or off.",
+    )
+    work_width: int = Field(
+        320, ge=80, le=1920,
+        description="Width (px) the stage works at; height follows the frame's aspect. Smaller is cheaper but "
+        "loses small objects (a 320 px wide image keeps a 0.3 m bag at 20 m as a few pixels).",
+    )
+    min_static_s: float = Field(
+        3.0, gt=0, le=3600,
+        description="Seconds a pixel must stay static foreground before it belongs to a region. Shorter finds a "
+        "dropped thing sooner; longer ignores things set down for a moment.",
+    )
+    short_term_s: float = Field(
+        1.5, gt=0, le=600,
+        description="Time constant of the short-term background: how fast a new still thing is absorbed into it.",
+    )
+    long_term_s: float = Field(
+        600.0, gt=0, le=86400,
+        description="Time constant of the long-term background where nothing static covers it (slow light "
+        "changes); static foreground never updates it, so a left object stays visible.",
+    )
+    diff_threshold: float = Field(
+        20.0, gt=0, le=255,
+        description="Grey-level difference (0-255, after removing the global brightness offset) that counts as "
+        "'different'. Higher ignores faint objects and compression noise.",
+    )
+    min_area_px: int = Field(
+        20, ge=1, le=100_000,
+        description="Least region area in work-resolution pixels; smaller blobs are noise (rain, JPEG blocks).",
+    )
+    relearn_fraction: float = Field(
+        0.35, gt=0, le=1,
+        description="When more than this share of the frame differs from the long-term background at once (street "
+        "lights switching on, a cloud, auto exposure), the backgrounds are relearnt instead of reporting regions.",
+    )
+    shadow_ratio: tuple[float, float] = Field(
+        (0.45, 0.92),
+        description="A region darker than the long-term background by a brightness ratio in this range, with "
+        "the same chromaticity and texture, is a shadow, not an object.",
+    )
+    ghost_contrast_ratio: float = Field(
+        1.0, gt=0, le=10,
+        description="A region that stands out from its surroundings less than this times as much in the current "
+        "frame as in the long-term background is a ghost (something that left, revealing the kerb) and is "
+        "learnt into the background instead of reported.",
+    )
+    mask_classes: list[str] = Field(
+        default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "bus", "truck", "van"],
+        description="Tracked classes whose boxes are masked out: a standing person or a parked car is never a "
+        "static object.",
+    )
+    mask_margin: float = Field(
+        0.1, ge=0, le=1, description="Masked boxes are widened by this share of their size on each side."
+    )
+    absorb_after_s: float = Field(
+        3600.0, gt=0, le=7 * 86400,
+        description="A region older than this becomes part of the long-term background (a new bench is scenery).",
+    )
+    max_shift_frac: float = Field(
+        0.08, gt=0, le=1,
+        description="A view shift beyond this share of the image diagonal cannot be compensated: the stage "
+        "pauses (the camera keeps running) and raises the camera-shift warning.",
+    )
+    min_inliers: int = Field(
+        12, ge=4, le=1000, description="Fewer matched reference features than this also pauses the stage."
+    )
+    settle_s: float = Field(
+        5.0, gt=0, le=3600,
+        description="After a pause, the view must stay steady this long before it becomes the new reference and "
+        "the backgrounds are relearnt (a camera moved for good recovers).",
+    )
+    stabilise: bool = Field(True, description="Register frames to the reference view; off for rock-solid mounts.")
+
+
 class CameraConfig(_Model):
     id: Ident
     source: SourceConfig
@@ -194,6 +291,7 @@ class CameraConfig(_Model):
     zones: list[ZoneConfig] = Field(default_factory=list)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    scene_change: SceneChangeConfig = Field(default_factory=SceneChangeConfig)
 
 
 # --- transport, storage --------------------------------------------------------------------------------------

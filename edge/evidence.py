@@ -43,6 +43,9 @@ _ZONE = sv.Color(r=255, g=200, b=0)
 _PALETTE = sv.ColorPalette([_INCIDENT, *(c for c in sv.ColorPalette.DEFAULT.colors if not (c.r > 200 and c.g < 100))])
 _TRACK_BOXES = sv.BoxAnnotator(color=_PALETTE, thickness=2)
 _INCIDENT_BOXES = sv.BoxAnnotator(color=_PALETTE, thickness=4)
+_REGION = sv.Color(r=255, g=0, b=255)  # scene-change regions: magenta, unlike any track or incident colour
+_REGION_BOXES = sv.BoxCornerAnnotator(color=_REGION, thickness=2, corner_length=8,
+                                     color_lookup=sv.ColorLookup.INDEX)
 _LABELS = sv.LabelAnnotator(color=_PALETTE, text_scale=0.45, text_padding=4, smart_position=True)
 
 
@@ -62,11 +65,12 @@ def _text(image: np.ndarray, text: str, x: int, y: int, fg: sv.Color, bg: sv.Col
 
 def annotate(
     image: np.ndarray, tracks: sv.Detections, zones: Sequence[Zone], incidents: Sequence[IncidentUpdate],
-    caption: str = "", now_ts: float | None = None,
+    caption: str = "", now_ts: float | None = None, regions: sv.Detections | None = None,
 ) -> np.ndarray:
     """A new image: zones, tracked boxes labelled `#id class`, a thick red box + `TYPE dwell` per open incident.
 
-    `now_ts`: the frame's time, so an incident's dwell counts on between its (periodic) updates."""
+    `now_ts`: the frame's time, so an incident's dwell counts on between its (periodic) updates.
+    `regions`: the scene-change stage's regions on this frame, drawn as magenta corners."""
     out = image.copy()
     for zone in zones:
         poly = np.asarray(zone.polygon, dtype=np.int64)
@@ -83,6 +87,8 @@ def annotate(
     inc = _boxes([u.box for u in incidents])
     inc_labels = [f"{u.type.upper()} {u.dwell_s + max(0.0, (now_ts or u.ts) - u.ts):.0f}s" for u in incidents]
     inc_colors = np.zeros(len(incidents), dtype=np.int64)
+    if regions is not None and len(regions):
+        out = _REGION_BOXES.annotate(out, _boxes(regions.xyxy))
     if len(tracks):
         out = _TRACK_BOXES.annotate(out, tracks, custom_color_lookup=track_colors)
     if len(inc):

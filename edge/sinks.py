@@ -34,7 +34,11 @@ class VideoWriteError(GridwatchError, RuntimeError):
 def render(result: FrameResult) -> np.ndarray:
     """The review frame for one analysed frame: zones, tracks and open incidents, with a caption."""
     caption = f"{result.camera_id} t={result.frame.ts:.1f}s open incidents: {len(result.open_incidents)}"
-    return annotate(result.frame.image, result.tracks, result.zones, result.open_incidents, caption, result.frame.ts)
+    regions = result.scene.regions if result.scene is not None else None
+    if result.scene is not None and result.scene.paused:
+        caption += " | scene change paused: view shifted"
+    return annotate(result.frame.image, result.tracks, result.zones, result.open_incidents, caption, result.frame.ts,
+                    regions)
 
 
 class VideoSink:

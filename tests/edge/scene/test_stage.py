@@ -1,0 +1,248 @@
+"""The scene-change stage on tiny synthetic frames: one test per failure mode the stage must handle.
+
+The scene is a textured street (smoothed noise plus blocks, so features can be registered) at 320x180, analysed
+at 2 fps. An "object" is a plain dark patch pasted in; a "person"/"car" is the same, with a tracked box passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import pytest
+import supervision as sv
+
+from gridwatch.edge.config import SceneChangeConfig
+from gridwatch.edge.scene.stage import SceneChangeStage, SceneOutput, merge_regions
+
+W, H, FPS = 320, 180, 2.0
+OBJ = (150, 100, 180, 125)  # x1, y1, x2, y2 of the dropped thing
+Image = np.ndarray
+
+
+def street(seed: int = 0) -> Image:
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.normal(128, 40, (H, W)).astype(np.float32), (0, 0), 2.0)
+    img = np.clip(noise, 0, 255).astype(np.uint8)
+    for _ in range(40):  # blocks with corners: kerbstones, windows, signs
+        x, y = int(rng.integers(0, W - 20)), int(rng.integers(0, H - 20))
+        img[y:y + int(rng.integers(5, 20)), x:x + int(rng.integers(5, 20))] = int(rng.integers(0, 255))
+    return np.asarray(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+
+
+BG = street()
+
+
+def with_patch(img: Image, box: tuple[int, int, int, int], value: int = 30) -> Image:
+    out = img.copy()
+    x1, y1, x2, y2 = box
+    out[y1:y2, x1:x2] = value
+    return out
+
+
+def tracks(*boxes: tuple[float, float, float, float, str]) -> sv.Detections:
+    if not boxes:
+        return sv.Detections.empty()
+    return sv.Detections(
+        xyxy=np.array([b[:4] for b in boxes], dtype=np.float32),
+        confidence=np.full(len(boxes), 0.9, np.float32),
+        tracker_id=np.arange(1, len(boxes) + 1),
+        data={"class_name": np.array([b[4] for b in boxes])},
+    )
+
+
+def cfg(**kw: object) -> SceneChangeConfig:
+    base: dict[str, object] = {"work_width": W, "min_static_s": 3.0, "min_area_px": 20}
+    base.update(kw)
+    return SceneChangeConfig.model_validate(base)
+
+
+def run(frame_at: Callable[[float], Image], seconds: float, stage: SceneChangeStage | None = None,
+        tracks_at: Callable[[float], sv.Detections | None] = lambda t: None) -> list[tuple[float, SceneOutput]]:
+    stage = stage or SceneChangeStage(cfg())
+    out = []
+    for i in range(int(seconds * FPS)):
+        t = i / FPS
+        out.append((t, stage.update(frame_at(t), t, tracks_at(t))))
+    return out
+
+
+def centre(box: np.ndarray) -> tuple[float, float]:
+    return float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2
+
+
+def assert_no_regions(results: list[tuple[float, SceneOutput]]) -> None:
+    found = [(t, o.regions.xyxy.tolist()) for t, o in results if len(o.regions)]
+    assert not found, f"expected no regions, got {found[:3]}"
+
+
+def test_a_new_static_object_becomes_one_region_after_min_static_s() -> None:
+    results = run(lambda t: with_patch(BG, OBJ) if t >= 5 else BG, 15)
+    first = next(t for t, o in results if len(o.regions))
+    assert 5 + 3.0 <= first <= 5 + 3.0 + 2.0, f"region first seen at {first}s"
+    last = results[-1][1].regions
+    assert len(last) == 1
+    cx, cy = centre(last.xyxy[0])
+    assert abs(cx - 165) <= 4 and abs(cy - 112.5) <= 4
+    assert last.data["class_name"][0] == "unknown_object" and last.data["source"][0] == "scene"
+    assert 0.0 <= float(last.confidence[0]) <= 1.0
+    assert float(last.data["region_age_s"][0]) >= 3.0
+    assert np.isnan(last.data["region_area_m2"][0])  # no ground mapping
+    assert float(last.data["region_elongation"][0]) == pytest.approx(30 / 25, rel=0.2)
+    assert float(last.data["region_contrast"][0]) > 0.1
+
+
+def test_a_moving_object_is_no_region() -> None:
+    def frame(t: float) -> Image:
+        x = int(10 + 25 * t) % (W - 30)
+        return with_patch(BG, (x, 100, x + 30, 125))
+
+    assert_no_regions(run(frame, 15))
+
+
+def test_a_person_standing_still_is_masked_and_never_a_region() -> None:
+    person = (150, 60, 180, 125)
+    results = run(lambda t: with_patch(BG, person) if t >= 2 else BG, 30,
+                  tracks_at=lambda t: tracks((*person, "person")) if t >= 2.5 else None)
+    assert_no_regions(results)
+
+
+def test_a_parked_car_that_drives_off_leaves_no_ghost() -> None:
+    car = (100, 90, 200, 140)
+    results = run(lambda t: with_patch(BG, car, 200) if t < 6 else BG, 25,
+                  tracks_at=lambda t: tracks((*car, "car")) if t < 6.5 else None)
+    assert_no_regions(results)
+
+
+@pytest.mark.parametrize("change", ["sudden", "gradual", "half_the_frame"])
+def test_lighting_changes_are_relearnt_not_reported(change: str) -> None:
+    def frame(t: float) -> Image:
+        img = BG.astype(np.int16)
+        if change == "sudden" and t >= 5:
+            img += 60
+        elif change == "gradual":
+            img += int(4 * t)  # +60 over 15 s: dusk, fast
+        elif change == "half_the_frame" and t >= 5:
+            img[:, : W // 2] = img[:, : W // 2] * 2 // 3  # a street light switches off on one side
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    assert_no_regions(run(frame, 20))
+
+
+def test_noise_and_jpeg_compression_are_no_regions() -> None:
+    rng = np.random.default_rng(3)
+
+    def frame(t: float) -> Image:
+        noisy = np.clip(BG.astype(np.float32) + rng.normal(0, 8, BG.shape), 0, 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 30])
+        assert ok
+        return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR))
+
+    assert_no_regions(run(frame, 20))
+
+
+def test_a_shadow_is_no_region() -> None:
+    def frame(t: float) -> Image:
+        img = BG.copy()
+        if t >= 3:
+            x1, y1, x2, y2 = OBJ
+            img[y1:y2, x1:x2] = (img[y1:y2, x1:x2].astype(np.float32) * 0.7).astype(np.uint8)
+        return img
+
+    assert_no_regions(run(frame, 15))
+
+
+def shaken(img: Image, dx: float, dy: float, deg: float) -> Image:
+    m = cv2.getRotationMatrix2D((W / 2, H / 2), deg, 1.0)
+    m[:, 2] += (dx, dy)
+    return np.asarray(cv2.warpAffine(img, m, (W, H), borderMode=cv2.BORDER_REFLECT))
+
+
+def test_a_small_shift_and_rotation_is_compensated_and_the_region_found_where_it_is() -> None:
+    def motion(t: float) -> tuple[float, float, float]:
+        return 3.0 * np.sin(t), 2.0 * np.cos(1.3 * t), 1.0 * np.sin(0.7 * t)  # a swaying pole
+
+    results = run(lambda t: shaken(with_patch(BG, OBJ) if t >= 5 else BG, *motion(t)), 15)
+    assert max(o.shift_px for _, o in results) > 2.0  # the view did move
+    assert not any(o.paused for _, o in results)
+    early = [o for t, o in results if t < 5]
+    assert_no_regions([(0.0, o) for o in early])
+    t, last = results[-1]
+    assert len(last.regions) == 1, last.regions.xyxy
+    m = cv2.getRotationMatrix2D((W / 2, H / 2), motion(t)[2], 1.0)
+    m[:, 2] += motion(t)[:2]
+    expected = m @ np.array([165.0, 112.5, 1.0])
+    cx, cy = centre(last.regions.xyxy[0])
+    assert abs(cx - expected[0]) <= 5 and abs(cy - expected[1]) <= 5
+
+
+def test_a_large_shift_pauses_the_stage_warns_and_recovers_when_the_view_settles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stage = SceneChangeStage(cfg(settle_s=3.0), camera_id="cam-1")
+    moved = shaken(BG, 60, 25, 0)  # far beyond 8 % of the diagonal
+    with caplog.at_level(logging.WARNING, logger="gridwatch.edge.scene.stage"):
+        results = run(lambda t: BG if t < 5 else moved, 20, stage)
+    paused = [t for t, o in results if o.paused]
+    assert paused and paused[0] == 5.0
+    assert any("camera shift" in r.getMessage() and "cam-1" in r.getMessage() for r in caplog.records)
+    assert all(not len(o.regions) for _, o in results if o.paused)
+    resumed = [t for t, o in results if t > 5 and not o.paused]
+    assert resumed and resumed[0] <= 5 + 3.0 + 1.0, "the settled view becomes the new reference"
+    assert_no_regions(results)  # a relearnt background: the moved view is not one big region
+
+
+def test_a_view_hidden_for_a_moment_does_not_pause() -> None:
+    plain = np.full_like(BG, 90)  # a bus fills the view for one frame
+    results = run(lambda t: plain if t == 5.0 else BG, 10)
+    assert not any(o.paused for _, o in results)
+
+
+def test_a_region_inside_a_known_detection_is_that_detection() -> None:
+    regions = SceneChangeStage(cfg())._detections([], np.eye(2, 3), 1.0)
+    assert len(regions) == 0
+    det = tracks((100, 100, 140, 140, "litter"))
+    det.tracker_id = None
+    region = sv.Detections(
+        xyxy=np.array([[105, 105, 135, 138], [200, 10, 220, 30]], np.float32),
+        confidence=np.array([0.8, 0.7], np.float32), class_id=np.array([-1, -1]),
+        data={"class_name": np.array(["unknown_object"] * 2), "region_area_m2": np.full(2, np.nan),
+              "region_elongation": np.ones(2), "region_contrast": np.full(2, 0.3), "region_age_s": np.full(2, 4.0),
+              "source": np.array(["scene"] * 2)},
+    )
+    merged = merge_regions(det, region)
+    assert merged.data["class_name"].tolist() == ["litter", "unknown_object"]
+    assert merged.data["source"].tolist() == ["detector", "scene"]
+    assert merged.xyxy[1].tolist() == [200, 10, 220, 30]
+    assert len(det) == 1 and "source" not in det.data  # input not mutated
+
+
+def test_a_region_on_a_calibrated_camera_has_its_area_in_square_metres() -> None:
+    from gridwatch.calibration.camera import PinholeCamera
+    from gridwatch.calibration.ground import GroundMapping
+
+    cam = PinholeCamera.from_hfov(W, H, 60.0, 6.0, 35.0, 0.0, 31.23, 121.47)
+    mapping = GroundMapping.from_camera(cam)
+    stage = SceneChangeStage(cfg(), mapping)
+    results = run(lambda t: with_patch(BG, OBJ) if t >= 2 else BG, 10, stage)
+    regions = results[-1][1].regions
+    assert len(regions) == 1
+    x1, y1, x2, y2 = OBJ
+    corners = mapping.pixel_to_enu(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], float))
+    x, y = corners[:, 0], corners[:, 1]
+    expected = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+    assert float(regions.data["region_area_m2"][0]) == pytest.approx(expected, rel=0.3)
+
+
+def test_the_stage_never_mutates_its_inputs() -> None:
+    stage = SceneChangeStage(cfg())
+    person = tracks((150, 60, 180, 125, "person"))
+    before = (person.xyxy.copy(), person.tracker_id.copy() if person.tracker_id is not None else None)
+    image = with_patch(BG, OBJ)
+    copy = image.copy()
+    for i in range(10):
+        stage.update(image, i / FPS, person)
+    assert np.array_equal(image, copy)
+    assert np.array_equal(person.xyxy, before[0]) and set(person.data) == {"class_name"}
