@@ -160,11 +160,9 @@ def test_clips_without_a_new_static_object_have_no_persistent_region(
 
 
 def test_aboda_littering_through_analyze_from_the_bag_region(shared_data: Path, tmp_path: Path) -> None:
-    """End to end with the scene-change path: `analyze` (which checks every class list against the model: the
-    region class passes with a COCO model) reports the bag as littering soon after its owner leaves, at the bag.
-
-    `require_owner: false` because the region appears only once the owner's (masked) box has left the bag, when
-    the rule's owner window has passed; owner look-back is the littering rule's part of issue 6."""
+    """End to end with the scene-change path and the rule's defaults (only `dwell_s` set, as a user would):
+    `analyze` reports the bag as littering soon after its owner leaves, at the bag, with the owner found by
+    looking back from the region's appearance (the region appears only once the owner's masked box has left)."""
     truth = json.loads((shared_data / "events.json").read_text())[ABODA]["events"][0]
     bx1, by1, bx2, by2 = truth["object_bbox_xyxy_approx"]
     cfg = parse_site_config({
@@ -172,8 +170,7 @@ def test_aboda_littering_through_analyze_from_the_bag_region(shared_data: Path, 
         "detector": {"type": "onnx", "model": str(shared_data / "models" / "yolox_nano.onnx"),
                      "manifest": str(REPO / "models" / "manifests" / "yolox_nano_coco80.json"), "conf": 0.3},
         "cameras": [{"id": "c", "analysis_fps": 2, "source": {"type": "file", "path": str(shared_data / ABODA)},
-                     "incidents": {"littering": {"dwell_s": 3.0, "object_classes": ["unknown_object"],
-                                                 "require_owner": False}}}],
+                     "incidents": {"littering": {"dwell_s": 3.0}}}],
     })
     report = analyze_clip(shared_data / ABODA, cfg, "c", tmp_path, progress=False, write_video=False,
                           start_wall=T0)
@@ -185,3 +182,4 @@ def test_aboda_littering_through_analyze_from_the_bag_region(shared_data: Path, 
     cx, cy = (event.box.x1 + event.box.x2) / 2, (event.box.y1 + event.box.y2) / 2
     assert abs(cx - (bx1 + bx2) / 2) <= 40 and abs(cy - (by1 + by2) / 2) <= 40
     assert event.objects[0].class_name == "unknown_object"
+    assert [o.class_name for o in event.objects if o.role == "owner"] == ["person"]
