@@ -3,9 +3,8 @@
 Two kinds of evidence reach the rule:
 
 - a detected wire (a detector class such as the demo model's `wire`). A wire that hangs between its poles is
-  high in the view: on a calibrated camera its footprint has no ground point (the plausibility filter's
-  off-ground check, on by default), and with zones it is outside the road/sidewalk zones. Both are the dwell
-  rule's checks; this gate lets detector classes through unchanged.
+  high in the view: on a calibrated camera its footprint has no ground point (this gate drops it), and with
+  zones it is outside the road/sidewalk zones (the dwell rule's zone check).
 - a scene-change region (`unknown_object`). A wire that stays up is part of the long-term background from the
   camera's setup, so it never becomes a region; a region is a *new* static thing. Only a long thin one is a wire
   candidate: elongation (long / short side of its minimum-area rectangle) at least `min_elongation`, and thin:
@@ -66,13 +65,23 @@ class ShapeGatedRule:
     inner: Rule
     shape: WireShape
     incident_type: str = field(init=False)
+    calibrated: bool = False
 
     def __post_init__(self) -> None:
         self.incident_type = self.inner.incident_type
 
     def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
-        kept = [o for o in observations if o.class_name != REGION_CLASS or is_wire_shaped(o, self.shape)]
+        self.calibrated = self.calibrated or any(o.ground is not None for o in observations)
+        kept = [o for o in observations if self._may_be_wire(o)]
         return self.inner.update(kept, ts)
+
+    def _may_be_wire(self, o: Observation) -> bool:
+        """Off the ground on a calibrated camera (any object on it has a ground point): a wire still up between
+        its poles. The plausibility filter's own check sees only the rule's classes, so on a view with only a
+        hanging wire it would never learn that the camera is calibrated."""
+        if self.calibrated and o.ground is None:
+            return False
+        return o.class_name != REGION_CLASS or is_wire_shaped(o, self.shape)
 
     def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]:
         return self.inner.flush(ts, reason)
