@@ -7,9 +7,10 @@ is a person who stands or sits still in a zone, with *goods* around them: region
 there (not before they were first seen, give or take `appear_grace_s`); each region belongs to the nearest such
 person only. The goods must be spread out, not a bag held beside a seat: their total area at least
 `min_area_m2` (uncalibrated: box area relative to the person's height squared, `min_area_rel`), or at least
-`min_regions` separate regions. So a crowd at a bus stop (no goods, or one bag each) and a person on a bench
-with a bag (one small region) are not vendors; goods with nobody beside them are not either (exposed_garbage
-may take them).
+`min_regions` separate regions. Goods lie on the ground: a region cut by the top of the frame, or without a
+ground point on a calibrated camera, is not goods (`plausibility`). So a crowd at a bus stop (no goods, or one
+bag each) and a person on a bench with a bag (one small region) are not vendors; goods with nobody beside them
+are not either (exposed_garbage may take them).
 
 The rule fires when a vendor has stayed beside the goods for `dwell_s`: from the later of when the person came
 to rest and when the first goods appeared. One incident per vendor (keyed by the person's track); other persons
@@ -79,7 +80,10 @@ class VendorRule(StationaryDwellRule):
 
     def _vendor_hits(self, observations: Sequence[Observation], ts: float) -> list[Hit]:
         g, p = self.goods, self.params
-        regions = [o for o in observations if o.class_name in g.goods_classes and o.confidence >= p.min_confidence]
+        regions = [o for o in observations if o.class_name in g.goods_classes]
+        for o in regions:
+            self._plausible.observe(o, ts)
+        regions = [o for o in regions if o.confidence >= p.min_confidence and self._on_ground(o)]
         for o in regions:
             drop = self._dropped.get(o.track_id, (ts - (o.age_s or 0.0), ts))[0]
             self._dropped[o.track_id] = (drop, ts)
@@ -115,7 +119,15 @@ class VendorRule(StationaryDwellRule):
         return min(near, key=lambda v: distance(region, v.person), default=None)
 
     def _near(self, region: Observation, v: _Vendor) -> bool:
+        if v.person.ground is not None and region.ground is None:  # calibrated: goods lie on the ground plane
+            return False
         return distance(region, v.person) <= self._radius(region, v.person)
+
+    def _on_ground(self, region: Observation) -> bool:
+        """Goods lie on the ground: a region the plausibility filter doubts (cut by the top of the frame: the
+        lower part of something that continues above the view, such as a pole or a hanging cable that moved;
+        mostly off the ground plane on a calibrated camera; a low score) is not goods."""
+        return self._plausible.doubt(region) is None
 
     def _radius(self, region: Observation, person: Observation) -> float:
         if region.ground is not None and person.ground is not None:

@@ -182,6 +182,26 @@ def test_calibrated_person_with_two_small_bags_is_not_a_vendor() -> None:
     assert started(run("street_vendor", bench, dwell_s=10.0)) == []
 
 
+def test_region_hanging_from_the_top_of_the_frame_is_not_goods() -> None:
+    """The demo's false vendor before the fix: a region cut by the top of the frame (the upper part of a cable
+    that fell, a pole) beside a person standing at the edge of the view is not goods on the ground."""
+    def script(t: float) -> list[Observation]:
+        out = [person(1, 10, bottom=135)]
+        if t >= 8:
+            out.append(region(13, (62.0, 0.0, 108.0, 124.0), t, drop=5.0, elongation=2.7))
+        return out
+    assert started(run("street_vendor", script, dwell_s=10.0)) == []
+
+
+def test_calibrated_region_off_the_ground_plane_is_not_goods() -> None:
+    def script(t: float) -> list[Observation]:
+        out = [person(1, 300, ground=(0.0, 10.0))]
+        if t >= 8:
+            out.append(goods(20, 340, t, drop=5.0, w=90, h=30, area=None, ground=None))
+        return out
+    assert started(run("street_vendor", script, dwell_s=10.0)) == []
+
+
 def test_goods_with_nobody_beside_them_are_not_a_vendor() -> None:
     def lone(t: float) -> list[Observation]:
         return [goods(20 + i, x, t, 2.0) for i, x in enumerate([250, 300, 350])] if t >= 5 else []
