@@ -162,7 +162,7 @@ class VendorRule(StationaryDwellRule):
         objs = [ObjectRef(r.track_id, r.class_name, r.confidence, "goods", r.box, r.area_m2) for r in goods]
         objs += [ObjectRef(o.track_id, o.class_name, o.confidence, "vendor", o.box) for o in people]
         return Hit(person.track_id, start, round(conf, 3), box, anchor_of(box), person.ground,
-                   vendor.zone if self.params.zones else None, tuple(objs))
+                   vendor.zone, tuple(objs))  # "frame" without zones, as for a detected stall
 
     def _forget_people(self, ts: float) -> None:
         forget_gone(ts, self.params.forget_after_s, self._people_still, self._people_gate, self._arrived)
