@@ -170,7 +170,8 @@ class VendorRule(StationaryDwellRule):
             del self._dropped[tid]
 
     def state_size(self) -> int:
-        return super().state_size() + len(self._people_still) + len(self._arrived) + len(self._dropped)
+        people = len(self._people_still) + len(self._people_gate) + len(self._arrived)
+        return super().state_size() + people + len(self._dropped)
 
 
 def _union(boxes: list[Box]) -> Box:
