@@ -162,8 +162,9 @@ else:
     IncidentsConfig = incidents_config_model(default_registry())
 
 
-SCENE_CHANGE_INCIDENTS = frozenset({"littering", "exposed_garbage"})
-"""Incident types that look for dropped or piled things: `scene_change.enabled: auto` turns the stage on for them."""
+SCENE_CHANGE_INCIDENTS = frozenset({"littering", "exposed_garbage", "fallen_wire", "street_vendor"})
+"""Incident types that read scene-change regions (dropped or piled things, a fallen wire, vendors' goods):
+`scene_change.enabled: auto` turns the stage on for them."""
 
 
 def scene_change_enabled(camera: CameraConfig) -> bool:
@@ -208,8 +209,8 @@ class SceneChangeConfig(_Model):
 
     enabled: Literal["auto"] | bool = Field(
         "auto",
-        description="auto = on when an enabled incident type looks for dropped or piled things (littering, "
-        "exposed_garbage); true/false force it on or off.",
+        description="auto = on when an enabled incident type reads scene-change regions (littering, "
+        "exposed_garbage, fallen_wire, street_vendor); true/false force it on or off.",
     )
     work_width: int = Field(
         320, ge=80, le=1920,

@@ -3,9 +3,10 @@
 A recording is JSON Lines. The first line is the header, `{"incidents": {<type>: {<settings>}}, "zones":
 [{"name": ..., "points": [[x, y], ...]}]}` (the same shape as a camera's YAML); every other line is one analysed
 frame, `{"ts": <capture seconds>, "objects": [{"track_id", "class_name", "confidence", "box": [x1, y1, x2, y2],
-"ground": [e, n] | null, "age_s", "area_m2", "width_m"}]}` (the last three optional: a scene-change region's age
-and area, a calibrated width). The rules are built from the registry exactly as a camera builds them, with
-deterministic incident ids; at the end they are flushed (`source_ended`) like a file that ends.
+"ground": [e, n] | null, "age_s", "area_m2", "width_m", "elongation"}]}` (the last four optional: a scene-change
+region's age, area and elongation, a calibrated width). The rules are built from the registry exactly as a
+camera builds them, with deterministic incident ids; at the end they are flushed (`source_ended`) like a file
+that ends.
 
 `summarise` turns the updates into what a reviewer compares: type, phase, the incident by order of first
 appearance (`#1`, `#2`, ...), its start and the update's time rounded to 0.1 s, and the tracks by role. A rule
@@ -61,7 +62,7 @@ def _observation(o: Mapping[str, Any]) -> Observation:
     return Observation(
         int(o["track_id"]), str(o["class_name"]), float(o["confidence"]), (x1, y1, x2, y2),
         anchor_of((x1, y1, x2, y2)), (float(ground[0]), float(ground[1])) if ground else None,
-        age_s=opt("age_s"), area_m2=opt("area_m2"), width_m=opt("width_m"),
+        age_s=opt("age_s"), area_m2=opt("area_m2"), width_m=opt("width_m"), elongation=opt("elongation"),
     )
 
 
@@ -71,7 +72,7 @@ def observation_row(o: Observation) -> dict[str, Any]:
                            "box": [round(v, 1) for v in o.box]}
     if o.ground is not None:
         row["ground"] = [round(v, 2) for v in o.ground]
-    for key in ("age_s", "area_m2", "width_m"):
+    for key in ("age_s", "area_m2", "width_m", "elongation"):
         value = getattr(o, key)
         if value is not None:
             row[key] = round(value, 2)

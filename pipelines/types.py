@@ -51,6 +51,7 @@ class Observation:
     age_s: float | None = None
     area_m2: float | None = None
     width_m: float | None = None
+    elongation: float | None = None
 
     @property
     def height_px(self) -> float:
@@ -127,8 +128,8 @@ def observations_from_detections(detections: sv.Detections) -> list[Observation]
     """Convert tracked `Detections` once; untracked rows (tracker_id < 0 or missing) are skipped.
 
     `data["class_name"]` is required; `data["ground_xy"]` (N, 2) metres is optional (NaN = not on the ground);
-    so are the per-row measurements `region_age_s`, `region_area_m2` and `width_m` (NaN = not measured; see
-    `Observation`).
+    so are the per-row measurements `region_age_s`, `region_area_m2`, `width_m` and `region_elongation` (NaN = not
+    measured; see `Observation`).
     """
     if len(detections) == 0 or detections.tracker_id is None:
         return []
@@ -136,7 +137,7 @@ def observations_from_detections(detections: sv.Detections) -> list[Observation]
     if names is None:
         raise ValueError("detections need data['class_name'] (the detector backends set it)")
     ground = detections.data.get("ground_xy")
-    age, area, width = (detections.data.get(key) for key in MEASUREMENTS)
+    age, area, width, elongation = (detections.data.get(key) for key in MEASUREMENTS)
     conf = detections.confidence if detections.confidence is not None else np.ones(len(detections))
     out: list[Observation] = []
     for i in range(len(detections)):
@@ -148,12 +149,14 @@ def observations_from_detections(detections: sv.Detections) -> list[Observation]
         if ground is not None and np.all(np.isfinite(ground[i])):
             g = (float(ground[i][0]), float(ground[i][1]))
         out.append(Observation(tid, str(names[i]), float(conf[i]), (x1, y1, x2, y2), anchor_of((x1, y1, x2, y2)), g,
-                               age_s=_finite(age, i), area_m2=_finite(area, i), width_m=_finite(width, i)))
+                               age_s=_finite(age, i), area_m2=_finite(area, i), width_m=_finite(width, i),
+                               elongation=_finite(elongation, i)))
     return out
 
 
-MEASUREMENTS = ("region_age_s", "region_area_m2", "width_m")
-"""`Detections.data` keys of the optional per-row measurements (`Observation.age_s`, `area_m2`, `width_m`)."""
+MEASUREMENTS = ("region_age_s", "region_area_m2", "width_m", "region_elongation")
+"""`Detections.data` keys of the optional per-row measurements (`Observation.age_s`, `area_m2`, `width_m`,
+`elongation`)."""
 
 
 def _finite(column: np.ndarray | list[Any] | None, i: int) -> float | None:

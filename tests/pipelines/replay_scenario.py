@@ -6,7 +6,10 @@ tests.pipelines.replay_scenario`). 90 s at 2 fps, uncalibrated 640x360 view:
 - an overhead sign the detector calls a bus, its box cut by the top of the frame (not a case);
 - a person sets a bag down at 30 s and walks off; the scene-change stage emits the region at 33 s (littering);
 - a region nobody put down appears at 20 s (the stage emits it at 23 s) and stays (exposed_garbage);
-- a person waits at a bus stop from 40 s with their bag next to them (nothing).
+- a person waits at a bus stop from 40 s with their bag next to them (nothing);
+- a vendor stops at 12 s and lays out three bundles of goods at 14-16 s (regions from 17 s) (street_vendor);
+- a cable falls across the far lane at 50 s (a long thin region from 53 s) (fallen_wire; exposed_garbage takes
+  it too after its 30 s dwell: nobody put it down).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ HEADER = {
         "littering": {"dwell_s": 2.0},
         "exposed_garbage": {"dwell_s": 30.0},
         "street_vendor": {"dwell_s": 30.0},
+        "fallen_wire": {"dwell_s": 3.0},
     },
 }
 
@@ -63,6 +67,16 @@ def frame(t: float) -> list[Observation]:
         out.append(_o(4, "person", 0.8, 600 if t >= 40 else 560 + 20 * (t - 38), 300, 35, 90))
     if t >= 43:
         out.append(_o(50, "unknown_object", 0.6, 615, 302, 20, 14, age_s=t - 40, area_m2=0.1))
+    # A vendor: walks in, stands at x=330 from 12 s, lays out goods at 14, 15 and 16 s.
+    if t >= 8:
+        out.append(_o(5, "person", 0.85, 330 if t >= 12 else 250 + 20 * (t - 8), 300, 35, 90))
+    for k, (gx, drop) in enumerate([(290, 14.0), (370, 15.0), (330, 16.0)]):
+        if t >= drop + 3:
+            out.append(_o(70 + k, "unknown_object", 0.6, gx, 310 if gx == 330 else 302, 40, 16, age_s=t - drop,
+                          area_m2=0.3))
+    # A fallen cable across the far lane: 240 x 12 px, elongation 20.
+    if t >= 53:
+        out.append(_o(60, "unknown_object", 0.6, 500, 200, 240, 12, age_s=t - 50, elongation=20.0))
     return out
 
 

@@ -187,7 +187,8 @@ def test_defaults_users_get_are_the_config_models() -> None:
     assert cfg["littering"].dwell_s == 5.0
     assert cfg["fallen_wire"].stillness.tolerance_rel > cfg["illegal_parking"].stillness.tolerance_rel
     assert cfg["illegal_parking"].classes == ["car", "truck", "bus", "motorcycle"]
-    assert cfg["street_vendor"].classes == ["stall"]
+    assert cfg["street_vendor"].classes == ["stall", "cart"]
+    assert cfg["street_vendor"].goods_classes == cfg["fallen_wire"].classes[1:] == ["unknown_object"]
 
 
 def test_stillness_config_defaults_match_the_stillness_params() -> None:

@@ -33,6 +33,8 @@ def site(incidents: dict[str, Any], scene: dict[str, Any] | None = None) -> Site
 @pytest.mark.parametrize(("incidents", "scene", "on"), [
     ({"littering": {"dwell_s": 2}}, None, True),
     ({"exposed_garbage": {"dwell_s": 2}}, None, True),
+    ({"fallen_wire": {"dwell_s": 2}}, None, True),
+    ({"street_vendor": {"dwell_s": 2}}, None, True),
     ({"illegal_parking": {"dwell_s": 2}}, None, False),
     ({"littering": {"dwell_s": 2, "enabled": False}}, None, False),
     ({"illegal_parking": {"dwell_s": 2}}, {"enabled": True}, True),

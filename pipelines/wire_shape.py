@@ -1,0 +1,97 @@
+"""fallen_wire's shape gate: which observations may be a wire at all, in front of the shared dwell rule.
+
+Two kinds of evidence reach the rule:
+
+- a detected wire (a detector class such as the demo model's `wire`). A wire that hangs between its poles is
+  high in the view: on a calibrated camera its footprint has no ground point (this gate drops it), and with
+  zones it is outside the road/sidewalk zones (the dwell rule's zone check).
+- a scene-change region (`unknown_object`). A wire that stays up is part of the long-term background from the
+  camera's setup, so it never becomes a region; a region is a *new* static thing. Only a long thin one is a wire
+  candidate: elongation (long / short side of its minimum-area rectangle) at least `min_elongation`, and thin:
+  its short side, estimated from the region's area on the ground on a calibrated camera (area = long x short,
+  long = elongation x short) or from its box in pixels otherwise, at most `max_thickness_m` / `max_thickness_px`.
+  A round blob (a bag, a pile) is not a wire; a region without a measured elongation is not either.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from gridwatch.pipelines.base import Rule
+from gridwatch.pipelines.types import REGION_CLASS, EndReason, IncidentUpdate, Observation, OpenIncident
+
+
+@dataclass(frozen=True)
+class WireShape:
+    """The region-shape knobs (defaults live in `gridwatch.pipelines.incidents.fallen_wire`)."""
+
+    min_elongation: float
+    max_thickness_m: float
+    max_thickness_px: float
+
+
+def thickness_m(o: Observation) -> float | None:
+    """The short side of a region in metres from its ground area and elongation (None when not measured)."""
+    if o.area_m2 is None or o.elongation is None or o.elongation <= 0:
+        return None
+    return math.sqrt(o.area_m2 / o.elongation)
+
+
+def thickness_px(o: Observation) -> float | None:
+    """The short side of a region in pixels: its box's diagonal is about its long side when it is thin."""
+    if o.elongation is None or o.elongation <= 0:
+        return None
+    x1, y1, x2, y2 = o.box
+    return math.hypot(x2 - x1, y2 - y1) / o.elongation
+
+
+def is_wire_shaped(o: Observation, shape: WireShape) -> bool:
+    """Whether a region is long and thin enough to be a wire (see the module docstring)."""
+    if o.elongation is None or o.elongation < shape.min_elongation:
+        return False
+    metres = thickness_m(o)
+    if metres is not None:
+        return metres <= shape.max_thickness_m
+    pixels = thickness_px(o)
+    return pixels is not None and pixels <= shape.max_thickness_px
+
+
+@dataclass
+class ShapeGatedRule:
+    """A rule that sees only the regions shaped like a wire (and every other observation unchanged)."""
+
+    inner: Rule
+    shape: WireShape
+    incident_type: str = field(init=False)
+    calibrated: bool = False
+
+    def __post_init__(self) -> None:
+        self.incident_type = self.inner.incident_type
+
+    def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
+        self.calibrated = self.calibrated or any(o.ground is not None for o in observations)
+        kept = [o for o in observations if self._may_be_wire(o)]
+        return self.inner.update(kept, ts)
+
+    def _may_be_wire(self, o: Observation) -> bool:
+        """Off the ground on a calibrated camera (any object on it has a ground point): a wire still up between
+        its poles. The plausibility filter's own check sees only the rule's classes, so on a view with only a
+        hanging wire it would never learn that the camera is calibrated."""
+        if self.calibrated and o.ground is None:
+            return False
+        return o.class_name != REGION_CLASS or is_wire_shaped(o, self.shape)
+
+    def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]:
+        return self.inner.flush(ts, reason)
+
+    def export(self) -> list[OpenIncident]:
+        return self.inner.export()
+
+    def restore(self, records: Iterable[OpenIncident], ts: float) -> None:
+        self.inner.restore(records, ts)
+
+    def state_size(self) -> int:
+        size = getattr(self.inner, "state_size", None)
+        return int(size()) if callable(size) else 0
