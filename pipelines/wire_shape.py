@@ -95,3 +95,38 @@ class ShapeGatedRule:
     def state_size(self) -> int:
         size = getattr(self.inner, "state_size", None)
         return int(size()) if callable(size) else 0
+
+
+@dataclass
+class WiresExcludedRule:
+    """exposed_garbage's view: every observation except regions at least `max_elongation` long for their width.
+
+    A fallen cable is fallen_wire's case; without this it would also become exposed garbage once that rule's
+    (long) dwell passed. Piles, bags and bins are compact, far below the default (the fallen_wire gate's 6)."""
+
+    inner: Rule
+    max_elongation: float
+    incident_type: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.incident_type = self.inner.incident_type
+
+    def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
+        kept = [o for o in observations if not self._is_wire(o)]
+        return self.inner.update(kept, ts)
+
+    def _is_wire(self, o: Observation) -> bool:
+        return o.class_name == REGION_CLASS and o.elongation is not None and o.elongation >= self.max_elongation
+
+    def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]:
+        return self.inner.flush(ts, reason)
+
+    def export(self) -> list[OpenIncident]:
+        return self.inner.export()
+
+    def restore(self, records: Iterable[OpenIncident], ts: float) -> None:
+        self.inner.restore(records, ts)
+
+    def state_size(self) -> int:
+        size = getattr(self.inner, "state_size", None)
+        return int(size()) if callable(size) else 0

@@ -41,6 +41,11 @@ class GarbageRuleConfig(DwellRuleConfig):
     owner_lookback_s: float = Field(
         10.0, ge=0, le=120, description="How far before a region's first appearance its owner is looked for."
     )
+    max_region_elongation: float = Field(
+        6.0, gt=1, le=100,
+        description="Regions at least this long for their width are wires (fallen_wire's case), not garbage; "
+        "keep it at fallen_wire's min_elongation.",
+    )
 
 
 def build(
@@ -50,10 +55,12 @@ def build(
 
     from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule  # numpy/OpenCV: load when built
     from gridwatch.pipelines.owners import OwnerParams
+    from gridwatch.pipelines.wire_shape import WiresExcludedRule
 
     owners = OwnerParams(cfg.owner_radius_m, 2 * cfg.owner_radius_m, cfg.owner_lookback_s)
     params = replace(DwellParams.from_config(cfg, zones), owners=owners, owner_classes=frozenset(cfg.owner_classes))
-    return StationaryDwellRule(params, id_prefix, INCIDENT.name, new_token)
+    inner = StationaryDwellRule(params, id_prefix, INCIDENT.name, new_token)
+    return WiresExcludedRule(inner, cfg.max_region_elongation)
 
 
 INCIDENT = IncidentType(

@@ -49,7 +49,6 @@ def test_street_summary_has_the_scenario_incidents() -> None:
         ("littering", 30.0): {"subject": 30, "owner": 3},
         ("street_vendor", 14.0): {"goods": 72, "vendor": 5},  # the three goods regions (the dict keeps the last)
         ("fallen_wire", 50.0): {"subject": 60},
-        ("exposed_garbage", 50.0): {"subject": 60},  # nobody put the cable down: garbage's too (see the report)
     }
     assert all(r["end_reason"] in ("gone", "source_ended") for r in got if r["phase"] == "ended")
 

@@ -65,6 +65,13 @@ def test_long_thin_region_across_the_road_is_a_fallen_wire_after_the_dwell() -> 
     assert [(o.role, o.track_id, o.class_name) for o in u.objects] == [("subject", 9, "unknown_object")]
 
 
+def test_a_fallen_cable_is_fallen_wire_not_also_exposed_garbage() -> None:
+    assert started(run("exposed_garbage", wire_falls(), duration=60.0, zones=(ROAD,), dwell_s=10.0)) == []
+    blob = (280.0, 220.0, 330.0, 262.0)  # a compact region nobody put down is garbage
+    assert len(started(run("exposed_garbage", wire_falls(elongation=1.3, box=blob), duration=60.0, zones=(ROAD,),
+                           dwell_s=10.0))) == 1
+
+
 def test_round_blob_is_not_a_wire() -> None:
     blob = (280.0, 220.0, 330.0, 262.0)
     assert started(run("fallen_wire", wire_falls(elongation=1.3, box=blob), zones=(ROAD,))) == []
