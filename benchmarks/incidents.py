@@ -260,8 +260,9 @@ def run_real_clips(shared: Path, cache: Path, advance: Callable[[str], None]) ->
     goals.append(goal("real_arlington_kerb_cars_found", found, len(kerb), "cars (IoU >= 0.3)", found == len(kerb)))
     goals.append(goal("real_arlington_other_incidents", len(non_parking), 0, "incidents", not non_parking))
     # The fixture's kerb zone as a second, zoned run: parking only in the zone.
-    ev_z = run_real(real_config(shared, ARLINGTON, {**whole, "illegal_parking": {"dwell_s": 3.0, "zones": ["left_kerb"]}},
-                                fixture["cameras"][0]["zones"]), cache / "real" / "arlington-zoned", yolox)
+    zoned = {**whole, "illegal_parking": {"dwell_s": 3.0, "zones": ["left_kerb"]}}
+    ev_z = run_real(real_config(shared, ARLINGTON, zoned, fixture["cameras"][0]["zones"]),
+                    cache / "real" / "arlington-zoned", yolox)
     detail["arlington"] = {"whole_frame": describe(ev), "kerb_zone": describe(ev_z)}
     non_parking_z = [e for e in ev_z if e.type != "illegal_parking"]
     goals.append(goal("real_arlington_zoned_other_incidents", len(non_parking_z), 0, "incidents", not non_parking_z))

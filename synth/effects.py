@@ -46,6 +46,6 @@ def apply_effects(img: Image, effects: EffectsSpec, t: float, seed: int, index: 
     dx, dy = shake_offset(effects, seed, index)
     if dx or dy:
         h, w = out.shape[:2]
-        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        m = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], dtype=np.float32)
         out = np.asarray(cv2.warpAffine(out, m, (w, h), borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8)
     return out
