@@ -251,7 +251,7 @@ def run_real_clips(shared: Path, cache: Path, advance: Callable[[str], None]) ->
     detail["aboda"] = {"started": describe(ev), "other_types": len(others)}
 
     advance("real Arlington")
-    fixture = yaml.safe_load((FIXTURES / "arlington.yaml").read_text())
+    fixture = yaml.safe_load((FIXTURES / "arlington.yaml").read_text().replace("${SHARED}", str(shared)))
     ev = run_real(real_config(shared, ARLINGTON, whole), cache / "real" / "arlington", yolox)
     kerb = truth[ARLINGTON]["events"][0]["stationary_vehicle_bboxes_xyxy_approx"]
     parking = [(e.box.x1, e.box.y1, e.box.x2, e.box.y2) for e in ev if e.type == "illegal_parking"]
