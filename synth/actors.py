@@ -396,7 +396,7 @@ def build_actors(scenario: Scenario, frame: StreetFrame) -> list[Actor]:
                 pose = frame.pose(al, out)
                 d = spec.drop
                 actors.append(
-                    LitterActor(f"{spec.id}/drop", pose, d.t, None, d.item, rgb_to_bgr(d.colour), d.size_m, seed)
+                    LitterActor(f"{spec.id}/drop", pose, d.t, d.pickup_s, d.item, rgb_to_bgr(d.colour), d.size_m, seed)
                 )
         elif isinstance(spec, LitterSpec):
             pose = frame.pose(spec.along, spec.out)

@@ -74,6 +74,28 @@ class LookSpec(_Strict):
     shadows: bool = True
 
 
+class LightKey(_Strict):
+    t: float = Field(ge=0.0, description="Seconds from the start of the clip.")
+    gain: float = Field(gt=0.0, le=4.0, description="Global brightness gain at t (1 = as rendered).")
+
+
+class EffectsSpec(_Strict):
+    """Whole-frame effects over time (see synth/effects.py): lighting changes and camera shake."""
+
+    light: list[LightKey] = Field(
+        default_factory=list,
+        description="Brightness keys, linear in between: a cloud = keys seconds apart, lights on = 0.1 s apart.",
+    )
+    shake_px: float = Field(0.0, ge=0.0, le=20.0, description="Per-frame random shift of the view, +- pixels.")
+
+    @model_validator(mode="after")
+    def verify_light_sorted(self) -> EffectsSpec:
+        times = [k.t for k in self.light]
+        if any(b < a for a, b in itertools.pairwise(times)):
+            raise ValueError(f"light key times must not decrease, got {times}: sort them by t")
+        return self
+
+
 class Waypoint(_Strict):
     t: float = Field(ge=0.0, description="Seconds from the start of the clip.")
     along: float
@@ -111,6 +133,15 @@ class DropSpec(_Strict):
     colour: Rgb = (25, 25, 25)
     size_m: float = Field(0.42, ge=0.15, le=1.0)
     side_m: float = Field(0.4, description="Offset to the person's left (negative = right).")
+    pickup_s: float | None = Field(
+        None, description="The person picks the object up again at this time (None = left behind): not littering."
+    )
+
+    @model_validator(mode="after")
+    def verify_pickup_after_drop(self) -> DropSpec:
+        if self.pickup_s is not None and self.pickup_s <= self.t:
+            raise ValueError(f"pickup_s {self.pickup_s} must be after the drop t {self.t}")
+        return self
 
 
 class PersonSpec(_Mover):
@@ -180,6 +211,7 @@ class Scenario(_Strict):
     camera: CameraSpec = CameraSpec()
     street: StreetSpec = StreetSpec()
     look: LookSpec = LookSpec()
+    effects: EffectsSpec = EffectsSpec()
     actors: list[ActorSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -132,7 +132,7 @@ def incidents(scene: Scene) -> list[IncidentTruth]:
     for spec in scene.scenario.actors:
         if isinstance(spec, CarSpec):
             out += _parking(scene, spec)
-        elif isinstance(spec, PersonSpec) and spec.drop is not None:
+        elif isinstance(spec, PersonSpec) and spec.drop is not None and spec.drop.pickup_s is None:
             al, o = drop_position(frame, spec, spec.drop)
             out.append(_incident(scene, "littering", f"{spec.id}/drop", spec.drop.t, None, frame.to_enu(al, o)))
         elif isinstance(spec, LitterSpec):
