@@ -59,29 +59,20 @@ def is_wire_shaped(o: Observation, shape: WireShape) -> bool:
 
 
 @dataclass
-class ShapeGatedRule:
-    """A rule that sees only the regions shaped like a wire (and every other observation unchanged)."""
+class GatedRule:
+    """A rule seen through a filter: `inner` gets only the observations `keep` accepts; the rest is delegated."""
 
     inner: Rule
-    shape: WireShape
     incident_type: str = field(init=False)
-    calibrated: bool = False
 
     def __post_init__(self) -> None:
         self.incident_type = self.inner.incident_type
 
     def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
-        self.calibrated = self.calibrated or any(o.ground is not None for o in observations)
-        kept = [o for o in observations if self._may_be_wire(o)]
-        return self.inner.update(kept, ts)
+        return self.inner.update([o for o in observations if self.keep(o)], ts)
 
-    def _may_be_wire(self, o: Observation) -> bool:
-        """Off the ground on a calibrated camera (any object on it has a ground point): a wire still up between
-        its poles. The plausibility filter's own check sees only the rule's classes, so on a view with only a
-        hanging wire it would never learn that the camera is calibrated."""
-        if self.calibrated and o.ground is None:
-            return False
-        return o.class_name != REGION_CLASS or is_wire_shaped(o, self.shape)
+    def keep(self, o: Observation) -> bool:
+        raise NotImplementedError
 
     def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]:
         return self.inner.flush(ts, reason)
@@ -98,35 +89,33 @@ class ShapeGatedRule:
 
 
 @dataclass
-class WiresExcludedRule:
+class ShapeGatedRule(GatedRule):
+    """A rule that sees only the regions shaped like a wire (and every other observation unchanged)."""
+
+    shape: WireShape = field(default_factory=lambda: WireShape(6.0, 0.3, 20.0))
+    calibrated: bool = False
+
+    def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
+        self.calibrated = self.calibrated or any(o.ground is not None for o in observations)
+        return super().update(observations, ts)
+
+    def keep(self, o: Observation) -> bool:
+        """Off the ground on a calibrated camera (any object on it has a ground point): a wire still up between
+        its poles. The plausibility filter's own check sees only the rule's classes, so on a view with only a
+        hanging wire it would never learn that the camera is calibrated."""
+        if self.calibrated and o.ground is None:
+            return False
+        return o.class_name != REGION_CLASS or is_wire_shaped(o, self.shape)
+
+
+@dataclass
+class WiresExcludedRule(GatedRule):
     """exposed_garbage's view: every observation except regions at least `max_elongation` long for their width.
 
     A fallen cable is fallen_wire's case; without this it would also become exposed garbage once that rule's
     (long) dwell passed. Piles, bags and bins are compact, far below the default (the fallen_wire gate's 6)."""
 
-    inner: Rule
-    max_elongation: float
-    incident_type: str = field(init=False)
+    max_elongation: float = 6.0
 
-    def __post_init__(self) -> None:
-        self.incident_type = self.inner.incident_type
-
-    def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
-        kept = [o for o in observations if not self._is_wire(o)]
-        return self.inner.update(kept, ts)
-
-    def _is_wire(self, o: Observation) -> bool:
-        return o.class_name == REGION_CLASS and o.elongation is not None and o.elongation >= self.max_elongation
-
-    def flush(self, ts: float, reason: EndReason) -> list[IncidentUpdate]:
-        return self.inner.flush(ts, reason)
-
-    def export(self) -> list[OpenIncident]:
-        return self.inner.export()
-
-    def restore(self, records: Iterable[OpenIncident], ts: float) -> None:
-        self.inner.restore(records, ts)
-
-    def state_size(self) -> int:
-        size = getattr(self.inner, "state_size", None)
-        return int(size()) if callable(size) else 0
+    def keep(self, o: Observation) -> bool:
+        return not (o.class_name == REGION_CLASS and o.elongation is not None and o.elongation >= self.max_elongation)
