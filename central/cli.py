@@ -4,6 +4,11 @@
 `func(args) -> int` (the exit code). `--db` takes a file path or a URL; the read commands refuse a database
 that does not exist instead of creating an empty one. A bad `--broker` or `--db` raises a `GridwatchError`
 (which `gridwatch.app.cli.main` prints as one line, exit 2) before any thread starts.
+
+Secrets never go on the command line (every local user reads it in `ps`): the broker and database URLs default to
+`$GRIDWATCH_CENTRAL_BROKER` and `$GRIDWATCH_CENTRAL_DB`, the broker login comes from `--username` /
+`$GRIDWATCH_MQTT_USERNAME` and `$GRIDWATCH_MQTT_PASSWORD`, a PostgreSQL password from libpq's `$PGPASSWORD` or
+`~/.pgpass`. A password written into `--broker` or `--db` itself is refused.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from types import FrameType
 from urllib.parse import quote
 
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from gridwatch.central.categories import load_categories
+from gridwatch.central.errors import CentralError, StoreError
 from gridwatch.central.roster import Roster, load_roster
 from gridwatch.central.service import DEFAULT_CLIENT_ID, CentralService
 from gridwatch.central.store import DEFAULT_DB_URL, open_store, resolve_db_url
@@ -28,6 +35,8 @@ from gridwatch.wire.topics import DEFAULT_PREFIX
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 DEFAULT_DB = DEFAULT_DB_URL.removeprefix("sqlite:///")
+BROKER_ENV, DB_ENV = "GRIDWATCH_CENTRAL_BROKER", "GRIDWATCH_CENTRAL_DB"
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `run`, `cases`, `dead-letters` and `api` to the subparsers of the `central` group.
@@ -54,15 +63,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
-        default=DEFAULT_DB,
+        default=os.environ.get(DB_ENV, DEFAULT_DB),
         help=f"case database: a file path (demo-out/cases.db) or a URL (sqlite:///cases.db, "
-        f"postgresql+psycopg://user@host/db); default {DEFAULT_DB}",
+        f"postgresql+psycopg://user@host/db; password from $PGPASSWORD); default ${DB_ENV} or {DEFAULT_DB}",
     )
 
 
 def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("run", help="subscribe to incidents and keep cases until SIGINT/SIGTERM")
-    run.add_argument("--broker", default=DEFAULT_BROKER, help="mqtt://[user:pass@]host:port or mqtts://...")
+    run.add_argument("--broker", default=os.environ.get(BROKER_ENV, DEFAULT_BROKER),
+                     help=f"mqtt://host:port or mqtts://... (default ${BROKER_ENV} or {DEFAULT_BROKER})")
     _add_db(run)
     run.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix")
     run.add_argument("--protocol", choices=["5", "3.1.1"], default="5", help="MQTT protocol version")
@@ -78,14 +88,31 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.set_defaults(func=cmd_run)
 
 
+def _from_argv(value: str, env: str) -> bool:
+    """Whether `value` was typed on the command line rather than taken from the environment variable `env`."""
+    return value != os.environ.get(env)
+
+
 def _broker_url(args: argparse.Namespace) -> str:
     """Credentials from flags/environment rather than the URL, so they do not show in `ps`."""
     password = os.environ.get("GRIDWATCH_MQTT_PASSWORD")
+    url = BrokerURL.parse(args.broker)
+    if url.password and _from_argv(args.broker, BROKER_ENV):
+        raise CentralError(f"--broker {url}: the URL carries a password, which every local user can read in ps; "
+                           f"set GRIDWATCH_MQTT_PASSWORD (and --username) or pass the URL in ${BROKER_ENV}")
     if not args.username:
         return str(args.broker)
-    url = BrokerURL.parse(args.broker)
     auth = quote(args.username, safe="") + (f":{quote(password, safe='')}" if password else "")
     return f"{'mqtts' if url.tls else 'mqtt'}://{auth}@{url.host}:{url.port}"
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    """`--db` as a URL; a password typed into it on the command line is refused (see the module docstring)."""
+    url = resolve_db_url(args.db)
+    if _from_argv(args.db, DB_ENV) and make_url(url).password:
+        raise StoreError(f"--db {make_url(url)!r}: the URL carries a password, which every local user can read in "
+                         f"ps; set PGPASSWORD (or ~/.pgpass) or pass the URL in ${DB_ENV}")
+    return url
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -97,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = CentralService(
         _broker_url(args),
-        resolve_db_url(args.db),
+        _db_url(args),
         prefix=args.prefix,
         protocol=args.protocol,
         client_id=args.client_id,
@@ -129,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_cases(args: argparse.Namespace) -> int:
     """Print the cases as a table, or as JSON with `--json`."""
-    with open_store(resolve_db_url(args.db), create=False) as store, store.session() as session:
+    with open_store(_db_url(args), create=False) as store, store.session() as session:
         rows = cases_as_rows(session)
     if args.json:
         print(cases_json(rows))
@@ -140,14 +167,14 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     """Print the newest dead letters."""
-    with open_store(resolve_db_url(args.db), create=False) as store, store.session() as session:
+    with open_store(_db_url(args), create=False) as store, store.session() as session:
         Console().print(dead_letters_table(session, args.limit))
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve `central.api` with uvicorn until interrupted."""
-    db_url = resolve_db_url(args.db)
+    db_url = _db_url(args)
     open_store(db_url, create=False).close()  # fail now, in one line, rather than inside the server
 
     import uvicorn  # the api extra: imported only when serving

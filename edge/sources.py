@@ -36,6 +36,7 @@ from gridwatch.edge.config import (
 )
 from gridwatch.edge.frames import Frame
 from gridwatch.errors import GridwatchError
+from gridwatch.wire.mqtt import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,6 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://")
 def is_stream_url(target: str) -> bool:
     """True for network stream addresses, which must never go through `Path` (it collapses `//`)."""
     return target.lower().startswith(STREAM_SCHEMES)
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs (RTSP URLs often carry credentials)."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not sep or not at:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 @dataclass

@@ -23,6 +23,16 @@ class BrokerURLError(GridwatchError, ValueError):
     """The broker URL cannot be used; the message says what form is expected."""
 
 
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs (broker, RTSP and database URLs often carry credentials)."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
 @dataclass(frozen=True)
 class BrokerURL:
     """`mqtt://[user[:password]@]host[:port]` or `mqtts://...` (TLS, default port 8883)."""
@@ -37,14 +47,14 @@ class BrokerURL:
     def parse(cls, url: str) -> BrokerURL:
         parsed = urlparse(url if "://" in url else f"mqtt://{url}")
         if parsed.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise BrokerURLError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+            raise BrokerURLError(f"broker URL {redact_url(url)!r}: scheme must be mqtt:// or mqtts://")
         if not parsed.hostname:
-            raise BrokerURLError(f"broker URL {url!r}: no host; expected mqtt://HOST:PORT")
+            raise BrokerURLError(f"broker URL {redact_url(url)!r}: no host; expected mqtt://HOST:PORT")
         tls = parsed.scheme in ("mqtts", "ssl")
         try:
             port = parsed.port or (8883 if tls else 1883)
         except ValueError as exc:
-            raise BrokerURLError(f"broker URL {url!r}: bad port ({exc})") from exc
+            raise BrokerURLError(f"broker URL {redact_url(url)!r}: bad port ({exc})") from exc
         user = unquote(parsed.username) if parsed.username else None
         password = unquote(parsed.password) if parsed.password else None
         return cls(parsed.hostname, port, tls, user, password)

@@ -41,7 +41,7 @@ edge_pw=$(new_password)
 health_pw=$(new_password)
 cleaner_pw=$(new_password)
 postgres_pw=$(new_password)
-# Alphanumeric passwords: they go into URLs (mqtts://user:password@host) without encoding.
+# Alphanumeric passwords: safe in .env and on mosquitto_pub -P without quoting.
 MQTT_PASSWORD=$central_pw "$deploy/mosquitto/add-user.sh" "$secrets/passwd" gridwatch-central
 MQTT_PASSWORD=$edge_pw "$deploy/mosquitto/add-user.sh" "$secrets/passwd" gw-lab-01
 MQTT_PASSWORD=$health_pw "$deploy/mosquitto/add-user.sh" "$secrets/passwd" healthcheck

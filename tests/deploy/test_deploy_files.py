@@ -260,3 +260,12 @@ def test_shell_scripts_are_strict_and_executable(script: str) -> None:
     assert lines[0] == "#!/usr/bin/env bash"
     assert "set -euo pipefail" in lines
     assert path.stat().st_mode & stat.S_IXUSR, f"{script} is not executable"
+
+
+def test_no_shipped_file_puts_a_password_inside_a_url() -> None:
+    """Secrets come from the environment or a credentials file, never inside a URL that lands on a command line."""
+    url_with_password = re.compile(r"[a-z+]+://[^\s/:@'\"]+:[^\s/@'\"]+@")
+    files = [p for p in DEPLOY.rglob("*") if p.is_file() and not any(g in p.parents for g in GENERATED)]
+    found = [f"{p.relative_to(REPO)}:{n}" for p in files
+             for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if url_with_password.search(line)]
+    assert not found, found
