@@ -92,7 +92,7 @@ class GatedRule:
 class ShapeGatedRule(GatedRule):
     """A rule that sees only the regions shaped like a wire (and every other observation unchanged)."""
 
-    shape: WireShape = field(default_factory=lambda: WireShape(6.0, 0.3, 20.0))
+    shape: WireShape  # from the fallen_wire config: its defaults live there only
     calibrated: bool = False
 
     def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
@@ -115,7 +115,7 @@ class WiresExcludedRule(GatedRule):
     A fallen cable is fallen_wire's case; without this it would also become exposed garbage once that rule's
     (long) dwell passed. Piles, bags and bins are compact, far below the default (the fallen_wire gate's 6)."""
 
-    max_elongation: float = 6.0
+    max_elongation: float  # from the exposed_garbage config
 
     def keep(self, o: Observation) -> bool:
         return not (o.class_name == REGION_CLASS and o.elongation is not None and o.elongation >= self.max_elongation)
