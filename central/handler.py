@@ -18,6 +18,7 @@ Testable with an in-memory SQLite store and plain `Inbound` values (tests/centra
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -29,7 +30,14 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from gridwatch.central.categories import CategoryTable
 from gridwatch.central.dispatch import enqueue_assignment
-from gridwatch.central.ingest import IngestResult, dead_letter, ingest_evidence, ingest_incident
+from gridwatch.central.ingest import (
+    IngestResult,
+    dead_letter,
+    ingest_evidence,
+    ingest_incident,
+    sweep_partial_files,
+    write_files,
+)
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Store, utcnow
 from gridwatch.central.transport import Inbound
@@ -95,16 +103,46 @@ def one_line(payload: bytes) -> bytes:
 
 
 class EventsLog:
-    """Every incident payload as received, one line each, before validation (the demo's `events.jsonl`)."""
+    """Every incident payload as received, one line each, before validation (the demo's `events.jsonl`).
 
-    def __init__(self, path: str | Path) -> None:
+    Bounded: a line keeps at most `max_line_bytes` of its payload (a longer one ends with a marker giving the
+    size and sha256, and `cut` counts it), and the file rotates at `max_bytes` to `.1` ... `.{backups}`
+    (the oldest is deleted), so a flood of junk cannot fill the disk.
+    """
+
+    def __init__(self, path: str | Path, *, max_bytes: int = 64 * 1024 * 1024, backups: int = 3,
+                 max_line_bytes: int = 64 * 1024) -> None:
         self.path = Path(path)
+        self.max_bytes, self.backups, self.max_line_bytes = max_bytes, backups, max_line_bytes
+        self.cut = 0
+        self.rotations = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] = self.path.open("ab")
 
     def append(self, payload: bytes) -> None:
-        self._file.write(one_line(payload))
+        line = one_line(self._bounded(payload))
+        if self._file.tell() > 0 and self._file.tell() + len(line) > self.max_bytes:
+            self._rotate()
+        self._file.write(line)
         self._file.flush()
+
+    def _bounded(self, payload: bytes) -> bytes:
+        if len(payload) <= self.max_line_bytes:
+            return payload
+        self.cut += 1
+        digest = hashlib.sha256(payload).hexdigest()
+        return payload[: self.max_line_bytes] + f" ...[cut: {len(payload)} bytes, sha256 {digest}]".encode()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for i in range(self.backups, 0, -1):
+            src = self.path if i == 1 else self.path.with_name(f"{self.path.name}.{i - 1}")
+            if src.exists():
+                src.replace(self.path.with_name(f"{self.path.name}.{i}"))
+        if self.backups == 0:
+            self.path.unlink(missing_ok=True)
+        self.rotations += 1
+        self._file = self.path.open("ab")
 
     def close(self) -> None:
         self._file.close()
@@ -132,6 +170,10 @@ class MessageHandler:
         self.prefix, self.evidence_dir = prefix, evidence_dir
         self.tally = tally or Tally()
         self._pause = pause
+        if evidence_dir is not None:
+            swept = sweep_partial_files(evidence_dir)
+            if swept:
+                log.info("central: removed %d partial evidence files left by an earlier crash", swept)
 
     def handle(self, msg: Inbound) -> IngestResult | None:
         """Commit `msg` and count it; None means: do not acknowledge (see the module docstring)."""
@@ -145,13 +187,16 @@ class MessageHandler:
         with self.store.session() as session:
             now = utcnow()
             if msg.is_evidence and self.evidence_dir is not None:
-                result = ingest_evidence(session, msg.topic, msg.payload, msg.properties, self.evidence_dir, now=now)
+                result = ingest_evidence(session, msg.topic, msg.payload, msg.properties, self.evidence_dir,
+                                         prefix=self.prefix, now=now)
             else:
-                result = ingest_incident(session, msg.topic, msg.payload, self.categories, self.roster, now=now)
+                result = ingest_incident(session, msg.topic, msg.payload, self.categories, self.roster,
+                                         prefix=self.prefix, now=now)
             if result.dispatch is not None:
                 enqueue_assignment(session, self.prefix, result.dispatch)
             session.commit()
-            return result
+        write_files(result)
+        return result
 
     def _commit_with_retry(self, msg: Inbound) -> IngestResult | None:
         races, delay = 0, 0.1
@@ -168,6 +213,10 @@ class MessageHandler:
                 if self._pause(delay):
                     return None
                 delay = min(delay * 2, MAX_DB_BACKOFF_S)
+            except OSError as exc:  # the row is committed; the redelivery rewrites the missing file
+                log.error("central: could not write the evidence file for %s (%s); leaving it un-acked", msg.topic,
+                          exc)
+                return None
             except Exception as exc:
                 log.exception("central: handler failed for a message on %s", msg.topic)
                 return self._dead_letter_error(msg, exc)

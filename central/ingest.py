@@ -17,7 +17,16 @@ Case rules:
   status stays. A later message of the same incident (a restarted gateway that sees it again continues the
   incident with a higher `seq`) clears `ended_at` and updates the same case;
 - the cleaner is assigned from the roster by grid cell when the case is created;
-- the first snapshot per incident is kept; it is linked to the case whenever both exist.
+- the first snapshot per incident is kept; it is linked to the case whenever both exist, if the gateway camera
+  that sent it opened the case.
+
+Trust (issue 8, `gridwatch.central.trust`): before anything is stored, a message is bound to its topic (the
+topic's site/gateway/camera must be the payload's, and the ACL binds the gateway level to the account), its
+gateway to the site it was first seen in, its incident to the camera that opened the case, and its `seq` to a
+plausible growth. Payloads are size-capped; a snapshot's sha256 is verified against its bytes.
+
+Files: a snapshot's row is committed first and its file written afterwards (`write_files`, temporary name then
+rename); a crash in between leaves no orphan file, and the redelivered message rewrites the missing file.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,13 +53,29 @@ from gridwatch.central.categories import CategoryTable
 from gridwatch.central.dispatch import build_assignment
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Case, CaseCounter, DeadLetter, EventRow, EvidenceRow, TimelineRow, utcnow
+from gridwatch.central.trust import (
+    MAX_EVIDENCE_BYTES,
+    MAX_INCIDENT_BYTES,
+    TrustError,
+    bind_gateway,
+    check_account,
+    check_case_owner,
+    check_matches_topic,
+    check_seq_plausible,
+    check_size,
+    edge_topic,
+)
 from gridwatch.errors import GridwatchError
 from gridwatch.wire.assignment import CaseAssignment
 from gridwatch.wire.events import IncidentEvent
+from gridwatch.wire.topics import DEFAULT_PREFIX, EdgeTopic
 
 ResultKind = Literal["created", "updated", "stale", "duplicate", "dead_letter", "evidence"]
 
 MAX_ERROR_CHARS = 2000
+DEAD_LETTER_PREFIX_BYTES = 4096
+EVIDENCE_HOLD_S = 600.0
+MAX_ENVELOPE_BYTES = MAX_EVIDENCE_BYTES * 4 // 3 + 4096
 JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_CONTENT_TYPE = "image/jpeg"
 INCIDENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
@@ -72,6 +97,7 @@ class IngestResult:
     case_number: str | None = None
     error: str | None = None
     dispatch: CaseAssignment | None = None
+    write: tuple[Path, bytes] | None = None
 
 
 class EvidenceError(GridwatchError, ValueError):
@@ -84,9 +110,9 @@ class EvidenceEnvelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     incident_id: str = Field(min_length=8, max_length=128, pattern=INCIDENT_ID_RE.pattern)
-    event_id: str | None = Field(None, max_length=64)
+    event_id: str | None = Field(None, max_length=36)
     content_type: str = Field(JPEG_CONTENT_TYPE, max_length=64)
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="Of the decoded bytes, if given.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Of the decoded bytes; verified.")
     data_b64: str = Field(min_length=1)
 
 
@@ -96,15 +122,18 @@ class _Evidence:
     event_id: str | None
     content_type: str
     data: bytes
+    sha256: str | None
 
 
 # --- dead letters ---------------------------------------------------------------------------------
 
 
 def dead_letter(session: Session, topic: str, payload: bytes, error: str, now: datetime) -> IngestResult:
-    """Keep `payload` verbatim in `dead_letters` with the reason, and say so."""
+    """Keep the reason, the payload's first `DEAD_LETTER_PREFIX_BYTES`, its size and its sha256, and say so."""
     error = error[:MAX_ERROR_CHARS]
-    session.add(DeadLetter(topic=topic, payload=bytes(payload), error=error, received_at=now))
+    data = bytes(payload)
+    session.add(DeadLetter(topic=topic[:512], payload=data[:DEAD_LETTER_PREFIX_BYTES], error=error, received_at=now,
+                           payload_size=len(data), payload_sha256=hashlib.sha256(data).hexdigest()))
     return IngestResult("dead_letter", error=error)
 
 
@@ -127,10 +156,16 @@ def ingest_incident(
     categories: CategoryTable,
     roster: Roster,
     *,
+    prefix: str = DEFAULT_PREFIX,
     now: datetime | None = None,
 ) -> IngestResult:
     """Store one incident message and create or update its case (see the module docstring)."""
     now = now or utcnow()
+    try:
+        check_size(payload, MAX_INCIDENT_BYTES, "incident payload")
+        where = edge_topic(prefix, topic, "incident")
+    except TrustError as exc:
+        return dead_letter(session, topic, payload, f"refused: {exc}", now)
     try:
         event = IncidentEvent.model_validate_json(payload)
     except ValidationError as exc:
@@ -138,8 +173,11 @@ def ingest_incident(
     event_id = str(event.event_id)
     if session.get(EventRow, event_id) is not None:
         return IngestResult("duplicate", event.incident_id, event_id)
+    try:
+        case = _trusted_case(session, event, where, roster, now)
+    except TrustError as exc:
+        return dead_letter(session, topic, payload, f"refused: {exc}", now)
     session.add(_event_row(event, topic, payload, now))
-    case = _locked_case(session, event.incident_id)
     if case is None:
         case = _create_case(session, event, categories, roster, now)
         session.flush()
@@ -151,6 +189,19 @@ def ingest_incident(
         return IngestResult("stale", event.incident_id, event_id, case.case_number)
     _apply_event(case, event, now)
     return IngestResult("updated", event.incident_id, event_id, case.case_number)
+
+
+def _trusted_case(session: Session, event: IncidentEvent, where: EdgeTopic, roster: Roster,
+                  now: datetime) -> Case | None:
+    """The event's case (None for a new incident) once every trust check passed; `TrustError` otherwise."""
+    check_matches_topic(where, event.site_id, event.gateway_id, event.camera_id)
+    check_account(event.gateway_id, roster.cleaners())
+    bind_gateway(session, where, now)
+    case = _locked_case(session, event.incident_id)
+    if case is not None:
+        check_case_owner(case, where)
+        check_seq_plausible(event.seq, case, now)
+    return case
 
 
 def _locked_case(session: Session, incident_id: str) -> Case | None:
@@ -299,24 +350,34 @@ def ingest_evidence(
     properties: Mapping[str, str] | None,
     evidence_dir: str | Path,
     *,
+    prefix: str = DEFAULT_PREFIX,
     now: datetime | None = None,
 ) -> IngestResult:
-    """Store a snapshot JPEG as `evidence_dir/<incident_id>.jpg` and link it to its case.
+    """Store a snapshot JPEG's row and ask for its file `evidence_dir/<incident_id>.jpg` (`result.write`).
 
     `properties` are the MQTT 5 message properties flattened to strings (`content_type`, and the user
-    properties `incident_id`, `event_id`); when they carry no `incident_id` (MQTT 3.1.1), the payload must be
-    a JSON `EvidenceEnvelope`. The first snapshot per incident wins; later ones are `duplicate`. A snapshot
-    that arrives before its case is kept and linked when the case is created.
+    properties `incident_id`, `event_id`, `sha256`); when they carry no `incident_id` (MQTT 3.1.1), the payload
+    must be a JSON `EvidenceEnvelope`. The sha256 must match the bytes, the size is capped, and the topic's
+    camera must be the one that opened the case (or, before the case exists, the evidence is held and linked
+    only if that camera opens it). The first snapshot per incident wins; later ones are `duplicate`.
     """
     now = now or utcnow()
     try:
+        check_size(payload, MAX_ENVELOPE_BYTES, "evidence payload")
+        where = edge_topic(prefix, topic, "evidence")
         evidence = _parse_evidence(payload, properties)
-    except EvidenceError as exc:
+        check_size(evidence.data, MAX_EVIDENCE_BYTES, "snapshot")
+        case = _locked_case(session, evidence.incident_id)
+        if case is not None:
+            check_case_owner(case, where)
+    except (EvidenceError, TrustError) as exc:
         return dead_letter(session, topic, payload, f"invalid evidence: {exc}", now)
-    if session.get(EvidenceRow, evidence.incident_id) is not None:
-        return IngestResult("duplicate", evidence.incident_id, evidence.event_id)
+    expire_held_evidence(session, now)
     path = Path(evidence_dir).resolve() / f"{evidence.incident_id}.jpg"
-    write_atomically(path, evidence.data)
+    existing = session.get(EvidenceRow, evidence.incident_id)
+    if existing is not None:
+        rewrite = (path, evidence.data) if _same_file_missing(existing, evidence, path) else None
+        return IngestResult("duplicate", evidence.incident_id, evidence.event_id, write=rewrite)
     session.add(
         EvidenceRow(
             incident_id=evidence.incident_id,
@@ -326,34 +387,86 @@ def ingest_evidence(
             size_bytes=len(evidence.data),
             content_type=evidence.content_type,
             received_at=now,
+            site_id=where.site,
+            gateway_id=where.gateway,
+            camera_id=where.camera,
         )
     )
     session.flush()
-    case = _locked_case(session, evidence.incident_id)
     if case is not None:
         _link_evidence(session, case, now)
     number = case.case_number if case else None
-    return IngestResult("evidence", evidence.incident_id, evidence.event_id, number)
+    return IngestResult("evidence", evidence.incident_id, evidence.event_id, number, write=(path, evidence.data))
+
+
+def expire_held_evidence(session: Session, now: datetime, limit: int = 100) -> int:
+    """Delete snapshots held longer than `EVIDENCE_HOLD_S` for an incident that never arrived (rows and files)."""
+    cutoff = now - timedelta(seconds=EVIDENCE_HOLD_S)
+    orphaned = (
+        select(EvidenceRow)
+        .where(EvidenceRow.received_at < cutoff, ~EvidenceRow.incident_id.in_(select(Case.incident_id)))
+        .limit(limit)
+    )
+    rows = list(session.scalars(orphaned))
+    for row in rows:
+        Path(row.path).unlink(missing_ok=True)
+        session.delete(row)
+    return len(rows)
+
+
+def _same_file_missing(row: EvidenceRow, evidence: _Evidence, path: Path) -> bool:
+    """A redelivery after a crash between the commit and the file write: the row is there, the file is not."""
+    return row.path == str(path) and not path.exists() and row.sha256 == hashlib.sha256(evidence.data).hexdigest()
+
+
+def write_files(result: IngestResult) -> None:
+    """After the commit: write the snapshot the result asks for (atomically: temporary name, then rename)."""
+    if result.write is not None:
+        path, data = result.write
+        write_atomically(path, data)
+
+
+def sweep_partial_files(evidence_dir: str | Path) -> int:
+    """Delete temporary files a crash left behind in `evidence_dir` (at start-up); returns how many."""
+    folder = Path(evidence_dir)
+    if not folder.is_dir():
+        return 0
+    leftovers = [p for p in folder.glob(".*.tmp") if p.is_file()]
+    for p in leftovers:
+        p.unlink(missing_ok=True)
+    return len(leftovers)
 
 
 def _parse_evidence(payload: bytes, properties: Mapping[str, str] | None) -> _Evidence:
-    """Metadata from MQTT 5 properties, or from a JSON envelope; checks the ids and the JPEG magic."""
+    """Metadata from MQTT 5 properties, or from a JSON envelope; checks the ids, the JPEG magic and the sha256."""
     if properties and properties.get("incident_id"):
         evidence = _Evidence(
             incident_id=properties["incident_id"],
             event_id=properties.get("event_id"),
             content_type=properties.get("content_type") or JPEG_CONTENT_TYPE,
             data=bytes(payload),
+            sha256=properties.get("sha256"),
         )
     else:
         evidence = _parse_envelope(payload)
     if not INCIDENT_ID_RE.match(evidence.incident_id):
         raise EvidenceError(f"incident_id {evidence.incident_id[:140]!r} is not a valid incident id")
+    if evidence.event_id is not None and len(evidence.event_id) > 36:
+        raise EvidenceError("event_id is longer than 36 characters")
     if evidence.content_type != JPEG_CONTENT_TYPE:
-        raise EvidenceError(f"content type {evidence.content_type!r}: only {JPEG_CONTENT_TYPE} is accepted")
+        raise EvidenceError(f"content type {evidence.content_type[:64]!r}: only {JPEG_CONTENT_TYPE} is accepted")
     if not evidence.data.startswith(JPEG_MAGIC):
         raise EvidenceError("payload is not a JPEG (no FF D8 FF start-of-image marker)")
+    _verify_sha256(evidence)
     return evidence
+
+
+def _verify_sha256(evidence: _Evidence) -> None:
+    if evidence.sha256 is None:
+        raise EvidenceError("no sha256 (user property or envelope field): evidence must carry its hash")
+    actual = hashlib.sha256(evidence.data).hexdigest()
+    if evidence.sha256 != actual:
+        raise EvidenceError(f"sha256 {evidence.sha256[:64]!r} does not match the bytes (sha256 {actual})")
 
 
 def _parse_envelope(payload: bytes) -> _Evidence:
@@ -368,15 +481,22 @@ def _parse_envelope(payload: bytes) -> _Evidence:
         data = base64.b64decode(envelope.data_b64, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise EvidenceError(f"data_b64 is not valid base64: {exc}") from exc
-    return _Evidence(envelope.incident_id, envelope.event_id, envelope.content_type, data)
+    return _Evidence(envelope.incident_id, envelope.event_id, envelope.content_type, data, envelope.sha256)
 
 
 def _link_evidence(session: Session, case: Case, now: datetime) -> None:
-    """Point the case at the incident's stored snapshot, if there is one and the case has none yet."""
+    """Point the case at the incident's stored snapshot, if there is one, the case has none yet, and the gateway
+    camera that sent it is the one that opened the case (a snapshot planted by another camera is deleted)."""
     if case.snapshot_path is not None:
         return
     evidence = session.get(EvidenceRow, case.incident_id)
     if evidence is None:
+        return
+    sender = (evidence.site_id, evidence.gateway_id, evidence.camera_id)
+    if evidence.gateway_id is not None and sender != (case.site_id, case.gateway_id, case.camera_id):
+        _step(case, now, "snapshot_refused", f"held snapshot came from {'/'.join(map(str, sender))}: deleted")
+        Path(evidence.path).unlink(missing_ok=True)
+        session.delete(evidence)
         return
     case.snapshot_path, case.snapshot_sha256 = evidence.path, evidence.sha256
     _step(case, now, "snapshot", f"{evidence.size_bytes} bytes sha256 {evidence.sha256[:12]}")

@@ -40,6 +40,10 @@ class Roster(BaseModel):
     )
     cells: dict[GridCell, CleanerId] = Field(default_factory=dict, description="Grid cell code -> cleaner id.")
 
+    def cleaners(self) -> frozenset[str]:
+        """Every cleaner account the roster names (none of them may speak as a gateway)."""
+        return frozenset({self.default_cleaner, *self.cells.values()})
+
     def cleaner_for(self, grid_cell: str | None) -> str:
         """The cleaner responsible for `grid_cell` (the default cleaner when unknown or None)."""
         if grid_cell is None:

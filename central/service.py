@@ -14,7 +14,7 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
 - Messages are handled in arrival order by one worker thread, so the network loop never blocks on the
   database.
 
-Topics: `$share/{group}/{prefix}/+/+/incident` and `.../evidence` on MQTT 5 (several central instances share
+Topics: `$share/{group}/{prefix}/+/+/+/incident` and `.../evidence` on MQTT 5 (several central instances share
 the load); plain topics on MQTT 3.1.1, which brokers such as amqtt or RabbitMQ serve without `$share`.
 """
 
@@ -35,7 +35,7 @@ from gridwatch.central.store import Store, open_store
 from gridwatch.central.transport import SESSION_EXPIRY_S, Inbound, MqttSession, PublishPort, Session
 from gridwatch.wire.mqtt import BrokerURL, Protocol
 from gridwatch.wire.publisher import Publisher
-from gridwatch.wire.topics import DEFAULT_PREFIX
+from gridwatch.wire.topics import DEFAULT_PREFIX, EdgeKind, edge_filter
 
 __all__ = ["DEFAULT_CLIENT_ID", "CentralError", "CentralService", "Counters"]
 
@@ -114,8 +114,8 @@ class CentralService:
 
     def topics(self) -> list[str]:
         """The subscription filters (shared on MQTT 5 when a share group is set)."""
-        names = ["incident"] + (["evidence"] if self.evidence_dir is not None else [])
-        plain = [f"{self.prefix}/+/+/{name}" for name in names]
+        names: list[EdgeKind] = ["incident", "evidence"] if self.evidence_dir is not None else ["incident"]
+        plain = [edge_filter(self.prefix, name) for name in names]
         if self.protocol == "5" and self.share_group:
             return [f"$share/{self.share_group}/{t}" for t in plain]
         return plain

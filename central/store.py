@@ -8,7 +8,8 @@ Tables:
 - `case_timeline`: every step of a case (intake, filed, dispatched, updates, ended, snapshot).
 - `evidence`: the first snapshot received per incident; kept even when it arrives before the case.
 - `case_counters`: the per-day counter behind case numbers (an atomic upsert, safe across instances).
-- `dead_letters`: payloads that could not be processed, with the error, so nothing is lost.
+- `dead_letters`: payloads that could not be processed, with the error (a bounded prefix, size and sha256).
+- `gateways`: the site each gateway was first seen in (`gridwatch.central.trust`).
 - `dispatch_outbox`: case assignments not yet acknowledged by the broker (see `gridwatch.central.dispatch`);
   written in the transaction that creates the case, deleted on PUBACK.
 
@@ -40,6 +41,7 @@ from sqlalchemy import (
     event,
     inspect,
     make_url,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
@@ -162,7 +164,8 @@ class TimelineRow(Base):
 
 
 class EvidenceRow(Base):
-    """The first snapshot received for an incident (the file lives in the evidence directory)."""
+    """The snapshot of an incident (the file lives in the evidence directory), with the gateway camera that
+    sent it: it is linked to a case only when that camera opened the case."""
 
     __tablename__ = "evidence"
 
@@ -173,6 +176,9 @@ class EvidenceRow(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    gateway_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    camera_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class CaseCounter(Base):
@@ -185,7 +191,11 @@ class CaseCounter(Base):
 
 
 class DeadLetter(Base):
-    """A message that could not be processed, kept verbatim with the reason."""
+    """A message that could not be processed, with the reason: its first bytes, its size and its sha256.
+
+    Only a prefix is kept (`central.ingest.DEAD_LETTER_PREFIX_BYTES`), so a flood of junk cannot grow the store
+    without bound; `payload_size` > `len(payload)` says it was cut, the hash still identifies it.
+    """
 
     __tablename__ = "dead_letters"
 
@@ -194,6 +204,18 @@ class DeadLetter(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     error: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    payload_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class GatewayRow(Base):
+    """The site each gateway was first seen in: a gateway that later speaks for another site is refused."""
+
+    __tablename__ = "gateways"
+
+    gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class DispatchRow(Base):
@@ -228,8 +250,24 @@ def make_engine(db_url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the central tables that do not exist yet (idempotent)."""
+    """Create the central tables that do not exist yet, and add nullable columns newer releases added to
+    existing tables (idempotent). Only nullable columns are ever added this way."""
     Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable:
+                    raise StoreError(f"table {table.name} lacks the NOT NULL column {column.name}: migrate it")
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 @dataclass

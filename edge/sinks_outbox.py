@@ -33,15 +33,15 @@ class OutboxSink:
         for item in emitted:
             ev = item.event
             with self.lock:
-                self.outbox.put("incident", incident_topic(self.prefix, ev.site_id, ev.camera_id),
+                self.outbox.put("incident", incident_topic(self.prefix, ev.site_id, ev.gateway_id, ev.camera_id),
                                 ev.to_json().encode())
                 if item.snapshot is not None:
                     save_snapshot(item.snapshot, self.evidence_dir, ev.incident_id)
                     if self.publish_evidence:
                         props = {"content_type": "image/jpeg", "incident_id": ev.incident_id,
                                  "event_id": str(ev.event_id), "sha256": item.snapshot.ref.sha256}
-                        self.outbox.put("evidence", evidence_topic(self.prefix, ev.site_id, ev.camera_id),
-                                        item.snapshot.jpeg, props)
+                        topic = evidence_topic(self.prefix, ev.site_id, ev.gateway_id, ev.camera_id)
+                        self.outbox.put("evidence", topic, item.snapshot.jpeg, props)
             self.events += 1
             self.publisher.notify()
 

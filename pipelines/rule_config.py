@@ -88,7 +88,10 @@ class RuleConfig(_Model):
     zones: list[ZoneName] = Field(default_factory=list, description="Zone names; empty = the whole frame.")
     dwell_s: float = Field(gt=0, le=86400, description="Seconds the condition must hold before it is reported.")
     min_confidence: float = Field(0.3, ge=0, le=1, description="Detections below this are ignored by the rule.")
-    update_every_s: float = Field(10.0, gt=0, le=3600, description="Re-send an open incident this often.")
+    update_every_s: float = Field(
+        10.0, ge=0.1, le=3600,
+        description="Re-send an open incident this often (central accepts at most 10 messages per second).",
+    )
     end_after_s: float = Field(5.0, gt=0, le=3600, description="Unseen this long = the incident is over.")
     stillness: StillnessConfig = Field(default_factory=StillnessConfig, description="When an object stands still.")
     plausibility: PlausibilityConfig = Field(

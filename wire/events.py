@@ -67,8 +67,29 @@ GridCode = Annotated[
 ]
 
 
+# Bounds that make both stores (SQLite and PostgreSQL) see the same thing: a 32-bit signed integer column holds
+# `seq`, and neither accepts NUL in text the same way, so the contract rejects them before any store is reached.
+MAX_SEQ = 2**31 - 1
+MAX_DWELL_S = 366 * 86_400.0
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def _no_control_chars(value: object) -> object:
+    if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("text must not contain control characters (NUL, newlines, escapes)")
+    return value
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors, floats are finite (no NaN, no infinity), text has no control characters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, v: object) -> object:
+        return _no_control_chars(v)
 
 
 class GeoLocation(_Strict):
@@ -140,7 +161,7 @@ class IncidentEvent(_Strict):
     incident_id: str = Field(
         min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="Stable over one incident."
     )
-    seq: int = Field(ge=0, description="Message number within the incident (0 = started).")
+    seq: int = Field(ge=0, le=MAX_SEQ, description="Message number within the incident (0 = started).")
     type: IncidentTypeName = Field(description="Incident type, one of the registered types (pipelines registry).")
     phase: Phase
     site_id: Ident
@@ -159,7 +180,9 @@ class IncidentEvent(_Strict):
             "camera stream failed beyond recovery. Only 'gone' is evidence that the scene cleared."
         ),
     )
-    dwell_s: float = Field(ge=0, description="Seconds the condition has held, from capture timestamps.")
+    dwell_s: float = Field(
+        ge=0, le=MAX_DWELL_S, description="Seconds the condition has held, from capture timestamps (at most a year)."
+    )
     confidence: float = Field(ge=0, le=1)
     location: GeoLocation | None = Field(None, description="None when the camera is not calibrated.")
     box: ImageBox
@@ -174,7 +197,10 @@ class IncidentEvent(_Strict):
             return v
         if v.tzinfo is None:
             raise ValueError("timestamps must carry a timezone (use UTC, e.g. 2026-01-01T00:00:00Z)")
-        return v.astimezone(timezone.utc)
+        v = v.astimezone(timezone.utc)
+        if not EARLIEST <= v < LATEST:
+            raise ValueError(f"timestamp {v.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
+        return v
 
     @model_validator(mode="after")
     def _phase_consistent(self) -> IncidentEvent:
@@ -190,6 +216,8 @@ class IncidentEvent(_Strict):
             raise ValueError("phase 'ended' needs end_reason (gone, shutdown, source_ended or stream_lost)")
         if self.observed_at < self.started_at:
             raise ValueError("observed_at is before started_at")
+        if self.ended_at is not None and self.ended_at < self.started_at:
+            raise ValueError("ended_at is before started_at")
         return self
 
     def to_json(self) -> str:

@@ -67,3 +67,16 @@ def payload(event: IncidentEvent) -> bytes:
 
 
 JPEG_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) + b"\xff\xd9"
+
+
+def topic_of(event: IncidentEvent, kind: str = "incident", prefix: str = "gridwatch/v1") -> str:
+    """The topic the event's own gateway publishes it on."""
+    return f"{prefix}/{event.site_id}/{event.gateway_id}/{event.camera_id}/{kind}"
+
+
+def jpeg_props(incident_id: str, data: bytes = JPEG_BYTES, **extra: str) -> dict[str, str]:
+    """The MQTT 5 properties an edge gateway sends with a snapshot (sha256 of the bytes included)."""
+    import hashlib
+
+    return {"incident_id": incident_id, "event_id": "e-1", "content_type": "image/jpeg",
+            "sha256": hashlib.sha256(data).hexdigest(), **extra}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gridwatch.wire.mqtt import BrokerURL, Protocol, make_client
+from tests.central.factories import JPEG_BYTES
 
 
 @contextmanager
@@ -39,11 +41,12 @@ def publish(client: mqtt.Client, topic: str, payload: bytes, properties: Propert
     assert info.is_published(), f"publish to {topic} not acknowledged"
 
 
-def evidence_properties(incident_id: str, event_id: str) -> Properties:
+def evidence_properties(incident_id: str, event_id: str, data: bytes = JPEG_BYTES) -> Properties:
     """MQTT 5 properties of an evidence message."""
     props = Properties(PacketTypes.PUBLISH)
     props.ContentType = "image/jpeg"
-    props.UserProperty = [("incident_id", incident_id), ("event_id", event_id)]
+    props.UserProperty = [("incident_id", incident_id), ("event_id", event_id),
+                          ("sha256", hashlib.sha256(data).hexdigest())]
     return props
 
 

@@ -15,11 +15,11 @@ with warnings.catch_warnings():  # starlette asks for `httpx2`; the env ships ht
 
 from gridwatch.central.api import create_app, svg_map
 from gridwatch.central.categories import load_categories
-from gridwatch.central.ingest import ingest_evidence, ingest_incident
+from gridwatch.central.ingest import ingest_evidence, ingest_incident, write_files
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import open_store
 from gridwatch.central.views import cases_as_rows
-from tests.central.factories import GRID_A, GRID_B, JPEG_BYTES, lifecycle, make_event, payload
+from tests.central.factories import GRID_A, GRID_B, JPEG_BYTES, jpeg_props, lifecycle, make_event, payload, topic_of
 
 
 @pytest.fixture
@@ -32,10 +32,11 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     ]
     with open_store(url) as store, store.session() as session:
         for event in events:
-            ingest_incident(session, "t", payload(event), load_categories(), Roster(cells={GRID_A: "wang"}))
-        props = {"incident_id": "inc-api-00001", "event_id": "e"}
-        ingest_evidence(session, "t", JPEG_BYTES, props, tmp_path / "evidence")
+            ingest_incident(session, topic_of(event), payload(event), load_categories(), Roster(cells={GRID_A: "wang"}))
+        result = ingest_evidence(session, topic_of(events[0], "evidence"), JPEG_BYTES, jpeg_props("inc-api-00001"),
+                                 tmp_path / "evidence")
         session.commit()
+        write_files(result)
     with TestClient(create_app(url)) as test_client:
         yield test_client
 

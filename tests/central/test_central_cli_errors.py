@@ -14,7 +14,7 @@ from gridwatch.central.categories import load_categories
 from gridwatch.central.ingest import ingest_incident
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import open_store
-from tests.central.factories import make_event, payload
+from tests.central.factories import make_event, payload, topic_of
 
 
 def one_error_line(err: str) -> str:
@@ -28,7 +28,8 @@ def test_cases_takes_the_file_path_the_demo_prints(
 ) -> None:
     (tmp_path / "demo-out").mkdir()
     with open_store(f"sqlite:///{tmp_path / 'demo-out' / 'cases.db'}") as store, store.session() as session:
-        ingest_incident(session, "t", payload(make_event("inc-cli-path")), load_categories(), Roster())
+        event = make_event("inc-cli-path")
+        ingest_incident(session, topic_of(event), payload(event), load_categories(), Roster())
         session.commit()
     monkeypatch.chdir(tmp_path)
     assert main(["central", "cases", "--db", "demo-out/cases.db", "--json"]) == 0
@@ -104,7 +105,7 @@ def test_broker_and_db_come_from_the_environment_so_nothing_secret_is_on_argv(
 ) -> None:
     db = tmp_path / "env.db"
     with open_store(f"sqlite:///{db}") as store, store.session() as session:
-        ingest_incident(session, "t", payload(make_event()), load_categories(), Roster())
+        ingest_incident(session, topic_of(make_event()), payload(make_event()), load_categories(), Roster())
         session.commit()
     monkeypatch.setenv("GRIDWATCH_CENTRAL_DB", str(db))
     assert main(["central", "cases", "--json"]) == 0

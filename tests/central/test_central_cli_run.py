@@ -74,7 +74,7 @@ def test_run_ingests_and_stops_on_sigterm(broker: MosquittoBroker, tmp_path: Pat
     try:
         wait_for_line(proc, "central: subscribed")
         with connected(broker.url) as pub:
-            publish(pub, "gridwatch/v1/site-1/cam-1/incident", payload(make_event("inc-cli-0001")))
+            publish(pub, "gridwatch/v1/site-1/gw-1/cam-1/incident", payload(make_event("inc-cli-0001")))
         wait_for_cases(db, 1)
         proc.send_signal(signal.SIGTERM)
         out, _err = proc.communicate(timeout=15)

@@ -20,7 +20,7 @@ from tests.central.factories import GRID_A, GRID_B, T0, lifecycle, make_event, p
 NOW = datetime(2026, 11, 21, 9, 0, 0, tzinfo=timezone.utc)
 ROSTER = Roster(default_cleaner="desk", cells={GRID_A: "cleaner-a", GRID_B: "cleaner-b"})
 CATEGORIES = load_categories()
-TOPIC = "gridwatch/v1/site-1/cam-1/incident"
+TOPIC = "gridwatch/v1/site-1/gw-1/cam-1/incident"
 
 
 def ingest(store: Store, data: bytes, categories: CategoryTable = CATEGORIES, now: datetime = NOW) -> IngestResult:

@@ -19,7 +19,7 @@ from gridwatch.central.roster import Roster
 from gridwatch.central.store import Case, Store, open_store
 from gridwatch.central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, cases_json, cases_table, table_cells
 from gridwatch.wire.mqtt import BrokerURL
-from tests.central.factories import GRID_A, lifecycle, make_event, payload
+from tests.central.factories import GRID_A, lifecycle, make_event, payload, topic_of
 
 JSON_KEYS = [
     "case_number",
@@ -48,7 +48,7 @@ def fill(store: Store) -> None:
     roster = Roster(default_cleaner="desk", cells={GRID_A: "cleaner-a"})
     with store.session() as session:
         for event in events:
-            ingest_incident(session, "t", payload(event), load_categories(), roster)
+            ingest_incident(session, topic_of(event), payload(event), load_categories(), roster)
         session.commit()
 
 

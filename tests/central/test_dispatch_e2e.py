@@ -29,7 +29,7 @@ from tests.central.mqtt_helpers import Listener, connected, persistent, publish
 pytestmark = pytest.mark.e2e
 
 PREFIX = "gridwatch/v1"
-INCIDENT_TOPIC = incident_topic(PREFIX, "site-1", "cam-1")
+INCIDENT_TOPIC = incident_topic(PREFIX, "site-1", "gw-1", "cam-1")
 RECONNECT_S = 40  # paho backs off 1 s .. 30 s between attempts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +18,7 @@ from gridwatch.central.store import Case, DeadLetter, DispatchRow, Store, open_s
 from gridwatch.central.transport import Inbound
 from tests.central.factories import GRID_A, lifecycle, make_event, payload
 
-TOPIC = "gridwatch/v1/site-1/cam-1/incident"
+TOPIC = "gridwatch/v1/site-1/gw-1/cam-1/incident"
 
 
 @pytest.fixture
@@ -121,3 +122,22 @@ def test_a_handler_bug_is_dead_lettered(memory_store: Store, monkeypatch: pytest
     assert isinstance(letter, DeadLetter) and "bug in a handler" in letter.error
     with memory_store.session() as session:
         assert session.scalar(select(func.count()).select_from(Case)) == 0
+
+
+# --- issue 8, hole 6: the events log is bounded ------------------------------------------------------------------
+
+
+def test_the_events_log_cuts_long_lines_and_rotates(tmp_path: Path) -> None:
+    from gridwatch.central.handler import EventsLog
+
+    log = EventsLog(tmp_path / "events.jsonl", max_bytes=1000, backups=2, max_line_bytes=100)
+    for _ in range(30):
+        log.append(b"x" * 5000)
+    log.close()
+
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["events.jsonl", "events.jsonl.1", "events.jsonl.2"]
+    assert all((tmp_path / f).stat().st_size <= 1000 for f in files)
+    assert log.cut == 30 and log.rotations > 0
+    line = (tmp_path / "events.jsonl").read_bytes().splitlines()[0]
+    assert line.startswith(b"x" * 100) and b"cut: 5000 bytes, sha256" in line

@@ -4,6 +4,7 @@ published at QoS 1 while central is down is lost (persistent session)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -25,8 +26,8 @@ from tests.central.mqtt_helpers import Listener, connected, evidence_properties,
 pytestmark = pytest.mark.e2e
 
 PREFIX = "gridwatch/v1"
-INCIDENT_TOPIC = incident_topic(PREFIX, "site-1", "cam-1")
-EVIDENCE_TOPIC = evidence_topic(PREFIX, "site-1", "cam-1")
+INCIDENT_TOPIC = incident_topic(PREFIX, "site-1", "gw-1", "cam-1")
+EVIDENCE_TOPIC = evidence_topic(PREFIX, "site-1", "gw-1", "cam-1")
 PROTOCOLS: list[Protocol] = ["5", "3.1.1"]
 
 
@@ -61,6 +62,7 @@ def evidence_message(protocol: Protocol, incident_id: str, event_id: str) -> tup
         "incident_id": incident_id,
         "event_id": event_id,
         "content_type": "image/jpeg",
+        "sha256": hashlib.sha256(JPEG_BYTES).hexdigest(),
         "data_b64": base64.b64encode(JPEG_BYTES).decode(),
     }
     return json.dumps(envelope).encode(), None

@@ -19,7 +19,7 @@ from gridwatch.central.store import Case, DispatchRow, Store
 from gridwatch.central.transport import FakeSession, Inbound
 from tests.central.factories import GRID_A, make_event, payload
 
-TOPIC = "gridwatch/v1/site-1/cam-1/incident"
+TOPIC = "gridwatch/v1/site-1/gw-1/cam-1/incident"
 
 
 def count(store: Store, model: type[object]) -> int:
@@ -60,7 +60,7 @@ def test_subscribes_on_connect_and_acks_after_the_commit(tmp_path: Path) -> None
     session = RecordingSession()
     with make_service(tmp_path, session) as service:
         session.store = lambda: service.store
-        assert session.subscriptions == ["$share/central/gridwatch/v1/+/+/incident"]
+        assert session.subscriptions == ["$share/central/gridwatch/v1/+/+/+/incident"]
         msg = session.deliver(TOPIC, payload(make_event("inc-unit-0001")))
         assert service.wait_for(lambda: service.counters.stored == 1, 5)
         assert wait_until(lambda: session.acked == [msg.mid])

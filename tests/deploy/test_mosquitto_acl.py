@@ -230,13 +230,42 @@ def connected(session: Session) -> Session:
 
 def test_gateway_incident_reaches_central_through_shared_subscription(login: Callable[..., Session]) -> None:
     central = connected(login("gridwatch-central"))
-    central.subscribe(f"$share/central/{PREFIX}/+/+/incident", f"$share/central/{PREFIX}/+/+/evidence")
+    central.subscribe(f"$share/central/{PREFIX}/+/+/+/incident", f"$share/central/{PREFIX}/+/+/+/evidence")
     gateway = connected(login("gw-pole-017"))
-    topic = f"{PREFIX}/{SITE}/kerb-cam/incident"
+    topic = f"{PREFIX}/{SITE}/gw-pole-017/kerb-cam/incident"
+    evidence = f"{PREFIX}/{SITE}/gw-pole-017/kerb-cam/evidence"
     assert gateway.publish(topic, b'{"event_id": "e1"}') == 0
-    assert gateway.publish(f"{PREFIX}/{SITE}/kerb-cam/evidence", b"\xff\xd8jpeg") == 0
+    assert gateway.publish(evidence, b"\xff\xd8jpeg") == 0
     assert central.wait_for(lambda: central.received(topic, b'{"event_id": "e1"}')), central.messages
-    assert central.wait_for(lambda: central.received(f"{PREFIX}/{SITE}/kerb-cam/evidence", b"\xff\xd8jpeg"))
+    assert central.wait_for(lambda: central.received(evidence, b"\xff\xd8jpeg"))
+
+
+@pytest.mark.parametrize("user", ["gw-pole-018", "cleaner-42"])
+def test_only_the_gateway_itself_writes_its_incidents_and_evidence(login: Callable[..., Session], user: str) -> None:
+    # Issue 8: before, every account could publish any camera's incidents (the topic had no gateway level).
+    central = connected(login("gridwatch-central"))
+    central.subscribe(f"{PREFIX}/+/+/+/incident", f"{PREFIX}/+/+/+/evidence")
+    other = connected(login(user))
+    for kind in ("incident", "evidence"):
+        assert other.publish(f"{PREFIX}/{SITE}/gw-pole-017/kerb-cam/{kind}", b"forged") == NOT_AUTHORIZED
+        assert other.publish(f"{PREFIX}/{SITE}/kerb-cam/{kind}", b"old topic shape") == NOT_AUTHORIZED
+    own = connected(login("gw-pole-017"))
+    fence = f"{PREFIX}/{SITE}/gw-pole-017/kerb-cam/incident"
+    assert own.publish(fence, b"real") == 0
+    assert central.wait_for(lambda: central.received(fence, b"real"))
+    assert [p for _t, p in central.messages] == [b"real"]
+
+
+def test_a_cleaner_writes_only_its_own_acknowledgements(login: Callable[..., Session]) -> None:
+    central = connected(login("gridwatch-central"))
+    central.subscribe(f"{PREFIX}/ack/+")
+    cleaner, gateway = connected(login("cleaner-42")), connected(login("gw-pole-017"))
+    assert cleaner.publish(f"{PREFIX}/ack/cleaner-7", b"forged ack") == NOT_AUTHORIZED
+    assert gateway.publish(f"{PREFIX}/ack/cleaner-42", b"forged ack") == NOT_AUTHORIZED
+    own = f"{PREFIX}/ack/cleaner-42"
+    assert cleaner.publish(own, b"ack 1") == 0
+    assert central.wait_for(lambda: central.received(own, b"ack 1"))
+    assert central.messages == [(own, b"ack 1")]
 
 
 def test_gateway_writes_only_its_own_status(login: Callable[..., Session]) -> None:
@@ -265,10 +294,10 @@ def test_only_central_dispatches_to_a_cleaner(login: Callable[..., Session]) -> 
 
 def test_gateway_reads_only_its_own_control_topic(login: Callable[..., Session]) -> None:
     gateway = connected(login("gw-pole-017"))
-    gateway.subscribe(f"{PREFIX}/+/+/control", f"{PREFIX}/+/+/incident")
+    gateway.subscribe(f"{PREFIX}/+/+/control", f"{PREFIX}/+/+/+/incident")
     central = connected(login("gridwatch-central"))
     other = connected(login("gw-pole-018"))
-    assert other.publish(f"{PREFIX}/{SITE}/cam-9/incident", b"not for gateways") == 0
+    assert other.publish(f"{PREFIX}/{SITE}/gw-pole-018/cam-9/incident", b"not for gateways") == 0
     assert central.publish(f"{PREFIX}/{SITE}/gw-pole-018/control", b"not yours") == 0
     own = f"{PREFIX}/{SITE}/gw-pole-017/control"
     assert central.publish(own, b"reload") == 0

@@ -81,3 +81,43 @@ def test_the_wire_contract_loads_the_registry_without_numpy_or_opencv() -> None:
             "print(sorted(m for m in ('numpy', 'cv2', 'supervision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+# Issue 8, hole 7: absurd values are rejected by the contract itself, so SQLite and PostgreSQL see the same thing
+# (before, `dwell_s = 1e999` was stored as infinity and served as null, and `seq >= 2**31` or a NUL byte was
+# stored by one store and dead-lettered by the other).
+ENDED = {"phase": "ended", "end_reason": "gone"}
+
+
+@pytest.mark.parametrize(
+    "payload_fragment, error_fragment",
+    [
+        ('"dwell_s": 1e999', "finite"),
+        ('"confidence": NaN', "finite"),
+        ('"seq": 2147483648', "less than or equal to 2147483647"),
+        ('"zone": "kerb\\u0000"', "control characters"),
+        ('"zone": "line\\nbreak"', "control characters"),
+        ('"started_at": "1970-01-01T00:00:00Z"', "outside 2000-2099"),
+        ('"dwell_s": 40000000.0', "less than or equal to"),
+    ],
+)
+def test_absurd_values_are_rejected(payload_fragment: str, error_fragment: str) -> None:
+    key = payload_fragment.split(":")[0].strip('"')
+    base = event()
+    base.pop(key, None)
+    text = json.dumps(base)[:-1] + ", " + payload_fragment + "}"
+    with pytest.raises(ValidationError) as info:
+        IncidentEvent.from_json(text)
+    assert error_fragment in str(info.value)
+
+
+def test_an_end_before_the_start_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="ended_at is before started_at"):
+        IncidentEvent.model_validate(event(**ENDED, ended_at=(T0 - timedelta(seconds=5)).isoformat()))
+    ok = IncidentEvent.model_validate(event(**ENDED, ended_at=(T0 + timedelta(seconds=61)).isoformat()))
+    assert ok.ended_at is not None and ok.ended_at > ok.started_at
+
+
+def test_the_largest_valid_seq_and_dwell_are_accepted() -> None:
+    ev = IncidentEvent.model_validate(event(seq=2**31 - 1, dwell_s=366 * 86_400.0))
+    assert ev.seq == 2**31 - 1

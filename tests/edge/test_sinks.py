@@ -77,9 +77,9 @@ def test_outbox_sink_queues_incident_and_evidence_rows(tmp_path: Path) -> None:
         publisher.stop()
         outbox.close()
     assert [(r.kind, r.topic) for r in rows] == [
-        ("incident", "gridwatch/v1/s1/cam1/incident"),
-        ("evidence", "gridwatch/v1/s1/cam1/evidence"),
-        ("incident", "gridwatch/v1/s1/cam1/incident"),
+        ("incident", "gridwatch/v1/s1/gw1/cam1/incident"),
+        ("evidence", "gridwatch/v1/s1/gw1/cam1/evidence"),
+        ("incident", "gridwatch/v1/s1/gw1/cam1/incident"),
     ]
     assert sink.events == 2
     started = IncidentEvent.from_json(rows[0].payload)

@@ -58,7 +58,7 @@ def test_parked_car_is_published_with_snapshot_and_ended_on_stop(tmp_path: Path)
     worker, transport = run(tmp_path, det)
     incidents = [IncidentEvent.from_json(p) for t, p, _ in transport.sent if t.endswith("/incident")]
     assert [e.phase for e in incidents] == ["started", "ended"]
-    assert all(t == "gridwatch/v1/s1/cam1/incident" for t, _, _ in transport.sent if t.endswith("incident"))
+    assert all(t == "gridwatch/v1/s1/gw1/cam1/incident" for t, _, _ in transport.sent if t.endswith("incident"))
     evidence = [(p, props) for t, p, props in transport.sent if t.endswith("/evidence")]
     assert len(evidence) == 1
     jpeg, props = evidence[0]
