@@ -1,5 +1,5 @@
-"""`gridwatch data build RECIPE --out DIR`: import every source, map classes, cap, split by group, weight,
-write an Ultralytics folder and its report.
+"""`gridwatch data build RECIPE --out DIR`: import every source, map classes, cap, add teacher boxes, split by
+group, weight, write an Ultralytics folder and its report.
 
 Every source is imported and its classes checked before anything is written: a recipe with an unmapped class
 fails with one message listing every source's unmapped names (and box counts), and the output folder is left
@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from gridwatch.models.datasets.layout import prepare_out, write_data_yaml, write_sample
-from gridwatch.models.datasets.mapping import apply_map, check_mapped, label_counts
+from gridwatch.models.datasets.mapping import ClassMap, apply_map, check_mapped, label_counts
 from gridwatch.models.datasets.progress import ImportProgress
-from gridwatch.models.datasets.recipe import Recipe, SourceCommon, class_map_of, load_recipe
+from gridwatch.models.datasets.recipe import Recipe, SourceCommon, class_map_of, load_recipe, resolve_path
 from gridwatch.models.datasets.records import SPLITS, DatasetError, Sample, Split
 from gridwatch.models.datasets.report import write_report
 from gridwatch.models.datasets.sources import load_source
 from gridwatch.models.datasets.split import assign
+from gridwatch.models.datasets.teacher import fill_in, load_teacher, manifest_for, source_classes
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ class BuildResult:
 @dataclass
 class _Loaded:
     spec: SourceCommon
-    samples: list[Sample]
-    notes: dict[str, int]
+    samples: list[Sample]  # mapped to our classes, capped, teacher boxes added
+    imported: int
+    notes: dict[str, Any]
     ignored: Counter[str]
 
 
@@ -75,7 +77,7 @@ def _load_all(recipe: Recipe, base: Path, work: Path, progress: bool) -> list[_L
     problems: list[str] = []
     with ImportProgress(progress) as bar:
         for i, spec in enumerate(recipe.sources):
-            cmap = class_map_of(spec, recipe.classes, base, f"sources.{i}")
+            cmap = class_map_of(spec.map, recipe.classes, base, f"sources.{i}.map")
             samples, notes = load_source(spec, base, work, bar)
             samples = [s.with_source(spec.name) for s in samples]
             try:
@@ -84,16 +86,30 @@ def _load_all(recipe: Recipe, base: Path, work: Path, progress: bool) -> list[_L
                 problems.append(str(exc))
                 continue
             mapped, ignored = apply_map(samples, cmap)
-            loaded.append(_Loaded(spec, mapped, notes, ignored))
+            capped = cap_groups(mapped, spec.cap, recipe.seed + i)
+            if spec.teacher is not None:
+                capped, added = _fill_in(spec, capped, cmap, recipe.classes, base, bar, f"sources.{i}")
+                notes = {**notes, "teacher_boxes": dict(sorted(added.items()))}
+            loaded.append(_Loaded(spec, capped, len(samples), notes, ignored))
     if problems:
         raise DatasetError("\n".join(problems))
     return loaded
 
 
-def _source_report(item: _Loaded, imported: int, split: dict[Split, list[Sample]], written: dict[Split, int]
+def _fill_in(spec: SourceCommon, samples: list[Sample], cmap: ClassMap, classes: list[str], base: Path,
+             bar: ImportProgress, where: str) -> tuple[list[Sample], Counter[str]]:
+    assert spec.teacher is not None
+    t = spec.teacher
+    detector = load_teacher(resolve_path(t.model, base), manifest_for(t.manifest, base), t.conf)
+    tmap = class_map_of(t.map, classes, base, f"{where}.teacher.map")
+    tick = bar.task(f"{spec.name}: teacher", len(samples))
+    return fill_in(detector, samples, tmap, source_classes(cmap), spec.name, tick)
+
+
+def _source_report(item: _Loaded, split: dict[Split, list[Sample]], written: dict[Split, int]
                    ) -> dict[str, Any]:
     return {
-        "type": getattr(item.spec, "type", "?"), "imported_images": imported, "capped_to": len(item.samples),
+        "type": getattr(item.spec, "type", "?"), "imported_images": item.imported, "capped_to": len(item.samples),
         "groups": {s: len({x.group for x in split[s]}) for s in SPLITS},
         "images": {s: len(split[s]) for s in SPLITS}, "written": written, "weight": item.spec.weight,
         "boxes": dict(sorted(label_counts(item.samples).items())),
@@ -114,8 +130,6 @@ def build(recipe_path: Path, out: Path, *, overwrite: bool = False, progress: bo
         sizes: dict[str, tuple[int, int]] = {}
         sources: dict[str, Any] = {}
         for n, item in enumerate(loaded):
-            imported = len(item.samples)
-            item.samples = cap_groups(item.samples, item.spec.cap, recipe.seed + n)
             split = assign(item.samples, recipe.val_fraction, recipe.seed, item.spec.split == "keep", item.spec.name)
             plan = {"train": weighted(split["train"], item.spec.weight, recipe.seed + n),
                     "val": [(s, 0) for s in split["val"]]}
@@ -125,7 +139,7 @@ def build(recipe_path: Path, out: Path, *, overwrite: bool = False, progress: bo
                     stem = f"{sample.source}__{sample.key}" + (f"__r{copy}" if copy else "")
                     sizes[write_sample(out, s_name, stem, sample, class_ids).name] = sample.size
                 written[s_name] = len(plan[s_name])
-            sources[item.spec.name] = _source_report(item, imported, split, written)
+            sources[item.spec.name] = _source_report(item, split, written)
         data_yaml = write_data_yaml(out, recipe.classes)
         report = write_report(out, sizes, {"recipe": str(recipe_path), "seed": recipe.seed,
                                            "val_fraction": recipe.val_fraction, "sources": sources},

@@ -49,7 +49,7 @@ def _cmd_classes(args: argparse.Namespace) -> int:
     work = path.parent / ".gridwatch-data-classes.work"
     with ImportProgress(not args.quiet) as bar:
         for i, spec in enumerate(recipe.sources):
-            cmap = class_map_of(spec, recipe.classes, path.parent, f"sources.{i}")
+            cmap = class_map_of(spec.map, recipe.classes, path.parent, f"sources.{i}.map")
             samples, _ = load_source(spec, path.parent, work, bar)
             print(f"source {spec.name} ({len(samples)} images):")
             for name, n in label_counts(samples).most_common():

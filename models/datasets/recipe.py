@@ -10,6 +10,10 @@
         path: ${GRIDWATCH_SHARED}/data/real/garbage_cn_street
         map: maps/garbage_cn.yaml            # class mapping file, or inline {source_name: ours | ignore}
         split: keep                          # keep the export's train/val; default `group` (re-split by group)
+        teacher:                             # optional: a teacher adds boxes of classes this source does not label
+          model: ${GRIDWATCH_SHARED}/data/real/models/yolox_nano.onnx
+          manifest: yolox_nano_coco80
+          map: {person: person, car: car, "*": ignore}
       - name: people
         type: teacher                        # pseudo-labels from a teacher model on frames of real clips
         model: ${GRIDWATCH_SHARED}/data/real/models/yolox_nano.onnx
@@ -38,6 +42,17 @@ from gridwatch.models.datasets.mapping import ClassMap, load_class_map, parse_cl
 from gridwatch.models.datasets.records import DatasetError
 
 
+class TeacherSpec(BaseModel):
+    """A teacher model that adds its boxes to a source's images, for our classes the source does not label."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    manifest: str | None = Field(default=None, description="shipped manifest name or path; default: beside model")
+    conf: float = Field(default=0.4, gt=0, lt=1)
+    map: str | dict[str, str] = Field(description="a mapping file, or inline teacher class -> ours | ignore")
+
+
 class SourceCommon(BaseModel):
     """The fields every source has."""
 
@@ -48,6 +63,7 @@ class SourceCommon(BaseModel):
     split: Literal["group", "keep"] = "group"
     cap: int | None = Field(default=None, ge=1, description="at most this many images (whole groups)")
     weight: float = Field(default=1.0, gt=0, le=20, description="train oversampling factor")
+    teacher: TeacherSpec | None = Field(default=None, description="fill in classes this source does not label")
 
 
 class _ClipOptions(BaseModel):
@@ -134,10 +150,11 @@ def resolve_path(text: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def class_map_of(spec: SourceCommon, classes: list[str], base: Path, where: str) -> ClassMap:
-    if isinstance(spec.map, dict):
-        return parse_class_map(spec.map, f"{where}.map", classes)
-    return load_class_map(resolve_path(spec.map, base), classes)
+def class_map_of(value: str | dict[str, str], classes: list[str], base: Path, where: str) -> ClassMap:
+    """A `map:` field: inline (named by its field path in messages) or a file relative to the recipe."""
+    if isinstance(value, dict):
+        return parse_class_map(value, where, classes)
+    return load_class_map(resolve_path(value, base), classes)
 
 
 def parse_recipe(raw: object, origin: str) -> Recipe:

@@ -156,8 +156,11 @@ def contact_sheet(root: Path, out: Path, count: int = 16, seed: int = 0, tile: i
             p2 = (int((cx + bw / 2) * iw), int((cy + bh / 2) * ih))
             cv2.rectangle(img, p1, p2, _colour(cid), 2)
             label = names[cid] if 0 <= cid < len(names) else str(cid)
-            cv2.putText(img, label, (p1[0] + 2, max(10, p1[1] + 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                        _colour(cid), 1, cv2.LINE_AA)
+            (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+            org = (max(0, p1[0]), max(th + 2, p1[1]))
+            cv2.rectangle(img, (org[0], org[1] - th - 3), (org[0] + tw + 2, org[1]), _colour(cid), -1)
+            cv2.putText(img, label, (org[0] + 1, org[1] - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
+                        cv2.LINE_AA)
         cv2.putText(img, f"{item.split}/{item.image.stem[:36]}", (3, ih - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
                     (255, 255, 255), 1, cv2.LINE_AA)
         r, c = divmod(n, cols)

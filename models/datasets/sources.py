@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gridwatch.models.datasets.clips import FrameSampler, frame_count
 from gridwatch.models.datasets.coco import import_coco
@@ -26,7 +27,8 @@ from gridwatch.models.datasets.teacher import load_teacher, manifest_for, pseudo
 from gridwatch.models.datasets.yolo import count_yolo_images, import_yolo
 
 
-def load_source(spec: SourceCommon, base: Path, work: Path, bar: ImportProgress) -> tuple[list[Sample], dict[str, int]]:
+def load_source(spec: SourceCommon, base: Path, work: Path, bar: ImportProgress
+                ) -> tuple[list[Sample], dict[str, Any]]:
     """(samples, notes): notes count what was skipped on the way (near-duplicate frames, non-box shapes)."""
     name = spec.name
     if isinstance(spec, YoloSource):
@@ -53,7 +55,7 @@ def _existing(path: Path, source: str) -> Path:
     return path
 
 
-def _cvat(spec: CvatVideoSource, base: Path, bar: ImportProgress) -> tuple[list[Sample], dict[str, int]]:
+def _cvat(spec: CvatVideoSource, base: Path, bar: ImportProgress) -> tuple[list[Sample], dict[str, Any]]:
     xml = _existing(resolve_path(spec.path, base), spec.name)
     video = resolve_path(spec.video, base) if spec.video else None
     task = parse_cvat_video(xml)
@@ -65,7 +67,7 @@ def _cvat(spec: CvatVideoSource, base: Path, bar: ImportProgress) -> tuple[list[
 
 
 def _label_studio(spec: LabelStudioVideoSource, base: Path, bar: ImportProgress
-                  ) -> tuple[list[Sample], dict[str, int]]:
+                  ) -> tuple[list[Sample], dict[str, Any]]:
     path = _existing(resolve_path(spec.path, base), spec.name)
     videos = _existing(resolve_path(spec.videos, base), spec.name)
     total = sum(frame_count(find_video(t.video, videos)) for t in parse_label_studio(path))
@@ -84,7 +86,7 @@ def _synth(spec: SynthSource, work: Path) -> list[Sample]:
     return import_yolo(root, spec.name)
 
 
-def _teacher(spec: TeacherSource, base: Path, bar: ImportProgress) -> tuple[list[Sample], dict[str, int]]:
+def _teacher(spec: TeacherSource, base: Path, bar: ImportProgress) -> tuple[list[Sample], dict[str, Any]]:
     model = _existing(resolve_path(spec.model, base), spec.name)
     clips = [_existing(resolve_path(c, base), spec.name) for c in spec.clips]
     detector = load_teacher(model, manifest_for(spec.manifest, base), spec.conf)

@@ -125,3 +125,19 @@ def test_cli_builds_reports_and_exits_2_on_a_bad_recipe(tmp_path: Path, capsys: 
     assert set(printed["sources"]) == {"photos", "coco", "cvat", "ls"}  # the build's notes survive a re-report
     assert main(["data", "classes", str(recipe), "--quiet"]) == 0
     assert "'tree': 1 boxes -> ignore" in capsys.readouterr().out
+
+
+def test_shipped_street_recipe_and_its_maps_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridwatch.models.datasets import recipe as recipe_mod
+
+    monkeypatch.setenv("GRIDWATCH_SHARED", "/nowhere")
+    path = Path(recipe_mod.__file__).parent / "recipes" / "street.yaml"
+    recipe = recipe_mod.load_recipe(path)
+    assert recipe.classes[:4] == ["garbage", "garbage_bin", "overflow", "person"]
+    for i, spec in enumerate(recipe.sources):
+        recipe_mod.class_map_of(spec.map, recipe.classes, path.parent, f"sources.{i}.map")
+        if spec.teacher is not None:
+            recipe_mod.class_map_of(spec.teacher.map, recipe.classes, path.parent, f"sources.{i}.teacher.map")
+    cn = recipe.sources[0]
+    assert recipe_mod.resolve_path(cn.path, path.parent) == Path(  # type: ignore[union-attr]
+        "/nowhere/data/real/garbage_cn_street")

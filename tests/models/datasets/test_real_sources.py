@@ -63,7 +63,9 @@ def test_recipe_mixes_real_photos_synthetic_scenes_and_teacher_labels(tmp_path: 
         "classes": ["garbage", "garbage_bin", "overflow", "person", "car"], "seed": 2, "val_fraction": 0.25,
         "sources": [
             {"name": "cn", "type": "yolo", "path": str(shared_data / "garbage_cn_street"), "split": "keep",
-             "map": {c: c for c in CN_CLASSES}, "cap": 40},
+             "map": {c: c for c in CN_CLASSES}, "cap": 40,
+             "teacher": {"model": str(shared_data / "models" / "yolox_nano.onnx"), "manifest": "yolox_nano_coco80",
+                         "map": {"person": "person", "car": "car", "*": "ignore"}}},
             {"name": "synthetic", "type": "synth", "train": 4, "val": 2, "seed": 5,
              "map": {"car": "car", "person": "person", "litter": "garbage", "stall": "ignore", "wire": "ignore"}},
             {"name": "yolox", "type": "teacher", "model": str(shared_data / "models" / "yolox_nano.onnx"),
@@ -74,6 +76,9 @@ def test_recipe_mixes_real_photos_synthetic_scenes_and_teacher_labels(tmp_path: 
     result = build(recipe, tmp_path / "mix")
     src = result.report["sources"]
     assert sum(src["cn"]["images"].values()) <= 40 and src["cn"]["imported_images"] == 1440
+    # the teacher adds people/cars on the garbage photos; their garbage labels stay as they were
+    assert sum(src["cn"]["teacher_boxes"].values()) > 0 and set(src["cn"]["teacher_boxes"]) <= {"person", "car"}
+    assert set(src["cn"]["boxes"]) <= set(CN_CLASSES) | {"person", "car"}
     assert src["synthetic"]["images"] == {"train": 4, "val": 2}
     assert sum(src["yolox"]["images"].values()) == 3 and src["yolox"]["boxes"].get("car", 0) >= 12
     assert set(src["yolox"]["groups"].values()) == {0, 1}  # the clip is on one side only
