@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gridwatch.models.datasets.layout import prepare_out, write_data_yaml, write_sample
+from gridwatch.models.datasets.layout import check_out, prepare_out, write_data_yaml, write_sample
 from gridwatch.models.datasets.mapping import ClassMap, apply_map, check_mapped, label_counts
 from gridwatch.models.datasets.progress import ImportProgress
 from gridwatch.models.datasets.recipe import Recipe, SourceCommon, class_map_of, load_recipe, resolve_path
@@ -120,8 +120,7 @@ def _source_report(item: _Loaded, split: dict[Split, list[Sample]], written: dic
 def build(recipe_path: Path, out: Path, *, overwrite: bool = False, progress: bool = False) -> BuildResult:
     started = time.monotonic()
     recipe = load_recipe(recipe_path)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise DatasetError(f"{out} is not empty; choose another --out or pass --overwrite")
+    check_out(out, overwrite)
     work = out.parent / f".{out.name}.work"
     try:
         loaded = _load_all(recipe, recipe_path.parent, work, progress)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 RECIPE_HELP = ("recipe YAML: classes (id order), seed, val_fraction, sources (each: name, type yolo|coco|cvat_video|"
@@ -46,14 +47,15 @@ def _cmd_classes(args: argparse.Namespace) -> int:
 
     path = Path(args.recipe)
     recipe = load_recipe(path)
-    work = path.parent / ".gridwatch-data-classes.work"
-    with ImportProgress(not args.quiet) as bar:
+    with tempfile.TemporaryDirectory(prefix="gridwatch-data-") as tmp, ImportProgress(not args.quiet) as bar:
+        work = Path(tmp)
         for i, spec in enumerate(recipe.sources):
             cmap = class_map_of(spec.map, recipe.classes, path.parent, f"sources.{i}.map")
             samples, _ = load_source(spec, path.parent, work, bar)
             print(f"source {spec.name} ({len(samples)} images):")
             for name, n in label_counts(samples).most_common():
-                rule = cmap.rules.get(name, cmap.rules.get(WILDCARD, "UNMAPPED: add `name: ours` or `name: ignore`"))
+                unmapped = f"UNMAPPED: add `{name}: <our class>` or `{name}: ignore` to {cmap.origin}"
+                rule = cmap.rules.get(name, cmap.rules.get(WILDCARD, unmapped))
                 print(f"  {name!r}: {n} boxes -> {rule}")
     return 0
 

@@ -19,8 +19,9 @@ from gridwatch.models.datasets.records import SPLITS, DatasetError, Sample, Spli
 MARKER = "report.json"
 
 
-def prepare_out(out: Path, overwrite: bool) -> None:
-    """Create `out`; refuse a non-empty folder unless `overwrite` and it holds an earlier build (report.json)."""
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty `out` unless `overwrite` and it holds an earlier build (report.json); call before the
+    (long) import so a wrong --out fails at once."""
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise DatasetError(f"{out} is not empty; choose another --out or pass --overwrite to replace a dataset "
@@ -28,12 +29,17 @@ def prepare_out(out: Path, overwrite: bool) -> None:
         if not (out / MARKER).is_file():
             raise DatasetError(f"{out} is not empty and holds no dataset built by `gridwatch data build` "
                                f"({MARKER} missing); refusing to delete it, choose another --out")
-        for name in ("images", "labels", "data.yaml", MARKER, "report.txt", "contact_sheet.png"):
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    """Empty split folders in `out`, after removing an earlier build's files (see `check_out`)."""
+    check_out(out, overwrite)
+    for name in ("images", "labels", "data.yaml", MARKER, "report.txt", "contact_sheet.png"):
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
     for split in SPLITS:
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,14 @@ def test_unmapped_class_stops_the_build_before_writing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_overwrite_refuses_a_folder_it_did_not_build(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="refusing to delete it"):
+        build(_recipe(tmp_path), tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+
+
 def test_keep_split_uses_the_exports_folders(tmp_path: Path) -> None:
     root = yolo_folder(tmp_path / "y", {"train": ["a1", "a2", "a3"], "val": ["b1"]}, ["garbage"])
     recipe = tmp_path / "r.yaml"
