@@ -117,7 +117,21 @@ def _source_report(item: _Loaded, split: dict[Split, list[Sample]], written: dic
     }
 
 
+def _write_source(out: Path, item: _Loaded, recipe: Recipe, n: int, class_ids: dict[str, int],
+                  sizes: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """Split, weight and write one source's samples; records image sizes in `sizes`; returns its report."""
+    split = assign(item.samples, recipe.val_fraction, recipe.seed, item.spec.split == "keep", item.spec.name)
+    plan = {"train": weighted(split["train"], item.spec.weight, recipe.seed + n),
+            "val": [(s, 0) for s in split["val"]]}
+    for s_name in SPLITS:
+        for sample, copy in plan[s_name]:
+            stem = f"{sample.source}__{sample.key}" + (f"__r{copy}" if copy else "")
+            sizes[write_sample(out, s_name, stem, sample, class_ids).name] = sample.size
+    return _source_report(item, split, {s: len(plan[s]) for s in SPLITS})
+
+
 def build(recipe_path: Path, out: Path, *, overwrite: bool = False, progress: bool = False) -> BuildResult:
+    """Build the dataset `recipe_path` describes into `out` (see the module doc); returns paths and report."""
     started = time.monotonic()
     recipe = load_recipe(recipe_path)
     check_out(out, overwrite)
@@ -125,20 +139,10 @@ def build(recipe_path: Path, out: Path, *, overwrite: bool = False, progress: bo
     try:
         loaded = _load_all(recipe, recipe_path.parent, work, progress)
         prepare_out(out, overwrite)
-        class_ids = {n: i for i, n in enumerate(recipe.classes)}
+        class_ids = {name: i for i, name in enumerate(recipe.classes)}
         sizes: dict[str, tuple[int, int]] = {}
-        sources: dict[str, Any] = {}
-        for n, item in enumerate(loaded):
-            split = assign(item.samples, recipe.val_fraction, recipe.seed, item.spec.split == "keep", item.spec.name)
-            plan = {"train": weighted(split["train"], item.spec.weight, recipe.seed + n),
-                    "val": [(s, 0) for s in split["val"]]}
-            written: dict[Split, int] = {}
-            for s_name in SPLITS:
-                for sample, copy in plan[s_name]:
-                    stem = f"{sample.source}__{sample.key}" + (f"__r{copy}" if copy else "")
-                    sizes[write_sample(out, s_name, stem, sample, class_ids).name] = sample.size
-                written[s_name] = len(plan[s_name])
-            sources[item.spec.name] = _source_report(item, split, written)
+        sources = {item.spec.name: _write_source(out, item, recipe, n, class_ids, sizes)
+                   for n, item in enumerate(loaded)}
         data_yaml = write_data_yaml(out, recipe.classes)
         report = write_report(out, sizes, {"recipe": str(recipe_path), "seed": recipe.seed,
                                            "val_fraction": recipe.val_fraction, "sources": sources},
