@@ -1,0 +1,96 @@
+"""One recipe source -> samples under the source's class names: dispatch to the importer of its `type`."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gridwatch.models.datasets.clips import FrameSampler, frame_count
+from gridwatch.models.datasets.coco import import_coco
+from gridwatch.models.datasets.cvat import import_cvat_video, parse_cvat_video, resolve_video
+from gridwatch.models.datasets.labelstudio import find_video, import_label_studio, parse_label_studio
+from gridwatch.models.datasets.progress import ImportProgress
+from gridwatch.models.datasets.recipe import (
+    CocoSource,
+    CvatVideoSource,
+    LabelStudioVideoSource,
+    SourceCommon,
+    SynthSource,
+    TeacherSource,
+    YoloSource,
+    resolve_path,
+)
+from gridwatch.models.datasets.records import DatasetError, Sample
+from gridwatch.models.datasets.teacher import load_teacher, manifest_for, pseudo_label
+from gridwatch.models.datasets.yolo import count_yolo_images, import_yolo
+
+
+def load_source(spec: SourceCommon, base: Path, work: Path, bar: ImportProgress
+                ) -> tuple[list[Sample], dict[str, Any]]:
+    """(samples, notes): notes count what was skipped on the way (near-duplicate frames, non-box shapes)."""
+    name = spec.name
+    if isinstance(spec, YoloSource):
+        root = _existing(resolve_path(spec.path, base), name)
+        return import_yolo(root, name, bar.task(f"{name}: images", count_yolo_images(root))), {}
+    if isinstance(spec, CocoSource):
+        path = _existing(resolve_path(spec.path, base), name)
+        images = resolve_path(spec.images, base) if spec.images else None
+        return import_coco(path, name, images, bar.task(f"{name}: images", None)), {}
+    if isinstance(spec, CvatVideoSource):
+        return _cvat(spec, base, bar)
+    if isinstance(spec, LabelStudioVideoSource):
+        return _label_studio(spec, base, bar)
+    if isinstance(spec, SynthSource):
+        return _synth(spec, work), {}
+    if isinstance(spec, TeacherSource):
+        return _teacher(spec, base, bar)
+    raise DatasetError(f"source {name!r}: unsupported type")  # pragma: no cover - the recipe union is closed
+
+
+def _existing(path: Path, source: str) -> Path:
+    if not path.exists():
+        raise DatasetError(f"source {source!r}: {path} does not exist; fix `path:` in the recipe")
+    return path
+
+
+def _cvat(spec: CvatVideoSource, base: Path, bar: ImportProgress) -> tuple[list[Sample], dict[str, Any]]:
+    xml = _existing(resolve_path(spec.path, base), spec.name)
+    video = resolve_path(spec.video, base) if spec.video else None
+    task = parse_cvat_video(xml)
+    tick = bar.task(f"{spec.name}: frames", frame_count(resolve_video(xml, video, task.source)))
+    sampler = FrameSampler(spec.every, spec.min_diff)
+    samples = import_cvat_video(xml, spec.name, sampler, video, spec.drop_occluded, tick)
+    return samples, {"near_duplicate_frames": sampler.skipped_duplicates,
+                     **{f"{k}_shapes": v for k, v in task.skipped_shapes.items()}}
+
+
+def _label_studio(spec: LabelStudioVideoSource, base: Path, bar: ImportProgress
+                  ) -> tuple[list[Sample], dict[str, Any]]:
+    path = _existing(resolve_path(spec.path, base), spec.name)
+    videos = _existing(resolve_path(spec.videos, base), spec.name)
+    total = sum(frame_count(find_video(t.video, videos)) for t in parse_label_studio(path))
+    sampler = FrameSampler(spec.every, spec.min_diff)
+    samples = import_label_studio(path, spec.name, sampler, videos, bar.task(f"{spec.name}: frames", total))
+    return samples, {"near_duplicate_frames": sampler.skipped_duplicates}
+
+
+def _synth(spec: SynthSource, work: Path) -> list[Sample]:
+    from gridwatch.synth import build_dataset
+
+    root = work / f"synth_{spec.name}"
+    if root.exists():
+        shutil.rmtree(root)
+    build_dataset(root, spec.train, spec.val, seed=spec.seed, progress=True)
+    return import_yolo(root, spec.name)
+
+
+def _teacher(spec: TeacherSource, base: Path, bar: ImportProgress) -> tuple[list[Sample], dict[str, Any]]:
+    model = _existing(resolve_path(spec.model, base), spec.name)
+    clips = [_existing(resolve_path(c, base), spec.name) for c in spec.clips]
+    detector = load_teacher(model, manifest_for(spec.manifest, base), spec.conf)
+    sampler = FrameSampler(spec.every, spec.min_diff)
+    tick: Callable[[], None] = bar.task(f"{spec.name}: frames", sum(frame_count(c) for c in clips))
+    samples = pseudo_label(detector, clips, spec.name, sampler, tick)
+    return samples, {"near_duplicate_frames": sampler.skipped_duplicates}
