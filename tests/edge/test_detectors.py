@@ -153,7 +153,7 @@ def test_one_detector_given_to_a_camera_that_lists_two_is_an_error() -> None:
 def test_pipeline_tracks_a_slow_models_detection_as_one_track_and_events_name_its_model() -> None:
     cfg = parse_site_config(site(
         detectors=["coco", {"name": "street", "every_s": 3}],
-        incidents={"exposed_garbage": {"dwell_s": 4, "end_after_s": 2, "classes": ["garbage"]}, "littering": {"enabled": False}},
+        incidents={"exposed_garbage": {"dwell_s": 4, "end_after_s": 2, "classes": ["garbage"]}},
         scene_change={"enabled": False},
     ))
     fast = coco([[(10, 10, 50, 90, "person", 0.9)]])
