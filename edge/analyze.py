@@ -22,6 +22,7 @@ from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted
 from gridwatch.edge.config import SiteConfig
 from gridwatch.edge.detectors import DetectorSet, load_detectors
+from gridwatch.edge.hard_examples import example_store, hard_example_sink
 from gridwatch.edge.loop import LoopEnd, LoopReport, Sink, run_camera
 from gridwatch.edge.sinks import CallbackSink, JsonlSink, ProgressSink, VideoSink
 from gridwatch.edge.sources import SourceError, is_stream_url, open_target, redact_url
@@ -101,6 +102,10 @@ def analyze_clip(
                               jpeg_quality=cfg.evidence.jpeg_quality)
     jsonl = JsonlSink(out)
     sinks: list[Sink] = [jsonl]
+    hard = hard_example_sink(cfg.hard_examples, example_store(cfg.hard_examples), cfg.site_id, cfg.gateway_id,
+                             pipeline.detectors.infos())
+    if hard is not None:
+        sinks.append(hard)
     if write_video:
         sinks.append(VideoSink(out / "annotated.mp4", camera.analysis_fps))
     if on_emitted:

@@ -357,6 +357,32 @@ class EvidenceConfig(_Model):
     publish: bool = Field(True, description="Send each incident's snapshot on the evidence topic.")
 
 
+class HardExamplesConfig(_Model):
+    """Frames saved on the gateway for labelling (`gridwatch.edge.hard_examples`), collected with
+    `gridwatch data pull`: frames where a detector was unsure, and frames with scene-change regions no rule named."""
+
+    enabled: bool = Field(False, description="Save hard examples at all.")
+    dir: Path = Field(Path("hard-examples"), description="Folder on the gateway; one sub-folder per camera.")
+    every_s: float = Field(
+        60.0, gt=0, le=86400,
+        description="At most one frame per camera per this many seconds of capture time (a sample, not a stream).",
+    )
+    low_conf_below: float = Field(
+        0.5, gt=0, le=1,
+        description="A fresh detection scoring below this (and above the detector's conf) makes the frame a hard "
+        "example: the model was unsure.",
+    )
+    regions: bool = Field(True, description="Frames with scene-change regions that no open incident names count too.")
+    region_min_age_s: float = Field(
+        30.0, ge=0, le=86400,
+        description="Only regions static for this long count (younger ones may still become an incident).",
+    )
+    max_mb: float = Field(
+        500.0, gt=0, le=1_000_000, description="Disk budget for the folder; past it the oldest examples are deleted."
+    )
+    jpeg_quality: int = Field(90, ge=10, le=100)
+
+
 class SiteConfig(_Model):
     site_id: Ident
     gateway_id: Ident
@@ -374,6 +400,7 @@ class SiteConfig(_Model):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    hard_examples: HardExamplesConfig = Field(default_factory=HardExamplesConfig)
     grid_geojson: Path | None = Field(None, description="City grid layer (GeoJSON) for grid-cell lookup.")
 
     @model_validator(mode="after")

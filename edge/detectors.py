@@ -99,6 +99,10 @@ class CameraDetectors:
     def names(self) -> list[str]:
         return [run.name for run in self._runs]
 
+    def infos(self) -> dict[str, ModelInfo]:
+        """Each detector's model, by the site's name for it."""
+        return {run.name: run.detector.info for run in self._runs}
+
     @property
     def info(self) -> ModelInfo:
         """The first detector's model: what an event names when no detector has its subject's class."""

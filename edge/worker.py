@@ -32,6 +32,7 @@ from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
 from gridwatch.edge.config import CameraConfig, SiteConfig
 from gridwatch.edge.detectors import DetectorSet, load_detectors
+from gridwatch.edge.hard_examples import example_store, hard_example_sink
 from gridwatch.edge.loop import FrameSource, LoopReport, Sink, run_camera
 from gridwatch.edge.resume import ResumeSink, ResumeState, state_path
 from gridwatch.edge.sinks import CallbackSink
@@ -105,6 +106,7 @@ class EdgeWorker:
         self.publisher = Publisher(self.outbox, self.transport, cfg.mqtt.max_inflight).start()
         self.detector = self.detector or load_detectors(cfg)
         self.grid = GridLayer.from_geojson(cfg.grid_geojson) if cfg.grid_geojson else None
+        self.examples = example_store(cfg.hard_examples)
         self.resume = ResumeState.load(state_path(cfg))  # read last: a start that fails before keeps the file
         for cam in cfg.cameras:
             self.stats[cam.id] = CameraStats()
@@ -150,6 +152,10 @@ class EdgeWorker:
         outbox_sink = OutboxSink(self.outbox, self.publisher, self.cfg.mqtt.prefix, self.cfg.evidence.dir,
                                  self.cfg.evidence.publish, lock=self._emit_lock)
         sinks: list[Sink] = [outbox_sink, StatsSink(stats, source), ResumeSink(self.resume, cam.id, pipeline.export)]
+        hard = hard_example_sink(self.cfg.hard_examples, self.examples, self.cfg.site_id, self.cfg.gateway_id,
+                                 pipeline.detectors.infos())
+        if hard is not None:
+            sinks.append(hard)
         if self.on_emitted:
             sinks.append(CallbackSink(self.on_emitted))
         if self.extra_sinks:
@@ -177,6 +183,8 @@ class EdgeWorker:
             "published": self.publisher.stats.published,
             "acked": self.publisher.stats.acked,
             "cameras": {cid: s.__dict__ for cid, s in self.stats.items()},
+            "hard_examples": None if self.examples is None else {"saved": self.examples.saved,
+                                                                 "deleted": self.examples.deleted},
         }
 
     def _heartbeat(self) -> None:

@@ -6,6 +6,7 @@
     gridwatch central     run the case service, list cases, dead letters
     gridwatch calibrate   fit a camera's ground mapping, convert coordinates
     gridwatch models      inspect a model, train the demo model
+    gridwatch data        collect hard examples from gateways as a labelling task
     gridwatch schema      print the wire contract's JSON Schema
     gridwatch synth       generate a synthetic street clip from a scenario YAML
 
@@ -112,6 +113,13 @@ def _cmd_models_train(args: argparse.Namespace) -> int:
     return result
 
 
+def _cmd_data_pull(args: argparse.Namespace) -> int:
+    from gridwatch.models.pull import pull
+
+    print(pull(Path(args.dir), Path(args.out), args.format).line())
+    return 0
+
+
 def _add(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int],
          help_: str) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
@@ -172,6 +180,14 @@ def build_parser(groups: Collection[str] | None = None) -> argparse.ArgumentPars
              "generate synthetic data, train, export ONNX + manifest + card ([train] extra); "
              "options as `python -m gridwatch.models.train --help`")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--out DIR --train N --val N --epochs E --imgsz S ...")
+
+    data = sub.add_parser("data", help="labelled data").add_subparsers(dest="data_cmd", required=True)
+    p = _add(data, "pull", _cmd_data_pull,
+             "collect the hard examples gateways saved (hard_examples.dir) as a YOLO folder or a CVAT task, with the "
+             "models' guesses as pre-labels")
+    p.add_argument("dir", help="folder of hard examples (copied off one or more gateways)")
+    p.add_argument("--out", required=True, help="new (or empty) folder for the labelling task")
+    p.add_argument("--format", choices=["yolo", "cvat"], default="yolo")
 
     p = _add(sub, "synth", _cmd_synth, "render a synthetic street scenario to video + labels + truth")
     p.add_argument("scenario")
