@@ -75,6 +75,7 @@ def detector_only(clip: Path, detector: Detector, fps: float) -> tuple[int, floa
 
 
 def measure(name: str, clip: Path, cfg: SiteConfig, repeats: int) -> Result:
+    assert cfg.detector is not None, f"{name}: the benchmark measures one detector (`detector:`)"
     detector = load_detector(cfg.detector)
     cam = cfg.cameras[0]
     detector.detect(FileSource(clip, "warm").__iter__().__next__().image)  # warm-up: session init, caches

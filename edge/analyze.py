@@ -21,11 +21,12 @@ from rich.table import Table
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted
 from gridwatch.edge.config import SiteConfig
+from gridwatch.edge.detectors import DetectorSet, load_detectors
+from gridwatch.edge.hard_examples import example_store, hard_example_sink
 from gridwatch.edge.loop import LoopEnd, LoopReport, Sink, run_camera
 from gridwatch.edge.sinks import CallbackSink, JsonlSink, ProgressSink, VideoSink
 from gridwatch.edge.sources import SourceError, is_stream_url, open_target, redact_url
 from gridwatch.models.base import Detector
-from gridwatch.models.registry import load_detector
 from gridwatch.wire.events import IncidentEvent
 
 
@@ -83,23 +84,28 @@ def load_grid(cfg: SiteConfig) -> GridLayer | None:
 
 
 def analyze_clip(
-    clip: str | Path, cfg: SiteConfig, camera_id: str, out: Path, *, detector: Detector | None = None,
+    clip: str | Path, cfg: SiteConfig, camera_id: str, out: Path, *, detector: Detector | DetectorSet | None = None,
     progress: bool = True, write_video: bool = True, start_wall: datetime | None = None,
     on_emitted: Callable[[Emitted], None] | None = None, stop: threading.Event | None = None,
 ) -> AnalyzeReport:
     """Run the camera's pipeline on `clip` (a file path or stream URL); outputs go to `out`.
 
     A source that fails (see `gridwatch.edge.loop.judge_source`) still writes what it produced; the report says so
-    and `raise_if_failed` turns it into an error."""
+    and `raise_if_failed` turns it into an error. `detector`: the site's detectors by name, or one detector for
+    every analysed frame (default: load the ones the config names)."""
     camera = cfg.camera(camera_id)
     start_wall = start_wall or datetime.now(timezone.utc)
     stop = stop or threading.Event()
-    detector = detector or load_detector(cfg.detector, site=cfg)
+    detector = detector or load_detectors(cfg)
     source = open_target(str(clip), camera_id, start_wall=start_wall, sample_fps=camera.analysis_fps, stop=stop)
     pipeline = CameraPipeline(cfg.site_id, cfg.gateway_id, camera, detector, grid=load_grid(cfg),
                               jpeg_quality=cfg.evidence.jpeg_quality)
     jsonl = JsonlSink(out)
     sinks: list[Sink] = [jsonl]
+    hard = hard_example_sink(cfg.hard_examples, example_store(cfg.hard_examples), cfg.site_id, cfg.gateway_id,
+                             pipeline.detectors.infos())
+    if hard is not None:
+        sinks.append(hard)
     if write_video:
         sinks.append(VideoSink(out / "annotated.mp4", camera.analysis_fps))
     if on_emitted:

@@ -1,7 +1,10 @@
 """One camera's analysis chain, readable top to bottom:
 
-    frame -> sampler -> detector (+ scene-change regions) -> tracker -> ground positions -> rules -> updates
+    frame -> sampler -> detectors (+ scene-change regions) -> tracker -> ground positions -> rules -> updates
           -> events (+ snapshots)
+
+The detectors are the camera's (`gridwatch.edge.detectors`): each runs at its own rate, and a slower one's last
+detections stay valid (with their age) until its next run.
 
 The scene-change stage (`gridwatch.edge.scene`, on when `scene_change_enabled`) runs beside the detector on the
 same frame, masks the persons and vehicles of the previous frame's tracks, and its `unknown_object` regions are
@@ -21,6 +24,7 @@ import supervision as sv
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.calibration.ground import GroundMapping
 from gridwatch.edge.config import CameraConfig, enabled_incidents, scene_change_enabled
+from gridwatch.edge.detectors import CameraDetectors, DetectorSet, camera_detectors
 from gridwatch.edge.evidence import Snapshot, snapshot
 from gridwatch.edge.frames import Frame
 from gridwatch.edge.geotag import Geotagger, build_ground_mapping, build_zones
@@ -28,7 +32,7 @@ from gridwatch.edge.resume import SavedIncident, to_capture, to_wall
 from gridwatch.edge.scene.stage import SceneChangeStage, SceneOutput, merge_regions
 from gridwatch.edge.sources import Sampler
 from gridwatch.edge.tracking import MultiClassTracker
-from gridwatch.models.base import Detector
+from gridwatch.models.base import Detector, ModelInfo
 from gridwatch.pipelines.base import Rule
 from gridwatch.pipelines.lifecycle import TokenFactory
 from gridwatch.pipelines.types import EndReason, IncidentUpdate, observations_from_detections
@@ -47,7 +51,8 @@ class Emitted:
 @dataclass(frozen=True)
 class FrameResult:
     """Everything one analysed frame produced: what a sink (video, outbox, progress) needs, so none of them
-    reaches into the pipeline. `detections` is the detector's raw output; `tracks` the same boxes after the
+    reaches into the pipeline. `detections` is the detectors' output (each row with its
+    `detector` and `detection_age_s`); `tracks` the same boxes after the
     tracker (with `tracker_id`) and ground positions; `open_incidents` the incidents still open after this frame.
     `scene` is the scene-change stage's output on this frame (regions, view shift, paused), None when it is off."""
 
@@ -74,8 +79,8 @@ def build_rules(
     return [incident.build(cfg, zones, prefix, new_token) for incident, cfg in enabled_incidents(camera)]
 
 
-def model_ref(detector: Detector) -> ModelRef:
-    info = detector.info
+def model_ref(detector: Detector | ModelInfo) -> ModelRef:
+    info = detector if isinstance(detector, ModelInfo) else detector.info
     return ModelRef(name=info.name, version=info.version, sha256=info.sha256)
 
 
@@ -83,6 +88,8 @@ def model_ref(detector: Detector) -> ModelRef:
 class CameraPipeline:
     """One camera's chain (see the module docstring).
 
+    detector: the site's detectors by name (`edge.detectors.load_detectors`; the camera runs those its config
+        lists), or one detector, run on every analysed frame.
     restored: open incidents this camera had when it last stopped (`edge.resume`); they are handed to the rules
         on the first analysed frame and continue if found again. `export()` gives the camera's open incidents
         back in the same form after `flush`.
@@ -92,12 +99,13 @@ class CameraPipeline:
     site_id: str
     gateway_id: str
     camera: CameraConfig
-    detector: Detector
+    detector: Detector | DetectorSet
     grid: GridLayer | None = None
     jpeg_quality: int = 85
     restored: list[SavedIncident] = field(default_factory=list)
     new_token: TokenFactory = random_token
     sampler: Sampler = field(init=False)
+    detectors: CameraDetectors = field(init=False)
     tracker: MultiClassTracker = field(init=False)
     geotagger: Geotagger = field(init=False)
     zones: tuple[Zone, ...] = ()
@@ -110,8 +118,9 @@ class CameraPipeline:
 
     def __post_init__(self) -> None:
         self.sampler = Sampler(self.camera.analysis_fps)
+        self.detectors = camera_detectors(self.camera, self.detector)
         self.tracker = MultiClassTracker(self.camera.tracker, frame_rate=self.camera.analysis_fps)
-        self.geotagger = Geotagger(self.site_id, self.gateway_id, self.camera.id, model_ref(self.detector),
+        self.geotagger = Geotagger(self.site_id, self.gateway_id, self.camera.id, model_ref(self.detectors.info),
                                    grid=self.grid)
 
     def _setup(self, frame: Frame) -> None:
@@ -136,7 +145,7 @@ class CameraPipeline:
             return None
         if self._size is None:
             self._setup(frame)
-        raw = self.detector.detect(frame.image)
+        raw = self.detectors.detect(frame.image, frame.ts)
         scene = self.scene.update(frame.image, frame.ts, self._tracks) if self.scene is not None else None
         found = merge_regions(raw, scene.regions) if scene is not None else raw
         tracked = self.geotagger.with_ground(self.tracker.update(found, frame.ts))
@@ -162,6 +171,12 @@ class CameraPipeline:
             return list(self.restored)
         return [to_wall(r, self.camera.id, last.ts, last.wall) for rule in self.rules for r in rule.export()]
 
+    def _model_of(self, update: IncidentUpdate) -> ModelRef:
+        """The model that found the incident's subject (see `edge.detectors`)."""
+        subject = next((o for o in update.objects if o.role == "subject"), None)
+        subject = subject or (update.objects[0] if update.objects else None)
+        return model_ref(self.detectors.model_for(subject.class_name) if subject else self.detectors.info)
+
     def _emit(self, updates: list[IncidentUpdate], frame: Frame) -> list[Emitted]:
         out: list[Emitted] = []
         assert self._size is not None or not updates
@@ -173,7 +188,7 @@ class CameraPipeline:
             snap = snapshot(frame.image, upd, self.jpeg_quality) if upd.phase == "started" else None
             event = self.geotagger.to_event(
                 upd, frame.ts, frame.wall, self._size or (frame.width, frame.height),
-                [snap.ref] if snap else None,
+                [snap.ref] if snap else None, model=self._model_of(upd),
             )
             out.append(Emitted(event, snap))
         return out

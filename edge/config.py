@@ -284,10 +284,37 @@ class SceneChangeConfig(_Model):
     stabilise: bool = Field(True, description="Register frames to the reference view; off for rock-solid mounts.")
 
 
+DEFAULT_DETECTOR = "default"
+"""The name the single `detector:` section goes by (in `cameras[].detectors` and in error messages)."""
+
+
+class CameraDetectorConfig(_Model):
+    """One detector a camera runs, and how often (`cameras[].detectors[]`)."""
+
+    name: Ident = Field(description=f"A detector named under `detectors:` ({DEFAULT_DETECTOR!r} = the `detector:` "
+                        "section).")
+    every_s: float = Field(
+        0.0, ge=0, le=3600,
+        description="Run it at most once per this many seconds of capture time; 0 = on every analysed frame. "
+        "Between runs its last detections stay valid (marked with their age, `detection_age_s`), so the tracker "
+        "and the rules see them on every frame until its next run.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, data: object) -> object:
+        return {"name": data} if isinstance(data, str) else data  # `- coco` is `- {name: coco}`
+
+
 class CameraConfig(_Model):
     id: Ident
     source: SourceConfig
     analysis_fps: float = Field(5.0, gt=0, le=60, description="Frames per second analysed (the rest skipped).")
+    detectors: list[CameraDetectorConfig] | None = Field(
+        None, min_length=1,
+        description="Which of the site's detectors run on this camera, each at its own rate; absent = every "
+        "detector of the site on every analysed frame.",
+    )
     calibration: CalibrationConfig | None = Field(None, description="Pixel -> ground mapping; none = no location.")
     zones: list[ZoneConfig] = Field(default_factory=list)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
@@ -330,22 +357,69 @@ class EvidenceConfig(_Model):
     publish: bool = Field(True, description="Send each incident's snapshot on the evidence topic.")
 
 
+class HardExamplesConfig(_Model):
+    """Frames saved on the gateway for labelling (`gridwatch.edge.hard_examples`), collected with
+    `gridwatch data pull`: frames where a detector was unsure, and frames with scene-change regions no rule named."""
+
+    enabled: bool = Field(False, description="Save hard examples at all.")
+    dir: Path = Field(Path("hard-examples"), description="Folder on the gateway; one sub-folder per camera.")
+    every_s: float = Field(
+        60.0, gt=0, le=86400,
+        description="At most one frame per camera per this many seconds of capture time (a sample, not a stream).",
+    )
+    low_conf_below: float = Field(
+        0.5, gt=0, le=1,
+        description="A fresh detection scoring below this (and above the detector's conf) makes the frame a hard "
+        "example: the model was unsure.",
+    )
+    regions: bool = Field(True, description="Frames with scene-change regions that no open incident names count too.")
+    region_min_age_s: float = Field(
+        30.0, ge=0, le=86400,
+        description="Only regions static for this long count (younger ones may still become an incident).",
+    )
+    max_mb: float = Field(
+        500.0, gt=0, le=1_000_000, description="Disk budget for the folder; past it the oldest examples are deleted."
+    )
+    jpeg_quality: int = Field(90, ge=10, le=100)
+
+
 class SiteConfig(_Model):
     site_id: Ident
     gateway_id: Ident
-    detector: DetectorSpec
+    detector: DetectorSpec | None = Field(
+        None, description=f"The detector (one model); it is named {DEFAULT_DETECTOR!r} among `detectors`."
+    )
+    detectors: dict[Ident, DetectorSpec] = Field(
+        default_factory=dict,
+        description="More detectors by name (a COCO person/vehicle model, a street model...); each camera picks "
+        "its own in `cameras[].detectors` with a rate. Classes of the same name from two models are the same "
+        "class (rename one with `rename:` to keep them apart).",
+    )
     cameras: list[CameraConfig] = Field(min_length=1)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    hard_examples: HardExamplesConfig = Field(default_factory=HardExamplesConfig)
     grid_geojson: Path | None = Field(None, description="City grid layer (GeoJSON) for grid-cell lookup.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SiteConfig:
-        for check in (verify_unique_camera_ids, verify_rule_zones_exist, verify_ground_zones_calibrated):
+        for check in (verify_detectors_given, verify_unique_camera_ids, verify_camera_detectors_exist,
+                      verify_rule_zones_exist, verify_ground_zones_calibrated):
             check(self)
         return self
+
+    def detector_specs(self) -> dict[str, DetectorSpec]:
+        """Every detector of the site by name: the `detector:` section (as 'default') first, then `detectors:`."""
+        named = {DEFAULT_DETECTOR: self.detector} if self.detector is not None else {}
+        return {**named, **self.detectors}
+
+    def camera_detectors(self, camera: CameraConfig) -> list[CameraDetectorConfig]:
+        """The detectors `camera` runs with their rates (absent = all of the site's, on every analysed frame)."""
+        if camera.detectors is not None:
+            return list(camera.detectors)
+        return [CameraDetectorConfig(name=name) for name in self.detector_specs()]
 
     def camera(self, camera_id: str) -> CameraConfig:
         for cam in self.cameras:
@@ -353,6 +427,30 @@ class SiteConfig(_Model):
                 return cam
         known = ", ".join(c.id for c in self.cameras)
         raise ConfigError(f"no camera {camera_id!r} in the site config; known cameras: {known}")
+
+
+def verify_detectors_given(cfg: SiteConfig) -> None:
+    if cfg.detector is None and not cfg.detectors:
+        raise ValueError("detector: required field is missing; add a `detector:` section (one model) or named "
+                         "models under `detectors:`")
+    if cfg.detector is not None and DEFAULT_DETECTOR in cfg.detectors:
+        raise ValueError(f"detectors.{DEFAULT_DETECTOR}: the name {DEFAULT_DETECTOR!r} is the `detector:` section's; "
+                         "rename this entry or move it to `detector:`")
+
+
+def verify_camera_detectors_exist(cfg: SiteConfig) -> None:
+    known = list(cfg.detector_specs())
+    for i, cam in enumerate(cfg.cameras):
+        seen: set[str] = set()
+        for j, entry in enumerate(cam.detectors or []):
+            where = f"cameras.{i}.detectors.{j}.name"
+            if entry.name not in known:
+                where_to = "under `detectors:`" if entry.name != DEFAULT_DETECTOR else "as the `detector:` section"
+                raise ValueError(f"{where}: detector {entry.name!r} is not defined; define it {where_to} or use "
+                                 f"one of {known}")
+            if entry.name in seen:
+                raise ValueError(f"{where}: detector {entry.name!r} is listed twice; list each detector once")
+            seen.add(entry.name)
 
 
 def verify_unique_camera_ids(cfg: SiteConfig) -> None:
@@ -394,7 +492,8 @@ def _format_errors(exc: ValidationError, source: str) -> str:
             msg = "unknown field; remove it or check its spelling"
         elif err["type"] == "missing":
             msg = "required field is missing; add it"
-        lines.append(f"  {msg}" if not err["loc"] and msg.startswith(("cameras", "mqtt")) else f"  {path}: {msg}")
+        top_level = not err["loc"] and msg.startswith(("cameras", "mqtt", "detector"))
+        lines.append(f"  {msg}" if top_level else f"  {path}: {msg}")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -67,7 +68,8 @@ def annotate(
     image: np.ndarray, tracks: sv.Detections, zones: Sequence[Zone], incidents: Sequence[IncidentUpdate],
     caption: str = "", now_ts: float | None = None, regions: sv.Detections | None = None,
 ) -> np.ndarray:
-    """A new image: zones, tracked boxes labelled `#id class`, a thick red box + `TYPE dwell` per open incident.
+    """A new image: zones, tracked boxes labelled `#id class` (plus `(4s old)` on a slower detector's persisted
+    box), a thick red box + `TYPE dwell` per open incident.
 
     `now_ts`: the frame's time, so an incident's dwell counts on between its (periodic) updates.
     `regions`: the scene-change stage's regions on this frame, drawn as magenta corners."""
@@ -82,7 +84,9 @@ def annotate(
     n_palette = len(_PALETTE.colors)
     names = tracks.data.get("class_name")
     ids = tracks.tracker_id if tracks.tracker_id is not None else np.full(len(tracks), -1)
-    track_labels = [f"#{int(ids[i])} {names[i] if names is not None else '?'}" for i in range(len(tracks))]
+    ages = tracks.data.get("detection_age_s")  # a slower detector's box from an earlier run: say how old
+    track_labels = [f"#{int(ids[i])} {names[i] if names is not None else '?'}" + _age(ages, i)
+                    for i in range(len(tracks))]
     track_colors = np.array([1 + max(int(t), 0) % (n_palette - 1) for t in ids], dtype=np.int64)
     inc = _boxes([u.box for u in incidents])
     inc_labels = [f"{u.type.upper()} {u.dwell_s + max(0.0, (now_ts or u.ts) - u.ts):.0f}s" for u in incidents]
@@ -100,6 +104,11 @@ def annotate(
     if caption:
         out = _text(out, caption, 4, 4, sv.Color.WHITE, sv.Color(r=40, g=40, b=40))
     return out
+
+
+def _age(ages: np.ndarray | list[Any] | None, i: int) -> str:
+    age = float(ages[i]) if ages is not None else float("nan")
+    return f" ({age:.0f}s old)" if age >= 0.5 else ""
 
 
 def snapshot(image: np.ndarray, update: IncidentUpdate, quality: int = 85) -> Snapshot:

@@ -92,8 +92,9 @@ class Geotagger:
 
     def to_event(
         self, update: IncidentUpdate, frame_ts: float, frame_wall: datetime, size: tuple[int, int],
-        evidence: list[EvidenceRef] | None = None,
+        evidence: list[EvidenceRef] | None = None, model: ModelRef | None = None,
     ) -> IncidentEvent:
+        """The wire event for `update`; `model` (default: `self.model`) is the model that found its subject."""
         def wall(ts: float) -> datetime:
             return frame_wall - timedelta(seconds=frame_ts - ts)
 
@@ -122,7 +123,7 @@ class Geotagger:
                               area_m2=None if o.area_m2 is None else round(min(o.area_m2, 10_000.0), 3))
                 for o in update.objects
             ],
-            model=self.model,
+            model=model or self.model,
             evidence=evidence or [],
         )
 

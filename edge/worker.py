@@ -31,13 +31,14 @@ from typing import Any
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
 from gridwatch.edge.config import CameraConfig, SiteConfig
+from gridwatch.edge.detectors import DetectorSet, load_detectors
+from gridwatch.edge.hard_examples import example_store, hard_example_sink
 from gridwatch.edge.loop import FrameSource, LoopReport, Sink, run_camera
 from gridwatch.edge.resume import ResumeSink, ResumeState, state_path
 from gridwatch.edge.sinks import CallbackSink
 from gridwatch.edge.sinks_outbox import OutboxSink
 from gridwatch.edge.sources import open_source
 from gridwatch.models.base import Detector
-from gridwatch.models.registry import load_detector
 from gridwatch.wire.mqtt import BrokerURL
 from gridwatch.wire.outbox import Outbox
 from gridwatch.wire.publisher import MqttTransport, Publisher, Transport, Will
@@ -84,7 +85,7 @@ SinkFactory = Callable[[CameraConfig, FrameSource], Sequence[Sink]]
 class EdgeWorker:
     cfg: SiteConfig
     broker: str | None = None
-    detector: Detector | None = None
+    detector: Detector | DetectorSet | None = None  # the site's detectors by name, or one for every camera (tests)
     transport: Transport | None = None
     start_wall: datetime | None = None
     on_emitted: Callable[[Emitted], None] | None = None
@@ -103,8 +104,9 @@ class EdgeWorker:
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_rows)
         self.transport = self.transport or self._mqtt_transport()
         self.publisher = Publisher(self.outbox, self.transport, cfg.mqtt.max_inflight).start()
-        self.detector = self.detector or load_detector(cfg.detector, site=cfg)
+        self.detector = self.detector or load_detectors(cfg)
         self.grid = GridLayer.from_geojson(cfg.grid_geojson) if cfg.grid_geojson else None
+        self.examples = example_store(cfg.hard_examples)
         self.resume = ResumeState.load(state_path(cfg))  # read last: a start that fails before keeps the file
         for cam in cfg.cameras:
             self.stats[cam.id] = CameraStats()
@@ -150,6 +152,10 @@ class EdgeWorker:
         outbox_sink = OutboxSink(self.outbox, self.publisher, self.cfg.mqtt.prefix, self.cfg.evidence.dir,
                                  self.cfg.evidence.publish, lock=self._emit_lock)
         sinks: list[Sink] = [outbox_sink, StatsSink(stats, source), ResumeSink(self.resume, cam.id, pipeline.export)]
+        hard = hard_example_sink(self.cfg.hard_examples, self.examples, self.cfg.site_id, self.cfg.gateway_id,
+                                 pipeline.detectors.infos())
+        if hard is not None:
+            sinks.append(hard)
         if self.on_emitted:
             sinks.append(CallbackSink(self.on_emitted))
         if self.extra_sinks:
@@ -177,6 +183,8 @@ class EdgeWorker:
             "published": self.publisher.stats.published,
             "acked": self.publisher.stats.acked,
             "cameras": {cid: s.__dict__ for cid, s in self.stats.items()},
+            "hard_examples": None if self.examples is None else {"saved": self.examples.saved,
+                                                                 "deleted": self.examples.deleted},
         }
 
     def _heartbeat(self) -> None:
@@ -219,7 +227,7 @@ class EdgeWorker:
 
 
 def run_worker(cfg: SiteConfig, broker: str | None = None, max_seconds: float | None = None,
-               detector: Detector | None = None) -> int:
+               detector: Detector | DetectorSet | None = None) -> int:
     """Run until SIGTERM/SIGINT, every camera ends, or `max_seconds` (counted from the call, start-up included).
 
     Returns 0 when the outbox drained, 1 when rows were kept for the next start (they are not lost, but a

@@ -25,6 +25,10 @@ from gridwatch.models.base import ModelConfigError
 CLASS_LIST_FIELDS = frozenset({"classes", "object_classes", "owner_classes"})
 """Config fields (at any depth) that hold class names of the detector's model."""
 
+CHECKED_WHEN_SET = frozenset({"bin_classes", "garbage_classes"})
+"""Class lists that are checked only when the user wrote them: at their defaults they name optional evidence (a
+model without bins simply never sees garbage at a bin), not a rule that could never fire."""
+
 NOT_FROM_THE_MODEL = frozenset({"unknown_object"})
 """Class names another stage produces, known whatever the model: the scene-change stage's regions
 (`gridwatch.pipelines.rule_config.REGION_CLASS`; models may not import pipelines, a test keeps them equal)."""
@@ -72,6 +76,8 @@ def class_lists(config: BaseModel, prefix: str = "") -> tuple[dict[str, list[str
         path = f"{prefix}{name}"
         if name in CLASS_LIST_FIELDS and isinstance(value, list):
             (explicit if name in config.model_fields_set else default)[path] = [str(v) for v in value]
+        elif name in CHECKED_WHEN_SET and isinstance(value, list) and name in config.model_fields_set:
+            explicit[path] = [str(v) for v in value]
         for sub_path, sub in _children(path, value):
             e, d = class_lists(sub, f"{sub_path}.")
             explicit.update(e)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from gridwatch.models.base import Detector
 from gridwatch.models.classes import class_lists, verify_classes_known
 from gridwatch.models.onnx_backend import OnnxDetector
+from gridwatch.models.rename import RenamedDetector, check_rename
 from gridwatch.models.ultralytics_backend import UltralyticsDetector  # cheap: ultralytics itself is imported lazily
 
 
@@ -70,6 +71,12 @@ class _DetectorSpecBase(BaseModel):
         default=True,
         title="Verify weights",
         description="Refuse weights whose sha256 differs from the manifest. Disable only while iterating locally.",
+    )
+    rename: dict[str, str] = Field(
+        default_factory=dict,
+        title="Class renames",
+        description="Report some of the model's classes under other names, e.g. {person: street_person}. Classes "
+        "of the same name from two detectors are one class (their boxes are merged); renaming keeps them apart.",
     )
 
 
@@ -143,19 +150,24 @@ FACTORIES: dict[str, Callable[[Any], Detector]] = {
 
 
 def load_detector(
-    cfg: OnnxDetectorSpec | UltralyticsDetectorSpec, *, site: BaseModel | None = None,
+    cfg: OnnxDetectorSpec | UltralyticsDetectorSpec, *, site: BaseModel | None = None, path: str = "detector",
 ) -> Detector:
     """Build the detector `cfg` describes; raises a `models.base.ModelError` subclass when it cannot.
 
     `site`: the whole config the detector serves (the edge's `SiteConfig`). Every class list in it (incident
     rules' `classes`, `object_classes`, ...) is checked against the model's classes, or against
     `detector.classes` when that filter is set, so a misspelt class fails at start-up instead of never matching.
+    (A site with several detectors checks each camera against the union of its detectors' classes instead:
+    `gridwatch.edge.detectors.load_detectors`.) `path`: where `cfg` sits in the site config, for error messages.
     """
     detector = FACTORIES[cfg.type](cfg)
+    if cfg.rename:
+        check_rename(cfg.rename, detector.info.class_names, where=f"{path}.rename", model=detector.info.name)
+        detector = RenamedDetector(detector, cfg.rename)
     if site is not None:
         explicit, default = class_lists(site)
         explicit.pop("detector.classes", None)
-        reported = list(cfg.classes) if cfg.classes else list(detector.info.class_names)
+        reported = [cfg.rename.get(c, c) for c in cfg.classes] if cfg.classes else list(detector.info.class_names)
         what = f"{detector.info.name} (as filtered by detector.classes)" if cfg.classes else detector.info.name
         verify_classes_known(explicit, reported, model=what, defaults=default)
     return detector

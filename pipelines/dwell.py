@@ -149,6 +149,15 @@ class StationaryDwellRule(BookedRule):
             self._owned[o.track_id] = (first, owned)
         return owned
 
+    def forget_tracks(self, track_ids: set[int]) -> None:
+        """Drop what the rule holds about these tracks, so seen again they serve the whole dwell anew (a bin whose
+        overflow was cleared: its next overflow is a new case). Open incidents are the book's, unchanged."""
+        self._still.forget(track_ids)
+        self._gate.forget(track_ids)
+        for tid in track_ids:
+            self._parked_at.pop(tid, None)
+            self._owned.pop(tid, None)
+
     def _forget(self, ts: float) -> None:
         forget_gone(ts, self.params.forget_after_s, self._still, self._gate, self._parked_at, self._owned)
         self._plausible.prune(ts, self.params.forget_after_s)

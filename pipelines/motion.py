@@ -83,6 +83,11 @@ class StillnessTracker:
         hist = self._tracks.get(track_id)
         return hist.still_since if hist else None
 
+    def forget(self, track_ids: set[int]) -> None:
+        """Drop these tracks' history: seen again, they must stand still for a whole window anew."""
+        for tid in track_ids:
+            self._tracks.pop(tid, None)
+
     def prune(self, now: float, max_age_s: float) -> set[int]:
         """Drop tracks unseen for `max_age_s`; returns their ids so other per-track state can be dropped too."""
         gone = {tid for tid, h in self._tracks.items() if now - h.last_ts > max_age_s}

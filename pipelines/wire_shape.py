@@ -60,7 +60,9 @@ def is_wire_shaped(o: Observation, shape: WireShape) -> bool:
 
 @dataclass
 class GatedRule:
-    """A rule seen through a filter: `inner` gets only the observations `keep` accepts; the rest is delegated."""
+    """A rule seen through a filter: `inner` gets only the observations `select` keeps (by default those `keep`
+    accepts one by one; a gate that must see the whole frame, such as `pipelines.bins`, overrides `select`); the
+    rest is delegated."""
 
     inner: Rule
     incident_type: str = field(init=False)
@@ -69,7 +71,10 @@ class GatedRule:
         self.incident_type = self.inner.incident_type
 
     def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
-        return self.inner.update([o for o in observations if self.keep(o)], ts)
+        return self.inner.update(self.select(observations), ts)
+
+    def select(self, observations: Sequence[Observation]) -> list[Observation]:
+        return [o for o in observations if self.keep(o)]
 
     def keep(self, o: Observation) -> bool:
         raise NotImplementedError

@@ -218,10 +218,16 @@ def _empty() -> sv.Detections:
     return _with_fields(sv.Detections.empty(), "scene")
 
 
-def _with_fields(detections: sv.Detections, source: str) -> sv.Detections:
-    """A copy of `detections` carrying every region field (NaN where absent) and `source`, so it merges."""
+def _with_fields(detections: sv.Detections, source: str, like: sv.Detections | None = None) -> sv.Detections:
+    """A copy of `detections` carrying every region field (NaN where absent) and `source`, so it merges; with
+    `like`, also every other data field `like` has (NaN for numbers, "" for text: the detectors' `detector` name
+    and `detection_age_s`, which regions do not have)."""
     n = len(detections)
     data: dict[str, npt.NDArray[Any] | list[Any]] = {k: np.asarray(v).copy() for k, v in detections.data.items()}
+    for key, column in (like.data.items() if like is not None else ()):
+        if key not in data:
+            text = np.asarray(column).dtype.kind in "USO"
+            data[key] = np.array([""] * n, dtype=str) if text else np.full(n, np.nan, dtype=np.float64)
     data.setdefault("class_name", np.empty(0, dtype=str) if n == 0 else np.array(["?"] * n))
     for name in REGION_FIELDS:
         data.setdefault(name, np.full(n, np.nan, dtype=np.float64))
@@ -251,4 +257,4 @@ def merge_regions(detections: sv.Detections, regions: sv.Detections) -> sv.Detec
         return detections
     kept = regions[keep]
     assert isinstance(kept, sv.Detections)
-    return sv.Detections.merge([_with_fields(detections, "detector"), _with_fields(kept, "scene")])
+    return sv.Detections.merge([_with_fields(detections, "detector"), _with_fields(kept, "scene", like=detections)])

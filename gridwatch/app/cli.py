@@ -6,7 +6,7 @@
     gridwatch central     run the case service, list cases, dead letters
     gridwatch calibrate   fit a camera's ground mapping, convert coordinates
     gridwatch models      inspect a model, train the demo model
-    gridwatch data        build a training dataset from labelled exports, report on it
+    gridwatch data        build a training dataset from labelled exports, report on it, pull hard examples
     gridwatch schema      print the wire contract's JSON Schema
     gridwatch synth       generate a synthetic street clip from a scenario YAML
 
@@ -123,7 +123,7 @@ def _add(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Na
 LAZY_GROUPS: dict[str, tuple[str, str]] = {
     "central": ("gridwatch.central.cli", "the central case service"),
     "calibrate": ("gridwatch.calibration.cli", "camera calibration and coordinate tools"),
-    "data": ("gridwatch.models.datasets.cli", "training datasets from labelled exports (build, report, classes)"),
+    "data": ("gridwatch.models.datasets.cli", "training datasets from labelled exports (build, report, classes, pull)"),
 }
 """Command groups whose package defines its own subcommands through `register(subparsers)`. Their modules import
 SQLAlchemy, paho, numpy..., so they are imported only when the command line asks for that group."""

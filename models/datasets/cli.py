@@ -3,6 +3,7 @@
     gridwatch data build RECIPE.yaml --out DIR [--overwrite] [--quiet]
     gridwatch data report DIR [--json]
     gridwatch data classes RECIPE.yaml
+    gridwatch data pull DIR --out OUT [--format yolo|cvat]
 
 `gridwatch.app.cli` wires this in with `register(<subparsers of the data group>)`.
 """
@@ -60,8 +61,15 @@ def _cmd_classes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pull(args: argparse.Namespace) -> int:
+    from gridwatch.models.pull import pull
+
+    print(pull(Path(args.dir), Path(args.out), args.format).line())
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `build`, `report` and `classes` to the subparsers of the `data` group."""
+    """Add `build`, `report`, `classes` and `pull` to the subparsers of the `data` group."""
     p = subparsers.add_parser("build", help="mix labelled sources into an Ultralytics dataset + report",
                               description=f"{RECIPE_HELP}. Writes DIR/data.yaml, images/, labels/, report.txt, "
                                           f"report.json (with the fingerprint) and contact_sheet.png.")
@@ -84,3 +92,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("recipe", help="recipe YAML")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_classes)
+
+    p = subparsers.add_parser("pull", help="collect hard examples gateways saved as a labelling task",
+                              description="Collect the hard examples gateways saved (hard_examples.dir) as a YOLO "
+                                          "folder or a CVAT task, with the models' guesses as pre-labels.")
+    p.add_argument("dir", help="folder of hard examples (copied off one or more gateways)")
+    p.add_argument("--out", required=True, help="new (or empty) folder for the labelling task")
+    p.add_argument("--format", choices=["yolo", "cvat"], default="yolo")
+    p.set_defaults(func=_cmd_pull)

@@ -1,9 +1,11 @@
 """exposed_garbage: garbage or piled material is present in a zone for longer than the dwell.
 
-What counts: a detector class for garbage (`litter`), or a scene-change region (`unknown_object`: a new static
-thing no detector class covers) that nobody was seen putting down. A region that appeared where a person was
-(looking back `owner_lookback_s`) is that person's: littering reports it if they leave it. The event's subject
-carries the region's area in m² on a calibrated camera.
+What counts: a detector class for garbage (the demo model's `litter`, the street model's `garbage`), or a
+scene-change region (`unknown_object`: a new static thing no detector class covers) that nobody was seen putting
+down. A region that appeared where a person was (looking back `owner_lookback_s`) is that person's: littering
+reports it if they leave it. The event's subject carries the region's area in m² on a calibrated camera. Garbage
+(or a region) at a detected bin (`bin_classes`, judged as `pipelines.bins` says) is an overflowing bin, 06042:
+overflowing_bin's case, not this one.
 
 Category 06010 (暴露垃圾); piled materials are 06036 (乱堆杂物). Littering catches the moment someone drops a
 thing; this rule catches what lies there anyway, whoever left it, after a long dwell (default 10 min), so a bag
@@ -30,7 +32,7 @@ class GarbageRuleConfig(DwellRuleConfig):
 
     dwell_s: float = Field(600.0, gt=0, le=86400, description="Seconds garbage must lie before it is a case.")
     classes: list[ClassName] = Field(
-        default_factory=lambda: ["litter", REGION_CLASS], min_length=1,
+        default_factory=lambda: ["litter", "garbage", REGION_CLASS], min_length=1,
         description=f"Detector classes that are garbage; {REGION_CLASS!r} = scene-change regions nobody put down.",
     )
     owner_classes: list[ClassName] = Field(
@@ -40,6 +42,17 @@ class GarbageRuleConfig(DwellRuleConfig):
     owner_radius_m: float = Field(2.0, gt=0, le=20, description="A person this close to a new region owns it.")
     owner_lookback_s: float = Field(
         10.0, ge=0, le=120, description="How far before a region's first appearance its owner is looked for."
+    )
+    bin_classes: list[ClassName] = Field(
+        default_factory=lambda: ["garbage_bin"],
+        description="Garbage at a bin of these classes is an overflowing bin (overflowing_bin's case, 06042), not "
+        "exposed garbage; empty = count it here too.",
+    )
+    bin_min_overlap: float = Field(
+        0.3, gt=0, le=1, description="As overflowing_bin's min_overlap: keep them equal so no pile is both cases."
+    )
+    bin_margin: float = Field(
+        0.2, ge=0, le=2, description="As overflowing_bin's bin_margin: keep them equal so no pile is both cases."
     )
     max_region_elongation: float = Field(
         6.0, gt=1, le=100,
@@ -53,14 +66,17 @@ def build(
 ) -> Rule:
     from dataclasses import replace
 
-    from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule  # numpy/OpenCV: load when built
+    from gridwatch.pipelines.bins import BinGarbageExcludedRule, BinGeometry  # numpy/OpenCV: load when built
+    from gridwatch.pipelines.dwell import DwellParams, StationaryDwellRule
     from gridwatch.pipelines.owners import OwnerParams
     from gridwatch.pipelines.wire_shape import WiresExcludedRule
 
     owners = OwnerParams(cfg.owner_radius_m, 2 * cfg.owner_radius_m, cfg.owner_lookback_s)
     params = replace(DwellParams.from_config(cfg, zones), owners=owners, owner_classes=frozenset(cfg.owner_classes))
     inner = StationaryDwellRule(params, id_prefix, INCIDENT.name, new_token)
-    return WiresExcludedRule(inner, cfg.max_region_elongation)
+    geometry = BinGeometry(frozenset(cfg.bin_classes), cfg.bin_min_overlap, cfg.bin_margin)
+    at_bins_excluded = BinGarbageExcludedRule(inner, geometry, garbage_classes=frozenset(cfg.classes))
+    return WiresExcludedRule(at_bins_excluded, cfg.max_region_elongation)
 
 
 INCIDENT = IncidentType(

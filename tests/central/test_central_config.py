@@ -17,6 +17,7 @@ EXPECTED = {
     "littering": ("06010", "暴露垃圾"),
     "exposed_garbage": ("06010", "暴露垃圾"),
     "fallen_wire": ("10002", "架空线缆脱落"),
+    "overflowing_bin": ("06042", "垃圾满溢"),
 }
 
 

@@ -52,7 +52,7 @@ def test_example_configs_load() -> None:
          "cameras.0.incidents.fallen_wire.zones", "add it under cameras.0.zones"),
         (with_camera(incidents={"ilegal_parking": {}}), "cameras.0.incidents",
          "unknown incident type 'ilegal_parking'; did you mean 'illegal_parking'? known types: exposed_garbage, "
-         "fallen_wire, illegal_parking, littering, street_vendor"),
+         "fallen_wire, illegal_parking, littering, overflowing_bin, street_vendor"),
         (with_camera(incidents={"littering": {"dwel_s": 3}}), "cameras.0.incidents.littering.dwel_s", "unknown field"),
         (with_camera(incidents={"street_vendor": {"dwell_s": -1}}), "cameras.0.incidents.street_vendor.dwell_s",
          "greater than 0"),

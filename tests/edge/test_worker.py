@@ -101,3 +101,22 @@ def test_max_seconds_counts_from_the_start_and_stops_a_looping_camera(tmp_path: 
     t0 = time.monotonic()
     run_worker(cfg, broker=f"mqtt://127.0.0.1:{free_port()}", max_seconds=2.0, detector=det)
     assert time.monotonic() - t0 < 2.0 + 5.0
+
+
+def test_worker_runs_the_sites_named_detectors_at_their_rates_and_saves_hard_examples(tmp_path: Path) -> None:
+    data = config(tmp_path, write_clip(tmp_path / "clip.mp4", n=40, fps=10.0)).model_dump(mode="json")
+    data["detectors"] = {"street": {"type": "onnx", "model": "unused2.onnx"}}
+    data["cameras"][0]["detectors"] = ["default", {"name": "street", "every_s": 1.0}]
+    data["hard_examples"] = {"enabled": True, "dir": str(tmp_path / "hard"), "every_s": 1.0}
+    cfg = parse_site_config(data)
+    coco = FakeDetector.from_boxes([[(10, 10, 40, 40, "car", 0.9)]], when_exhausted="repeat_last")
+    street = FakeDetector.from_boxes([[(50, 5, 60, 20, "litter", 0.4)]], when_exhausted="repeat_last")
+    transport = FakeTransport()
+    worker = EdgeWorker(cfg, detector={"default": coco, "street": street}, transport=transport).start()
+    worker.wait(max_seconds=30)
+    health = worker.health()
+    assert worker.stop(drain_s=5)
+    assert len(coco.calls) == 40 and len(street.calls) == 4  # 4 s of clip: the street model once a second
+    phases = [IncidentEvent.from_json(p).phase for t, p, _ in transport.sent if t.endswith("/incident")]
+    assert phases == ["started", "ended"]
+    assert health["hard_examples"] == {"saved": 4, "deleted": 0}  # litter at 0.4: unsure, once a second

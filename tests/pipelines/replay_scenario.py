@@ -9,7 +9,10 @@ tests.pipelines.replay_scenario`). 90 s at 2 fps, uncalibrated 640x360 view:
 - a person waits at a bus stop from 40 s with their bag next to them (nothing);
 - a vendor stops at 12 s and lays out three bundles of goods at 14-16 s (regions from 17 s) (street_vendor);
 - a cable falls across the far lane at 50 s (a long thin region from 53 s) (fallen_wire; exposed_garbage takes
-  it too after its 30 s dwell: nobody put it down).
+  it too after its 30 s dwell: nobody put it down);
+- a street model that runs every 5 s (its boxes change only then) sees a garbage bin, garbage heaped on it
+  from 40 s to 70 s (overflowing_bin), and a loose heap of garbage on the pavement from 55 s (exposed_garbage; the
+  heap on the bin is not exposed garbage).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ HEADER = {
         "exposed_garbage": {"dwell_s": 30.0},
         "street_vendor": {"dwell_s": 30.0},
         "fallen_wire": {"dwell_s": 3.0},
+        "overflowing_bin": {"dwell_s": 20.0, "end_after_s": 10.0},
     },
 }
 
@@ -74,6 +78,14 @@ def frame(t: float) -> list[Observation]:
         if t >= drop + 3:
             out.append(_o(70 + k, "unknown_object", 0.6, gx, 310 if gx == 330 else 302, 40, 16, age_s=t - drop,
                           area_m2=0.3))
+    # The street model (every 5 s: its boxes move a pixel only when it runs): a bin, garbage on it, a loose heap.
+    run = int(t // 5) % 2
+    if 35 <= t < 75:  # the bin is there all along; recorded only around its overflow, to keep the file small
+        out.append(_o(80, "garbage_bin", 0.8, 40 + run, 300, 30, 45))
+    if 40 <= t < 70:
+        out.append(_o(81, "garbage", 0.6, 40 + run, 265, 40, 20))
+    if t >= 55:
+        out.append(_o(82, "garbage", 0.7, 560 + run, 345, 40, 20))
     # A fallen cable across the far lane: 240 x 12 px, elongation 20.
     if t >= 53:
         out.append(_o(60, "unknown_object", 0.6, 500, 200, 240, 12, age_s=t - 50, elongation=20.0))

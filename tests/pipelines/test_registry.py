@@ -33,7 +33,7 @@ from tests.pipelines.helpers import obs, times
 
 REGISTRY = default_registry()
 TYPES = list(REGISTRY)
-SHIPPED = {"illegal_parking", "street_vendor", "littering", "exposed_garbage", "fallen_wire"}
+SHIPPED = {"illegal_parking", "street_vendor", "littering", "exposed_garbage", "fallen_wire", "overflowing_bin"}
 FPS = 2.0
 ZONE_A = Zone("a", ((0, 100), (400, 100), (400, 300), (0, 300)))
 ZONE_B = Zone("b", ((400, 100), (800, 100), (800, 300), (400, 300)))
@@ -73,7 +73,16 @@ def dropped_and_left(cfg: Any, x: float, y: float) -> Scene:
     return Scene(script, 10 + cfg.dwell_s + 10, 7 + 160 / 60 + cfg.dwell_s)
 
 
+def bin_with_garbage(cfg: Any, x: float, y: float) -> Scene:
+    """A bin (the first of `bin_classes`) standing at (x, y) with garbage heaped on it from t=0: fires after the
+    dwell."""
+    bin_, garbage = cfg.bin_classes[0], cfg.garbage_classes[0]
+    return Scene(lambda t: [obs(1, bin_, x, y, w=40, h=60), obs(2, garbage, x, y - 50, w=50, h=25)],
+                 cfg.dwell_s + 10, cfg.dwell_s)
+
+
 SCENES: dict[str, Callable[[Any, float, float], Scene]] = {
+    "overflowing_bin": bin_with_garbage,
     "illegal_parking": still_object,
     "street_vendor": still_object,
     "exposed_garbage": still_object,
