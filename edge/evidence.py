@@ -29,8 +29,10 @@ class Snapshot:
 
 
 def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int]) -> None:
+    """`text` on a filled box above (x, y), moved left and down as far as needed to stay whole in the picture."""
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
     y = max(th + 4, y)
+    x = max(0, min(x, image.shape[1] - tw - 4))
     cv2.rectangle(image, (x, y - th - 4), (x + tw + 4, y), color, -1)
     cv2.putText(image, text, (x + 2, y - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
 
@@ -137,7 +139,8 @@ def snapshot(image: np.ndarray, update: IncidentUpdate, quality: int = 85) -> Sn
         x1, y1, x2, y2 = (int(v) for v in obj.box)
         color = _INCIDENT_COLOR if obj.role == "subject" else (255, 160, 0)
         cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
-        _label(out, f"{obj.role}: {obj.class_name}", x1, y1, color)
+        what = REGION_LABEL if obj.class_name == REGION_CLASS else obj.class_name
+        _label(out, f"{obj.role}: {what}", x1, y1, color)
     _label(out, f"{update.type} {update.incident_id} dwell {update.dwell_s:.0f}s", 6, 20, _INCIDENT_COLOR)
     ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
