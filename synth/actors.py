@@ -30,6 +30,7 @@ from gridwatch.synth.primitives import (
     shaded_box,
 )
 from gridwatch.synth.scenario import (
+    BulkySpec,
     CarSpec,
     DropSpec,
     LitterSpec,
@@ -145,6 +146,22 @@ def litter_thing(key: str, pose: Pose, item: str, colour: Bgr, size: float, seed
         hi = pose.to_world(np.array([[0.0, -size * 0.15, size * 0.55]]))[0]
         blobs.append(Blob(hi, size * 0.12, size * 0.08, shade(colour, 1.6) if sum(colour) > 60 else (90, 90, 90)))
     return Thing(key, LITTER, pose.anchor, faces=faces, blobs=blobs, shadow=_disc(pose, size * 0.55))
+
+
+# ---------------------------------------------------------------------------------------- bulky
+def bulky_thing(key: str, pose: Pose, spec: BulkySpec) -> Thing:
+    """An old fridge standing on the sidewalk or a mattress lying flat. Unlabelled
+    (class None): no detector class covers bulky waste, so only the scene-change stage can see it."""
+    size, colour = spec.size_m, rgb_to_bgr(spec.colour)
+    if spec.item == "mattress":
+        length, depth = size, 0.5 * size
+        faces = shaded_box(pose, local_box(0.0, 0.0, 0.0, length, depth, 0.22), colour)
+        faces += shaded_box(pose, local_box(0.15 * length, 0.1 * depth, 0.22, 0.3 * length, 0.4 * depth, 0.005),
+                            shade(colour, 0.75))  # a stain
+    else:  # a fridge: a plain upright box (a door gap and a handle made the demo model call it a person, 0.2)
+        length = depth = 0.7
+        faces = shaded_box(pose, local_box(0.0, 0.0, 0.0, length, depth, size), colour)
+    return Thing(key, None, pose.anchor, faces=faces, shadow=_footprint(pose, length, depth))
 
 
 # ---------------------------------------------------------------------------------------- stall
@@ -325,6 +342,19 @@ class LitterActor:
 
 
 @dataclass(frozen=True)
+class BulkyActor:
+    frame: StreetFrame
+    spec: BulkySpec
+
+    def things_at(self, t: float) -> list[Thing]:
+        if not _alive(t, self.spec.t, self.spec.until_s):
+            return []
+        yaw = math.radians(self.spec.yaw_deg)
+        pose = self.frame.pose(self.spec.along, self.spec.out, math.cos(yaw), math.sin(yaw))
+        return [bulky_thing(self.spec.id, pose, self.spec)]
+
+
+@dataclass(frozen=True)
 class StallActor:
     frame: StreetFrame
     spec: StallSpec
@@ -403,6 +433,8 @@ def build_actors(scenario: Scenario, frame: StreetFrame) -> list[Actor]:
             actors.append(
                 LitterActor(spec.id, pose, spec.t, spec.until_s, spec.item, rgb_to_bgr(spec.colour), spec.size_m, seed)
             )
+        elif isinstance(spec, BulkySpec):
+            actors.append(BulkyActor(frame, spec))
         elif isinstance(spec, StallSpec):
             actors.append(StallActor(frame, spec, seed))
         else:

@@ -167,6 +167,24 @@ class LitterSpec(_Strict):
     until_s: float | None = None
 
 
+class BulkySpec(_Strict):
+    """Bulky waste dumped on the street (an old fridge, a mattress), with no one seen leaving it: exposed garbage.
+
+    No detector class covers it, so it is rendered *unlabelled* (no YOLO label, never in a training set): only
+    the class-agnostic scene-change stage can find it. The demo uses it to show that path."""
+
+    kind: Literal["bulky"]
+    id: str = Field(min_length=1)
+    t: float = Field(0.0, ge=0.0, description="Appearance time.")
+    along: float
+    out: float
+    yaw_deg: float = Field(0.0, description="Rotation relative to the road axis.")
+    item: Literal["fridge", "mattress"] = "fridge"
+    colour: Rgb = (235, 235, 235)
+    size_m: float = Field(1.7, ge=0.8, le=2.2, description="A fridge's height or a mattress's length.")
+    until_s: float | None = None
+
+
 class StallSpec(_Strict):
     kind: Literal["stall"]
     id: str = Field(min_length=1)
@@ -199,7 +217,9 @@ class WireSpec(_Strict):
     colour: Rgb = (20, 20, 20)
 
 
-ActorSpec = Annotated[Union[CarSpec, PersonSpec, LitterSpec, StallSpec, WireSpec], Field(discriminator="kind")]
+ActorSpec = Annotated[
+    Union[CarSpec, PersonSpec, LitterSpec, BulkySpec, StallSpec, WireSpec], Field(discriminator="kind")
+]
 
 
 class Scenario(_Strict):

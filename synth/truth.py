@@ -19,7 +19,7 @@ from gridwatch.calibration.geo import enu_to_wgs84
 from gridwatch.synth.actors import wire_rest_point
 from gridwatch.synth.paths import rest_intervals
 from gridwatch.synth.render import project_polygon
-from gridwatch.synth.scenario import CarSpec, LitterSpec, PersonSpec, StallSpec, WireSpec
+from gridwatch.synth.scenario import BulkySpec, CarSpec, LitterSpec, PersonSpec, StallSpec, WireSpec
 from gridwatch.synth.scene import Scene
 from gridwatch.synth.world import Zone, zone_of
 
@@ -135,7 +135,7 @@ def incidents(scene: Scene) -> list[IncidentTruth]:
         elif isinstance(spec, PersonSpec) and spec.drop is not None and spec.drop.pickup_s is None:
             al, o = drop_position(frame, spec, spec.drop)
             out.append(_incident(scene, "littering", f"{spec.id}/drop", spec.drop.t, None, frame.to_enu(al, o)))
-        elif isinstance(spec, LitterSpec):
+        elif isinstance(spec, LitterSpec | BulkySpec):
             en = frame.to_enu(spec.along, spec.out)
             out.append(_incident(scene, "exposed_garbage", spec.id, spec.t, spec.until_s, en))
         elif isinstance(spec, StallSpec):

@@ -8,7 +8,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from gridwatch.app.demo import fitted_cases_table
+from gridwatch.app.demo import SCENE_CHANGE_PATH, TruthMatch, fitted_cases_table, matches_table
 from gridwatch.central.views import CaseRow
 
 ROWS = [
@@ -35,3 +35,19 @@ def test_case_table_shows_what_matters_at_any_width(width: int) -> None:
                       row.grid_cell or "-"):
             assert value and value in text, f"{value!r} missing at {width} columns:\n{text}"
     assert max(cell_len(line) for line in text.splitlines()) <= width
+
+
+def test_truth_table_says_which_path_found_each_case_whole_at_80_columns() -> None:
+    garbage = ROWS[4].model_copy(update={"incident_id": "cam-demo-01-exposed_garbage-1", "type": "exposed_garbage"})
+    matches = [TruthMatch(r.type, 5.0, r, 0.4) for r in ROWS[:4]]
+    matches += [TruthMatch("exposed_garbage", 26.0, garbage, 0.2), TruthMatch("littering", 40.0, None, None)]
+    paths = {r.incident_id: f"detector: {c}" for r, c in zip(ROWS[:4], ["car", "stall", "litter", "wire"], strict=True)}
+    paths[garbage.incident_id] = SCENE_CHANGE_PATH
+    console = Console(width=80, record=True)
+    console.print(matches_table(matches, paths))
+    text = console.export_text()
+    assert max(cell_len(line) for line in text.splitlines()) <= 80
+    lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    assert "GW-20261130-0005" in lines["exposed_garbage"] and SCENE_CHANGE_PATH in lines["exposed_garbage"]
+    assert "detector: litter" in text and "GW-20261130-0001" in lines["illegal_parking"]
+    assert "MISSED" in text

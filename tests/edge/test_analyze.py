@@ -15,6 +15,7 @@ from rich.console import Console
 
 from gridwatch.app.cli import main
 from gridwatch.edge.analyze import AnalyzeReport, analyze_clip, incidents_table
+from gridwatch.edge.config import parse_site_config
 from gridwatch.models.fake import FakeDetector
 from tests.edge.test_worker import config
 
@@ -121,3 +122,30 @@ def test_bad_start_at_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         analyze(tmp_path, "x.avi", "--start-at", "yesterday")
     assert exc.value.code == 2
+
+
+def test_the_annotated_video_draws_scene_change_regions_in_magenta(tmp_path: Path) -> None:
+    """`analyze` on a clip where a thing no detector class covers is set down: the review video draws its tracked
+    region as a dashed magenta `#id region` box (the stage's raw regions as magenta corners), where the event is."""
+    from tests.e2e.videos import last_frame, magenta_pixels
+    from tests.edge.scene.test_stage import BG, OBJ, with_patch
+
+    clip = tmp_path / "drop.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (BG.shape[1], BG.shape[0]))
+    for i in range(100):
+        writer.write(with_patch(BG, OBJ) if i >= 20 else BG)
+    writer.release()
+    cfg = parse_site_config({
+        "site_id": "s1", "gateway_id": "gw1", "detector": {"type": "onnx", "model": "unused.onnx"},
+        "cameras": [{"id": "cam1", "analysis_fps": 2, "source": {"type": "file", "path": str(clip)},
+                     "incidents": {"exposed_garbage": {"dwell_s": 2.0, "classes": ["unknown_object"]}},
+                     "scene_change": {"min_static_s": 2.0}}],
+    })
+    report = analyze_clip(clip, cfg, "cam1", tmp_path / "out", detector=FakeDetector([]), progress=False,
+                          start_wall=T0)
+    (started,) = [e for e in report.events if e.phase == "started"]
+    assert [o.class_name for o in started.objects] == ["unknown_object"]
+    image = last_frame(tmp_path / "out" / "annotated.mp4")
+    assert magenta_pixels(image, OBJ) > 40
+    far_away = (0, 0, 60, 60)  # the caption's corner is grey, nothing magenta there
+    assert magenta_pixels(image, far_away, pad=0) == 0

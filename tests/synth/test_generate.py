@@ -35,6 +35,7 @@ def demo_truth() -> dict[str, object]:
         ("littering", 12.0, None, "sidewalk"),
         ("street_vendor", 8.0, None, "sidewalk"),
         ("fallen_wire", 31.2, None, "sidewalk"),
+        ("exposed_garbage", 26.0, None, "sidewalk"),
     ],
 )
 def test_demo_truth_incidents(

@@ -61,6 +61,31 @@ def test_wire_is_labelled_only_once_down(demo: Scene, t: float, labelled: bool) 
     assert ("wire" in _by_key(demo.frame_at(t).labels)) == labelled
 
 
+@pytest.mark.parametrize("item", ["fridge", "mattress"])
+def test_bulky_waste_is_drawn_from_its_time_on_and_never_labelled(item: str) -> None:
+    """Bulky waste has no detector class: it changes the picture (the scene-change stage's business) but gives no
+    YOLO label, so no training set and no label detector ever contains it."""
+    sc = parse_scenario({
+        "look": {"noise_sigma": 0.0, "flicker": 0.0},
+        "street": {"bearing_deg": 270.0, "kerb_distance_m": 12.0},
+        "actors": [{"kind": "bulky", "id": "junk", "t": 2.0, "along": 0.0, "out": 2.0, "item": item}],
+    })
+    scene = Scene.compile(sc)
+    before, after = scene.frame_at(1.9), scene.frame_at(2.0)
+    assert before.labels == [] and after.labels == []
+    changed = np.abs(after.image.astype(np.int16) - before.image.astype(np.int16)).max(axis=2) > 30
+    assert changed.sum() > 150, f"the {item} must be visible: {int(changed.sum())} pixels changed"
+    ((u, v),) = scene.camera.ground_to_pixel(scene.frame.to_enu(0.0, 2.0)[None, :])
+    ys, xs = np.nonzero(changed)
+    assert xs.min() <= u <= xs.max() and ys.min() <= v <= ys.max() + 2, "drawn where it stands"
+
+
+def test_demo_fridge_is_in_view_and_unlabelled(demo: Scene) -> None:
+    keys = {th.key for th in demo.things_at(30.0)}
+    assert "fridge" in keys and "fridge" not in {th.key for th in demo.things_at(25.9)}
+    assert "fridge" not in _by_key(demo.frame_at(30.0).labels)
+
+
 def test_same_seed_same_pixels(demo: Scene) -> None:
     again = Scene.compile(load_scenario(DEMO))
     a, b = demo.frame_at(13.0, 130), again.frame_at(13.0, 130)

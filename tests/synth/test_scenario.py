@@ -52,7 +52,7 @@ def test_demo_scenario_is_valid_and_as_specified() -> None:
     assert sc.resolution == (640, 360)
     assert 40 <= sc.duration_s <= 60 and 8 <= sc.fps <= 12
     kinds = {a.kind for a in sc.actors}
-    assert kinds == {"car", "person", "stall", "wire"}
+    assert kinds == {"car", "person", "stall", "wire", "bulky"}
 
 
 W = [
@@ -88,3 +88,8 @@ def test_state_before_first_waypoint_is_absent_and_rest_keeps_heading() -> None:
 def test_rest_intervals() -> None:
     rests = rest_intervals(W)
     assert [(r.start, r.end) for r in rests] == [(2.0, 5.0), (6.0, None)]
+
+
+def test_bulky_waste_item_must_be_one_the_renderer_draws() -> None:
+    with pytest.raises(ScenarioError, match=r"actors\.0\.bulky\.item"):
+        parse_scenario({"actors": [{"kind": "bulky", "id": "x", "along": 0.0, "out": 1.0, "item": "sofa"}]})

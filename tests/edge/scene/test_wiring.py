@@ -110,3 +110,43 @@ def test_the_review_video_draws_regions_in_their_own_colour() -> None:
     assert not plain.any()
     assert tuple(int(v) for v in drawn[20, 20]) == (255, 0, 255)  # BGR magenta at the box corner
     assert not drawn[32, 35].any()  # corners only: the object stays visible
+
+
+def test_the_review_video_draws_a_tracked_region_dashed_and_labelled_region() -> None:
+    import numpy as np
+    import supervision as sv
+
+    from gridwatch.edge.evidence import annotate
+
+    image = np.zeros((120, 160, 3), np.uint8)
+    tracked = sv.Detections(xyxy=np.array([[40, 60, 120, 100]], np.float32), tracker_id=np.array([7]),
+                            data={"class_name": np.array([REGION_CLASS])})
+    drawn = annotate(image, tracked, (), ())
+    edge = drawn[100, 40:121]  # the bottom edge, left to right
+    magenta = (edge[:, 2] > 200) & (edge[:, 0] > 200) & (edge[:, 1] < 60)
+    assert 0.3 < magenta.mean() < 0.8, "dashed: magenta dashes with gaps between them"
+    label = drawn[35:60, 40:120]  # the `#7 region` label sits on top of the box, on magenta
+    assert ((label[..., 2] > 200) & (label[..., 0] > 200) & (label[..., 1] < 60)).sum() > 100
+    car = sv.Detections(xyxy=np.array([[40, 60, 120, 100]], np.float32), tracker_id=np.array([7]),
+                        data={"class_name": np.array(["car"])})
+    solid = annotate(image, car, (), ())[100, 40:121]
+    assert not ((solid[:, 2] > 200) & (solid[:, 0] > 200) & (solid[:, 1] < 60)).any(), "a detector track is not magenta"
+
+
+def test_the_snapshot_labels_a_region_subject_whole_even_at_the_right_edge() -> None:
+    import cv2
+    import numpy as np
+
+    from gridwatch.edge.evidence import snapshot
+    from gridwatch.pipelines.types import IncidentUpdate, ObjectRef
+
+    box = (600.0, 60.0, 639.0, 110.0)
+    region = ObjectRef(3, REGION_CLASS, 0.9, "subject", box, 0.5)
+    upd = IncidentUpdate("cam1-exposed_garbage-1", "exposed_garbage", "started", 0, None, 1.0, 6.0, 5.0, 0.9, box,
+                         (619.5, 105.0), None, objects=(region,))
+    image = cv2.imdecode(np.frombuffer(snapshot(np.zeros((360, 640, 3), np.uint8), upd).jpeg, np.uint8),
+                         cv2.IMREAD_COLOR)
+    row = image[52, :]  # through the label drawn above the box
+    red = (row[:, 2] > 150) & (row[:, 1] < 80) & (row[:, 0] < 80)
+    reds = np.nonzero(red)[0]
+    assert reds.size and reds.min() < 560 and reds.max() >= 630, "the label moved left to stay whole"
