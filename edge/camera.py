@@ -28,7 +28,7 @@ from gridwatch.edge.resume import SavedIncident, to_capture, to_wall
 from gridwatch.edge.scene.stage import SceneChangeStage, SceneOutput, merge_regions
 from gridwatch.edge.sources import Sampler
 from gridwatch.edge.tracking import MultiClassTracker
-from gridwatch.models.base import Detector
+from gridwatch.models.base import Detector, ModelInfo
 from gridwatch.pipelines.base import Rule
 from gridwatch.pipelines.lifecycle import TokenFactory
 from gridwatch.pipelines.types import EndReason, IncidentUpdate, observations_from_detections
@@ -107,8 +107,10 @@ class CameraPipeline:
     _tracks: sv.Detections | None = None
     _size: tuple[int, int] | None = None
     _last: Frame | None = None
+    _model_info: ModelInfo | None = None
 
     def __post_init__(self) -> None:
+        self._model_info = self.detector.info
         self.sampler = Sampler(self.camera.analysis_fps)
         self.tracker = MultiClassTracker(self.camera.tracker, frame_rate=self.camera.analysis_fps)
         self.geotagger = Geotagger(self.site_id, self.gateway_id, self.camera.id, model_ref(self.detector),
@@ -137,6 +139,9 @@ class CameraPipeline:
         if self._size is None:
             self._setup(frame)
         raw = self.detector.detect(frame.image)
+        if self.detector.info is not self._model_info:  # a model update swapped the detector between frames
+            self._model_info = self.detector.info
+            self.geotagger.model = model_ref(self.detector)
         scene = self.scene.update(frame.image, frame.ts, self._tracks) if self.scene is not None else None
         found = merge_regions(raw, scene.regions) if scene is not None else raw
         tracked = self.geotagger.with_ground(self.tracker.update(found, frame.ts))

@@ -1,6 +1,9 @@
 """The gateway worker: the composition root of the edge.
 
-Start order: outbox -> publisher (transport) -> detector -> one thread per camera -> status heartbeat.
+Start order: outbox -> detector (the installed model update, else the configured model) -> model updater
+(subscribed to the gateway's control topic) -> publisher (transport) -> one thread per camera -> status heartbeat.
+Cameras hold a `SwappableDetector`, so a model update (`edge.model_update`) swaps the model between frames; the
+retained status names the running model and the last update's outcome.
 Each camera thread runs the one camera loop (`gridwatch.edge.loop.run_camera`) with the outbox sink plus any
 sinks the caller adds (the demo's review video and progress bar).
 
@@ -32,12 +35,13 @@ from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
 from gridwatch.edge.config import CameraConfig, SiteConfig
 from gridwatch.edge.loop import FrameSource, LoopReport, Sink, run_camera
+from gridwatch.edge.model_swap import RecentFrames, SwappableDetector
+from gridwatch.edge.model_update import ModelUpdater, startup_detector
 from gridwatch.edge.resume import ResumeSink, ResumeState, state_path
 from gridwatch.edge.sinks import CallbackSink
 from gridwatch.edge.sinks_outbox import OutboxSink
 from gridwatch.edge.sources import open_source
 from gridwatch.models.base import Detector
-from gridwatch.models.registry import load_detector
 from gridwatch.wire.mqtt import BrokerURL
 from gridwatch.wire.outbox import Outbox
 from gridwatch.wire.publisher import MqttTransport, Publisher, Transport, Will
@@ -97,13 +101,23 @@ class EdgeWorker:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _emit_lock: threading.Lock = field(default_factory=threading.Lock)
+    _status_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> EdgeWorker:
         cfg = self.cfg
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_rows)
         self.transport = self.transport or self._mqtt_transport()
+        started_with: dict[str, Any] | None = None
+        if self.detector is None:
+            self.detector, started_with = startup_detector(cfg)  # the installed model update, if any
+        self.swappable = SwappableDetector(self.detector)
+        self.recent = RecentFrames(cfg.model_update.compare_frames)
+        self.updater = ModelUpdater(cfg, self.swappable, self.recent, on_outcome=lambda _: self.publish_status(),
+                                    last=started_with).start()
+        subscribe = getattr(self.transport, "subscribe", None)
+        if subscribe is not None:  # before start(): the subscription is made on (every) connect
+            subscribe(self.updater.topic, self.updater.on_message)
         self.publisher = Publisher(self.outbox, self.transport, cfg.mqtt.max_inflight).start()
-        self.detector = self.detector or load_detector(cfg.detector, site=cfg)
         self.grid = GridLayer.from_geojson(cfg.grid_geojson) if cfg.grid_geojson else None
         self.resume = ResumeState.load(state_path(cfg))  # read last: a start that fails before keeps the file
         for cam in cfg.cameras:
@@ -142,14 +156,14 @@ class EdgeWorker:
                 self._stop.wait(min(30.0, 2.0**stats.restarts))
 
     def _run_camera(self, cam: CameraConfig, stats: CameraStats) -> None:
-        assert self.detector is not None
-        pipeline = CameraPipeline(self.cfg.site_id, self.cfg.gateway_id, cam, self.detector, grid=self.grid,
+        pipeline = CameraPipeline(self.cfg.site_id, self.cfg.gateway_id, cam, self.swappable, grid=self.grid,
                                   jpeg_quality=self.cfg.evidence.jpeg_quality, restored=self.resume.take(cam.id))
         source = open_source(cam.source, cam.id, self.start_wall or datetime.now(timezone.utc), cam.analysis_fps,
                              stop=self._stop)
         outbox_sink = OutboxSink(self.outbox, self.publisher, self.cfg.mqtt.prefix, self.cfg.evidence.dir,
                                  self.cfg.evidence.publish, lock=self._emit_lock)
-        sinks: list[Sink] = [outbox_sink, StatsSink(stats, source), ResumeSink(self.resume, cam.id, pipeline.export)]
+        sinks: list[Sink] = [outbox_sink, StatsSink(stats, source), ResumeSink(self.resume, cam.id, pipeline.export),
+                             self.recent.sink()]
         if self.on_emitted:
             sinks.append(CallbackSink(self.on_emitted))
         if self.extra_sinks:
@@ -165,6 +179,7 @@ class EdgeWorker:
 
     # health -----------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
+        info = self.swappable.current.info
         return {
             "state": "online",
             "gateway_id": self.cfg.gateway_id,
@@ -177,12 +192,20 @@ class EdgeWorker:
             "published": self.publisher.stats.published,
             "acked": self.publisher.stats.acked,
             "cameras": {cid: s.__dict__ for cid, s in self.stats.items()},
+            "model": {"name": info.name, "version": info.version, "sha256": info.sha256,
+                      "on_probation": self.swappable.on_probation},
+            "model_update": self.updater.last,
         }
+
+    def publish_status(self) -> None:
+        """The retained status now (the heartbeat repeats it every 30 s): after a model update, say so at once."""
+        assert self.transport is not None
+        with self._status_lock:
+            self.transport.publish(self._status_topic(), json.dumps(self.health()).encode(), {}, retain=True)
 
     def _heartbeat(self) -> None:
         while not self._stop.is_set():
-            assert self.transport is not None
-            self.transport.publish(self._status_topic(), json.dumps(self.health()).encode(), {}, retain=True)
+            self.publish_status()
             self._stop.wait(30.0)
 
     # lifecycle --------------------------------------------------------------------------------------------
@@ -207,6 +230,7 @@ class EdgeWorker:
             if t.is_alive():
                 log.warning("%s did not stop within %.0f s; its last events may be missing", t.name, join_s)
         self.resume.save()
+        self.updater.stop()
         drained = self.publisher.drain(drain_s)
         assert self.transport is not None
         offline = json.dumps({"state": "offline", "gateway_id": self.cfg.gateway_id}).encode()
