@@ -3,7 +3,7 @@
 Layout under `model_update.dir` (default `model-updates/` next to the outbox file)::
 
     staging/<transfer_id>.part|.onnx|.json   transfers in progress and just completed (`edge.model_receiver`)
-    installed/<sha256>/<name>.onnx|.json      models that passed verification and the comparison
+    installed/<transfer_id>/<name>.onnx|.json models that passed verification and the comparison
     active.json                               {"active": {...} | null, "previous": {...} | null, "last_issued_ms"}
 
 `active` null means the model in the site config. `last_issued_ms` is the issue time of the newest installed
@@ -34,7 +34,7 @@ class InstalledModel(BaseModel):
     name: str
     version: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    transfer_id: str
+    transfer_id: str = Field(pattern=r"^[0-9a-zA-Z_-]{1,64}$")
 
 
 class StoreState(BaseModel):
@@ -66,8 +66,8 @@ class ModelStore:
 
     def install(self, model: Path, manifest: Path, name: str, version: str, sha256: str,
                 transfer_id: str) -> InstalledModel:
-        """Move a verified model out of staging into installed/<sha256>/ (same file system: a rename)."""
-        folder = self.installed / sha256
+        """Move a verified model out of staging into installed/<transfer_id>/ (same file system: a rename)."""
+        folder = self.installed / transfer_id
         folder.mkdir(parents=True, exist_ok=True)
         stem = _safe_stem(name)
         target, target_manifest = folder / f"{stem}.onnx", folder / f"{stem}.json"
@@ -86,7 +86,7 @@ class ModelStore:
         self._prune(state)
 
     def _prune(self, state: StoreState) -> None:
-        keep = {m.sha256 for m in (state.active, state.previous) if m is not None}
+        keep = {m.transfer_id for m in (state.active, state.previous) if m is not None}
         for folder in self.installed.iterdir():
             if folder.is_dir() and folder.name not in keep:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -164,7 +164,8 @@ class ModelUpdater:
     def install(self, done: Complete) -> None:
         st, tid = done.offer.statement, done.offer.transfer_id
         ident = (st.name, st.version, st.model_sha256)
-        if st.model_sha256 == self.detector.current.info.sha256:
+        running = self.detector.current.info
+        if (running.name, running.version, running.sha256) == ident:
             self._discard(done)
             self._report(outcome("unchanged", tid, "this model is already running", *ident))
             return

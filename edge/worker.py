@@ -112,7 +112,7 @@ class EdgeWorker:
             self.detector, started_with = startup_detector(cfg)  # the installed model update, if any
         self.swappable = SwappableDetector(self.detector)
         self.recent = RecentFrames(cfg.model_update.compare_frames)
-        self.updater = ModelUpdater(cfg, self.swappable, self.recent, on_outcome=lambda _: self.publish_status(),
+        self.updater = ModelUpdater(cfg, self.swappable, self.recent, on_outcome=lambda _: self._status_now(),
                                     last=started_with).start()
         subscribe = getattr(self.transport, "subscribe", None)
         if subscribe is not None:  # before start(): the subscription is made on (every) connect
@@ -197,16 +197,21 @@ class EdgeWorker:
             "model_update": self.updater.last,
         }
 
-    def publish_status(self) -> None:
-        """The retained status now (the heartbeat repeats it every 30 s): after a model update, say so at once."""
+    def publish_status(self) -> bool:
+        """The retained status now (the heartbeat repeats it every 30 s): after a model update, say so at once.
+        False when not connected (the heartbeat then retries within a second)."""
         assert self.transport is not None
         with self._status_lock:
-            self.transport.publish(self._status_topic(), json.dumps(self.health()).encode(), {}, retain=True)
+            mid = self.transport.publish(self._status_topic(), json.dumps(self.health()).encode(), {}, retain=True)
+        return mid is not None
+
+    def _status_now(self) -> None:
+        self.publish_status()
 
     def _heartbeat(self) -> None:
         while not self._stop.is_set():
-            self.publish_status()
-            self._stop.wait(30.0)
+            sent = self.publish_status()
+            self._stop.wait(30.0 if sent else 1.0)
 
     # lifecycle --------------------------------------------------------------------------------------------
     def cameras_done(self) -> bool:
