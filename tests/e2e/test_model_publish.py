@@ -161,8 +161,8 @@ def publish_while_running(worker: EdgeWorker, url: str, cfg: SiteConfig, tmp_pat
         # 3. the genuine model through the CLI, staged (one gateway: the stage is the whole rollout)
         t_publish = time.monotonic()
         env = {**os.environ, "GRIDWATCH_CENTRAL_BROKER": url, "GRIDWATCH_MODEL_KEY": str(key_path)}
-        proc = subprocess.run([sys.executable, "-m", "gridwatch.app.cli", "models", "publish", str(tmp_path / "release"),
-                               "--site", site, "--gateways", gw, "--staged", "--timeout", "120"],
+        cli = [sys.executable, "-m", "gridwatch.app.cli", "models", "publish", str(tmp_path / "release")]
+        proc = subprocess.run([*cli, "--site", site, "--gateways", gw, "--staged", "--timeout", "120"],
                               capture_output=True, text=True, timeout=180, env=env, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "installed" in proc.stdout
