@@ -165,6 +165,7 @@ def publish_while_running(worker: EdgeWorker, url: str, cfg: SiteConfig, tmp_pat
         proc = subprocess.run([*cli, "--site", site, "--gateways", gw, "--staged", "--timeout", "120"],
                               capture_output=True, text=True, timeout=180, env=env, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        print(proc.stdout)  # the per-gateway table, with the seconds from first chunk to "installed" (pytest -s)
         assert "installed" in proc.stdout
         health = worker.health()
         assert (health["model"]["version"], health["model"]["sha256"]) == ("0.2.0", bundle.sha256)
