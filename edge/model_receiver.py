@@ -86,8 +86,9 @@ class Receiver:
 
     def __post_init__(self) -> None:
         self.staging.mkdir(parents=True, exist_ok=True)
-        for leftover in self.staging.glob("*.part"):  # a transfer cut short by a restart never completes
-            leftover.unlink(missing_ok=True)
+        for leftover in self.staging.iterdir():  # a transfer (or an install) cut short by a restart never completes
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
 
     @property
     def topic(self) -> str:

@@ -61,7 +61,8 @@ def parse_public_key(text: str) -> PublicKey:
         raw = base64.b64decode(text[len(PUBLIC_PREFIX):], validate=True)
         key = Ed25519PublicKey.from_public_bytes(raw)
     except ValueError as exc:
-        raise SigningKeyError(f"public key {text[:24]!r}...: not a 32-byte Ed25519 key in base64 ({exc})") from None
+        raise SigningKeyError(f"public key {text[:24]!r}...: not a 32-byte Ed25519 key in base64 ({exc}); copy the "
+                              "line `gridwatch models keygen` wrote into NAME.pub") from None
     return PublicKey(key_id(key), key)
 
 

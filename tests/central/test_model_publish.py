@@ -101,3 +101,45 @@ def test_silence_a_broker_refusal_and_an_untrusted_key_are_failures_with_reasons
     other = FakeGateways(tmp_path / "o", public, {"g1": "install"})
     (result,) = publish_model(bundle, "s1", ["g1"], stranger, other, prefix=PREFIX, chunk_size=1024)
     assert (result.ok, result.result) == (False, "refused") and "unknown key" in result.reason
+
+
+def test_publish_refuses_a_key_file_others_can_read_and_names_the_fix(
+    tmp_path: Path, bundle: ModelBundle, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gridwatch.app.cli import main
+    from tests.model_updates import private_file
+
+    key, _ = keypair()
+    path = private_file(tmp_path / "k.key", key, 0o644)
+    code = main(["models", "publish", str(bundle.model_path.parent), "--site", "s1", "--gateways", "g1",
+                 "--key", str(path), "--broker", "mqtt://127.0.0.1:9"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "accessible to group/others (mode 644)" in err and f"chmod 600 {path}" in err
+
+
+def test_publish_without_a_key_or_with_a_bad_gateway_id_is_one_line(
+    tmp_path: Path, bundle: ModelBundle, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gridwatch.app.cli import main
+
+    monkeypatch.delenv("GRIDWATCH_MODEL_KEY", raising=False)
+    assert main(["models", "publish", str(bundle.model_path.parent), "--site", "s1", "--gateways", "g1"]) == 2
+    assert "GRIDWATCH_MODEL_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("GRIDWATCH_MODEL_KEY", str(tmp_path / "k.key"))
+    assert main(["models", "publish", str(bundle.model_path.parent), "--site", "s1", "--gateways", "g1,../x"]) == 2
+    assert "'../x'" in capsys.readouterr().err
+
+
+def test_keygen_prints_the_line_a_site_config_needs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gridwatch.app.cli import main
+    from gridwatch.edge.config import parse_site_config
+
+    assert main(["models", "keygen", "--out", str(tmp_path / "k")]) == 0
+    out = capsys.readouterr().out
+    line = next(ln.strip().removeprefix("- ").strip('"') for ln in out.splitlines() if "ed25519:" in ln)
+    assert line == (tmp_path / "k.pub").read_text().strip()
+    cfg = parse_site_config({"site_id": "s", "gateway_id": "g", "detector": {"type": "onnx", "model": "m.onnx"},
+                             "model_update": {"trusted_keys": [line]},
+                             "cameras": [{"id": "c", "source": {"type": "usb"}}]})
+    assert cfg.model_update.trusted_keys == [line]
