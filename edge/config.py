@@ -342,8 +342,10 @@ class ModelUpdateConfig(_Model):
         300.0, ge=5, le=86_400, description="An incomplete transfer with no chunk for this long is dropped.",
     )
     compare_frames: int = Field(
-        16, ge=1, le=256, description="Recent analysed frames (over all cameras) both models run on before a swap.",
+        8, ge=1, le=64, description="Recent frames (over all cameras; one analysed frame in `compare_every` per "
+        "camera) both models run on before a swap. Each is a decoded frame kept in memory (~6 MB at 1080p).",
     )
+    compare_every: int = Field(5, ge=1, le=1000, description="Keep one analysed frame in N for the comparison.")
     min_detection_ratio: float = Field(
         0.3, ge=0.0, le=1.0,
         description="The new model must find at least this fraction of the running model's detections on the same "

@@ -111,7 +111,7 @@ class EdgeWorker:
         if self.detector is None:
             self.detector, started_with = startup_detector(cfg)  # the installed model update, if any
         self.swappable = SwappableDetector(self.detector)
-        self.recent = RecentFrames(cfg.model_update.compare_frames)
+        self.recent = RecentFrames(cfg.model_update.compare_frames, cfg.model_update.compare_every)
         self.updater = ModelUpdater(cfg, self.swappable, self.recent, on_outcome=lambda _: self._status_now(),
                                     last=started_with).start()
         subscribe = getattr(self.transport, "subscribe", None)

@@ -208,3 +208,15 @@ def test_a_restart_runs_the_installed_model_and_falls_back_when_it_no_longer_loa
     assert note is not None and note["result"] == "rolled_back" and "failed to load at start" in note["reason"]
     after = store.load()
     assert after.active is None and after.last_issued_ms == 9
+
+
+def test_recent_frames_keep_one_analysed_frame_in_n_per_camera_and_only_the_newest() -> None:
+    from types import SimpleNamespace
+
+    recent = RecentFrames(3, every=2)
+    cam_a, cam_b = recent.sink(), recent.sink()
+    for i in range(6):
+        image = np.full((2, 2, 3), i, dtype=np.uint8)
+        cam_a.on_frame(SimpleNamespace(frame=SimpleNamespace(image=image)))  # type: ignore[arg-type]
+    cam_b.on_frame(SimpleNamespace(frame=SimpleNamespace(image=np.full((2, 2, 3), 99, dtype=np.uint8))))  # type: ignore[arg-type]
+    assert [int(im[0, 0, 0]) for im in recent.snapshot()] == [2, 4, 99]
