@@ -20,6 +20,7 @@ which the worker publishes in its retained status with the running model's name,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -107,6 +108,7 @@ class ModelUpdater:
                                  self.clock, last_issued_ms=self.store.load().last_issued_ms)
         self._lock = threading.Lock()
         self._work: queue.Queue[Complete | Verdict | None] = queue.Queue(maxsize=8)
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-update", daemon=True)
 
     @property
@@ -117,9 +119,14 @@ class ModelUpdater:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        self._work.put(None)
-        self._thread.join(timeout=5)
+    def stop(self, join_s: float = 1.0) -> None:
+        """Bounded by `join_s` (the worker's stop budget): an install that is still loading or comparing is not
+        waited for; it may finish on the daemon thread while the process exits (it was verified by then), and a
+        transfer cut short leaves only staging files, cleared at the next start."""
+        self._stopping.set()
+        with contextlib.suppress(queue.Full):
+            self._work.put_nowait(None)
+        self._thread.join(timeout=join_s)
         with self._lock:
             self.receiver.close()
 
@@ -137,7 +144,7 @@ class ModelUpdater:
 
     # updater thread ---------------------------------------------------------------------------------------------
     def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 item = self._work.get(timeout=1.0)
             except queue.Empty:
