@@ -93,7 +93,7 @@ def _from_argv(value: str, env: str) -> bool:
     return value != os.environ.get(env)
 
 
-def _broker_url(args: argparse.Namespace) -> str:
+def broker_url(args: argparse.Namespace) -> str:
     """Credentials from flags/environment rather than the URL, so they do not show in `ps`."""
     password = os.environ.get("GRIDWATCH_MQTT_PASSWORD")
     url = BrokerURL.parse(args.broker)
@@ -123,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = CentralService(
-        _broker_url(args),
+        broker_url(args),
         _db_url(args),
         prefix=args.prefix,
         protocol=args.protocol,

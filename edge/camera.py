@@ -145,7 +145,7 @@ class CameraPipeline:
             return None
         if self._size is None:
             self._setup(frame)
-        raw = self.detectors.detect(frame.image, frame.ts)
+        raw = self.detectors.detect(frame.image, frame.ts)  # a model update may swap a detector between frames
         scene = self.scene.update(frame.image, frame.ts, self._tracks) if self.scene is not None else None
         found = merge_regions(raw, scene.regions) if scene is not None else raw
         tracked = self.geotagger.with_ground(self.tracker.update(found, frame.ts))

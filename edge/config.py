@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from gridwatch.errors import GridwatchError
 from gridwatch.models.registry import DetectorSpec
 from gridwatch.pipelines.registry import IncidentType, Registry, default_registry, unknown_message
 from gridwatch.pipelines.rule_config import RuleConfig
+from gridwatch.wire.model_signing import SigningKeyError, parse_public_key
 
 
 class ConfigError(GridwatchError, ValueError):
@@ -351,6 +352,50 @@ class StateConfig(_Model):
     )
 
 
+class ModelUpdateConfig(_Model):
+    """Models published over the control topic (`gridwatch models publish`; `gridwatch.edge.model_update`)."""
+
+    trusted_keys: list[str] = Field(
+        default_factory=list, max_length=16,
+        description="Public keys (`ed25519:<base64>`, from `gridwatch models keygen`'s NAME.pub) whose signed "
+        "models this gateway installs. Empty: every model update is refused (and the refusal reported).",
+    )
+    dir: Path | None = Field(
+        None, description="Where received models are staged and installed ones kept. Default: model-updates/ "
+        "next to the outbox file.",
+    )
+    max_model_mb: float = Field(200.0, gt=0, le=1024, description="Largest model file accepted, in MiB.")
+    transfer_timeout_s: float = Field(
+        300.0, ge=5, le=86_400, description="An incomplete transfer with no chunk for this long is dropped.",
+    )
+    compare_frames: int = Field(
+        8, ge=1, le=64, description="Recent frames (over all cameras; one analysed frame in `compare_every` per "
+        "camera) both models run on before a swap. Each is a decoded frame kept in memory (~6 MB at 1080p).",
+    )
+    compare_every: int = Field(5, ge=1, le=1000, description="Keep one analysed frame in N for the comparison.")
+    min_detection_ratio: float = Field(
+        0.3, ge=0.0, le=1.0,
+        description="The new model must find at least this fraction of the running model's detections on the same "
+        "frames, before the swap and again during probation; below it the old model stays (or comes back).",
+    )
+    probation_frames: int = Field(
+        50, ge=0, le=100_000,
+        description="After a swap, this many analysed frames also run the previous model (one in `probation_every`) "
+        "to compare detection rates on live frames; 0 turns probation off.",
+    )
+    probation_every: int = Field(5, ge=1, le=1000, description="Shadow-run the previous model on one frame in N.")
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _keys_parse(cls, value: list[str]) -> list[str]:
+        for i, text in enumerate(value):
+            try:
+                parse_public_key(text)
+            except SigningKeyError as exc:
+                raise ValueError(f"entry {i}: {exc}") from None
+        return value
+
+
 class EvidenceConfig(_Model):
     dir: Path = Field(Path("evidence"), description="Where snapshots are kept on the gateway.")
     jpeg_quality: int = Field(85, ge=10, le=100)
@@ -401,6 +446,7 @@ class SiteConfig(_Model):
     state: StateConfig = Field(default_factory=StateConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     hard_examples: HardExamplesConfig = Field(default_factory=HardExamplesConfig)
+    model_update: ModelUpdateConfig = Field(default_factory=ModelUpdateConfig)
     grid_geojson: Path | None = Field(None, description="City grid layer (GeoJSON) for grid-cell lookup.")
 
     @model_validator(mode="after")

@@ -1,6 +1,9 @@
 """The gateway worker: the composition root of the edge.
 
-Start order: outbox -> publisher (transport) -> detector -> one thread per camera -> status heartbeat.
+Start order: outbox -> detector (the installed model update, else the configured model) -> model updater
+(subscribed to the gateway's control topic) -> publisher (transport) -> one thread per camera -> status heartbeat.
+Cameras hold a `SwappableDetector`, so a model update (`edge.model_update`) swaps the model between frames; the
+retained status names the running model and the last update's outcome.
 Each camera thread runs the one camera loop (`gridwatch.edge.loop.run_camera`) with the outbox sink plus any
 sinks the caller adds (the demo's review video and progress bar).
 
@@ -23,7 +26,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -34,6 +37,8 @@ from gridwatch.edge.config import CameraConfig, SiteConfig
 from gridwatch.edge.detectors import DetectorSet, load_detectors
 from gridwatch.edge.hard_examples import example_store, hard_example_sink
 from gridwatch.edge.loop import FrameSource, LoopReport, Sink, run_camera
+from gridwatch.edge.model_swap import RecentFrames, SwappableDetector
+from gridwatch.edge.model_update import ModelUpdater, startup_detector, updatable_name
 from gridwatch.edge.resume import ResumeSink, ResumeState, state_path
 from gridwatch.edge.sinks import CallbackSink
 from gridwatch.edge.sinks_outbox import OutboxSink
@@ -98,13 +103,20 @@ class EdgeWorker:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _emit_lock: threading.Lock = field(default_factory=threading.Lock)
+    _status_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> EdgeWorker:
         cfg = self.cfg
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_rows)
         self.transport = self.transport or self._mqtt_transport()
+        self.swappable, self.detector, started_with = self._updatable_detectors(cfg)
+        self.recent = RecentFrames(cfg.model_update.compare_frames, cfg.model_update.compare_every)
+        self.updater = ModelUpdater(cfg, self.swappable, self.recent, on_outcome=lambda _: self._status_now(),
+                                    last=started_with).start()
+        subscribe = getattr(self.transport, "subscribe", None)
+        if subscribe is not None:  # before start(): the subscription is made on (every) connect
+            subscribe(self.updater.topic, self.updater.on_message)
         self.publisher = Publisher(self.outbox, self.transport, cfg.mqtt.max_inflight).start()
-        self.detector = self.detector or load_detectors(cfg)
         self.grid = GridLayer.from_geojson(cfg.grid_geojson) if cfg.grid_geojson else None
         self.examples = example_store(cfg.hard_examples)
         self.resume = ResumeState.load(state_path(cfg))  # read last: a start that fails before keeps the file
@@ -144,14 +156,14 @@ class EdgeWorker:
                 self._stop.wait(min(30.0, 2.0**stats.restarts))
 
     def _run_camera(self, cam: CameraConfig, stats: CameraStats) -> None:
-        assert self.detector is not None
-        pipeline = CameraPipeline(self.cfg.site_id, self.cfg.gateway_id, cam, self.detector, grid=self.grid,
+        pipeline = CameraPipeline(self.cfg.site_id, self.cfg.gateway_id, cam, self.swappable, grid=self.grid,
                                   jpeg_quality=self.cfg.evidence.jpeg_quality, restored=self.resume.take(cam.id))
         source = open_source(cam.source, cam.id, self.start_wall or datetime.now(timezone.utc), cam.analysis_fps,
                              stop=self._stop)
         outbox_sink = OutboxSink(self.outbox, self.publisher, self.cfg.mqtt.prefix, self.cfg.evidence.dir,
                                  self.cfg.evidence.publish, lock=self._emit_lock)
-        sinks: list[Sink] = [outbox_sink, StatsSink(stats, source), ResumeSink(self.resume, cam.id, pipeline.export)]
+        sinks: list[Sink] = [outbox_sink, StatsSink(stats, source), ResumeSink(self.resume, cam.id, pipeline.export),
+                             self.recent.sink()]
         hard = hard_example_sink(self.cfg.hard_examples, self.examples, self.cfg.site_id, self.cfg.gateway_id,
                                  pipeline.detectors.infos())
         if hard is not None:
@@ -170,7 +182,25 @@ class EdgeWorker:
                  report.frames_decoded, report.frames_expected or "?", report.frames_analysed, report.events)
 
     # health -----------------------------------------------------------------------------------------------
+    def _updatable_detectors(
+        self, cfg: SiteConfig
+    ) -> tuple[SwappableDetector, Detector | DetectorSet, dict[str, Any] | None]:
+        """The site's detectors with the one a model update replaces (the `detector:` section, else the first named
+        one) wrapped in a `SwappableDetector` and started on the installed update if there is one; an injected
+        single detector (tests) is wrapped as it is."""
+        loaded = self.detector if self.detector is not None else load_detectors(cfg)
+        if not isinstance(loaded, Mapping):
+            swappable = SwappableDetector(loaded)
+            return swappable, swappable, None
+        name = updatable_name(cfg) if self.detector is None else next(iter(loaded))
+        base, started_with = loaded[name], None
+        if self.detector is None:
+            base, started_with = startup_detector(cfg, base)  # the installed model update, if any
+        swappable = SwappableDetector(base)
+        return swappable, {**loaded, name: swappable}, started_with
+
     def health(self) -> dict[str, Any]:
+        info = self.swappable.current.info
         return {
             "state": "online",
             "gateway_id": self.cfg.gateway_id,
@@ -185,13 +215,26 @@ class EdgeWorker:
             "cameras": {cid: s.__dict__ for cid, s in self.stats.items()},
             "hard_examples": None if self.examples is None else {"saved": self.examples.saved,
                                                                  "deleted": self.examples.deleted},
+            "model": {"name": info.name, "version": info.version, "sha256": info.sha256,
+                      "on_probation": self.swappable.on_probation},
+            "model_update": self.updater.last,
         }
+
+    def publish_status(self) -> bool:
+        """The retained status now (the heartbeat repeats it every 30 s): after a model update, say so at once.
+        False when not connected (the heartbeat then retries within a second)."""
+        assert self.transport is not None
+        with self._status_lock:
+            mid = self.transport.publish(self._status_topic(), json.dumps(self.health()).encode(), {}, retain=True)
+        return mid is not None
+
+    def _status_now(self) -> None:
+        self.publish_status()
 
     def _heartbeat(self) -> None:
         while not self._stop.is_set():
-            assert self.transport is not None
-            self.transport.publish(self._status_topic(), json.dumps(self.health()).encode(), {}, retain=True)
-            self._stop.wait(30.0)
+            sent = self.publish_status()
+            self._stop.wait(30.0 if sent else 1.0)
 
     # lifecycle --------------------------------------------------------------------------------------------
     def cameras_done(self) -> bool:
@@ -215,6 +258,7 @@ class EdgeWorker:
             if t.is_alive():
                 log.warning("%s did not stop within %.0f s; its last events may be missing", t.name, join_s)
         self.resume.save()
+        self.updater.stop()
         drained = self.publisher.drain(drain_s)
         assert self.transport is not None
         offline = json.dumps({"state": "offline", "gateway_id": self.cfg.gateway_id}).encode()

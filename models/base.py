@@ -81,7 +81,10 @@ class Detector(Protocol):
     ``data["class_name"]`` (array of str).
     """
 
-    info: ModelInfo
+    @property
+    def info(self) -> ModelInfo:
+        """The model that runs (a swappable detector answers for the model that ran the caller's last frame)."""
+        ...
 
     def detect(self, image: np.ndarray) -> sv.Detections: ...
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gridwatch.wire.publisher import TransportHandler
+from gridwatch.wire.publisher import MessageCallback, TransportHandler
 
 
 @dataclass
@@ -27,8 +27,18 @@ class FakeTransport:
     restart_mids: bool = False
     sent: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
     unacked: list[int] = field(default_factory=list)
+    subscriptions: dict[str, MessageCallback] = field(default_factory=dict)
     _handler: TransportHandler | None = None
     _mid: int = 0
+
+    def subscribe(self, topic: str, on_message: MessageCallback) -> None:
+        self.subscriptions[topic] = on_message
+
+    def deliver(self, topic: str, payload: bytes) -> None:
+        """A message from the broker on a subscribed topic (dropped, like the real one does, otherwise)."""
+        callback = self.subscriptions.get(topic)
+        if callback is not None:
+            callback(topic, payload)
 
     def start(self, handler: TransportHandler) -> None:
         self._handler = handler

@@ -42,6 +42,18 @@ class TransportHandler(Protocol):
     def on_ack(self, mid: int, ok: bool) -> None: ...
 
 
+MessageCallback = Callable[[str, bytes], None]
+
+
+class Subscribable(Protocol):
+    """A transport that can also receive: the edge's control topic (model updates)."""
+
+    def subscribe(self, topic: str, on_message: MessageCallback) -> None:
+        """Subscribe at QoS 1 now and after every reconnect; `on_message(topic, payload)` runs on the network
+        thread."""
+        ...
+
+
 class Transport(Protocol):
     def start(self, handler: TransportHandler) -> None: ...
 
@@ -69,13 +81,20 @@ class MqttTransport:
         if will:
             self.client.will_set(will.topic, will.payload, qos=1, retain=True)
         self._handler: TransportHandler | None = None
+        self._subscriptions: dict[str, MessageCallback] = {}
         self.connected = False
+
+    def subscribe(self, topic: str, on_message: MessageCallback) -> None:
+        self._subscriptions[topic] = on_message
+        if self.connected:
+            self.client.subscribe(topic, qos=1)
 
     def start(self, handler: TransportHandler) -> None:
         self._handler = handler
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.keepalive_s)
         self.client.loop_start()
 
@@ -101,6 +120,8 @@ class MqttTransport:
             return
         self.connected = True
         log.info("connected to %s (MQTT %s)", self.broker, self.protocol)
+        for topic in self._subscriptions:
+            self.client.subscribe(topic, qos=1)
         if self._handler:
             self._handler.on_connected()
 
@@ -115,6 +136,15 @@ class MqttTransport:
         ok = not getattr(rc, "is_failure", False)
         if self._handler:
             self._handler.on_ack(mid, ok)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        callback = self._subscriptions.get(msg.topic)
+        if callback is None:
+            return  # only exact topics are subscribed: anything else is not ours
+        try:
+            callback(msg.topic, bytes(msg.payload))
+        except Exception:  # a bad message must not kill paho's network thread
+            log.exception("handling a message on %s failed", msg.topic)
 
 
 def _mqtt5_props(properties: dict[str, str]) -> Properties:

@@ -5,7 +5,7 @@
     gridwatch edge run    the gateway worker (cameras -> MQTT)
     gridwatch central     run the case service, list cases, dead letters
     gridwatch calibrate   fit a camera's ground mapping, convert coordinates
-    gridwatch models      inspect a model, train the demo model
+    gridwatch models      inspect, train, sign and publish models to gateways
     gridwatch data        build a training dataset from labelled exports, report on it, pull hard examples
     gridwatch schema      print the wire contract's JSON Schema
     gridwatch synth       generate a synthetic street clip from a scenario YAML
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Collection, Sequence
@@ -113,6 +114,54 @@ def _cmd_models_train(args: argparse.Namespace) -> int:
     return result
 
 
+def _cmd_models_keygen(args: argparse.Namespace) -> int:
+    from gridwatch.wire.model_signing import generate
+
+    key_path, pub_path, public = generate(Path(args.out))
+    print(f"private key {key_path} (mode 600: keep it with whoever publishes models; never in a site config)")
+    print(f"public key  {pub_path} (key id {public.key_id}); trust it on a gateway with, in its site.yaml:")
+    print(f"model_update:\n  trusted_keys:\n    - \"{public.text}\"")
+    return 0
+
+
+def _cmd_models_publish(args: argparse.Namespace) -> int:
+    import re
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from gridwatch.central.cli import broker_url
+    from gridwatch.central.model_publish import MqttControlChannel, publish_model
+    from gridwatch.wire.model_signing import SigningKeyError, load_private_key
+    from gridwatch.wire.model_update import read_bundle
+    from gridwatch.wire.mqtt import BrokerURL
+
+    key_path = args.key or os.environ.get("GRIDWATCH_MODEL_KEY")
+    if not key_path:
+        raise SigningKeyError("no signing key: pass --key PATH or set GRIDWATCH_MODEL_KEY to the .key file that "
+                              "`gridwatch models keygen` wrote")
+    gateways = [g.strip() for g in args.gateways.split(",") if g.strip()]
+    ident = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    bad = [x for x in [args.site, *gateways] if not ident.match(x)]
+    if bad or not gateways:
+        raise GridwatchError(f"--site/--gateways: {bad or 'no gateway'}: ids are 1-64 letters, digits, _ . - "
+                             "(the site_id and gateway_id of each gateway's site.yaml)")
+    key = load_private_key(Path(key_path))
+    bundle = read_bundle(Path(args.model))
+    url = BrokerURL.parse(broker_url(args))
+    with MqttControlChannel(url, args.prefix, args.site, gateways, protocol=args.protocol,
+                            ca_file=args.ca_file) as channel:
+        results = publish_model(bundle, args.site, gateways, key, channel, prefix=args.prefix, staged=args.staged,
+                                timeout_s=args.timeout, chunk_size=args.chunk_kb * 1024)
+    table = Table(title=f"{bundle.name} {bundle.version} ({bundle.sha256[:12]}) -> {args.site}")
+    for col in ("gateway", "result", "seconds", "reason"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.gateway, r.result, f"{r.seconds:.1f}", r.reason)
+    Console().print(table)
+    return 0 if all(r.ok for r in results) else 1
+
+
 def _add(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int],
          help_: str) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
@@ -174,6 +223,30 @@ def build_parser(groups: Collection[str] | None = None) -> argparse.ArgumentPars
              "generate synthetic data, train, export ONNX + manifest + card ([train] extra); "
              "options as `python -m gridwatch.models.train --help`")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--out DIR --train N --val N --epochs E --imgsz S ...")
+    p = _add(models, "keygen", _cmd_models_keygen,
+             "make an Ed25519 key pair for signing model updates: OUT.key (mode 600) and OUT.pub")
+    p.add_argument("--out", required=True, help="path and name without suffix, e.g. keys/models-2026")
+    p = _add(models, "publish", _cmd_models_publish,
+             "sign a model and send it to gateways over their control topics; wait until each runs it")
+    p.add_argument("model", help="folder with one .onnx and its .json manifest (or the .onnx itself)")
+    p.add_argument("--site", required=True, help="site id (topic level)")
+    p.add_argument("--gateways", required=True, help="comma-separated gateway ids, e.g. gw-pole-017,gw-pole-018")
+    p.add_argument("--staged", action="store_true",
+                   help="the first gateway first: the rest only after it reports the new model running")
+    p.add_argument("--key", default=None,
+                   help="Ed25519 private key file, mode 600 (default $GRIDWATCH_MODEL_KEY)")
+    p.add_argument("--broker", default=os.environ.get("GRIDWATCH_CENTRAL_BROKER", "mqtt://127.0.0.1:1883"),
+                   help="mqtt://host:port or mqtts://... (default $GRIDWATCH_CENTRAL_BROKER); no password in it")
+    p.add_argument("--username", default=os.environ.get("GRIDWATCH_MQTT_USERNAME"),
+                   help="broker user, the central account (default $GRIDWATCH_MQTT_USERNAME); password from "
+                   "$GRIDWATCH_MQTT_PASSWORD")
+    p.add_argument("--ca-file", default=None, help="CA bundle that signed the broker's certificate (mqtts://)")
+    p.add_argument("--prefix", default="gridwatch/v1", help="topic prefix")
+    p.add_argument("--protocol", choices=["5", "3.1.1"], default="5")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds to wait for each gateway's status to report the outcome (per stage)")
+    p.add_argument("--chunk-kb", type=int, default=256, choices=[64, 128, 256, 512, 1024],
+                   help="chunk size in KiB (the broker's max_packet_size must exceed it)")
 
     p = _add(sub, "synth", _cmd_synth, "render a synthetic street scenario to video + labels + truth")
     p.add_argument("scenario")

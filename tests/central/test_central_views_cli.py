@@ -138,11 +138,11 @@ def test_run_parser_defaults() -> None:
 
 
 def test_run_takes_credentials_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gridwatch.central.cli import _broker_url
+    from gridwatch.central.cli import broker_url
 
     monkeypatch.setenv("GRIDWATCH_MQTT_PASSWORD", "p@ss word")
     args = argparse.Namespace(broker="mqtts://broker.example:8883", username="central")
-    url = _broker_url(args)
+    url = broker_url(args)
     parsed = BrokerURL.parse(url)
     assert (parsed.username, parsed.password, parsed.tls, parsed.port) == ("central", "p@ss word", True, 8883)
-    assert _broker_url(argparse.Namespace(broker="mqtt://h:1883", username=None)) == "mqtt://h:1883"
+    assert broker_url(argparse.Namespace(broker="mqtt://h:1883", username=None)) == "mqtt://h:1883"

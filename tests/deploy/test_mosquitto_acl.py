@@ -347,3 +347,36 @@ def test_tls_refuses_a_client_that_does_not_trust_the_ca(broker: Broker, tmp_pat
     with socket.create_connection(("127.0.0.1", broker.tls_port), timeout=5) as raw, \
             pytest.raises(ssl.SSLCertVerificationError):
         context.wrap_socket(raw, server_hostname="localhost").close()
+
+
+def test_only_central_publishes_on_a_gateway_s_control_topic(login: Callable[..., Session]) -> None:
+    """Model updates and reloads come from central alone: neither a gateway (its own or another's control topic) nor a
+    cleaner app can write there; the gateway receives exactly central's message."""
+    gateway = connected(login("gw-pole-017"))
+    own = f"{PREFIX}/{SITE}/gw-pole-017/control"
+    gateway.subscribe(own)
+    other, cleaner, central = connected(login("gw-pole-018")), connected(login("cleaner-42")), \
+        connected(login("gridwatch-central"))
+    assert other.publish(own, b"forged model offer") == NOT_AUTHORIZED
+    assert gateway.publish(own, b"self-issued model offer") == NOT_AUTHORIZED
+    assert cleaner.publish(own, b"forged model offer") == NOT_AUTHORIZED
+    assert central.publish(own, b"model offer") == 0
+    assert gateway.wait_for(lambda: gateway.received(own, b"model offer"))
+    assert gateway.messages == [(own, b"model offer")]
+
+
+def test_the_model_publisher_reports_the_broker_s_refusal_for_a_non_central_account(
+    broker: Broker, tmp_path: Path,
+) -> None:
+    """`gridwatch models publish` logged in as a gateway: the ACL refuses its first message (MQTT 5 reason code 135)
+    and the publisher says so instead of waiting for an answer that cannot come."""
+    from gridwatch.central.model_publish import MqttControlChannel, publish_model
+    from tests.model_updates import fake_bundle, keypair
+
+    key, _ = keypair()
+    url = BrokerURL.parse(f"mqtt://gw-pole-018:{PASSWORD}@127.0.0.1:{broker.port}")
+    with MqttControlChannel(url, PREFIX, SITE, ["gw-pole-017"]) as channel:
+        (result,) = publish_model(fake_bundle(tmp_path / "m", size=4000), SITE, ["gw-pole-017"], key, channel,
+                                  prefix=PREFIX, timeout_s=1, chunk_size=1024)
+    assert (result.ok, result.result) == (False, "error")
+    assert "refused" in result.reason and "Not authorized" in result.reason, result.reason

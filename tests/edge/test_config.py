@@ -196,3 +196,14 @@ def test_a_new_type_module_flows_into_config_rules_and_event_enum_without_other_
     assert got["enum"] == got["types"]
     assert got["rules"] == [["pothole", 12.0, ["pothole"]]]
     assert got["event_type"] == "pothole"
+
+
+def test_a_trusted_model_key_that_is_not_an_ed25519_line_names_the_path_and_the_fix() -> None:
+    from gridwatch.edge.config import ConfigError, parse_site_config
+
+    with pytest.raises(ConfigError) as err:
+        parse_site_config({"site_id": "s", "gateway_id": "g", "detector": {"type": "onnx", "model": "m.onnx"},
+                           "model_update": {"trusted_keys": ["ed25519:AAAA", "ssh-ed25519 AAAAC3Nz"]},
+                           "cameras": [{"id": "c", "source": {"type": "usb"}}]})
+    assert "model_update.trusted_keys: entry 0" in str(err.value)
+    assert "gridwatch models keygen" in str(err.value)

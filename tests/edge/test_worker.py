@@ -120,3 +120,25 @@ def test_worker_runs_the_sites_named_detectors_at_their_rates_and_saves_hard_exa
     phases = [IncidentEvent.from_json(p).phase for t, p, _ in transport.sent if t.endswith("/incident")]
     assert phases == ["started", "ended"]
     assert health["hard_examples"] == {"saved": 4, "deleted": 0}  # litter at 0.4: unsure, once a second
+
+
+def test_a_model_update_on_the_control_topic_is_answered_on_the_retained_status(tmp_path: Path) -> None:
+    """The worker subscribes its control topic; an unsigned model is refused, the refusal goes out on the status
+    at once (not with the next heartbeat) and the configured model keeps running."""
+    from tests.model_updates import fake_bundle, messages
+
+    cfg = config(tmp_path, write_clip(tmp_path / "clip.mp4", n=40, fps=10.0), loop=True)
+    transport = FakeTransport()
+    detector = FakeDetector([], when_exhausted="empty")
+    worker = EdgeWorker(cfg, detector=detector, transport=transport).start()
+    try:
+        topic = "gridwatch/v1/s1/gw1/control"
+        assert list(transport.subscriptions) == [topic]
+        for payload in messages(fake_bundle(tmp_path / "m"), "s1", "gw1", None):
+            transport.deliver(topic, payload)
+        statuses = [json.loads(p) for t, p, _ in transport.sent if t == "gridwatch/v1/s1/gw1/status"]
+        refused = [s for s in statuses if (s.get("model_update") or {}).get("result") == "refused"]
+        assert refused and "unsigned" in refused[-1]["model_update"]["reason"]
+        assert refused[-1]["model"]["name"] == "fake" and worker.swappable.current is detector
+    finally:
+        worker.stop(drain_s=2)
