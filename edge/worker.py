@@ -156,7 +156,8 @@ class EdgeWorker:
                 self._stop.wait(min(30.0, 2.0**stats.restarts))
 
     def _run_camera(self, cam: CameraConfig, stats: CameraStats) -> None:
-        pipeline = CameraPipeline(self.cfg.site_id, self.cfg.gateway_id, cam, self.swappable, grid=self.grid,
+        assert self.detector is not None, "start() loads the detectors"
+        pipeline = CameraPipeline(self.cfg.site_id, self.cfg.gateway_id, cam, self.detector, grid=self.grid,
                                   jpeg_quality=self.cfg.evidence.jpeg_quality, restored=self.resume.take(cam.id))
         source = open_source(cam.source, cam.id, self.start_wall or datetime.now(timezone.utc), cam.analysis_fps,
                              stop=self._stop)
