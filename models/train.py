@@ -322,8 +322,10 @@ def append_demo_recall(card: Path, scenario: Path, recall: dict[str, tuple[int, 
 
 # -------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="gridwatch models train", description=__doc__.split("\n")[0]
-                                + " With --data: train on that Ultralytics data set instead (see models/train_data.py).")
+    p = argparse.ArgumentParser(
+        prog="gridwatch models train",
+        description=__doc__.split("\n")[0] + " With --data: train on that Ultralytics data set instead "
+        "(models/train_data.py).")
     p.add_argument("--data", type=Path, default=None,
                    help="an Ultralytics data YAML (any data set); without it, synthetic data is generated")
     p.add_argument("--out", type=Path, default=None,
@@ -339,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7, help="data seed and training seed")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--work-dir", type=Path, default=Path("/tmp/gridwatch-train"), help="dataset + runs (not committed)")
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/gridwatch-train"),
+                   help="synthetic: dataset + runs (not committed)")
     p.add_argument("--reuse-data", action="store_true", help="skip generation if the dataset already exists")
     p.add_argument("--init-weights", type=Path, default=None,
                    help="start from these weights (fine-tune, or the next stage of a run: its weights/last.pt)")

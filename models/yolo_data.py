@@ -78,8 +78,8 @@ def read_labels(image: Path, image_wh: tuple[int, int], n_classes: int) -> tuple
         rows.append((cls, cx, cy, bw, bh))
     arr = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
     w, h = image_wh
-    cx, cy, bw, bh = arr[:, 1] * w, arr[:, 2] * h, arr[:, 3] * w, arr[:, 4] * h
-    xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+    pcx, pcy, pw, ph = arr[:, 1] * w, arr[:, 2] * h, arr[:, 3] * w, arr[:, 4] * h
+    xyxy = np.stack([pcx - pw / 2, pcy - ph / 2, pcx + pw / 2, pcy + ph / 2], axis=1)
     return xyxy, arr[:, 0].astype(np.int64)
 
 
@@ -120,7 +120,8 @@ def load_folder(root: Path) -> YoloDataset:
     if not names_file.is_file():
         raise ModelConfigError(f"{root} is a folder without classes.txt; pass its data YAML instead")
     names = [n.strip() for n in names_file.read_text(encoding="utf-8").splitlines() if n.strip()]
-    splits = {s: _split_images(root / s / "images", root, names_file, s) for s in SPLITS if (root / s / "images").is_dir()}
+    splits = {s: _split_images(root / s / "images", root, names_file, s)
+              for s in SPLITS if (root / s / "images").is_dir()}
     if not splits:
         raise ModelConfigError(f"{root}: no train/, val/ or test/ folder with images/ inside")
     return YoloDataset(names_file, root, names, splits)

@@ -83,7 +83,7 @@ def test_a_box_in_a_384x224_input_lands_in_the_right_place_of_a_16_9_and_a_4_3_f
 
 def test_a_swapped_input_size_in_the_manifest_is_refused(tmp_path: Path) -> None:
     model = write_model(tmp_path, head([(192, 112, 96, 54, 0, 0.9)]), (H, W), [H, W])
-    with pytest.raises(ModelConfigError, match="model input is 384x224 .* manifest input_size is 224x384"):
+    with pytest.raises(ModelConfigError, match=r"model input is 384x224 .* manifest input_size is 224x384"):
         OnnxDetector.from_path(model)
 
 
