@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from gridwatch.errors import GridwatchError  # noqa: E402
 from gridwatch.models.evaluate import ModelEval, compare, evaluate_detector, load_for_eval, table  # noqa: E402
 from gridwatch.models.yolo_data import load_dataset  # noqa: E402
 
@@ -56,17 +57,28 @@ def _round(v: float | None) -> float | None:
     return None if v is None or v != v else round(float(v), 4)
 
 
+def _not_met(note: str) -> list[dict[str, Any]]:
+    return [{"name": f"street_ap50[{c}]", "value": None, "target": STREET_TARGET, "unit": "AP50", "met": False,
+             "note": note} for c in STREET_GOAL_CLASSES]
+
+
 def street_goals(model: Path | None, data: Path, limit: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Goals and details for the street model; 'model missing' goals when there is none."""
+    """Goals and details for the street model; goals not met, with the reason, when it cannot be measured."""
     if model is None:
-        goals = [{"name": f"street_ap50[{c}]", "value": None, "target": STREET_TARGET, "unit": "AP50",
-                  "met": False, "note": f"model missing: no .onnx with a manifest in {STREET_DIR}"}
-                 for c in STREET_GOAL_CLASSES]
-        print(f"street model: missing ({STREET_DIR} has no model); goals not met")
-        return goals, {"model": None}
+        print("street model: missing (no .onnx with a manifest in models/street/); goals not met")
+        return _not_met("model missing: no .onnx with a manifest in models/street/"), {"model": None}
+    try:
+        return _measure_street(model, data, limit)
+    except GridwatchError as exc:  # a model that does not load, data that is not there: a result, not a crash
+        print(f"street model: cannot be measured: {exc}")
+        return _not_met(f"cannot be measured: {exc}"), {"model": str(model), "error": str(exc)}
+
+
+def _measure_street(model: Path, data: Path, limit: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    detector = load_for_eval(model)  # first: a model that does not load is the news, not the data
     dataset = load_dataset(data)
     images = dataset.images("val")[:limit] if limit else dataset.images("val")
-    new = evaluate_detector(load_for_eval(model), images, dataset.names)
+    new = evaluate_detector(detector, images, dataset.names)
     rows = compare(new, None, MARGIN)
     print(table(rows, new, None, MARGIN))
     print("baseline: none (YOLOX-Nano, the detector it runs beside, has no garbage, garbage_bin or overflow class)")
@@ -75,7 +87,7 @@ def street_goals(model: Path | None, data: Path, limit: int | None) -> tuple[lis
         v = new.ap50(c)
         goals.append({"name": f"street_ap50[{c}]", "value": _round(v), "target": STREET_TARGET, "unit": "AP50",
                       "met": v is not None and v >= STREET_TARGET, "note": "first model (replaces nothing)"})
-    details = {"model": str(model.relative_to(REPO)), "sha256": new.sha256, "images": len(images),
+    details = {"model": str(model), "sha256": new.sha256, "images": len(images),
                "mAP50": _round(new.result.map50), "mAP50_95": _round(new.result.map50_95),
                "per_class": [{"name": r.name, "ap50": _round(r.ap50), "ap50_95": _round(r.ap50_95),
                               "verdict": r.verdict} for r in rows]}
