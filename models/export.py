@@ -47,18 +47,26 @@ class ExportRequest:
     licence: str = "AGPL-3.0-or-later (weights trained with Ultralytics YOLO11, AGPL-3.0)"
 
 
-def ultralytics_export(weights: Path, input_wh: tuple[int, int]) -> tuple[Path, list[str], str | None]:
-    """Export with a dynamic batch at (h, w); return the ONNX, the class names and the run's data YAML."""
+TRAIN_ARGS_KEPT = ("model", "data", "epochs", "imgsz", "batch", "seed", "pretrained")
+
+
+def ultralytics_export(weights: Path, input_wh: tuple[int, int]) -> tuple[Path, list[str], dict[str, Any]]:
+    """Export with a dynamic batch at (h, w); return the ONNX, the class names and the checkpoint's training
+    settings (`TRAIN_ARGS_KEPT`, plus the epochs it had completed)."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
     names = model.names
     classes = [str(names[i]) for i in range(len(names))]
-    train_args = (model.ckpt or {}).get("train_args", {}) if isinstance(model.ckpt, dict) else {}
+    ckpt = model.ckpt if isinstance(model.ckpt, dict) else {}
+    args = ckpt.get("train_args") or {}
+    kept: dict[str, Any] = {k: args[k] for k in TRAIN_ARGS_KEPT if k in args and isinstance(args[k], str | int | float)}
+    if isinstance(ckpt.get("epoch"), int) and ckpt["epoch"] >= 0:
+        kept["epochs_done"] = ckpt["epoch"] + 1  # a stopped run's last.pt; -1 once the run finished
     w, h = input_wh
     out = model.export(format="onnx", imgsz=[h, w], dynamic=True, opset=ONNX_OPSET, simplify=True, batch=1)
-    return Path(str(out)), classes, train_args.get("data")
+    return Path(str(out)), classes, kept
 
 
 def fix_input_size(src: Path, dst: Path, input_wh: tuple[int, int]) -> Path:
@@ -85,7 +93,7 @@ def fix_input_size(src: Path, dst: Path, input_wh: tuple[int, int]) -> Path:
     return dst
 
 
-def _data_set(req: ExportRequest, run_data: str | None, training: dict[str, Any] | None) -> YoloDataset | None:
+def _data_set(req: ExportRequest, run_data: Any, training: dict[str, Any] | None) -> YoloDataset | None:
     source = req.data or (Path(training["data"]) if training and training.get("data") else None) or (
         Path(run_data) if run_data else None)
     if source is None or not Path(source).exists():
@@ -132,10 +140,10 @@ def export_model(req: ExportRequest) -> list[str]:
     if not req.weights.is_file():
         raise ModelConfigError(f"weights not found: {req.weights}")
     req.out.mkdir(parents=True, exist_ok=True)
-    raw, classes, run_data = ultralytics_export(req.weights, req.input_wh)
+    raw, classes, train_args = ultralytics_export(req.weights, req.input_wh)
     onnx_path = fix_input_size(raw, req.out / f"{req.name}.onnx", req.input_wh)
-    training = read_training_json(req.weights.parent.parent)
-    dataset = _data_set(req, run_data, training)
+    training = read_training_json(req.weights.parent.parent) or {"ultralytics_train_args": train_args}
+    dataset = _data_set(req, train_args.get("data"), training)
     lines = [f"wrote {onnx_path} ({req.input_wh[0]}x{req.input_wh[1]}, dynamic batch) and its manifest"]
     _write(_manifest(req, onnx_path, classes, training, dataset, req.name, req.version), onnx_path.with_suffix(".json"))
     if dataset is None:

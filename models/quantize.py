@@ -42,6 +42,20 @@ def float_head_nodes(model_path: Path) -> list[str]:
             if n.name.startswith(head) and (n.op_type != "Conv" or "/dfl/" in n.name)]
 
 
+def _at_least_opset13(src: Path, tmp: Path) -> Path:
+    """Per-channel QDQ needs opset 13; older exports (the demo model is opset 12) are converted first."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(src))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    if opset >= 13:
+        return src
+    converted = tmp / "opset13.onnx"
+    onnx.save(version_converter.convert_version(model, 13), str(converted))
+    return converted
+
+
 def quantize_int8(src: Path, dst: Path, manifest: ModelManifest, images: Sequence[Path]) -> Path:
     """Write a QDQ INT8 copy of `src` to `dst`, calibrated on `images` (a few hundred is plenty)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -63,7 +77,7 @@ def quantize_int8(src: Path, dst: Path, manifest: ModelManifest, images: Sequenc
 
     with tempfile.TemporaryDirectory(prefix="gridwatch-int8-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quant_pre_process(str(_at_least_opset13(src, Path(tmp))), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
