@@ -220,3 +220,21 @@ class OnnxDetector:
         check_image(image)
         raw = self.run_raw(preprocess(image, self._manifest))
         return self.decode_raw(raw, (int(image.shape[1]), int(image.shape[0])))
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """True when the export takes any batch size (its input's first dimension is symbolic)."""
+        return not isinstance(self._session.get_inputs()[0].shape[0], int)
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        """`detect` for several images (any sizes), in one network run when the export has a dynamic batch,
+        else one by one; the results are the same either way, in the images' order."""
+        for image in images:
+            check_image(image)
+        if not self.dynamic_batch or len(images) <= 1:
+            return [self.detect(image) for image in images]
+        raw = self.run_raw(np.concatenate([preprocess(image, self._manifest) for image in images]))
+        if raw.shape[0] != len(images):
+            raise ModelConfigError(f"a batch of {len(images)} images gave {raw.shape[0]} outputs; "
+                                   "the export's batch dimension is not a real batch")
+        return [self.decode_raw(raw[i : i + 1], (int(im.shape[1]), int(im.shape[0]))) for i, im in enumerate(images)]

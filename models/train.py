@@ -322,25 +322,46 @@ def append_demo_recall(card: Path, scenario: Path, recall: dict[str, tuple[int, 
 
 # -------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gridwatch.models.train", description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, default=Path("models/demo"), help="where ONNX + manifest + card go")
-    p.add_argument("--train", type=int, default=1500, help="training images to generate")
-    p.add_argument("--val", type=int, default=200, help="validation images to generate")
-    p.add_argument("--epochs", type=int, default=12)
+    p = argparse.ArgumentParser(
+        prog="gridwatch models train",
+        description=__doc__.split("\n")[0] + " With --data: train on that Ultralytics data set instead "
+        "(models/train_data.py).")
+    p.add_argument("--data", type=Path, default=None,
+                   help="an Ultralytics data YAML (any data set); without it, synthetic data is generated")
+    p.add_argument("--out", type=Path, default=None,
+                   help="with --data: the run folder (weights/last.pt, training.json, progress.json); "
+                        "synthetic: where ONNX + manifest + card go (default models/demo)")
+    p.add_argument("--resume", action="store_true", help="with --data: continue the stopped run in --out")
+    p.add_argument("--model", default="yolo11n.yaml", help="with --data: architecture to train from scratch")
+    p.add_argument("--no-cache", action="store_true", help="with --data: do not cache images in RAM")
+    p.add_argument("--train", type=int, default=1500, help="synthetic: training images to generate")
+    p.add_argument("--val", type=int, default=200, help="synthetic: validation images to generate")
+    p.add_argument("--epochs", type=int, default=None, help="default 12 (synthetic) or 50 (--data)")
     p.add_argument("--imgsz", type=int, default=320)
     p.add_argument("--seed", type=int, default=7, help="data seed and training seed")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--work-dir", type=Path, default=Path("/tmp/gridwatch-train"), help="dataset + runs (not committed)")
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/gridwatch-train"),
+                   help="synthetic: dataset + runs (not committed)")
     p.add_argument("--reuse-data", action="store_true", help="skip generation if the dataset already exists")
-    p.add_argument("--init-weights", type=Path, default=None, help="continue from our own earlier last.pt")
+    p.add_argument("--init-weights", type=Path, default=None,
+                   help="start from these weights (fine-tune, or the next stage of a run: its weights/last.pt)")
     p.add_argument("--init-command", default="", help="the command that produced --init-weights (for the card)")
     p.add_argument("--demo", type=Path, default=Path("synth/scenarios/demo.yaml"), help="clip for the recall check")
     args = p.parse_args(argv)
+    raw = argv if argv is not None else sys.argv[1:]
+    if args.data is not None or args.resume:
+        return _main_data(args, raw)
+    args.out = args.out or Path("models/demo")
+    args.epochs = args.epochs or 12
+    if (args.out / "training.json").is_file():
+        from gridwatch.models.train_data import TrainError
+
+        raise TrainError(f"{args.out} is a --data training run; continue it with --resume, or pass --data DATA.yaml "
+                         "(without --data this command generates synthetic data and trains the demo model)")
 
     from gridwatch.synth import build_dataset
 
-    raw = argv if argv is not None else sys.argv[1:]
     skip = {i + 1 for i, a in enumerate(raw) if a == "--init-command"} | {
         i for i, a in enumerate(raw) if a in ("--reuse-data", "--init-command")
     }
@@ -373,6 +394,28 @@ def main(argv: list[str] | None = None) -> int:
         for name, (hit, total) in recall.items():
             print(f"[train] demo recall {name}: {hit}/{total}", flush=True)
         append_demo_recall(args.out / "MODEL_CARD.md", args.demo, recall)
+    return 0
+
+
+def _main_data(args: argparse.Namespace, raw: list[str]) -> int:
+    from gridwatch.models.train_data import TrainError, TrainRequest, read_training_json, train_on_data
+
+    if args.out is None:
+        raise TrainError("--out is required with --data or --resume: the run folder (e.g. runs/street-s1)")
+    if args.data is None:
+        started = read_training_json(args.out)
+        if started is None:
+            raise TrainError(f"--resume without --data: {args.out} has no training.json; pass --data DATA.yaml")
+        args.data = Path(started["data"])
+    req = TrainRequest(
+        data=args.data, out=args.out, epochs=args.epochs or 50, imgsz=args.imgsz, batch=args.batch,
+        workers=args.workers, seed=args.seed, init_weights=args.init_weights, resume=args.resume,
+        model=args.model, cache=not args.no_cache,
+        command="gridwatch models train " + " ".join(shlex.quote(a) for a in raw),
+    )
+    last = train_on_data(req)
+    print(f"[train] done: {last}\n[train] next: gridwatch models export {last} --imgsz 384x224 --data {args.data} "
+          f"--out DIR", flush=True)
     return 0
 
 

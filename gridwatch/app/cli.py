@@ -5,7 +5,7 @@
     gridwatch edge run    the gateway worker (cameras -> MQTT)
     gridwatch central     run the case service, list cases, dead letters
     gridwatch calibrate   fit a camera's ground mapping, convert coordinates
-    gridwatch models      inspect, train, sign and publish models to gateways
+    gridwatch models      inspect, train, evaluate, export, sign and publish models to gateways
     gridwatch data        build a training dataset from labelled exports, report on it, pull hard examples
     gridwatch schema      print the wire contract's JSON Schema
     gridwatch synth       generate a synthetic street clip from a scenario YAML
@@ -162,6 +162,42 @@ def _cmd_models_publish(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def _cmd_models_eval(args: argparse.Namespace) -> int:
+    from gridwatch.models.eval_command import EvalRequest, run_eval
+
+    req = EvalRequest(model=Path(args.model), data=Path(args.data), split=args.split,
+                      baseline=Path(args.baseline) if args.baseline else None, out=Path(args.out),
+                      margin=args.margin, limit=args.limit, threads=args.threads, quiet=args.quiet)
+    _, _, text = run_eval(req)
+    print(text)
+    print(f"wrote {req.out}/metrics.json, confusion_matrix.png, pr_curves.png")
+    return 0
+
+
+def _wxh(text: str) -> tuple[int, int]:
+    """`--imgsz`: WIDTHxHEIGHT (384x224) or one number for a square input; each a multiple of 32."""
+    parts = text.lower().split("x")
+    try:
+        w, h = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, 0)
+    except ValueError:
+        w = h = 0
+    if w <= 0 or h <= 0 or w % 32 or h % 32:
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT with multiples of 32, e.g. 384x224 or 320")
+    return w, h
+
+
+def _cmd_models_export(args: argparse.Namespace) -> int:
+    from gridwatch.models.export import ExportRequest, export_model
+
+    req = ExportRequest(weights=Path(args.weights), input_wh=args.imgsz, out=Path(args.out), name=args.name,
+                        version=args.version, data=Path(args.data) if args.data else None, int8=args.int8,
+                        calib_images=args.calib_images, evaluate=not args.no_eval, split=args.split,
+                        licence=args.licence)
+    for line in export_model(req):
+        print(line)
+    return 0
+
+
 def _add(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int],
          help_: str) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
@@ -219,10 +255,39 @@ def build_parser(groups: Collection[str] | None = None) -> argparse.ArgumentPars
     p = _add(models, "info", _cmd_models_info,
              "validate and print a model manifest; for a model file, its manifest or its ONNX inputs/outputs")
     p.add_argument("manifest", help="manifest .json/.yaml, or a model .onnx/.pt")
-    p = _add(models, "train", _cmd_models_train,
-             "generate synthetic data, train, export ONNX + manifest + card ([train] extra); "
-             "options as `python -m gridwatch.models.train --help`")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="--out DIR --train N --val N --epochs E --imgsz S ...")
+    p = models.add_parser("train", add_help=False, help="train YOLO11 on an Ultralytics data set (--data) or on "
+                          "generated synthetic data ([train] extra); `gridwatch models train --help` for options")
+    p.set_defaults(func=_cmd_models_train, passthrough=True)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="--data DATA.yaml --out DIR --epochs E --resume ...")
+
+    p = _add(models, "eval", _cmd_models_eval,
+             "mAP50 / mAP50-95 per class of an ONNX model on a labelled split, through the edge's ONNX runtime, "
+             "side by side with a baseline (better / worse / unchanged per class); writes PNGs and metrics.json")
+    p.add_argument("model", help="the model .onnx (its manifest next to it)")
+    p.add_argument("--data", required=True, help="Ultralytics data YAML, or a folder with classes.txt and split/images")
+    p.add_argument("--split", default="val", help="split of the data set (default val)")
+    p.add_argument("--baseline", default=None, help="the deployed model .onnx to compare with")
+    p.add_argument("--out", default="eval-out", help="folder for metrics.json and the PNGs")
+    p.add_argument("--margin", type=float, default=0.02, help="AP50 change that counts as better/worse")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images (quick look)")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress")
+
+    p = _add(models, "export", _cmd_models_export,
+             "Ultralytics .pt -> ONNX (fixed W x H, dynamic batch; optional INT8) + manifest with sha256, classes, "
+             "metrics and the training data's fingerprint ([train] extra)")
+    p.add_argument("weights", help="the .pt to export (a run's weights/last.pt or best.pt)")
+    p.add_argument("--imgsz", type=_wxh, default=(384, 224), help="network input WIDTHxHEIGHT (default 384x224)")
+    p.add_argument("--out", required=True, help="folder for NAME.onnx, NAME.json (and NAME-int8.*)")
+    p.add_argument("--name", required=True, help="model name, e.g. gridwatch-street-yolo11n")
+    p.add_argument("--version", default="0.1.0")
+    p.add_argument("--data", default=None,
+                   help="data YAML for the fingerprint, INT8 calibration and evaluation (default: the run's)")
+    p.add_argument("--split", default="val", help="split evaluated into the manifest's metrics")
+    p.add_argument("--int8", action="store_true", help="also write a static INT8 model calibrated on --data images")
+    p.add_argument("--calib-images", type=int, default=128, help="training images used to calibrate INT8")
+    p.add_argument("--no-eval", action="store_true", help="skip evaluating the export into the manifest")
+    p.add_argument("--licence", default="AGPL-3.0-or-later (weights trained with Ultralytics YOLO11, AGPL-3.0)")
     p = _add(models, "keygen", _cmd_models_keygen,
              "make an Ed25519 key pair for signing model updates: OUT.key (mode 600) and OUT.pub")
     p.add_argument("--out", required=True, help="path and name without suffix, e.g. keys/models-2026")
@@ -276,7 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
-    args = build_parser({command} if command else set()).parse_args(argv)
+    parser = build_parser({command} if command else set())
+    args, unknown = parser.parse_known_args(argv)
+    if getattr(args, "passthrough", False):  # `models train` hands all its options to the trainer's own parser
+        args.rest = argv[argv.index("train") + 1 :]
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
