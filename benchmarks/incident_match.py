@@ -4,8 +4,10 @@ A reported incident matches a truth incident of the same type when it is near (w
 calibrated camera or pixels between box centres) and did not start before the truth's start minus `tolerance_s`
 (a report about something that was not there yet is not that thing). Each truth matches at most one report and
 each report at most one truth (greedy, nearest first); an unmatched report is a false positive, so a duplicate
-report of one thing costs precision. Delay is the report time minus (truth start + the rule's dwell): how late
-the rule is after the moment it was allowed to fire.
+report of one thing costs precision. Delay is the report time minus (the moment the dwell starts + the rule's
+dwell): how late the rule is after the moment it was allowed to fire. The dwell starts at the truth's start,
+except where the truth says otherwise (`dwell_from_s`: littering's dwell counts from when the owner walked away,
+while its start is the drop). Start error is the report's started_at minus the truth's start.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ class TruthIncident:
     x: float  # metres (east) or pixels
     y: float  # metres (north) or pixels
     clip: str = ""
+    dwell_from_s: float | None = None  # when the dwell starts, if not at start_s
+
+    @property
+    def dwell_start_s(self) -> float:
+        return self.start_s if self.dwell_from_s is None else self.dwell_from_s
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,10 @@ class Match:
     reported: Reported
     distance: float
     delay_s: float
+
+    @property
+    def start_error_s(self) -> float:
+        return self.reported.started_s - self.truth.start_s
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,7 @@ def match_clip(truths: Sequence[TruthIncident], reports: Sequence[Reported], rad
         used_t.add(ti)
         used_r.add(ri)
         t, r = truths[ti], reports[ri]
-        matches.append(Match(t, r, d, r.reported_s - (t.start_s + dwell_s.get(t.type, 0.0))))
+        matches.append(Match(t, r, d, r.reported_s - (t.dwell_start_s + dwell_s.get(t.type, 0.0))))
     missed = [t for i, t in enumerate(truths) if i not in used_t]
     fps = [r for i, r in enumerate(reports) if i not in used_r]
     return ClipResult(matches, missed, fps)
@@ -81,6 +92,7 @@ class TypeScore:
     fp: int = 0
     fn: int = 0
     delays: list[float] = field(default_factory=list)
+    start_errors: list[float] = field(default_factory=list)
 
     @property
     def precision(self) -> float | None:
@@ -100,6 +112,11 @@ class TypeScore:
     def delay_max_s(self) -> float | None:
         return max(self.delays) if self.delays else None
 
+    @property
+    def start_error_max_s(self) -> float | None:
+        """The largest |started_at - truth start|."""
+        return max(abs(e) for e in self.start_errors) if self.start_errors else None
+
 
 def score(results: Iterable[ClipResult], types: Iterable[str]) -> dict[str, TypeScore]:
     """Per-type counts over many clips; every type in `types` gets a row even if nothing happened."""
@@ -109,6 +126,7 @@ def score(results: Iterable[ClipResult], types: Iterable[str]) -> dict[str, Type
             s = out.setdefault(m.truth.type, TypeScore(m.truth.type))
             s.tp += 1
             s.delays.append(m.delay_s)
+            s.start_errors.append(m.start_error_s)
         for t in res.missed:
             out.setdefault(t.type, TypeScore(t.type)).fn += 1
         for r in res.false_positives:

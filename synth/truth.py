@@ -3,11 +3,17 @@
 Start times are when the condition first holds on the world (the car came to rest in the zone, the
 bag left the hand, the stall was set up, the cable came to rest on the ground); a detector-based
 pipeline will report later by its dwell time. Positions are ENU metres and WGS-84.
+
+Littering has a second moment: the dwell counts from when the owner has walked away (issue 6: the object "stays
+after the owner moves away by the leave distance"; the rule's `dwell_s` is the time it lies unattended), so its
+truth also says when the person who dropped it was first more than `LEAVE_DISTANCE_M` from it, or out of view
+(`owner_left_s`). `start_s` stays the drop: the incident's started_at.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +23,7 @@ import numpy as np
 from gridwatch.calibration.camera import PinholeCamera
 from gridwatch.calibration.geo import enu_to_wgs84
 from gridwatch.synth.actors import wire_rest_point
-from gridwatch.synth.paths import rest_intervals
+from gridwatch.synth.paths import rest_intervals, state_at
 from gridwatch.synth.render import project_polygon
 from gridwatch.synth.scenario import BulkySpec, CarSpec, LitterSpec, PersonSpec, StallSpec, WireSpec
 from gridwatch.synth.scene import Scene
@@ -25,6 +31,10 @@ from gridwatch.synth.world import Zone, zone_of
 
 #: A car at rest for less than this is traffic (a pause), not parking.
 MIN_PARKED_S = 3.0
+#: Beyond this distance (m) from what they dropped, an owner has left it: the littering rule's default
+#: `leave_distance_m` (the benchmark checks that the two agree).
+LEAVE_DISTANCE_M = 4.0
+_LEAVE_STEP_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class IncidentTruth:
     zone: str | None
     pixel: list[float] | None  # projection of the ground point, None if behind the camera
     in_view: bool
+    owner_left_s: float | None = None  # littering: the owner is first LEAVE_DISTANCE_M away (or gone)
 
 
 @dataclass(frozen=True)
@@ -91,7 +102,8 @@ def zone_truth(cam: PinholeCamera, zone: Zone) -> ZoneTruth:
     )
 
 
-def _incident(scene: Scene, kind: str, actor: str, start: float, end: float | None, en: np.ndarray) -> IncidentTruth:
+def _incident(scene: Scene, kind: str, actor: str, start: float, end: float | None, en: np.ndarray,
+              owner_left: float | None = None) -> IncidentTruth:
     cam = scene.camera
     lat, lon = enu_to_wgs84(float(en[0]), float(en[1]), cam.lat, cam.lon)
     uv = cam.ground_to_pixel(np.asarray(en, dtype=np.float64)[None, :2])[0]
@@ -109,7 +121,21 @@ def _incident(scene: Scene, kind: str, actor: str, start: float, end: float | No
         zone_of(scene.zones, scene.frame, en),
         pixel,
         in_view,
+        None if owner_left is None else round(owner_left, 3),
     )
+
+
+def owner_left_at(spec: PersonSpec, drop_at: tuple[float, float], t0: float, until: float) -> float:
+    """When `spec` is first more than `LEAVE_DISTANCE_M` from `drop_at` (street along, out) after `t0`, or leaves
+    the scene (`until_s`, the end of the clip)."""
+    end = min(until, spec.until_s) if spec.until_s is not None else until
+    t = t0
+    while t < end:
+        st = state_at(spec.waypoints, t)
+        if st is not None and math.hypot(st.along - drop_at[0], st.out - drop_at[1]) > LEAVE_DISTANCE_M:
+            return t
+        t += _LEAVE_STEP_S
+    return end
 
 
 def _parking(scene: Scene, spec: CarSpec) -> list[IncidentTruth]:
@@ -134,7 +160,9 @@ def incidents(scene: Scene) -> list[IncidentTruth]:
             out += _parking(scene, spec)
         elif isinstance(spec, PersonSpec) and spec.drop is not None and spec.drop.pickup_s is None:
             al, o = drop_position(frame, spec, spec.drop)
-            out.append(_incident(scene, "littering", f"{spec.id}/drop", spec.drop.t, None, frame.to_enu(al, o)))
+            left = owner_left_at(spec, (al, o), spec.drop.t, scene.scenario.duration_s)
+            out.append(_incident(scene, "littering", f"{spec.id}/drop", spec.drop.t, None, frame.to_enu(al, o),
+                                 left))
         elif isinstance(spec, LitterSpec | BulkySpec):
             en = frame.to_enu(spec.along, spec.out)
             out.append(_incident(scene, "exposed_garbage", spec.id, spec.t, spec.until_s, en))

@@ -11,6 +11,20 @@ A pixel that differs from the long-term background but agrees with the short-ter
 Each pixel counts how long it has been static (seconds of capture time); a pixel that has been static for
 `min_static_s` belongs to a region (`gridwatch.edge.scene.regions`).
 
+**Since when.** The short-term background needs a moment to take a new thing in (about `short_term_s *
+ln(contrast / diff_threshold)`: 2-3 s for a dark bag on grey paving), so "static" starts late. When a thing
+arrived is known at once, though: its pixels jump by more than the threshold from one frame to the next (beyond
+the frames' global gain) and then hold the new value. Each foreground pixel counts how long it has held what
+arrived on it, in view (`seen`) and including time under a mask (`held`). On the first static frame after an
+arrival the pixel's age is credited with its `seen` hold, once; from then on it accumulates and decays as
+before. So a thing is established `min_static_s` after it came to rest, not after the short-term background
+caught up, and a pixel that keeps dropping out of "static" gains nothing. `rest_s` (at least the age, at least
+the `held` hold) says when the thing came to rest: a bag set down beside its owner holds its value while the
+owner's box covers it, so its region is born at the drop. A slow drift out of the background (a gain change,
+dusk) is no arrival: it only gains the accumulated static age, as before; nor is what appears where the
+long-term background was never confirmed (a car in the first frame, or in the frame of a relearn, that drives
+off: the ghost test's business).
+
 Failure modes handled here:
 
 - masked boxes (tracked persons and vehicles) never start to count: their pixels are reset unless they already
@@ -18,7 +32,8 @@ Failure modes handled here:
 - a global brightness change is removed first (per-channel median offset between frame and background), and a
   change over more than `relearn_fraction` of the frame at once (street lights, auto exposure) relearns both
   backgrounds instead of reporting regions;
-- shadows are told apart per region (`regions.is_shadow`), where texture can be compared;
+- shadows, arrived or departed, are told apart per region (`regions.is_shadow`, `regions.is_departed_shadow`),
+  where texture can be compared;
 - noise (rain, compression): a grey-level threshold, a 3x3 opening of the static mask, and a minimum region area.
 """
 
@@ -35,6 +50,8 @@ F32 = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
 
 _KERNEL = np.ones((3, 3), np.uint8)
+_NOTHING = np.float32(-1e9)
+"""A hold's value where nothing arrived: stays negative for any realistic run time."""
 
 
 @dataclass(frozen=True)
@@ -54,11 +71,14 @@ class BackgroundParams:
 @dataclass(frozen=True)
 class BackgroundResult:
     """`established`: pixels static for at least `min_static_s`; `age_s`: seconds each pixel has been static;
-    `difference`: grey-level difference to the long-term background (offset-corrected); `relearnt`: the
-    backgrounds were rebuilt on this frame (global change), so nothing is reported."""
+    `rest_s`: seconds each pixel has shown what it shows now (at least `age_s`; for a static pixel, how long ago
+    the thing on it came to rest, masked time included); `difference`: grey-level difference to the long-term
+    background (offset-corrected); `relearnt`: the backgrounds were rebuilt on this frame (global change), so
+    nothing is reported."""
 
     established: Mask
     age_s: F32
+    rest_s: F32
     difference: F32
     relearnt: bool
 
@@ -74,6 +94,14 @@ class DualBackground:
         self._long: F32 | None = None
         self._short: F32 | None = None
         self._age: F32 | None = None
+        self._anchor: F32 | None = None
+        self._prev: F32 | None = None
+        self._held: F32 | None = None
+        self._seen: F32 | None = None
+        self._confirmed: Mask | None = None
+        self._started = 0.0
+        self._nothing: F32 = np.empty((0, 0), np.float32)  # constants of the frame's shape, for `_put`
+        self._zeros: F32 = np.empty((0, 0), np.float32)
         self._ts: float | None = None
 
     @property
@@ -82,7 +110,8 @@ class DualBackground:
 
     def reset(self) -> None:
         """Forget everything: the next frame starts both backgrounds (after a camera shift settled)."""
-        self._long = self._short = self._age = None
+        self._long = self._short = self._age = self._anchor = self._prev = self._held = self._seen = None
+        self._confirmed = None
         self._ts = None
 
     def absorb(self, region: Mask) -> None:
@@ -91,6 +120,11 @@ class DualBackground:
             return
         self._long[region] = self._short[region]
         self._age[region] = 0.0
+        if self._held is not None and self._seen is not None:
+            _put(self._held, self._nothing, region)
+            _put(self._seen, self._nothing, region)
+        if self._confirmed is not None:
+            self._confirmed |= region  # the long-term now holds what is there
 
     def update(self, frame: npt.NDArray[np.uint8], masked: Mask, ts: float) -> BackgroundResult:
         f = frame.astype(np.float32)
@@ -106,26 +140,69 @@ class DualBackground:
         if free.any() and float(fg_long[free].mean()) > p.relearn_fraction:
             return self._start(f, ts)
         diff_short = np.asarray(cv2.absdiff(f, self._short), dtype=np.float32)
+        corrected = f - np.float32(offset)
         static = fg_long & (diff_short <= p.diff_threshold) & free
         static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
+        assert self._confirmed is not None
+        if ts - self._started >= p.min_static_s:  # whatever passed through the first frame has moved on by now
+            self._confirmed |= free & ~fg_long
+        held, seen = self._hold(f, corrected, fg_long, masked, dt)
         age = self._age
         established = age >= p.min_static_s
-        age[static] += dt
-        idle = ~static & free
-        age[idle] = np.maximum(age[idle] - 2.0 * dt, 0.0)
-        age[masked & ~established] = 0.0  # a standing person never starts to count; an occluded bag keeps its age
+        _put(age, np.maximum(age + np.float32(dt), seen), static)
+        _put(seen, self._nothing, static)  # credited once, when the short-term background has caught up
+        _put(age, np.maximum(age - np.float32(2.0 * dt), np.float32(0.0)), ~static & free)
+        # a standing person never starts to count; an occluded bag keeps its age
+        _put(age, self._zeros, masked & ~established)
         self._learn(f, offset, fg_long | masked, dt)
         old = age > p.absorb_after_s
         if old.any():
             self.absorb(old)
-        return BackgroundResult(age >= p.min_static_s, age.copy(), diff_long, False)
+        return BackgroundResult(age >= p.min_static_s, age.copy(), np.maximum(age, held), diff_long, False)
+
+    def _hold(self, frame: F32, corrected: F32, foreground: Mask, masked: Mask, dt: float) -> tuple[F32, F32]:
+        """Advance each pixel's hold of what arrived on it: (`held`, masked time included; `seen`, unmasked time
+        only), negative where nothing is held.
+
+        An arrival is a jump by more than the threshold from one frame to the next, beyond the frames' global
+        gain (a bag set down, a passer-by uncovering it; not auto exposure brightening a white road marking): the
+        pixel then holds the new value (brightness-corrected) until it moves that far from it. A slow drift out
+        of the background (a gain change, dusk) is no arrival, and a background pixel holds nothing, so neither
+        counts; they are left to the accumulated static age. Nor does a pixel whose long-term value was never
+        confirmed (seen unmasked and agreeing, `min_static_s` or more after the backgrounds were (re)built): a
+        first frame or a relearn takes in whatever stood there, the tracker may not mask it yet on the next
+        frames, and a truck that was on the pixel and drove off is no "arrival" of the road."""
+        assert self._anchor is not None and self._prev is not None and self._held is not None
+        assert self._seen is not None
+        thr = self.params.diff_threshold
+        arrived = np.asarray(cv2.absdiff(frame, self._prev * _frame_gain(frame, self._prev, ~masked)),
+                             dtype=np.float32) > thr
+        drifted = np.asarray(cv2.absdiff(corrected, self._anchor), dtype=np.float32) > thr
+        _put(self._anchor, corrected, arrived)
+        np.copyto(self._prev, frame)
+        assert self._confirmed is not None
+        lost = (drifted & ~arrived) | ~foreground | ~self._confirmed
+        began = arrived & foreground & self._confirmed
+        step = np.float32(dt)
+        for hold in (self._held, self._seen):
+            hold += step
+            _put(hold, self._nothing, lost)
+            _put(hold, self._zeros, began)
+        _put(self._seen, np.minimum(self._seen, np.float32(0.0)), masked)
+        return self._held, self._seen
 
     def _start(self, f: F32, ts: float) -> BackgroundResult:
         h, w = f.shape[:2]
         self._long, self._short = f.copy(), f.copy()
         self._age = np.zeros((h, w), np.float32)
+        self._anchor, self._prev = f.copy(), f.copy()
+        self._nothing, self._zeros = np.full((h, w), _NOTHING, np.float32), np.zeros((h, w), np.float32)
+        self._held, self._seen = self._nothing.copy(), self._nothing.copy()
+        self._confirmed = np.zeros((h, w), bool)
+        self._started = ts
         self._ts = ts
-        return BackgroundResult(np.zeros((h, w), bool), self._age.copy(), np.zeros((h, w), np.float32), True)
+        zeros = np.zeros((h, w), np.float32)
+        return BackgroundResult(np.zeros((h, w), bool), self._age.copy(), zeros, zeros.copy(), True)
 
     def _learn(self, f: F32, offset: float, foreground: Mask, dt: float) -> None:
         assert self._long is not None and self._short is not None
@@ -136,6 +213,21 @@ class DualBackground:
         # Follow a global brightness drift in the whole long-term background, objects included, so a slow change
         # (dusk) never piles up into an offset the relearn has to catch.
         self._long += np.float32(min(1.0, a_long * 10.0) * offset)
+
+
+def _put(dst: F32, src: F32, where: Mask) -> None:
+    """dst[where] = src[where], in place. OpenCV's masked copy: numpy's boolean indexing (and `where=`) costs
+    up to a millisecond on a 320x180 frame when the mask is ragged, as masks of noise and edges are."""
+    cv2.copyTo(src, np.ascontiguousarray(where).view(np.uint8), dst)
+
+
+def _frame_gain(f: F32, prev: F32, free: Mask) -> np.float32:
+    """Median ratio of this frame to the previous one over unmasked pixels: a global exposure or light step."""
+    p = prev[::4, ::4]
+    sub = free[::4, ::4] & (p >= 16.0)
+    if not sub.any():
+        return np.float32(1.0)
+    return np.float32(np.median(f[::4, ::4][sub] / p[sub]))
 
 
 def _median_offset(f: F32, background: F32, free: Mask) -> float:

@@ -1,7 +1,8 @@
 """Regions: established static foreground -> measured regions, with ghosts told apart from new objects.
 
 A region is a connected blob of pixels that have been static for `min_static_s` (`background.DualBackground`),
-at least `min_area_px` work pixels large. Each region carries its box, age (s), elongation (long / short side of
+at least `min_area_px` work pixels large. Each region carries its box, age (s: how long ago it came to rest, the
+median over its established pixels of how long each has shown what it shows now), elongation (long / short side of
 its minimum-area rectangle), contrast against the long-term background (0-1) and, on a calibrated camera, its
 area in square metres (`set_region_area`, done by the stage in frame coordinates).
 
@@ -11,6 +12,9 @@ new static object. What tells them apart is where the outline is: a new object b
 region's boundary is sharper in the current frame than in the long-term background; a ghost's outline is the
 departed object's, sharp in the long-term background and gone from the current frame, where the road's texture
 runs straight through. `is_ghost` compares the mean gradient along the boundary in both images.
+
+**Shadows**, arrived (`is_shadow`: the background darkened, texture kept) or departed (`is_departed_shadow`: the
+long-term background held a shadow that has gone, so the ground is the long-term brightened).
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ class Region:
     """cv2.minAreaRect of the region's pixels (centre, size, angle), work pixels."""
     pixels: Mask
     age_s: float
+    """Seconds since the thing came to rest (the median `rest_s` of its established pixels, so at least the
+    stage's `min_static_s`): the region's birth is ts - age_s."""
     elongation: float
     contrast: float
 
 
-def find_regions(established: Mask, age_s: F32, difference: F32, min_area_px: int) -> list[Region]:
-    """The connected blobs of `established` at least `min_area_px` pixels large, measured."""
+def find_regions(established: Mask, rest_s: F32, difference: F32, min_area_px: int) -> list[Region]:
+    """The connected blobs of `established` at least `min_area_px` pixels large, measured (`rest_s`: seconds each
+    pixel has shown what it shows now, `background.BackgroundResult.rest_s`)."""
     closed = cv2.morphologyEx(established.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
     out: list[Region] = []
@@ -58,11 +65,16 @@ def find_regions(established: Mask, age_s: F32, difference: F32, min_area_px: in
             box=(x, y, x + w, y + h),
             rect=((float(cx), float(cy)), (float(rw) + 1.0, float(rh) + 1.0), float(angle)),
             pixels=crop,
-            age_s=float(age_s[y:y + h, x:x + w][crop].max()),
+            age_s=_rest_age(rest_s[y:y + h, x:x + w], crop & established[y:y + h, x:x + w], crop),
             elongation=float(long_side / short_side),
             contrast=float(min(1.0, difference[y:y + h, x:x + w][crop].mean() / 255.0)),
         ))
     return out
+
+
+def _rest_age(rest_s: F32, established: Mask, pixels: Mask) -> float:
+    """Median `rest_s` of the region's established pixels (of all its pixels if closing left none)."""
+    return float(np.median(rest_s[established if established.any() else pixels]))
 
 
 def is_ghost(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
@@ -108,6 +120,21 @@ def is_shadow(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray:
     if float(f.std()) < 1e-3:
         return False
     return float(np.corrcoef(f, b)[0, 1]) >= min_correlation
+
+
+def is_departed_shadow(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
+                       ratio: tuple[float, float], min_texture: float = 4.0) -> bool:
+    """True when the long-term background holds a shadow that has left: the region is the background brightened
+    back (the long-term is the frame darkened by a ratio in `ratio`, texture correlated). A van parked when the
+    camera started leaves its shadow in the long-term background; when it drives off, the lane line it shaded
+    comes back brighter and stands out from the dark road: the ghost test cannot tell it, this can.
+
+    Only for textured regions: a plain light thing on plain darker ground is just as much "the background
+    brightened", and the stage errs towards reporting it."""
+    x1, y1, x2, y2 = region.box
+    if float(frame_gray[y1:y2, x1:x2][region.pixels].std()) < min_texture:
+        return False
+    return is_shadow(region, long_term_gray, frame_gray, ratio)
 
 
 def confidence(region: Region, min_static_s: float, diff_threshold: float) -> float:

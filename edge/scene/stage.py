@@ -33,7 +33,14 @@ from gridwatch.calibration.ground import GroundMapping
 from gridwatch.calibration.shift import ShiftResult
 from gridwatch.edge.config import SceneChangeConfig
 from gridwatch.edge.scene.background import BackgroundParams, DualBackground
-from gridwatch.edge.scene.regions import Region, confidence, find_regions, is_ghost, is_shadow
+from gridwatch.edge.scene.regions import (
+    Region,
+    confidence,
+    find_regions,
+    is_departed_shadow,
+    is_ghost,
+    is_shadow,
+)
 from gridwatch.edge.scene.stabilise import (
     IDENTITY,
     FloatArray,
@@ -61,9 +68,10 @@ KNOWN_OVERLAP = 0.5
 @dataclass(frozen=True)
 class SceneOutput:
     """One frame's result. `regions`: Detections in frame pixels, class `unknown_object`, data fields
-    `region_area_m2` (NaN without a ground mapping), `region_elongation`, `region_contrast`, `region_age_s`,
-    `source` = "scene". `shift_px`: the view's shift against the reference in frame pixels (inf when it could
-    not be matched). `paused`: the shift could not be compensated and the stage skipped this frame.
+    `region_area_m2` (NaN without a ground mapping), `region_elongation`, `region_contrast`, `region_age_s`
+    (seconds since the thing came to rest: this frame's time minus `region_age_s` is its drop), `source` =
+    "scene". `shift_px`: the view's shift against the reference in frame pixels (inf when it could not be
+    matched). `paused`: the shift could not be compensated and the stage skipped this frame.
     `relearnt`: the backgrounds were rebuilt (first frame, global light change, new reference)."""
 
     regions: sv.Detections
@@ -112,7 +120,7 @@ class SceneChangeStage:
         bg = self.background.update(warped, masked, ts)
         if bg.relearnt:
             return SceneOutput(_empty(), shift.median_px * scale, False, True)
-        regions = find_regions(bg.established, bg.age_s, bg.difference, self.config.min_area_px)
+        regions = find_regions(bg.established, bg.rest_s, bg.difference, self.config.min_area_px)
         regions = self._drop_ghosts(regions, warped)
         regions = self._drop_shadows(regions, warped)
         return SceneOutput(self._detections(regions, transform, scale), shift.median_px * scale, False, False)
@@ -167,10 +175,7 @@ class SceneChangeStage:
         kept: list[Region] = []
         for region in regions:
             if is_ghost(region, gray_now, gray_before, self.config.ghost_contrast_ratio):
-                full = np.zeros(gray_now.shape, bool)
-                x1, y1, x2, y2 = region.box
-                full[y1:y2, x1:x2] = region.pixels
-                self.background.absorb(full)
+                self._absorb(region, gray_now.shape)
             else:
                 kept.append(region)
         return kept
@@ -180,7 +185,19 @@ class SceneChangeStage:
         if not regions or long_term is None:
             return regions
         before = np.clip(long_term, 0, 255).astype(np.uint8)
-        return [r for r in regions if not is_shadow(r, warped, before, self.config.shadow_ratio)]
+        kept: list[Region] = []
+        for r in regions:
+            if is_departed_shadow(r, warped, before, self.config.shadow_ratio):
+                self._absorb(r, warped.shape)  # the ground as it is: learnt, as a ghost is
+            elif not is_shadow(r, warped, before, self.config.shadow_ratio):
+                kept.append(r)
+        return kept
+
+    def _absorb(self, region: Region, shape: tuple[int, ...]) -> None:
+        full = np.zeros(shape[:2], bool)
+        x1, y1, x2, y2 = region.box
+        full[y1:y2, x1:x2] = region.pixels
+        self.background.absorb(full)
 
     def _detections(self, regions: list[Region], transform: FloatArray, scale: float) -> sv.Detections:
         if not regions:

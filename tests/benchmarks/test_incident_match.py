@@ -64,3 +64,14 @@ def test_each_truth_matches_one_report_and_each_report_one_truth() -> None:
     res = match_clip(truths, [Reported("exposed_garbage", 12.0, 18.0, 1, 0)], 3.0, 2.5, DWELL)
     # the report started at 12 s: too late for nothing, but it is nearest to the second pile
     assert [m.truth for m in res.matches] == [truths[1]] and res.missed == [truths[0]]
+
+
+def test_a_littering_dwell_counts_from_when_the_owner_left_and_the_start_error_from_the_drop() -> None:
+    # dropped at 6 s, the owner 4 m away at 9.6 s: with a 2 s dwell the rule may fire at 11.6 s, not at 8 s
+    truth = [TruthIncident("littering", 6.0, 0.0, 0.0, dwell_from_s=9.6)]
+    res = match_clip(truth, [Reported("littering", 6.5, 12.0, 0.0, 0.0)], 3.0, 2.5, DWELL)
+    (m,) = res.matches
+    assert m.delay_s == pytest.approx(12.0 - (9.6 + 2.0))
+    assert m.start_error_s == pytest.approx(0.5)
+    s = score([res], ["littering"])["littering"]
+    assert s.start_error_max_s == pytest.approx(0.5) and s.delay_max_s == pytest.approx(0.4)

@@ -9,12 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
+from gridwatch.pipelines.incidents.littering import LitteringRuleConfig
 from gridwatch.synth import CLASSES, build_dataset, generate
 from gridwatch.synth.__main__ import main
+from gridwatch.synth.actors import drop_position
+from gridwatch.synth.paths import state_at
 from gridwatch.synth.random_scene import random_scenario
-from gridwatch.synth.scenario import load_scenario, parse_scenario
+from gridwatch.synth.scenario import PersonSpec, load_scenario, parse_scenario
 from gridwatch.synth.scene import Scene
-from gridwatch.synth.truth import build_truth
+from gridwatch.synth.truth import LEAVE_DISTANCE_M, build_truth
 
 DEMO = Path(__file__).resolve().parents[2] / "synth" / "scenarios" / "demo.yaml"
 
@@ -141,3 +144,20 @@ def test_littering_start_equals_drop_time_across_random_scenes() -> None:
         starts = {i.actor: i.start_s for i in truth.incidents if i.type == "littering"}
         assert starts == pytest.approx(drops, abs=1e-3)
         checked += 1
+
+
+def test_littering_truth_says_when_the_owner_walked_the_leave_distance_away() -> None:
+    assert LitteringRuleConfig().leave_distance_m == LEAVE_DISTANCE_M  # the rule and the truth mean the same
+    sc = load_scenario(Path(__file__).resolve().parents[2] / "synth" / "scenarios" / "suite" / "pos_littering.yaml")
+    (inc,) = [i for i in build_truth(Scene.compile(sc)).incidents if i.type == "littering"]
+    walker = next(a for a in sc.actors if isinstance(a, PersonSpec) and a.drop is not None)
+    assert walker.drop is not None and inc.start_s == walker.drop.t and inc.owner_left_s is not None
+    al, out = drop_position(Scene.compile(sc).frame, walker, walker.drop)
+
+    def away(t: float) -> float:
+        st = state_at(walker.waypoints, t)
+        assert st is not None
+        return float(np.hypot(st.along - al, st.out - out))
+
+    assert away(inc.owner_left_s) > LEAVE_DISTANCE_M >= away(inc.owner_left_s - 0.05)
+    assert inc.start_s < inc.owner_left_s

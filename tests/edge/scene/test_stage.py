@@ -15,6 +15,8 @@ import pytest
 import supervision as sv
 
 from gridwatch.edge.config import SceneChangeConfig
+from gridwatch.edge.scene.background import BackgroundParams, DualBackground
+from gridwatch.edge.scene.regions import Region, is_departed_shadow
 from gridwatch.edge.scene.stage import SceneChangeStage, SceneOutput, merge_regions
 
 W, H, FPS = 320, 180, 2.0
@@ -246,3 +248,75 @@ def test_the_stage_never_mutates_its_inputs() -> None:
         stage.update(image, i / FPS, person)
     assert np.array_equal(image, copy)
     assert np.array_equal(person.xyxy, before[0]) and set(person.data) == {"class_name"}
+
+
+def born(t: float, out: SceneOutput, i: int = 0) -> float:
+    """When the stage says region `i` came to rest: the frame's time minus the region's age."""
+    return t - float(out.regions.data["region_age_s"][i])
+
+
+def test_a_dropped_thing_is_a_region_min_static_s_after_it_came_to_rest_and_born_at_the_drop() -> None:
+    # A dark bag on mid-grey ground: the short-term background needs ~2.4 s to take it in (1.5 s * ln(100/20)),
+    # which must not add to min_static_s, and the region must say it came to rest at the drop, not then.
+    results = run(lambda t: with_patch(BG, OBJ, 30) if t >= 5 else BG, 12)
+    first, out = next((t, o) for t, o in results if len(o.regions))
+    assert first <= 5 + 3.0 + 1 / FPS, f"region first seen at {first}s"
+    assert abs(born(first, out) - 5.0) <= 1 / FPS, f"born at {born(first, out)}s, dropped at 5.0s"
+
+
+def test_a_thing_set_down_beside_its_owner_is_born_at_the_drop_and_found_min_static_s_after_they_leave() -> None:
+    # The owner arrives at 3.5 s (the ground there seen for min_static_s since the camera started); their box
+    # (masked) covers the bag from the drop at 5 s until they walk off at 12 s. The bag's own pixels were never
+    # hidden, so the stage knows it has lain there since 5 s (the rules' started_at), and it is established
+    # min_static_s after the owner's box has left it.
+    owner_px, owner_box = (158, 30, 182, 96), (145, 30, 188, 128, "person")
+
+    def frame(t: float) -> Image:
+        img = with_patch(BG, owner_px, 220) if 3.5 <= t < 12 else BG
+        return with_patch(img, OBJ, 30) if t >= 5 else img
+
+    results = run(frame, 20, tracks_at=lambda t: tracks(owner_box) if 4 <= t < 12.5 else None)
+    first, out = next((t, o) for t, o in results if len(o.regions))
+    assert 12.5 + 3.0 - 1 / FPS <= first <= 12.5 + 3.0 + 1 / FPS, f"region first seen at {first}s"
+    assert len(out.regions) == 1
+    assert abs(born(first, out) - 5.0) <= 1 / FPS, f"born at {born(first, out)}s, dropped at 5.0s"
+
+
+def test_an_exposure_step_does_not_restart_when_a_bright_thing_came_to_rest() -> None:
+    # A white bag arrives at 5 s; at 7 s auto exposure brightens the view by 15 %: the bag jumps by more than the
+    # threshold (clipped at 255) while the median pixel moves less. A global step, not a new arrival: the bag
+    # still came to rest at 5 s.
+    bg = DualBackground(BackgroundParams())
+    gray = cv2.cvtColor(BG, cv2.COLOR_BGR2GRAY)
+    none = np.zeros(gray.shape, bool)
+    out = None
+    for i in range(int(10 * FPS)):
+        t = i / FPS
+        img = with_patch(gray, OBJ, 230) if t >= 5 else gray
+        img = np.clip(img.astype(np.float32) * (1.15 if t >= 7 else 1.0), 0, 255).astype(np.uint8)
+        out = bg.update(img, none, t)
+    assert out is not None and not out.relearnt
+    x1, y1, x2, y2 = OBJ
+    rest = float(np.median(out.rest_s[y1 + 2:y2 - 2, x1 + 2:x2 - 2]))
+    assert rest == pytest.approx(9.5 - 5.0, abs=1 / FPS), f"came to rest {9.5 - rest}s, arrived at 5.0s"
+
+
+def region_at(box: tuple[int, int, int, int]) -> Region:
+    x1, y1, x2, y2 = box
+    return Region(box, ((0.0, 0.0), (1.0, 1.0), 0.0), np.ones((y2 - y1, x2 - x1), bool), 3.0, 1.0, 0.3)
+
+
+def test_a_departed_shadow_is_told_from_a_bright_new_thing() -> None:
+    # The long-term background held a van's shadow over textured ground; the ground is back, brighter: that is
+    # the view. A plain light thing on plain darker ground is "the background brightened" too, but may be an
+    # object (the stage reports it); a dark thing is no departed shadow at all.
+    gray = cv2.cvtColor(BG, cv2.COLOR_BGR2GRAY)
+    region, ratio = region_at(OBJ), (0.45, 0.92)
+    shaded = (gray.astype(np.float32) * 0.6).astype(np.uint8)
+    assert is_departed_shadow(region, gray, shaded, ratio)
+    plain_ground = np.full_like(gray, 100)
+    light_thing = plain_ground.copy()
+    x1, y1, x2, y2 = OBJ
+    light_thing[y1:y2, x1:x2] = 160
+    assert not is_departed_shadow(region, light_thing, plain_ground, ratio)
+    assert not is_departed_shadow(region, shaded, gray, ratio)  # darker now: an arrived shadow or a dark thing
