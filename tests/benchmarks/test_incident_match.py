@@ -64,3 +64,13 @@ def test_each_truth_matches_one_report_and_each_report_one_truth() -> None:
     res = match_clip(truths, [Reported("exposed_garbage", 12.0, 18.0, 1, 0)], 3.0, 2.5, DWELL)
     # the report started at 12 s: too late for nothing, but it is nearest to the second pile
     assert [m.truth for m in res.matches] == [truths[1]] and res.missed == [truths[0]]
+
+
+def test_a_truth_with_its_own_radius_matches_a_report_farther_than_the_clip_radius() -> None:
+    """A long wire's report box centre can sit far from the truth's centre: its own radius decides."""
+    wire = TruthIncident("fallen_wire", 5.0, 100.0, 100.0, radius=130.0)
+    bag = TruthIncident("littering", 5.0, 400.0, 100.0)
+    res = match_clip([wire, bag], [Reported("fallen_wire", 6.0, 9.0, 200.0, 150.0),
+                                   Reported("littering", 6.0, 9.0, 480.0, 100.0)], 40.0, 2.5, DWELL)
+    assert [m.truth.type for m in res.matches] == ["fallen_wire"]
+    assert [t.type for t in res.missed] == ["littering"] and len(res.false_positives) == 1
