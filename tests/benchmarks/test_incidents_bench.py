@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import incidents  # noqa: E402
+import incidents
 
 
 def test_missing_shared_data_reports_the_composite_family_as_not_run(
