@@ -109,3 +109,11 @@ def test_the_object_is_pasted_where_the_truth_says_and_nowhere_else(shared_data:
             assert inside < 1.5, f"frame {i}: something pasted before the truth's start"
         else:
             assert inside > 25, f"frame {i}: the pile is not inside its truth box"
+
+
+def test_the_cli_fails_cleanly_without_the_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """(Rendering itself is the e2e composite test's generate_composite; a family scenario is 15-22 s of video.)"""
+    from gridwatch.synth.__main__ import main
+
+    assert main(["composite", "9", "--out", str(tmp_path / "nope"), "--shared", str(tmp_path)]) == 2
+    assert "not found; set GRIDWATCH_SHARED" in capsys.readouterr().err
