@@ -1,13 +1,13 @@
 """Matching reported incidents to ground truth, and per-type precision, recall and delay (pure; no I/O).
 
-A reported incident matches a truth incident of the same type when it is near (within `radius`, in metres on a
-calibrated camera or pixels between box centres) and did not start before the truth's start minus `tolerance_s`
-(a report about something that was not there yet is not that thing). Each truth matches at most one report and
-each report at most one truth (greedy, nearest first); an unmatched report is a false positive, so a duplicate
-report of one thing costs precision. Delay is the report time minus (the moment the dwell starts + the rule's
-dwell): how late the rule is after the moment it was allowed to fire. The dwell starts at the truth's start,
-except where the truth says otherwise (`dwell_from_s`: littering's dwell counts from when the owner walked away,
-while its start is the drop). Start error is the report's started_at minus the truth's start.
+A reported incident matches a truth incident of the same type when it is near (within `radius`, or the truth's own
+`radius` when it has one, in metres on a calibrated camera or pixels between box centres) and did not start before
+the truth's start minus `tolerance_s` (a report about something that was not there yet is not that thing). Each
+truth matches at most one report and each report at most one truth (greedy, nearest first); an unmatched report is a
+false positive, so a duplicate report of one thing costs precision. Delay is the report time minus (the moment the
+dwell starts + the rule's dwell): how late the rule is after the moment it was allowed to fire. The dwell starts at
+the truth's start, except where the truth says otherwise (`dwell_from_s`: littering's dwell counts from when the
+owner walked away, while its start is the drop). Start error is the report's started_at minus the truth's start.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class TruthIncident:
     y: float  # metres (north) or pixels
     clip: str = ""
     dwell_from_s: float | None = None  # when the dwell starts, if not at start_s
+    radius: float | None = None  # this truth's own matching radius (a long wire's centre moves more); None = the clip's
 
     @property
     def dwell_start_s(self) -> float:
@@ -68,7 +69,8 @@ def match_clip(truths: Sequence[TruthIncident], reports: Sequence[Reported], rad
     for ti, t in enumerate(truths):
         for ri, r in enumerate(reports):
             d = math.hypot(r.x - t.x, r.y - t.y)
-            if r.type == t.type and d <= radius and r.started_s >= t.start_s - tolerance_s:
+            near = d <= (radius if t.radius is None else t.radius)
+            if r.type == t.type and near and r.started_s >= t.start_s - tolerance_s:
                 pairs.append((d, ti, ri))
     used_t: set[int] = set()
     used_r: set[int] = set()

@@ -1,8 +1,10 @@
 """Incident accuracy and cost: the synthetic suite, the real clips and the scene-change stage's cost, at 2 fps.
 
-    python benchmarks/incidents.py --json out/incidents.json [--demo-model] [--only NAME ...] [--cache DIR]
+    python benchmarks/incidents.py --json out/incidents.json [--suite-size N] [--composite-size M] [--demo-model]
+                                   [--only NAME ...] [--cache DIR]
 
-1. **Synthetic suite** (synth/scenarios/suite/*.yaml, rendered once into `--cache`): every scenario is analysed
+1. **Synthetic suite** (synth/scenarios/suite/*.yaml plus `--suite-size` seeded variants of them,
+   synth/suite_family.py; rendered once into `--cache`): every scenario is analysed
    by `analyze_clip` at 2 analysis fps with every incident type on, the detector being the scenario's own labels
    with `litter` hidden (benchmarks/synth_labels.py), so dropped and piled things come only from the
    scene-change stage. Reports are matched to truth.json (benchmarks/incident_match.py: same type, within
@@ -11,14 +13,20 @@
    dwell (`owner_left_s` in truth.json: the dwell is the time the object lies unattended). `--demo-model`
    repeats the suite with the shipped demo ONNX model (litter filtered out by class_filter); its numbers are
    printed and stored but are not goals.
-2. **Real clips** (../shared/data/real, YOLOX-Nano, only zones and `dwell_s` set, 2 analysis fps): ABODA's bag
+2. **Composite family** (synth/composite_family.py: `--composite-size` scenarios of synthetic bags, boxes, piles
+   and wires pasted onto real empty footage from ../shared/data/real, synth/composite.py): analysed like the real
+   clips (YOLOX-Nano, uncalibrated, every type but street_vendor over the whole frame with the suite's dwells) and
+   matched in frame pixels (each truth's own radius: max(40 px, half its box diagonal)). Its goals are its own,
+   with the same targets; without the shared data they are reported as not run (never met).
+3. **Real clips** (../shared/data/real, YOLOX-Nano, only zones and `dwell_s` set, 2 analysis fps): ABODA's bag
    as littering within 10 s after the owner leaves (19.5 s) and within 40 px of the annotated bag; Arlington's
    kerb cars as illegal parking and nothing else (littering, exposed garbage on); the negative clips report
    nothing (illegal parking, littering, exposed garbage over the whole frame).
-3. **Stage cost**: `SceneChangeStage.update` vs `OnnxDetector.detect` on the same 640x360 real frames, one
+4. **Stage cost**: `SceneChangeStage.update` vs `OnnxDetector.detect` on the same 640x360 real frames, one
    thread each (benchmarks/scene_change.py's functions).
 
-Writes `{"goals": [{"name", "value", "target", "unit", "met"}], "synthetic": ..., "real": ..., "cost": ...}`.
+Writes `{"goals": [{"name", "value", "target", "unit", "met"}], "synthetic": ..., "composite": ..., "real": ...,
+"cost": ...}`.
 Goals that are not met are reported with their number; nothing here is tuned to pass.
 """
 
@@ -58,9 +66,12 @@ from gridwatch.edge.config import SiteConfig, parse_site_config  # noqa: E402
 from gridwatch.models.base import Detector  # noqa: E402
 from gridwatch.models.onnx_backend import OnnxDetector  # noqa: E402
 from gridwatch.pipelines.lifecycle import box_iou  # noqa: E402
+from gridwatch.synth.composite import CompositeScenario, generate_composite  # noqa: E402
+from gridwatch.synth.composite_family import composite_suite  # noqa: E402
 from gridwatch.synth.generate import generate  # noqa: E402
-from gridwatch.synth.scenario import load_scenario  # noqa: E402
+from gridwatch.synth.scenario import Scenario, load_scenario  # noqa: E402
 from gridwatch.synth.scene import Scene  # noqa: E402
+from gridwatch.synth.suite_family import suite_variants  # noqa: E402
 from gridwatch.synth.truth import build_truth  # noqa: E402
 from gridwatch.wire.events import IncidentEvent  # noqa: E402
 
@@ -76,6 +87,8 @@ TYPES = ("illegal_parking", "littering", "exposed_garbage", "street_vendor", "fa
 SYNTH_DWELL_S = {"illegal_parking": 5.0, "littering": 2.0, "exposed_garbage": 5.0, "street_vendor": 5.0,
                  "fallen_wire": 3.0}
 SYNTH_RADIUS_M = 3.0
+COMPOSITE_TYPES = ("littering", "exposed_garbage", "fallen_wire")  # the types composite scenarios stage
+SUITE_SEED = COMPOSITE_SEED = 2026
 START_TOLERANCE_S = 2.5
 PRECISION_TARGET = RECALL_TARGET = 0.95
 DELAY_TARGET_S = 2.0
@@ -107,10 +120,9 @@ def offset(when: datetime) -> float:
 
 
 # --- synthetic suite ------------------------------------------------------------------------------------------
-def render(scenario: Path, cache: Path) -> Path:
-    """Render `scenario` into cache/<name>/ unless the same scenario is already there; returns that dir."""
-    sc = load_scenario(scenario)
-    out = cache / scenario.stem
+def render(sc: Scenario, cache: Path) -> Path:
+    """Render `sc` into cache/<name>/ unless the same scenario is already there; returns that dir."""
+    out = cache / sc.name
     stamp = out / "scenario.json"
     if not (stamp.exists() and stamp.read_text() == sc.model_dump_json(indent=2) + "\n" and (out / "truth.json")
             .exists()):
@@ -174,33 +186,97 @@ def score_rows(scores: dict[str, TypeScore]) -> list[dict[str, Any]]:
              "start_error_max_s": r(s.start_error_max_s)} for s in scores.values()]
 
 
-def synth_goals(scores: dict[str, TypeScore]) -> list[Goal]:
+def synth_goals(scores: dict[str, TypeScore], family: str = "synthetic",
+                types: tuple[str, ...] = TYPES) -> list[Goal]:
     out: list[Goal] = []
     for s in scores.values():
+        if s.type not in types:
+            continue
         p, rc, d = s.precision, s.recall, s.delay_max_s
-        out.append(goal(f"synthetic_{s.type}_precision", p, PRECISION_TARGET, "fraction",
+        out.append(goal(f"{family}_{s.type}_precision", p, PRECISION_TARGET, "fraction",
                         p is not None and p >= PRECISION_TARGET))
-        out.append(goal(f"synthetic_{s.type}_recall", rc, RECALL_TARGET, "fraction",
+        out.append(goal(f"{family}_{s.type}_recall", rc, RECALL_TARGET, "fraction",
                         rc is not None and rc >= RECALL_TARGET))
-        out.append(goal(f"synthetic_{s.type}_delay_max", d, DELAY_TARGET_S, "s after truth start + dwell",
+        out.append(goal(f"{family}_{s.type}_delay_max", d, DELAY_TARGET_S, "s after truth start + dwell",
                         d is not None and d <= DELAY_TARGET_S))
     return out
 
 
-def run_suite(scenarios: list[Path], cache: Path, make_detector: Callable[[Path], Detector],
+def not_run_goals(family: str, types: tuple[str, ...], why: str) -> list[Goal]:
+    """The family's goals when it could not run: no value, never met, the reason in the unit."""
+    return [goal(f"{family}_{t}_{m}", None, target, f"NOT RUN: {why}", False) for t in types
+            for m, target in (("precision", PRECISION_TARGET), ("recall", RECALL_TARGET),
+                              ("delay_max", DELAY_TARGET_S))]
+
+
+def run_suite(scenarios: list[Scenario], cache: Path, make_detector: Callable[[Path], Detector],
               advance: Callable[[str], None]) -> tuple[dict[str, TypeScore], list[dict[str, Any]]]:
     results: list[ClipResult] = []
     per_clip: list[dict[str, Any]] = []
     for sc in scenarios:
-        advance(f"render {sc.stem}")
+        advance(f"render {sc.name}")
         clip_dir = render(sc, cache / "clips")
-        advance(f"analyse {sc.stem}")
-        res, raw = synth_clip(clip_dir, make_detector(clip_dir), cache / "runs" / sc.stem)
+        advance(f"analyse {sc.name}")
+        res, raw = synth_clip(clip_dir, make_detector(clip_dir), cache / "runs" / sc.name)
         results.append(res)
-        per_clip.append({"scenario": sc.stem, "reported": raw,
+        per_clip.append({"scenario": sc.name, "reported": raw,
                          "matched": [{"type": m.truth.type, "distance_m": round(m.distance, 2),
                                       "delay_s": round(m.delay_s, 2), "start_error_s": round(m.start_error_s, 2)}
                                      for m in res.matches],
+                         "missed": [asdict(t) for t in res.missed],
+                         "false_positives": [asdict(r) for r in res.false_positives]})
+    return score(results, TYPES), per_clip
+
+
+# --- composite family (synthetic objects on real footage) ------------------------------------------------------
+def render_composite(sc: CompositeScenario, shared: Path, cache: Path) -> Path:
+    out = cache / sc.name
+    stamp = out / "scenario.json"
+    if not (stamp.exists() and stamp.read_text() == sc.model_dump_json(indent=2) + "\n" and (out / "truth.json")
+            .exists()):
+        generate_composite(sc, shared, out)
+    return out
+
+
+def composite_config(shared: Path, clip: Path) -> SiteConfig:
+    """YOLOX-Nano on the composite clip, uncalibrated, over the whole frame with the suite's dwells: every type
+    but street_vendor, whose default classes (stall, cart) YOLOX-Nano does not have (the config refuses it)."""
+    cam: dict[str, Any] = {"id": "c", "analysis_fps": ANALYSIS_FPS, "source": {"type": "file", "path": str(clip)},
+                           "incidents": {t: {"dwell_s": d} for t, d in SYNTH_DWELL_S.items()
+                                         if t != "street_vendor"}}
+    return parse_site_config({
+        "site_id": "s", "gateway_id": "g", "cameras": [cam],
+        "detector": {"type": "onnx", "model": str(shared / "models" / "yolox_nano.onnx"),
+                     "manifest": str(YOLOX_MANIFEST), "conf": 0.3},
+    }, clip.name)
+
+
+def composite_clip(clip_dir: Path, shared: Path, detector: Detector, work: Path,
+                   ) -> tuple[ClipResult, list[dict[str, Any]]]:
+    truth = json.loads((clip_dir / "truth.json").read_text())
+    events = run_real(composite_config(shared, clip_dir / "video.mp4"), work, detector)
+    name = clip_dir.name
+    truths = [TruthIncident(i["type"], i["start_s"], i["pixel"][0], i["pixel"][1], name, i["radius_px"])
+              for i in truth["incidents"]]
+    reports = [Reported(e.type, offset(e.started_at), offset(e.observed_at), (e.box.x1 + e.box.x2) / 2,
+                        (e.box.y1 + e.box.y2) / 2, name) for e in events]
+    return match_clip(truths, reports, 0.0, START_TOLERANCE_S, SYNTH_DWELL_S), describe(events)
+
+
+def run_composite(scenarios: list[CompositeScenario], shared: Path, cache: Path, advance: Callable[[str], None],
+                  ) -> tuple[dict[str, TypeScore], list[dict[str, Any]]]:
+    yolox = OnnxDetector.from_path(shared / "models" / "yolox_nano.onnx", YOLOX_MANIFEST, conf_threshold=0.3)
+    results: list[ClipResult] = []
+    per_clip: list[dict[str, Any]] = []
+    for sc in scenarios:
+        advance(f"render {sc.name}")
+        clip_dir = render_composite(sc, shared, cache / "composite")
+        advance(f"analyse {sc.name}")
+        res, raw = composite_clip(clip_dir, shared, yolox, cache / "composite-runs" / sc.name)
+        results.append(res)
+        per_clip.append({"scenario": sc.name, "background": sc.background, "reported": raw,
+                         "matched": [{"type": m.truth.type, "distance_px": round(m.distance, 1),
+                                      "delay_s": round(m.delay_s, 2)} for m in res.matches],
                          "missed": [asdict(t) for t in res.missed],
                          "false_positives": [asdict(r) for r in res.false_positives]})
     return score(results, TYPES), per_clip
@@ -341,13 +417,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="rendered clips (reused while the scenario is unchanged) and analysis outputs")
     parser.add_argument("--only", nargs="*", help="scenario names (file stems) to run; default: the whole suite")
     parser.add_argument("--demo-model", action="store_true", help="also run the suite with the demo ONNX model")
-    parser.add_argument("--skip-real", action="store_true", help="synthetic suite only (no shared data)")
+    parser.add_argument("--skip-real", action="store_true",
+                        help="synthetic suite only: no real clips, no stage cost, composite family not run")
+    parser.add_argument("--skip-synthetic", action="store_true", help="no synthetic suite (composite, real only)")
+    parser.add_argument("--suite-size", type=int, default=40,
+                        help="seeded variants added to the fixed synthetic suite (synth/suite_family.py)")
+    parser.add_argument("--composite-size", type=int, default=30,
+                        help="composite scenarios on real footage (synth/composite_family.py); 0 = not run")
     args = parser.parse_args(argv)
     console = Console(width=max(120, Console().width))
-    scenarios = sorted(p for p in SUITE.glob("*.yaml") if not args.only or p.stem in args.only)
+    templates = {p.stem: load_scenario(p) for p in sorted(SUITE.glob("*.yaml"))}
+    scenarios = list(templates.values()) + suite_variants(templates, args.suite_size, SUITE_SEED)
+    composites = composite_suite(args.composite_size, COMPOSITE_SEED)
+    if args.skip_synthetic:
+        scenarios = []
+    if args.only:
+        scenarios = [s for s in scenarios if s.name in args.only]
+        composites = [c for c in composites if c.name in args.only]
     shared = shared_real_dir()
-    real = not args.skip_real and (shared / "events.json").exists()
-    steps = 2 * len(scenarios) * (2 if args.demo_model else 1) + (
+    have_shared = (shared / "events.json").exists() and (shared / "models" / "yolox_nano.onnx").exists()
+    real = not args.skip_real and have_shared
+    composite_why = ("--skip-real given" if args.skip_real else f"shared data not found at {shared}"
+                     if not have_shared else "--composite-size 0" if not composites else "")
+    steps = 2 * len(scenarios) * (2 if args.demo_model else 1) + (2 * len(composites) if not composite_why else 0) + (
         (2 + len(NEGATIVES)) + len(list((shared / "videos").iterdir())) if real else 0)
     started_at = time.monotonic()
     result: dict[str, Any] = {"analysis_fps": ANALYSIS_FPS, "synthetic_dwell_s": SYNTH_DWELL_S,
@@ -364,8 +456,12 @@ def main(argv: list[str] | None = None) -> int:
         stride = 5  # every scenario is 10 fps; 2 analysis fps keeps every 5th frame
         scores, per_clip = run_suite(scenarios, args.cache, lambda d: StridedLabelDetector(d / "labels", stride),
                                      advance)
-        goals += synth_goals(scores)
-        result["synthetic"] = {"detector": "labels without litter", "types": score_rows(scores), "clips": per_clip}
+        if scenarios:
+            goals += synth_goals(scores)
+            result["synthetic"] = {"detector": "labels without litter", "scenarios": len(scenarios),
+                                   "types": score_rows(scores), "clips": per_clip}
+        else:
+            result["synthetic"] = {"run": False, "why": "--skip-synthetic (or --only matched none)"}
         demo_scores: dict[str, TypeScore] | None = None
         if args.demo_model:
             def demo(_: Path) -> Detector:
@@ -374,12 +470,30 @@ def main(argv: list[str] | None = None) -> int:
             demo_scores, demo_clips = run_suite(scenarios, args.cache, demo, advance)
             result["synthetic_demo_model"] = {"detector": "demo ONNX model, litter filtered out",
                                               "types": score_rows(demo_scores), "clips": demo_clips}
+        comp_scores: dict[str, TypeScore] | None = None
+        if composite_why:
+            goals += not_run_goals("composite", COMPOSITE_TYPES, composite_why)
+            result["composite"] = {"run": False, "why": composite_why}
+        else:
+            comp_scores, comp_clips = run_composite(composites, shared, args.cache, advance)
+            goals += synth_goals(comp_scores, "composite", COMPOSITE_TYPES)
+            result["composite"] = {"run": True, "detector": "YOLOX-Nano (real) + scene-change regions",
+                                   "scenarios": len(composites), "types": score_rows(comp_scores),
+                                   "clips": comp_clips}
         if real:
             real_goals, result["real"] = run_real_clips(shared, args.cache, advance)
             goals += real_goals
             cost_goal, result["cost"] = run_cost(shared, advance)
             goals.append(cost_goal)
-    print_scores(console, "synthetic suite (labels, litter hidden), 2 analysis fps", scores)
+    n_pos = sum(len(c["matched"]) + len(c["missed"]) for c in per_clip)
+    if scenarios:
+        print_scores(console, f"synthetic suite ({len(scenarios)} scenarios, {n_pos} truth incidents; labels, "
+                              "litter hidden), 2 analysis fps", scores)
+    if comp_scores is not None:
+        print_scores(console, f"composite family ({len(composites)} scenarios on real footage; YOLOX-Nano), "
+                              "2 analysis fps", comp_scores)
+    else:
+        console.print(f"[red]composite family NOT RUN: {composite_why}[/red]")
     if demo_scores is not None:
         print_scores(console, "synthetic suite (demo ONNX model, litter filtered), 2 analysis fps", demo_scores)
     if "cost" in result:

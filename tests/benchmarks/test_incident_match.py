@@ -75,3 +75,13 @@ def test_a_littering_dwell_counts_from_when_the_owner_left_and_the_start_error_f
     assert m.start_error_s == pytest.approx(0.5)
     s = score([res], ["littering"])["littering"]
     assert s.start_error_max_s == pytest.approx(0.5) and s.delay_max_s == pytest.approx(0.4)
+
+
+def test_a_truth_with_its_own_radius_matches_a_report_farther_than_the_clip_radius() -> None:
+    """A long wire's report box centre can sit far from the truth's centre: its own radius decides."""
+    wire = TruthIncident("fallen_wire", 5.0, 100.0, 100.0, radius=130.0)
+    bag = TruthIncident("littering", 5.0, 400.0, 100.0)
+    res = match_clip([wire, bag], [Reported("fallen_wire", 6.0, 9.0, 200.0, 150.0),
+                                   Reported("littering", 6.0, 9.0, 480.0, 100.0)], 40.0, 2.5, DWELL)
+    assert [m.truth.type for m in res.matches] == ["fallen_wire"]
+    assert [t.type for t in res.missed] == ["littering"] and len(res.false_positives) == 1
