@@ -281,6 +281,22 @@ class SceneChangeConfig(_Model):
         description="After a pause, the view must stay steady this long before it becomes the new reference and "
         "the backgrounds are relearnt (a camera moved for good recovers).",
     )
+    flicker_window_s: float = Field(
+        15.0, gt=0, le=3600,
+        description="Memory (s) of the per-pixel count of abrupt changes between analysed frames. A pixel that "
+        "keeps changing (burnt-in clock, swaying tree, blinking light) is unstable: never static foreground.",
+    )
+    flicker_changes: float = Field(
+        2.5, ge=1, le=1000,
+        description="Decayed count of changes that makes a pixel unstable (2.5: about 3 changes within half the "
+        "memory; a passing untracked thing makes 2, in and out). Lower hides more flicker but also places where untracked things pass often. It is free "
+        "again once the count falls below half this: at most flicker_window_s x 1.4 after its last change.",
+    )
+    max_unstable_share: float = Field(
+        0.5, gt=0, le=1,
+        description="A region whose pixels are at least this share unstable is dropped (the digits of a clock "
+        "joined by the region's closing).",
+    )
     stabilise: bool = Field(True, description="Register frames to the reference view; off for rock-solid mounts.")
 
 

@@ -44,6 +44,7 @@ from gridwatch.edge.scene.stabilise import (
     scale_registration,
     warp_to_reference,
 )
+from gridwatch.edge.scene.unstable import unstable_share
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ class SceneChangeStage:
         self.background = DualBackground(BackgroundParams(
             min_static_s=config.min_static_s, short_term_s=config.short_term_s, long_term_s=config.long_term_s,
             diff_threshold=config.diff_threshold, relearn_fraction=config.relearn_fraction,
-            absorb_after_s=config.absorb_after_s))
+            absorb_after_s=config.absorb_after_s, flicker_window_s=config.flicker_window_s,
+            flicker_changes=config.flicker_changes))
         self._mask_classes = frozenset(config.mask_classes)
         self._paused_since: float | None = None
         self._warned = False
@@ -113,6 +115,8 @@ class SceneChangeStage:
         if bg.relearnt:
             return SceneOutput(_empty(), shift.median_px * scale, False, True)
         regions = find_regions(bg.established, bg.age_s, bg.difference, self.config.min_area_px)
+        regions = [r for r in regions
+                   if unstable_share(r.pixels, r.box, bg.unstable) < self.config.max_unstable_share]
         regions = self._drop_ghosts(regions, warped)
         regions = self._drop_shadows(regions, warped)
         return SceneOutput(self._detections(regions, transform, scale), shift.median_px * scale, False, False)
