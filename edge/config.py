@@ -113,6 +113,27 @@ class ZoneConfig(_Model):
         return self
 
 
+class IgnoreMaskConfig(_Model):
+    """A part of the view where nothing is reported: no detection whose footprint lies inside, and no
+    scene-change foreground (a burnt-in clock or logo, a flag, a tree, a screen)."""
+
+    name: Ident
+    points: list[tuple[float, float]] = Field(
+        min_length=3, description="Polygon in pixels of the analysed frame: [[x, y], ...]."
+    )
+
+    @model_validator(mode="after")
+    def _a_real_polygon(self) -> IgnoreMaskConfig:
+        if any(x < 0 or y < 0 for x, y in self.points):
+            raise ValueError(f"points: ignore mask {self.name!r} has a negative coordinate; pixels start at 0")
+        xs, ys = [p[0] for p in self.points], [p[1] for p in self.points]
+        area = 0.5 * abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs))))
+        if area < 1.0:
+            raise ValueError(f"points: ignore mask {self.name!r} encloses no area; give at least 3 points that "
+                             "are not on one line")
+        return self
+
+
 # The incident rules: one optional section per registered incident type (gridwatch.pipelines.registry). Each
 # type's module owns its config model and defaults; this tree is derived from the registry.
 class IncidentsBase(_Model):
@@ -289,8 +310,9 @@ class SceneChangeConfig(_Model):
     flicker_changes: float = Field(
         2.5, ge=1, le=1000,
         description="Decayed count of changes that makes a pixel unstable (2.5: about 3 changes within half the "
-        "memory; a passing untracked thing makes 2, in and out). Lower hides more flicker but also places where untracked things pass often. It is free "
-        "again once the count falls below half this: at most flicker_window_s x 1.4 after its last change.",
+        "memory; a passing untracked thing makes 2, in and out). Lower hides more flicker but also places "
+        "where untracked things pass often. A pixel is free again once the count falls below half this: at "
+        "most flicker_window_s x 1.4 after its last change.",
     )
     max_unstable_share: float = Field(
         0.5, gt=0, le=1,
@@ -306,6 +328,10 @@ class CameraConfig(_Model):
     analysis_fps: float = Field(5.0, gt=0, le=60, description="Frames per second analysed (the rest skipped).")
     calibration: CalibrationConfig | None = Field(None, description="Pixel -> ground mapping; none = no location.")
     zones: list[ZoneConfig] = Field(default_factory=list)
+    ignore: list[IgnoreMaskConfig] = Field(
+        default_factory=list,
+        description="Polygons (pixels) where nothing is reported: no detections, no scene-change foreground.",
+    )
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     scene_change: SceneChangeConfig = Field(default_factory=SceneChangeConfig)
@@ -359,7 +385,8 @@ class SiteConfig(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SiteConfig:
-        for check in (verify_unique_camera_ids, verify_rule_zones_exist, verify_ground_zones_calibrated):
+        for check in (verify_unique_camera_ids, verify_rule_zones_exist, verify_ground_zones_calibrated,
+                      verify_unique_ignore_names):
             check(self)
         return self
 
@@ -389,6 +416,16 @@ def verify_rule_zones_exist(cfg: SiteConfig) -> None:
                         f"cameras.{i}.incidents.{incident.name}.zones: zone {zone!r} is not defined; "
                         f"add it under cameras.{i}.zones or use one of {sorted(names)}"
                     )
+
+
+def verify_unique_ignore_names(cfg: SiteConfig) -> None:
+    for i, cam in enumerate(cfg.cameras):
+        seen: set[str] = set()
+        for j, mask in enumerate(cam.ignore):
+            if mask.name in seen:
+                raise ValueError(f"cameras.{i}.ignore.{j}.name: {mask.name!r} is used twice on camera {cam.id!r}; "
+                                 "give each ignore mask its own name")
+            seen.add(mask.name)
 
 
 def verify_ground_zones_calibrated(cfg: SiteConfig) -> None:

@@ -60,7 +60,7 @@ def apply_effects(img: Image, effects: EffectsSpec, t: float, seed: int, index: 
 
 def osd_text(clock: OsdClockSpec, t: float) -> str:
     """The clock's text at `t`: date and HH:MM:SS, whole seconds (wraps at midnight)."""
-    s = int(math.floor(clock.start_s + t)) % 86400
+    s = math.floor(clock.start_s + t) % 86400
     return f"{clock.date} {s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
@@ -106,7 +106,7 @@ def _sway(region: Image, patch: FlickerPatchSpec, t: float, seed: list[int]) -> 
     """Foliage: a fixed leafy texture in an elliptical crown, shifted sideways by a sine of the period (with a
     second, faster gust), over whatever the crown uncovers."""
     h, w = region.shape[:2]
-    pad = int(math.ceil(patch.amplitude_px)) + 2
+    pad = math.ceil(patch.amplitude_px) + 2
     rng = np.random.default_rng(seed)
     leaves = cv2.GaussianBlur(rng.uniform(0, 1, (h, w + 2 * pad)).astype(np.float32), (0, 0), 1.2)
     leaves = (leaves - leaves.min()) / max(1e-6, float(leaves.max() - leaves.min()))
