@@ -305,7 +305,8 @@ class SceneChangeConfig(_Model):
     flicker_window_s: float = Field(
         15.0, gt=0, le=3600,
         description="Memory (s) of the per-pixel count of abrupt changes between analysed frames. A pixel that "
-        "keeps changing (burnt-in clock, swaying tree, blinking light) is unstable: never static foreground.",
+        "keeps changing (burnt-in clock, swaying tree, blinking light) is unstable; a region made mostly of "
+        "unstable pixels is dropped (max_unstable_share).",
     )
     flicker_changes: float = Field(
         2.5, ge=1, le=1000,
@@ -316,8 +317,8 @@ class SceneChangeConfig(_Model):
     )
     max_unstable_share: float = Field(
         0.5, gt=0, le=1,
-        description="A region whose pixels are at least this share unstable is dropped (the digits of a clock "
-        "joined by the region's closing).",
+        description="A region whose pixels are at least this share unstable (or next to an unstable pixel) is "
+        "dropped: a clock's digits, leaves, a blinking lamp.",
     )
     stabilise: bool = Field(True, description="Register frames to the reference view; off for rock-solid mounts.")
 

@@ -25,8 +25,10 @@ Failure modes handled here:
   backgrounds instead of reporting regions;
 - shadows are told apart per region (`regions.is_shadow`), where texture can be compared;
 - noise (rain, compression): a grey-level threshold, a 3x3 opening of the static mask, and a minimum region area;
-- pixels that keep changing (burnt-in clocks, swaying trees, blinking lights) are *unstable*
-  (`gridwatch.edge.scene.unstable`) and kept out of static foreground while they flicker;
+- pixels that keep changing (burnt-in clocks, swaying trees, blinking lights) are marked *unstable*
+  (`gridwatch.edge.scene.unstable`); the stage drops a region that is mostly unstable. They are not cut out of
+  static foreground pixel by pixel: that splits a ghost (a revealed kerb under passing traffic) into fragments
+  the ghost test cannot judge (seen on the highway clip);
 - `ignored` pixels (the camera's configured ignore masks) are never foreground, never counted, and take no part
   in the global brightness estimate.
 """
@@ -68,7 +70,7 @@ class BackgroundParams:
 class BackgroundResult:
     """`established`: pixels static for at least `min_static_s`; `age_s`: seconds each pixel has been static;
     `difference`: grey-level difference to the long-term background (offset-corrected); `unstable`: pixels that
-    keep changing (never part of `established`); `relearnt`: the backgrounds were rebuilt on this frame (global
+    keep changing (`gridwatch.edge.scene.unstable`); `relearnt`: the backgrounds were rebuilt on this frame (global
     change), so nothing is reported."""
 
     established: Mask
@@ -132,7 +134,7 @@ class DualBackground:
         diff_short = np.asarray(cv2.absdiff(f, self._short), dtype=np.float32)
         unstable = self.flicker.update(f, free, dt)
         arrived = self._arrive(fg_long, diff_short, diff_long)
-        static = fg_long & (diff_short <= p.diff_threshold) & free & arrived & ~unstable
+        static = fg_long & (diff_short <= p.diff_threshold) & free & arrived
         static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
         age = self._age
         established = age >= p.min_static_s
@@ -146,7 +148,7 @@ class DualBackground:
         old = age > p.absorb_after_s
         if old.any():
             self.absorb(old)
-        return BackgroundResult((age >= p.min_static_s) & ~unstable, age.copy(), diff_long, unstable, False)
+        return BackgroundResult(age >= p.min_static_s, age.copy(), diff_long, unstable, False)
 
     def _arrive(self, fg_long: Mask, diff_short: F32, diff_long: F32) -> Mask:
         """Pixels that stepped away from the long-term background (moving foreground: different from both

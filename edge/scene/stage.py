@@ -121,9 +121,9 @@ class SceneChangeStage:
         if bg.relearnt:
             return SceneOutput(_empty(), shift.median_px * scale, False, True)
         regions = find_regions(bg.established, bg.age_s, bg.difference, self.config.min_area_px)
+        regions = self._drop_ghosts(regions, warped)  # first: a ghost is learnt in, flickering or not
         regions = [r for r in regions
                    if unstable_share(r.pixels, r.box, bg.unstable) < self.config.max_unstable_share]
-        regions = self._drop_ghosts(regions, warped)
         regions = self._drop_shadows(regions, warped)
         return SceneOutput(self._detections(regions, transform, scale), shift.median_px * scale, False, False)
 

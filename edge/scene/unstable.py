@@ -10,13 +10,13 @@ of `window_s` seconds of capture time. A change is a grey level more than the ba
 outside the range of the previous frame's 3x3 neighbourhood: a one-pixel misregistration of a shaken, stabilised
 frame moves edges by a pixel and is no change, a digit, a leaf or a lamp that changes is.
 A pixel whose decayed count reaches `min_changes` (2.5: about three changes within half the memory, more than
-the in-and-out of one passing thing) is *unstable*: it is kept out of static foreground
-while it keeps changing, and becomes usable again once its count falls below half of `min_changes` (hysteresis:
-a clock segment that rests a few seconds between changes stays unstable). The count is capped at twice
-`min_changes`, so a pixel is free again at most `window_s * ln 4` seconds after its last change, however long it
-flickered. The segment of a clock's seconds digit that is dark only for the digits 1 and 4 changes 4
-times every 10 s whatever the analysis rate (its count stays above 2.5 from its third change on); a passing car or
-person adds one or two (entering and leaving), and tracked persons and vehicles are masked out and add none.
+the in-and-out of one passing thing) is *unstable*. The stage drops a region made mostly of unstable pixels
+(`unstable_share`) while they keep changing. A pixel is stable again once its count falls below half of
+`min_changes` (hysteresis: a clock segment that rests a few seconds between changes stays unstable); the count is
+capped at twice `min_changes`, so that happens at most `window_s * ln 4` seconds after its last change, however
+long it flickered. The segment of a clock's seconds digit that is dark only for the digits 1 and 4 changes 4
+times every 10 s whatever the analysis rate (its count stays above 2.5 from its third change on); a passing car
+or person adds one or two (entering and leaving), and tracked persons and vehicles are masked out and add none.
 
 Cost: a 3x3 erosion and dilation, two comparisons and one multiply-add per work-resolution pixel per frame.
 """
@@ -88,15 +88,19 @@ class FlickerMask:
 
 
 def unstable_share(pixels: Mask, box: tuple[int, int, int, int], unstable: Mask) -> float:
-    """Share of a region's pixels (`pixels`, cropped to `box`, grown by one pixel so the gaps a morphological
-    closing bridged between flickering digits count too) that are unstable."""
+    """Share of a region's pixels (`pixels`, cropped to `box`) that are unstable or next to an unstable pixel.
+
+    Both are grown by one pixel: the region, so the gaps a morphological closing bridged between flickering
+    digits count too; the unstable pixels, because the neighbourhood test misses the outermost pixel of a
+    changing texture (its neighbour already had the new value)."""
     x1, y1, x2, y2 = box
     h, w = unstable.shape
-    ax1, ay1, ax2, ay2 = max(0, x1 - 1), max(0, y1 - 1), min(w, x2 + 1), min(h, y2 + 1)
+    ax1, ay1, ax2, ay2 = max(0, x1 - 2), max(0, y1 - 2), min(w, x2 + 2), min(h, y2 + 2)
     own = np.zeros((ay2 - ay1, ax2 - ax1), np.uint8)
     own[y1 - ay1:y2 - ay1, x1 - ax1:x2 - ax1] = pixels.astype(np.uint8)
     grown = np.asarray(cv2.dilate(own, _GROW), dtype=bool)
     n = int(grown.sum())
     if n == 0:
         return 0.0
-    return float(unstable[ay1:ay2, ax1:ax2][grown].sum()) / n
+    near = np.asarray(cv2.dilate(unstable[ay1:ay2, ax1:ax2].astype(np.uint8), _GROW), dtype=bool)
+    return float(near[grown].sum()) / n

@@ -26,14 +26,14 @@ def seconds_digit_segment(t: float) -> Image:
 
 
 def branch(t: float) -> Image:
-    """Leaves that grew into view at 2 s and sway: mostly resting, briefly pushed 3 px aside every 2.5 s (the
-    leaves are stripes 3 px wide, so a push changes every pixel)."""
+    """Leaves that grew into view at 2 s and sway: mostly resting, briefly pushed 6 px aside every 2.5 s (the
+    leaves are stripes 6 px wide, so a push swaps light and dark leaves)."""
     if t < 2.0:
         return BG
-    shift = 0 if (t % 2.5) >= 0.5 else 3
+    shift = 0 if (t % 2.5) >= 0.5 else 6
     img = BG.copy()
     x1, y1, x2, y2 = SEGMENT
-    cols = (np.arange(x1, x2) + shift) // 3 % 2 == 0
+    cols = (np.arange(x1, x2) + shift) // 6 % 2 == 0
     img[y1:y2, x1:x2][:, cols] = 95
     img[y1:y2, x1:x2][:, ~cols] = 140
     return img
@@ -119,9 +119,12 @@ def test_masked_pixels_add_no_changes() -> None:
     assert unstable.tolist() == [[True, False]]
 
 
-def test_unstable_share_counts_the_region_grown_by_one_pixel() -> None:
-    unstable = np.zeros((10, 10), bool)
-    unstable[2:8, 2:4] = True
-    pixels = np.ones((6, 2), bool)  # the region is the 2 px wide bar right of the unstable one
-    assert unstable_share(pixels, (4, 2, 6, 8), unstable) == pytest.approx(6 / 32)
-    assert unstable_share(pixels, (2, 2, 4, 8), unstable) == pytest.approx(12 / 32)
+def test_unstable_share_counts_the_region_and_the_unstable_pixels_grown_by_one_pixel() -> None:
+    unstable = np.zeros((12, 12), bool)
+    unstable[2:8, 2:4] = True  # grown: columns 1-4, rows 1-8
+    pixels = np.ones((6, 2), bool)
+    # the bar 2 px right of the unstable one (columns 6-7, grown 5-8): no overlap
+    assert unstable_share(pixels, (6, 2, 8, 8), unstable) == 0.0
+    # the bar right beside it (columns 4-5, grown 3-6, rows 1-8): columns 3-4 of rows 1-8 are near
+    assert unstable_share(pixels, (4, 2, 6, 8), unstable) == pytest.approx(16 / 32)
+    assert unstable_share(pixels, (2, 2, 4, 8), unstable) == pytest.approx(1.0)
