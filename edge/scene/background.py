@@ -120,7 +120,7 @@ class DualBackground:
         f = frame.astype(np.float32)
         if (self._long is None or self._short is None or self._age is None or self._arrived is None
                 or self._ts is None):
-            return self._start(f, ts)
+            return self._start(f, ts, frame)
         p = self.params
         dt = min(max(ts - self._ts, 0.0), p.max_gap_s)
         self._ts = ts
@@ -130,9 +130,9 @@ class DualBackground:
         diff_long = np.asarray(cv2.absdiff(f, self._long + offset), dtype=np.float32)
         fg_long = diff_long > p.diff_threshold
         if free.any() and float(fg_long[free].mean()) > p.relearn_fraction:
-            return self._start(f, ts)
+            return self._start(f, ts, frame)
         diff_short = np.asarray(cv2.absdiff(f, self._short), dtype=np.float32)
-        unstable = self.flicker.update(f, free, dt)
+        unstable = self.flicker.update(frame, free, dt)
         arrived = self._arrive(fg_long, diff_short, diff_long)
         static = fg_long & (diff_short <= p.diff_threshold) & free & arrived
         static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
@@ -159,14 +159,14 @@ class DualBackground:
         self._arrived &= diff_long > 0.5 * thr
         return self._arrived
 
-    def _start(self, f: F32, ts: float) -> BackgroundResult:
+    def _start(self, f: F32, ts: float, frame: npt.NDArray[np.uint8]) -> BackgroundResult:
         h, w = f.shape[:2]
         self._long, self._short = f.copy(), f.copy()
         self._age = np.zeros((h, w), np.float32)
         self._arrived = np.zeros((h, w), bool)
         self._ts = ts
         self.flicker.reset()
-        self.flicker.update(f, np.ones((h, w), bool), 0.0)
+        self.flicker.update(frame, np.ones((h, w), bool), 0.0)
         none = np.zeros((h, w), bool)
         return BackgroundResult(none, self._age.copy(), np.zeros((h, w), np.float32), none.copy(), True)
 

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
 
 _GROW = np.ones((3, 3), np.uint8)
@@ -51,8 +52,8 @@ class FlickerMask:
 
     def __init__(self, params: FlickerParams | None = None) -> None:
         self.params = params or FlickerParams()
-        self._low: F32 | None = None
-        self._high: F32 | None = None
+        self._low: U8 | None = None
+        self._high: U8 | None = None
         self._count: F32 | None = None
         self._unstable: Mask | None = None
 
@@ -65,8 +66,9 @@ class FlickerMask:
         """The current decaying change count per pixel (None before the first frame)."""
         return self._count
 
-    def update(self, frame: F32, counted: Mask, dt: float) -> Mask:
-        """Add this frame's changes on `counted` pixels (the unmasked ones) and return the unstable mask."""
+    def update(self, frame: U8, counted: Mask, dt: float) -> Mask:
+        """Add this frame's changes on `counted` pixels (the unmasked ones) of a grey uint8 frame and return the
+        unstable mask."""
         if (self._low is None or self._high is None or self._count is None or self._unstable is None
                 or self._low.shape != frame.shape):
             self._remember(frame)
@@ -74,17 +76,22 @@ class FlickerMask:
             self._unstable = np.zeros(frame.shape, bool)
             return self._unstable.copy()
         p = self.params
-        step = (frame > self._high + p.step) | (frame < self._low - p.step)
+        changed = ((frame > self._high) | (frame < self._low)) & counted
         self._count *= np.float32(math.exp(-max(dt, 0.0) / p.window_s))
-        self._count[step & counted] += 1.0
+        self._count += changed
         np.minimum(self._count, np.float32(2.0 * p.min_changes), out=self._count)
         self._remember(frame)
         self._unstable = (self._count >= p.min_changes) | (self._unstable & (self._count >= 0.5 * p.min_changes))
         return self._unstable.copy()
 
-    def _remember(self, frame: F32) -> None:
-        self._low = np.asarray(cv2.erode(frame, _GROW), dtype=np.float32)
-        self._high = np.asarray(cv2.dilate(frame, _GROW), dtype=np.float32)
+    def _remember(self, frame: U8) -> None:
+        """The bounds the next frame must leave to count a change: the 3x3 neighbourhood's range widened by
+        `step`, in uint8 (a bound past 0 or 255 is clipped there, where no grey level can pass it)."""
+        step = np.uint8(min(255, round(self.params.step)))
+        high = np.asarray(cv2.dilate(frame, _GROW), dtype=np.uint8)
+        low = np.asarray(cv2.erode(frame, _GROW), dtype=np.uint8)
+        self._high = np.minimum(high, np.uint8(255) - step) + step
+        self._low = np.maximum(low, step) - step
 
 
 def unstable_share(pixels: Mask, box: tuple[int, int, int, int], unstable: Mask) -> float:

@@ -92,7 +92,7 @@ def test_a_slow_local_drift_never_moved_so_it_is_no_region() -> None:
 
 def test_the_flicker_count_is_per_change_not_per_frame_and_decays() -> None:
     mask = FlickerMask(FlickerParams(window_s=10.0, min_changes=2.5, step=20.0))
-    on, off = np.full((2, 2), 200, np.float32), np.full((2, 2), 20, np.float32)
+    on, off = np.full((2, 2), 200, np.uint8), np.full((2, 2), 20, np.uint8)
     everywhere = np.ones((2, 2), bool)
     assert not mask.update(off, everywhere, 0.0).any()  # the first frame only starts the history
     for _ in range(4):  # a frame that does not change adds nothing, whatever the rate
@@ -114,8 +114,8 @@ def test_the_flicker_count_is_per_change_not_per_frame_and_decays() -> None:
 def test_masked_pixels_add_no_changes() -> None:
     mask = FlickerMask(FlickerParams(window_s=10.0, min_changes=1.0, step=20.0))
     counted = np.array([[True, False]])
-    mask.update(np.zeros((1, 2), np.float32), counted, 0.0)
-    unstable = mask.update(np.full((1, 2), 255, np.float32), counted, 0.5)
+    mask.update(np.zeros((1, 2), np.uint8), counted, 0.0)
+    unstable = mask.update(np.full((1, 2), 255, np.uint8), counted, 0.5)
     assert unstable.tolist() == [[True, False]]
 
 
