@@ -8,7 +8,9 @@ detections stay valid (with their age) until its next run.
 
 The scene-change stage (`gridwatch.edge.scene`, on when `scene_change_enabled`) runs beside the detector on the
 same frame, masks the persons and vehicles of the previous frame's tracks, and its `unknown_object` regions are
-merged with the detections before the tracker, so rules see them as ordinary observations.
+merged with the detections before the tracker, so rules see them as ordinary observations. The camera's ignore
+masks (`cameras[].ignore`, `gridwatch.edge.ignore`) drop detections whose footprint lies inside them and are never
+scene-change foreground.
 
 `CameraPipeline.process(frame)` returns what happened on that frame; it does no network or disk I/O, so the
 offline `analyze` command, the live worker and the tests all run exactly this code.
@@ -28,6 +30,7 @@ from gridwatch.edge.detectors import CameraDetectors, DetectorSet, camera_detect
 from gridwatch.edge.evidence import Snapshot, snapshot
 from gridwatch.edge.frames import Frame
 from gridwatch.edge.geotag import Geotagger, build_ground_mapping, build_zones
+from gridwatch.edge.ignore import build_ignore, drop_ignored
 from gridwatch.edge.resume import SavedIncident, to_capture, to_wall
 from gridwatch.edge.scene.stage import SceneChangeStage, SceneOutput, merge_regions
 from gridwatch.edge.sources import Sampler
@@ -109,6 +112,7 @@ class CameraPipeline:
     tracker: MultiClassTracker = field(init=False)
     geotagger: Geotagger = field(init=False)
     zones: tuple[Zone, ...] = ()
+    ignore: tuple[Zone, ...] = ()
     rules: list[Rule] = field(default_factory=list)
     active: dict[str, IncidentUpdate] = field(default_factory=dict)
     scene: SceneChangeStage | None = None
@@ -130,8 +134,9 @@ class CameraPipeline:
         if self.camera.calibration is not None:
             mapping = build_ground_mapping(self.camera.calibration, frame.width, frame.height)
         self.geotagger.mapping = mapping
+        self.ignore = build_ignore(self.camera.ignore)
         if scene_change_enabled(self.camera):
-            self.scene = SceneChangeStage(self.camera.scene_change, mapping, self.camera.id)
+            self.scene = SceneChangeStage(self.camera.scene_change, mapping, self.camera.id, self.ignore)
         self.zones = build_zones(self.camera.zones, mapping)
         self.rules = build_rules(self.camera, self.zones, self.camera.id, self.new_token)
         records = [to_capture(saved, frame.ts, frame.wall) for saved in self.restored]
@@ -147,7 +152,8 @@ class CameraPipeline:
             self._setup(frame)
         raw = self.detectors.detect(frame.image, frame.ts)  # a model update may swap a detector between frames
         scene = self.scene.update(frame.image, frame.ts, self._tracks) if self.scene is not None else None
-        found = merge_regions(raw, scene.regions) if scene is not None else raw
+        kept = drop_ignored(raw, self.ignore)
+        found = merge_regions(kept, scene.regions) if scene is not None else kept
         tracked = self.geotagger.with_ground(self.tracker.update(found, frame.ts))
         self._tracks = tracked
         observations = observations_from_detections(tracked)

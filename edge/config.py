@@ -114,6 +114,27 @@ class ZoneConfig(_Model):
         return self
 
 
+class IgnoreMaskConfig(_Model):
+    """A part of the view where nothing is reported: no detection whose footprint lies inside, and no
+    scene-change foreground (a burnt-in clock or logo, a flag, a tree, a screen)."""
+
+    name: Ident
+    points: list[tuple[float, float]] = Field(
+        min_length=3, description="Polygon in pixels of the analysed frame: [[x, y], ...]."
+    )
+
+    @model_validator(mode="after")
+    def _a_real_polygon(self) -> IgnoreMaskConfig:
+        if any(x < 0 or y < 0 for x, y in self.points):
+            raise ValueError(f"points: ignore mask {self.name!r} has a negative coordinate; pixels start at 0")
+        xs, ys = [p[0] for p in self.points], [p[1] for p in self.points]
+        area = 0.5 * abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs))))
+        if area < 1.0:
+            raise ValueError(f"points: ignore mask {self.name!r} encloses no area; give at least 3 points that "
+                             "are not on one line")
+        return self
+
+
 # The incident rules: one optional section per registered incident type (gridwatch.pipelines.registry). Each
 # type's module owns its config model and defaults; this tree is derived from the registry.
 class IncidentsBase(_Model):
@@ -282,6 +303,24 @@ class SceneChangeConfig(_Model):
         description="After a pause, the view must stay steady this long before it becomes the new reference and "
         "the backgrounds are relearnt (a camera moved for good recovers).",
     )
+    flicker_window_s: float = Field(
+        15.0, gt=0, le=3600,
+        description="Memory (s) of the per-pixel count of abrupt changes between analysed frames. A pixel that "
+        "keeps changing (burnt-in clock, swaying tree, blinking light) is unstable; a region made mostly of "
+        "unstable pixels is dropped (max_unstable_share).",
+    )
+    flicker_changes: float = Field(
+        2.5, ge=1, le=1000,
+        description="Decayed count of changes that makes a pixel unstable (2.5: about 3 changes within half the "
+        "memory; a passing untracked thing makes 2, in and out). Lower hides more flicker but also places "
+        "where untracked things pass often. A pixel is free again once the count falls below half this: at "
+        "most flicker_window_s x 1.4 after its last change.",
+    )
+    max_unstable_share: float = Field(
+        0.5, gt=0, le=1,
+        description="A region whose pixels are at least this share unstable (or next to an unstable pixel) is "
+        "dropped: a clock's digits, leaves, a blinking lamp.",
+    )
     stabilise: bool = Field(True, description="Register frames to the reference view; off for rock-solid mounts.")
 
 
@@ -318,6 +357,10 @@ class CameraConfig(_Model):
     )
     calibration: CalibrationConfig | None = Field(None, description="Pixel -> ground mapping; none = no location.")
     zones: list[ZoneConfig] = Field(default_factory=list)
+    ignore: list[IgnoreMaskConfig] = Field(
+        default_factory=list,
+        description="Polygons (pixels) where nothing is reported: no detections, no scene-change foreground.",
+    )
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     scene_change: SceneChangeConfig = Field(default_factory=SceneChangeConfig)
@@ -452,7 +495,7 @@ class SiteConfig(_Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> SiteConfig:
         for check in (verify_detectors_given, verify_unique_camera_ids, verify_camera_detectors_exist,
-                      verify_rule_zones_exist, verify_ground_zones_calibrated):
+                      verify_rule_zones_exist, verify_ground_zones_calibrated, verify_unique_ignore_names):
             check(self)
         return self
 
@@ -517,6 +560,16 @@ def verify_rule_zones_exist(cfg: SiteConfig) -> None:
                         f"cameras.{i}.incidents.{incident.name}.zones: zone {zone!r} is not defined; "
                         f"add it under cameras.{i}.zones or use one of {sorted(names)}"
                     )
+
+
+def verify_unique_ignore_names(cfg: SiteConfig) -> None:
+    for i, cam in enumerate(cfg.cameras):
+        seen: set[str] = set()
+        for j, mask in enumerate(cam.ignore):
+            if mask.name in seen:
+                raise ValueError(f"cameras.{i}.ignore.{j}.name: {mask.name!r} is used twice on camera {cam.id!r}; "
+                                 "give each ignore mask its own name")
+            seen.add(mask.name)
 
 
 def verify_ground_zones_calibrated(cfg: SiteConfig) -> None:

@@ -61,7 +61,9 @@ class Geotagger:
     grid: GridLayer | None = None
 
     def with_ground(self, detections: sv.Detections) -> sv.Detections:
-        """A copy of `detections` with data['ground_xy'] (N, 2) metres; NaN where off the ground plane."""
+        """A copy of `detections` with data['ground_xy'] (N, 2) metres (NaN where off the ground plane) and
+        data['width_m'] (N,): the ground distance between the box's two bottom corners, the width the
+        plausibility filter compares with what the class can measure (NaN where a corner is off the ground)."""
         out = sv.Detections(
             xyxy=detections.xyxy, confidence=detections.confidence, class_id=detections.class_id,
             tracker_id=detections.tracker_id, data=dict(detections.data),
@@ -72,7 +74,17 @@ class Geotagger:
         ground = self.mapping.pixel_to_enu(anchors).astype(float)
         ground[~self.mapping.is_ground(anchors)] = np.nan
         out.data["ground_xy"] = ground
+        out.data["width_m"] = self._bottom_width_m(np.asarray(detections.xyxy, dtype=np.float64))
         return out
+
+    def _bottom_width_m(self, xyxy: np.ndarray) -> np.ndarray:
+        assert self.mapping is not None
+        left, right = xyxy[:, [0, 3]], xyxy[:, [2, 3]]
+        gl = np.asarray(self.mapping.pixel_to_enu(left), dtype=np.float64)
+        gr = np.asarray(self.mapping.pixel_to_enu(right), dtype=np.float64)
+        width = np.hypot(gr[:, 0] - gl[:, 0], gr[:, 1] - gl[:, 1])
+        width[~(self.mapping.is_ground(left) & self.mapping.is_ground(right))] = np.nan
+        return width
 
     def location(self, anchor: tuple[float, float]) -> GeoLocation | None:
         if self.mapping is None:

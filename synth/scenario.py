@@ -79,14 +79,47 @@ class LightKey(_Strict):
     gain: float = Field(gt=0.0, le=4.0, description="Global brightness gain at t (1 = as rendered).")
 
 
+class OsdClockSpec(_Strict):
+    """A burnt-in on-screen clock (OSD), drawn by the camera over the image: it does not move with a shaking
+    mount, and its seconds change every second."""
+
+    origin: tuple[int, int] = Field((8, 20), description="Pixel of the text's bottom-left corner.")
+    scale: float = Field(0.6, gt=0.1, le=4.0, description="cv2 font scale (0.6 = about 12 px high digits).")
+    thickness: int | None = Field(None, ge=1, le=20,
+                                  description="Stroke width in pixels; default 2 x scale (bold OSD fonts: more).")
+    start_s: float = Field(12 * 3600 + 4 * 60 + 50.0, ge=0.0, lt=86400.0,
+                           description="Time of day the clock shows at t = 0, in seconds after midnight.")
+    date: str = Field("2026-05-17", pattern=r"^[0-9-/.]{6,10}$", description="The date printed before the time.")
+
+
+class FlickerPatchSpec(_Strict):
+    """A patch of the view that keeps changing: foliage swaying in the wind, or a blinking light."""
+
+    kind: Literal["sway", "blink"]
+    box: tuple[int, int, int, int] = Field(description="x1, y1, x2, y2 in pixels of the rendered frame.")
+    period_s: float = Field(1.5, gt=0.05, le=60.0, description="One sway back and forth, or one on-off cycle.")
+    amplitude_px: float = Field(3.0, ge=0.0, le=50.0, description="Sway: largest sideways shift of the foliage.")
+
+    @model_validator(mode="after")
+    def verify_box(self) -> FlickerPatchSpec:
+        x1, y1, x2, y2 = self.box
+        if not (0 <= x1 < x2 and 0 <= y1 < y2):
+            raise ValueError(f"box {list(self.box)} must be [x1, y1, x2, y2] with 0 <= x1 < x2 and 0 <= y1 < y2")
+        return self
+
+
 class EffectsSpec(_Strict):
-    """Whole-frame effects over time (see synth/effects.py): lighting changes and camera shake."""
+    """Whole-frame effects over time (see synth/effects.py): lighting changes, camera shake, and what real
+    cameras show besides the street: a burnt-in clock, swaying foliage, blinking lights."""
 
     light: list[LightKey] = Field(
         default_factory=list,
         description="Brightness keys, linear in between: a cloud = keys seconds apart, lights on = 0.1 s apart.",
     )
     shake_px: float = Field(0.0, ge=0.0, le=20.0, description="Per-frame random shift of the view, +- pixels.")
+    osd_clock: OsdClockSpec | None = Field(None, description="A burnt-in date and time, changing every second.")
+    flicker_patches: list[FlickerPatchSpec] = Field(default_factory=list,
+                                                    description="Swaying foliage and blinking lights.")
 
     @model_validator(mode="after")
     def verify_light_sorted(self) -> EffectsSpec:

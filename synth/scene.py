@@ -12,7 +12,7 @@ import numpy as np
 
 from gridwatch.calibration.camera import PinholeCamera
 from gridwatch.synth.actors import Actor, build_actors
-from gridwatch.synth.effects import apply_effects
+from gridwatch.synth.effects import apply_effects, draw_flicker_patches
 from gridwatch.synth.primitives import Thing
 from gridwatch.synth.render import Image, RenderedFrame, apply_look, render_background, render_frame
 from gridwatch.synth.scenario import Scenario
@@ -60,6 +60,7 @@ class Scene:
         """Render the frame at time t with the scenario's look applied (labels are look-independent)."""
         raw = render_frame(self.camera, self.background, self.things_at(t), self.scenario.look.shadows)
         rng = np.random.default_rng([self.scenario.seed, index])
-        image = apply_look(raw.image, self.scenario.look, rng)
+        scenery = draw_flicker_patches(raw.image, self.scenario.effects, t, self.scenario.seed)
+        image = apply_look(scenery, self.scenario.look, rng)
         image = apply_effects(image, self.scenario.effects, t, self.scenario.seed, index)
         return RenderedFrame(image, raw.labels)

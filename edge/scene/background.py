@@ -7,9 +7,14 @@ easier to control than two MOG2 models, whose learning rate counts frames rather
 - the **long-term** background follows slowly (`long_term_s`) and only where the frame agrees with it, so a thing
   that arrives and stays is never learnt into it.
 
-A pixel that differs from the long-term background but agrees with the short-term one is *static foreground*.
-Each pixel counts how long it has been static (seconds of capture time); a pixel that has been static for
-`min_static_s` belongs to a region (`gridwatch.edge.scene.regions`).
+A pixel that differs from the long-term background but agrees with the short-term one is *static foreground*,
+provided it **arrived**: since it last matched the long-term background it differed from both backgrounds at once
+(moving foreground: something was carried in, set down, or drove up). This is the moving -> static sequence of
+dual-background abandoned-object detectors (Heras Evangelio and Sikora's state machine). A pixel whose look
+creeps away from the long-term background without ever stepping (a cloud's shadow crossing foliage, white
+balance drifting over a coloured wall) never moved, so it never counts. Each pixel counts how long it has been
+static (seconds of capture time); a pixel that has been static for `min_static_s` belongs to a region
+(`gridwatch.edge.scene.regions`).
 
 **Since when.** The short-term background needs a moment to take a new thing in (about `short_term_s *
 ln(contrast / diff_threshold)`: 2-3 s for a dark bag on grey paving), so "static" starts late. When a thing
@@ -34,7 +39,13 @@ Failure modes handled here:
   backgrounds instead of reporting regions;
 - shadows, arrived or departed, are told apart per region (`regions.is_shadow`, `regions.is_departed_shadow`),
   where texture can be compared;
-- noise (rain, compression): a grey-level threshold, a 3x3 opening of the static mask, and a minimum region area.
+- noise (rain, compression): a grey-level threshold, a 3x3 opening of the static mask, and a minimum region area;
+- pixels that keep changing (burnt-in clocks, swaying trees, blinking lights) are marked *unstable*
+  (`gridwatch.edge.scene.unstable`); the stage drops a region that is mostly unstable. They are not cut out of
+  static foreground pixel by pixel: that splits a ghost (a revealed kerb under passing traffic) into fragments
+  the ghost test cannot judge (seen on the highway clip);
+- `ignored` pixels (the camera's configured ignore masks) are never foreground, never counted, and take no part
+  in the global brightness estimate.
 """
 
 from __future__ import annotations
@@ -45,6 +56,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from gridwatch.edge.scene.unstable import FlickerMask, FlickerParams
 
 F32 = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
@@ -66,6 +79,8 @@ class BackgroundParams:
     absorb_after_s: float = 3600.0
     max_gap_s: float = 5.0
     """A gap between frames longer than this counts as this long (a stalled stream must not jump ages)."""
+    flicker_window_s: float = 15.0
+    flicker_changes: float = 2.5
 
 
 @dataclass(frozen=True)
@@ -73,13 +88,14 @@ class BackgroundResult:
     """`established`: pixels static for at least `min_static_s`; `age_s`: seconds each pixel has been static;
     `rest_s`: seconds each pixel has shown what it shows now (at least `age_s`; for a static pixel, how long ago
     the thing on it came to rest, masked time included); `difference`: grey-level difference to the long-term
-    background (offset-corrected); `relearnt`: the backgrounds were rebuilt on this frame (global change), so
-    nothing is reported."""
+    background (offset-corrected); `unstable`: pixels that keep changing (`gridwatch.edge.scene.unstable`);
+    `relearnt`: the backgrounds were rebuilt on this frame (global change), so nothing is reported."""
 
     established: Mask
     age_s: F32
     rest_s: F32
     difference: F32
+    unstable: Mask
     relearnt: bool
 
 
@@ -102,7 +118,10 @@ class DualBackground:
         self._started = 0.0
         self._nothing: F32 = np.empty((0, 0), np.float32)  # constants of the frame's shape, for `_put`
         self._zeros: F32 = np.empty((0, 0), np.float32)
+        self._arrived: Mask | None = None
         self._ts: float | None = None
+        p = self.params
+        self.flicker = FlickerMask(FlickerParams(p.flicker_window_s, p.flicker_changes, p.diff_threshold))
 
     @property
     def long_term(self) -> F32 | None:
@@ -111,8 +130,9 @@ class DualBackground:
     def reset(self) -> None:
         """Forget everything: the next frame starts both backgrounds (after a camera shift settled)."""
         self._long = self._short = self._age = self._anchor = self._prev = self._held = self._seen = None
-        self._confirmed = None
+        self._confirmed = self._arrived = None
         self._ts = None
+        self.flicker.reset()
 
     def absorb(self, region: Mask) -> None:
         """Learn `region` into the long-term background now (a ghost, or a region old enough to be scenery)."""
@@ -126,22 +146,29 @@ class DualBackground:
         if self._confirmed is not None:
             self._confirmed |= region  # the long-term now holds what is there
 
-    def update(self, frame: npt.NDArray[np.uint8], masked: Mask, ts: float) -> BackgroundResult:
+    def update(self, frame: npt.NDArray[np.uint8], masked: Mask, ts: float,
+               ignored: Mask | None = None) -> BackgroundResult:
+        """One frame: `masked` pixels (tracked persons and vehicles) never start to count; `ignored` pixels (the
+        camera's ignore masks) never count at all."""
         f = frame.astype(np.float32)
-        if self._long is None or self._short is None or self._age is None or self._ts is None:
-            return self._start(f, ts)
+        if (self._long is None or self._short is None or self._age is None or self._arrived is None
+                or self._ts is None):
+            return self._start(f, ts, frame)
         p = self.params
         dt = min(max(ts - self._ts, 0.0), p.max_gap_s)
         self._ts = ts
-        free = ~masked
+        blocked = masked if ignored is None else masked | ignored
+        free = ~blocked
         offset = _median_offset(f, self._long, free)
         diff_long = np.asarray(cv2.absdiff(f, self._long + offset), dtype=np.float32)
         fg_long = diff_long > p.diff_threshold
         if free.any() and float(fg_long[free].mean()) > p.relearn_fraction:
-            return self._start(f, ts)
+            return self._start(f, ts, frame)
         diff_short = np.asarray(cv2.absdiff(f, self._short), dtype=np.float32)
         corrected = f - np.float32(offset)
-        static = fg_long & (diff_short <= p.diff_threshold) & free
+        unstable = self.flicker.update(frame, free, dt)
+        arrived = self._arrive(fg_long, diff_short, diff_long)
+        static = fg_long & (diff_short <= p.diff_threshold) & free & arrived
         static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
         assert self._confirmed is not None
         if ts - self._started >= p.min_static_s:  # whatever passed through the first frame has moved on by now
@@ -154,11 +181,14 @@ class DualBackground:
         _put(age, np.maximum(age - np.float32(2.0 * dt), np.float32(0.0)), ~static & free)
         # a standing person never starts to count; an occluded bag keeps its age
         _put(age, self._zeros, masked & ~established)
+        if ignored is not None:
+            _put(age, self._zeros, ignored)
         self._learn(f, offset, fg_long | masked, dt)
         old = age > p.absorb_after_s
         if old.any():
             self.absorb(old)
-        return BackgroundResult(age >= p.min_static_s, age.copy(), np.maximum(age, held), diff_long, False)
+        return BackgroundResult(age >= p.min_static_s, age.copy(), np.maximum(age, held), diff_long, unstable,
+                                False)
 
     def _hold(self, frame: F32, corrected: F32, foreground: Mask, masked: Mask, dt: float) -> tuple[F32, F32]:
         """Advance each pixel's hold of what arrived on it: (`held`, masked time included; `seen`, unmasked time
@@ -191,7 +221,16 @@ class DualBackground:
         _put(self._seen, np.minimum(self._seen, np.float32(0.0)), masked)
         return self._held, self._seen
 
-    def _start(self, f: F32, ts: float) -> BackgroundResult:
+    def _arrive(self, fg_long: Mask, diff_short: F32, diff_long: F32) -> Mask:
+        """Pixels that stepped away from the long-term background (moving foreground: different from both
+        backgrounds, masked or not) since they last matched it clearly (within half the threshold)."""
+        assert self._arrived is not None
+        thr = self.params.diff_threshold
+        self._arrived |= fg_long & (diff_short > thr)
+        self._arrived &= diff_long > 0.5 * thr
+        return self._arrived
+
+    def _start(self, f: F32, ts: float, frame: npt.NDArray[np.uint8]) -> BackgroundResult:
         h, w = f.shape[:2]
         self._long, self._short = f.copy(), f.copy()
         self._age = np.zeros((h, w), np.float32)
@@ -199,10 +238,14 @@ class DualBackground:
         self._nothing, self._zeros = np.full((h, w), _NOTHING, np.float32), np.zeros((h, w), np.float32)
         self._held, self._seen = self._nothing.copy(), self._nothing.copy()
         self._confirmed = np.zeros((h, w), bool)
+        self._arrived = np.zeros((h, w), bool)
         self._started = ts
         self._ts = ts
+        self.flicker.reset()
+        self.flicker.update(frame, np.ones((h, w), bool), 0.0)
         zeros = np.zeros((h, w), np.float32)
-        return BackgroundResult(np.zeros((h, w), bool), self._age.copy(), zeros, zeros.copy(), True)
+        none = np.zeros((h, w), bool)
+        return BackgroundResult(none, self._age.copy(), zeros, zeros.copy(), none.copy(), True)
 
     def _learn(self, f: F32, offset: float, foreground: Mask, dt: float) -> None:
         assert self._long is not None and self._short is not None

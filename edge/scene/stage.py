@@ -12,6 +12,7 @@ Example:
 
     >>> import numpy as np
     >>> from gridwatch.edge.config import SceneChangeConfig
+from gridwatch.edge.ignore import rasterise
     >>> stage = SceneChangeStage(SceneChangeConfig(stabilise=False))
     >>> out = stage.update(np.zeros((90, 160, 3), np.uint8), 0.0)
     >>> len(out.regions), out.paused
@@ -32,6 +33,7 @@ import supervision as sv
 from gridwatch.calibration.ground import GroundMapping
 from gridwatch.calibration.shift import ShiftResult
 from gridwatch.edge.config import SceneChangeConfig
+from gridwatch.edge.ignore import rasterise
 from gridwatch.edge.scene.background import BackgroundParams, DualBackground
 from gridwatch.edge.scene.regions import (
     Region,
@@ -51,6 +53,8 @@ from gridwatch.edge.scene.stabilise import (
     scale_registration,
     warp_to_reference,
 )
+from gridwatch.edge.scene.unstable import unstable_share
+from gridwatch.pipelines.zones import Zone
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +87,11 @@ class SceneOutput:
 class SceneChangeStage:
     """Per-camera state of the scene-change stage (see the module docstring)."""
 
-    def __init__(self, config: SceneChangeConfig, mapping: GroundMapping | None = None, camera_id: str = "") -> None:
+    def __init__(self, config: SceneChangeConfig, mapping: GroundMapping | None = None, camera_id: str = "",
+                 ignore: tuple[Zone, ...] = ()) -> None:
         self.config = config
+        self.ignore = ignore
+        self._ignored: npt.NDArray[np.bool_] | None = None
         self.mapping = mapping
         self.camera_id = camera_id
         self.stabiliser = Stabiliser(StabiliseParams(
@@ -92,7 +99,8 @@ class SceneChangeStage:
         self.background = DualBackground(BackgroundParams(
             min_static_s=config.min_static_s, short_term_s=config.short_term_s, long_term_s=config.long_term_s,
             diff_threshold=config.diff_threshold, relearn_fraction=config.relearn_fraction,
-            absorb_after_s=config.absorb_after_s))
+            absorb_after_s=config.absorb_after_s, flicker_window_s=config.flicker_window_s,
+            flicker_changes=config.flicker_changes))
         self._mask_classes = frozenset(config.mask_classes)
         self._paused_since: float | None = None
         self._warned = False
@@ -117,11 +125,13 @@ class SceneChangeStage:
             self.background.reset()
         warped = warp_to_reference(gray, transform)
         masked = self._mask(tracks, transform, scale, (wh, ww))
-        bg = self.background.update(warped, masked, ts)
+        bg = self.background.update(warped, masked, ts, self._ignore_mask(scale, (wh, ww)))
         if bg.relearnt:
             return SceneOutput(_empty(), shift.median_px * scale, False, True)
         regions = find_regions(bg.established, bg.rest_s, bg.difference, self.config.min_area_px)
-        regions = self._drop_ghosts(regions, warped)
+        regions = self._drop_ghosts(regions, warped)  # first: a ghost is learnt in, flickering or not
+        regions = [r for r in regions
+                   if unstable_share(r.pixels, r.box, bg.unstable) < self.config.max_unstable_share]
         regions = self._drop_shadows(regions, warped)
         return SceneOutput(self._detections(regions, transform, scale), shift.median_px * scale, False, False)
 
@@ -141,6 +151,14 @@ class SceneChangeStage:
                 "camera %s: camera shift: the view moved %.0f px (%d matched features) from its reference, more "
                 "than the scene-change stage can compensate; the stage pauses until the view settles",
                 self.camera_id, shift.median_px * scale, shift.inliers)
+
+    def _ignore_mask(self, scale: float, shape: tuple[int, int]) -> npt.NDArray[np.bool_] | None:
+        """The ignore polygons at work resolution (in the reference view), built once; None when there are none."""
+        if not self.ignore:
+            return None
+        if self._ignored is None or self._ignored.shape != shape:
+            self._ignored = rasterise(self.ignore, scale, shape)
+        return self._ignored
 
     def _mask(self, tracks: sv.Detections | None, transform: FloatArray, scale: float,
               shape: tuple[int, int]) -> npt.NDArray[np.bool_]:

@@ -62,6 +62,17 @@ def test_example_configs_load() -> None:
         (with_camera(source={"type": "ftp"}), "cameras.0.source", "tag"),
         ({**BASE, "cameras": [BASE["cameras"][0], BASE["cameras"][0]]}, "cameras.1.id", "used twice"),  # type: ignore[index]
         ({k: v for k, v in BASE.items() if k != "detector"}, "detector", "required field is missing"),
+        (with_camera(ignore=[{"name": "clock", "points": [[0, 0], [10, 0]]}]), "cameras.0.ignore.0.points",
+         "at least 3 items"),
+        (with_camera(ignore=[{"name": "clock", "points": [[0, 0], [5, 5], [10, 10]]}]), "cameras.0.ignore.0",
+         "points: ignore mask 'clock' encloses no area; give at least 3 points that are not on one line"),
+        (with_camera(ignore=[{"name": "clock", "points": [[-1, 0], [5, 0], [5, 5]]}]), "cameras.0.ignore.0",
+         "negative coordinate"),
+        (with_camera(ignore=[{"name": "osd", "points": [[0, 0], [5, 0], [5, 5]]},
+                             {"name": "osd", "points": [[9, 0], [15, 0], [15, 5]]}]), "cameras.0.ignore.1.name",
+         "'osd' is used twice on camera 'cam1'; give each ignore mask its own name"),
+        (with_camera(ignore=[{"name": "osd", "polygon": [[0, 0], [5, 0], [5, 5]]}]), "cameras.0.ignore.0.polygon",
+         "unknown field"),
     ],
 )
 def test_bad_config_names_the_path_and_the_fix(data: dict, path: str, hint: str) -> None:  # type: ignore[type-arg]
@@ -207,3 +218,9 @@ def test_a_trusted_model_key_that_is_not_an_ed25519_line_names_the_path_and_the_
                            "cameras": [{"id": "c", "source": {"type": "usb"}}]})
     assert "model_update.trusted_keys: entry 0" in str(err.value)
     assert "gridwatch models keygen" in str(err.value)
+
+
+def test_ignore_masks_parse_in_pixels() -> None:
+    cfg = parse_site_config(with_camera(ignore=[{"name": "clock", "points": [[0, 0], [120, 0], [120, 20], [0, 20]]}]))
+    assert [(m.name, m.points[2]) for m in cfg.cameras[0].ignore] == [("clock", (120.0, 20.0))]
+    assert parse_site_config(BASE).cameras[0].ignore == []

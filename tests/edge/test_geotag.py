@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import supervision as sv
 
 from gridwatch.calibration.camera import PinholeCamera
 from gridwatch.calibration.geo import enu_to_wgs84, wgs84_to_enu
@@ -97,3 +98,19 @@ def test_a_regions_ground_area_travels_on_the_events_objects() -> None:
                          (20, 40), None, objects=(region, owner))
     ev = tagger.to_event(upd, frame_ts=5.0, frame_wall=datetime(2026, 1, 1, tzinfo=timezone.utc), size=(W, H))
     assert [(o.role, o.area_m2) for o in ev.objects] == [("subject", 0.457), ("owner", None)]
+
+
+def test_with_ground_measures_the_width_of_the_box_bottom_on_the_ground() -> None:
+    """A box whose bottom corners sit on two ground points 2.0 m apart across the view measures 2.0 m; a box
+    reaching above the horizon gets no width (NaN), and an uncalibrated camera measures nothing."""
+    mapping = build_ground_mapping(PinholeCalibration(type="pinhole", **POSE), W, H)  # type: ignore[arg-type]
+    tagger = Geotagger("s", "gw", "cam", ModelRef(name="m", version="1", sha256="0" * 64), mapping)
+    (lx, ly), (rx, ry) = pixel_of(15.0, 1.0), pixel_of(15.0, -1.0)  # heading 90: north is to the left
+    y = (ly + ry) / 2
+    dets = sv.Detections(xyxy=np.array([[lx, y - 40, rx, y], [100, -50, 200, 10]], np.float32),
+                         data={"class_name": np.array(["car", "car"])})
+    width = tagger.with_ground(dets).data["width_m"]
+    assert width[0] == pytest.approx(2.0, abs=0.1)
+    assert np.isnan(width[1])
+    bare = Geotagger("s", "gw", "cam", ModelRef(name="m", version="1", sha256="0" * 64))
+    assert "width_m" not in bare.with_ground(dets).data

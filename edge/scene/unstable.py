@@ -1,0 +1,113 @@
+"""Unstable pixels: places in the view that keep changing, so nothing static can be seen there.
+
+Real street cameras carry burnt-in clocks and on-screen text, trees and flags that sway, blinking lights and
+signs. Their pixels change again and again while the rest of the scene is still, and between two changes they
+can look exactly like static foreground (a clock digit that shows the same value for a second agrees with the
+short-term background). A left object is the opposite: it arrives once and then stays unchanged.
+
+`FlickerMask` counts, per pixel, the abrupt changes between consecutive analysed frames with an exponential memory
+of `window_s` seconds of capture time. A change is a grey level more than the background's difference threshold
+outside the range of the previous frame's 3x3 neighbourhood: a one-pixel misregistration of a shaken, stabilised
+frame moves edges by a pixel and is no change, a digit, a leaf or a lamp that changes is.
+A pixel whose decayed count reaches `min_changes` (2.5: about three changes within half the memory, more than
+the in-and-out of one passing thing) is *unstable*. The stage drops a region made mostly of unstable pixels
+(`unstable_share`) while they keep changing. A pixel is stable again once its count falls below half of
+`min_changes` (hysteresis: a clock segment that rests a few seconds between changes stays unstable); the count is
+capped at twice `min_changes`, so that happens at most `window_s * ln 4` seconds after its last change, however
+long it flickered. The segment of a clock's seconds digit that is dark only for the digits 1 and 4 changes 4
+times every 10 s whatever the analysis rate (its count stays above 2.5 from its third change on); a passing car
+or person adds one or two (entering and leaving), and tracked persons and vehicles are masked out and add none.
+
+Cost: a 3x3 erosion and dilation, two comparisons and one multiply-add per work-resolution pixel per frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+Mask = npt.NDArray[np.bool_]
+
+_GROW = np.ones((3, 3), np.uint8)
+
+
+@dataclass(frozen=True)
+class FlickerParams:
+    """See `gridwatch.edge.config.SceneChangeConfig` (`flicker_window_s`, `flicker_changes`)."""
+
+    window_s: float = 15.0
+    min_changes: float = 2.5
+    step: float = 20.0
+    """Grey-level step between consecutive frames that counts as one change."""
+
+
+class FlickerMask:
+    """Per-pixel decaying count of abrupt changes between consecutive (stabilised, grey) frames."""
+
+    def __init__(self, params: FlickerParams | None = None) -> None:
+        self.params = params or FlickerParams()
+        self._low: U8 | None = None
+        self._high: U8 | None = None
+        self._count: F32 | None = None
+        self._unstable: Mask | None = None
+
+    def reset(self) -> None:
+        """Forget the history (the backgrounds were relearnt, or the reference view changed)."""
+        self._low = self._high = self._count = self._unstable = None
+
+    @property
+    def count(self) -> F32 | None:
+        """The current decaying change count per pixel (None before the first frame)."""
+        return self._count
+
+    def update(self, frame: U8, counted: Mask, dt: float) -> Mask:
+        """Add this frame's changes on `counted` pixels (the unmasked ones) of a grey uint8 frame and return the
+        unstable mask."""
+        if (self._low is None or self._high is None or self._count is None or self._unstable is None
+                or self._low.shape != frame.shape):
+            self._remember(frame)
+            self._count = np.zeros(frame.shape, np.float32)
+            self._unstable = np.zeros(frame.shape, bool)
+            return self._unstable.copy()
+        p = self.params
+        changed = ((frame > self._high) | (frame < self._low)) & counted
+        self._count *= np.float32(math.exp(-max(dt, 0.0) / p.window_s))
+        self._count += changed
+        np.minimum(self._count, np.float32(2.0 * p.min_changes), out=self._count)
+        self._remember(frame)
+        self._unstable = (self._count >= p.min_changes) | (self._unstable & (self._count >= 0.5 * p.min_changes))
+        return self._unstable.copy()
+
+    def _remember(self, frame: U8) -> None:
+        """The bounds the next frame must leave to count a change: the 3x3 neighbourhood's range widened by
+        `step`, in uint8 (a bound past 0 or 255 is clipped there, where no grey level can pass it)."""
+        step = np.uint8(min(255, round(self.params.step)))
+        high = np.asarray(cv2.dilate(frame, _GROW), dtype=np.uint8)
+        low = np.asarray(cv2.erode(frame, _GROW), dtype=np.uint8)
+        self._high = np.minimum(high, np.uint8(255) - step) + step
+        self._low = np.maximum(low, step) - step
+
+
+def unstable_share(pixels: Mask, box: tuple[int, int, int, int], unstable: Mask) -> float:
+    """Share of a region's pixels (`pixels`, cropped to `box`) that are unstable or next to an unstable pixel.
+
+    Both are grown by one pixel: the region, so the gaps a morphological closing bridged between flickering
+    digits count too; the unstable pixels, because the neighbourhood test misses the outermost pixel of a
+    changing texture (its neighbour already had the new value)."""
+    x1, y1, x2, y2 = box
+    h, w = unstable.shape
+    ax1, ay1, ax2, ay2 = max(0, x1 - 2), max(0, y1 - 2), min(w, x2 + 2), min(h, y2 + 2)
+    own = np.zeros((ay2 - ay1, ax2 - ax1), np.uint8)
+    own[y1 - ay1:y2 - ay1, x1 - ax1:x2 - ax1] = pixels.astype(np.uint8)
+    grown = np.asarray(cv2.dilate(own, _GROW), dtype=bool)
+    n = int(grown.sum())
+    if n == 0:
+        return 0.0
+    near = np.asarray(cv2.dilate(unstable[ay1:ay2, ax1:ax2].astype(np.uint8), _GROW), dtype=bool)
+    return float(near[grown].sum()) / n

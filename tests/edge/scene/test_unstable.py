@@ -1,0 +1,130 @@
+"""Unstable pixels and the moving -> static sequence: what real cameras show besides new objects.
+
+Each failure mode is shown twice where a knob allows it: with the unstable-pixel mask off (`flicker_changes`
+out of reach) the stage reports a region, with the defaults it does not; so the mask, not luck, is what holds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gridwatch.edge.scene.stage import SceneChangeStage
+from gridwatch.edge.scene.unstable import FlickerMask, FlickerParams, unstable_share
+from tests.edge.scene.test_stage import BG, OBJ, Image, assert_no_regions, cfg, run, with_patch
+
+SEGMENT = (40, 30, 70, 40)  # one segment of a big seconds digit
+OFF_DIGITS = {1, 4}  # a segment that is lit for every digit but these (like the top bar of a 7-segment digit)
+MASK_OFF = {"flicker_changes": 1000.0}
+
+
+def seconds_digit_segment(t: float) -> Image:
+    """Lit (white) unless the clock's seconds digit is 1 or 4; the first frame shows a 1 (so the long-term
+    background learns the segment dark, and every lit second differs from it)."""
+    digit = (1 + int(t)) % 10
+    return BG if digit in OFF_DIGITS else with_patch(BG, SEGMENT, 235)
+
+
+def branch(t: float) -> Image:
+    """Leaves that grew into view at 2 s and sway: mostly resting, briefly pushed 6 px aside every 2.5 s (the
+    leaves are stripes 6 px wide, so a push swaps light and dark leaves)."""
+    if t < 2.0:
+        return BG
+    shift = 0 if (t % 2.5) >= 0.5 else 6
+    img = BG.copy()
+    x1, y1, x2, y2 = SEGMENT
+    cols = (np.arange(x1, x2) + shift) // 6 % 2 == 0
+    img[y1:y2, x1:x2][:, cols] = 95
+    img[y1:y2, x1:x2][:, ~cols] = 140
+    return img
+
+
+def beacon(t: float) -> Image:
+    """A warning light switched on at 2 s: steady, dimmed for a moment every 3 s."""
+    if t < 2.0:
+        return BG
+    return with_patch(BG, SEGMENT, 180 if (t % 3.0) < 0.5 else 235)
+
+
+@pytest.mark.parametrize("scene", [seconds_digit_segment, branch, beacon], ids=["clock", "branch", "beacon"])
+def test_flickering_pixels_are_no_region_while_they_flicker(scene: object) -> None:
+    frame_at = scene  # type: ignore[assignment]
+    unmasked = run(frame_at, 40, SceneChangeStage(cfg(**MASK_OFF)))  # type: ignore[arg-type]
+    assert any(len(o.regions) for _, o in unmasked), "the scene must be a real test: a region without the mask"
+    assert_no_regions(run(frame_at, 40))  # type: ignore[arg-type]
+
+
+def test_a_bag_dropped_beside_a_flickering_clock_is_still_found_on_time() -> None:
+    def frame(t: float) -> Image:
+        img = seconds_digit_segment(t)
+        return with_patch(img, OBJ) if t >= 5 else img
+
+    results = run(frame, 15)
+    first = next(t for t, o in results if len(o.regions))
+    assert 5 + 3.0 <= first <= 5 + 3.0 + 2.0
+    assert len(results[-1][1].regions) == 1
+
+
+def test_a_flicker_that_stops_frees_the_pixels_again() -> None:
+    """A beacon that stops dimming at 15 s: once it has been still for a while its pixels count again (the lamp
+    itself is a new static thing)."""
+    def frame(t: float) -> Image:
+        return beacon(t) if t < 15 else with_patch(BG, SEGMENT, 235)
+
+    results = run(frame, 45)
+    assert not any(len(o.regions) for t, o in results if t < 15)
+    # free again within 15 s x ln 4 = 21 s of the last dimming, then 3 s to establish
+    assert any(len(o.regions) for t, o in results if t <= 15 + 21 + 3 + 1)
+
+
+def test_a_slow_local_drift_never_moved_so_it_is_no_region() -> None:
+    """A cloud's shadow creeping over one part of the view (foliage, a wall): the look drifts 35 grey levels over
+    10 s and back, never in a step, while the rest of the frame stays; nothing arrived."""
+    def frame(t: float) -> Image:
+        img = BG.astype(np.float32)
+        x1, y1, x2, y2 = OBJ
+        drift = 35.0 * min(1.0, max(0.0, (t - 2.0) / 10.0)) - 35.0 * min(1.0, max(0.0, (t - 25.0) / 10.0))
+        img[y1:y2, x1:x2] -= drift
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    assert_no_regions(run(frame, 40))
+
+
+def test_the_flicker_count_is_per_change_not_per_frame_and_decays() -> None:
+    mask = FlickerMask(FlickerParams(window_s=10.0, min_changes=2.5, step=20.0))
+    on, off = np.full((2, 2), 200, np.uint8), np.full((2, 2), 20, np.uint8)
+    everywhere = np.ones((2, 2), bool)
+    assert not mask.update(off, everywhere, 0.0).any()  # the first frame only starts the history
+    for _ in range(4):  # a frame that does not change adds nothing, whatever the rate
+        mask.update(off, everywhere, 0.25)
+    assert mask.count is not None and float(mask.count.max()) == 0.0
+    for i in range(3):  # three changes, 1 s apart
+        unstable = mask.update(on if i % 2 == 0 else off, everywhere, 1.0)
+    assert unstable.all()
+    assert float(mask.count[0, 0]) == pytest.approx(1 + np.exp(-0.1) + np.exp(-0.2), rel=1e-5)
+    for i in range(40):  # flickering for long: the count is capped at 2 x min_changes
+        mask.update(on if i % 2 == 0 else off, everywhere, 0.0)
+    assert float(mask.count[0, 0]) == 5.0
+    still = 0.0
+    while mask.update(off, everywhere, 0.5).any():
+        still += 0.5
+    assert 10.0 * np.log(2.0) < still <= 10.0 * np.log(4.0)  # below half of min_changes: within window x ln 4
+
+
+def test_masked_pixels_add_no_changes() -> None:
+    mask = FlickerMask(FlickerParams(window_s=10.0, min_changes=1.0, step=20.0))
+    counted = np.array([[True, False]])
+    mask.update(np.zeros((1, 2), np.uint8), counted, 0.0)
+    unstable = mask.update(np.full((1, 2), 255, np.uint8), counted, 0.5)
+    assert unstable.tolist() == [[True, False]]
+
+
+def test_unstable_share_counts_the_region_and_the_unstable_pixels_grown_by_one_pixel() -> None:
+    unstable = np.zeros((12, 12), bool)
+    unstable[2:8, 2:4] = True  # grown: columns 1-4, rows 1-8
+    pixels = np.ones((6, 2), bool)
+    # the bar 2 px right of the unstable one (columns 6-7, grown 5-8): no overlap
+    assert unstable_share(pixels, (6, 2, 8, 8), unstable) == 0.0
+    # the bar right beside it (columns 4-5, grown 3-6, rows 1-8): columns 3-4 of rows 1-8 are near
+    assert unstable_share(pixels, (4, 2, 6, 8), unstable) == pytest.approx(16 / 32)
+    assert unstable_share(pixels, (2, 2, 4, 8), unstable) == pytest.approx(1.0)
