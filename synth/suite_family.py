@@ -90,9 +90,10 @@ def _parks(car: dict[str, Any]) -> bool:
 
 
 def suite_variants(templates: dict[str, Scenario], n: int, seed: int = 0) -> list[Scenario]:
-    """n variants: even k from the positive templates (POSITIVE_ORDER, cycling), odd k from the others."""
+    """n variants: even k from the positive templates in POSITIVE_ORDER (cycling), odd k from the negative ones
+    (`neg_*`). Other positive templates (e.g. `pos_littering_osd`) run as they are, without variants."""
     positives = [templates[p] for p in POSITIVE_ORDER if p in templates]
-    negatives = [s for name, s in sorted(templates.items()) if name not in POSITIVE_ORDER]
+    negatives = [s for name, s in sorted(templates.items()) if name.startswith("neg_")]
     out: list[Scenario] = []
     for k in range(n):
         pool = positives if k % 2 == 0 or not negatives else negatives
