@@ -34,7 +34,7 @@ from gridwatch.wire.model_signing import generate as keygen
 from gridwatch.wire.model_signing import load_private_key
 from gridwatch.wire.model_update import parse_control
 from gridwatch.wire.mqtt import BrokerURL
-from gridwatch.wire.topics import control_topic
+from gridwatch.wire.topics import control_topic, edge_filter
 from tests.model_updates import messages, repackaged_demo
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +58,7 @@ class Incidents:
         self._lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="incident-watch", protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, *_: c.subscribe(f"{PREFIX}/+/+/incident", qos=1)
+        self.client.on_connect = lambda c, *_: c.subscribe(edge_filter(PREFIX, "incident"), qos=1)
         self.client.connect(b.host, b.port)
         self.client.loop_start()
 
