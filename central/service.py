@@ -270,6 +270,6 @@ class _Events:
         self.service._inbox.put(msg)
         self.service._tally.bump("received")
 
-    def on_ack(self, mid: int, ok: bool) -> None:
+    def on_ack(self, mid: int, reason_code: int) -> None:
         if self.service._publisher is not None:
-            self.service._publisher.on_ack(mid, ok)
+            self.service._publisher.on_ack(mid, reason_code)
