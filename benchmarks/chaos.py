@@ -9,7 +9,7 @@ Every scenario starts from nothing: a real Mosquitto broker on a free loopback p
 settings (the persistence, autosave and queue lines of `deploy/mosquitto/mosquitto.conf`; `--broker-setting`
 appends overrides, e.g. `"autosave_on_changes false" "autosave_interval 30"` for the old setting), the central
 service as its own process (`gridwatch central run`, SQLite; `--db-url postgresql+psycopg://...` for
-PostgreSQL, whose tables are emptied first), and `--gateways` edge-like processes (this file's `edge` command: the
+PostgreSQL: a fresh schema per scenario), and `--gateways` edge-like processes (this file's `edge` command: the
 real `Outbox` + `Publisher` + `MqttTransport`) that put `--events` incident events between them into their
 outboxes at a steady rate, and exit once everything is put and the outbox is empty. A third of the way into the
 burst one fault is injected:
@@ -23,12 +23,14 @@ Then it waits for every gateway to drain and central to hold a case per incident
 incident), stops central with SIGTERM and counts from the store: sent, stored cases, lost (incidents with no
 case), duplicate cases, event rows, dead letters. Goals per scenario: 0 lost, 0 duplicate cases, every outbox
 drained. `--autosave-cost` (on by default) also measures what saving on every change costs the broker: QoS 1
-publishes per second into a queue that central is (not) draining, shipped setting vs. a 30 s interval.
+publishes per second into a queue that central is (not) draining, shipped setting vs. every 100 changes vs. a
+30 s interval.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -38,7 +40,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -127,12 +129,13 @@ class Child:
     name: str
     cmd: list[str]
     log: Path
+    env: dict[str, str] | None = None
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
     def start(self) -> Child:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         self.starts += 1
         return self
 
@@ -173,9 +176,11 @@ class Outcome:
 
 
 def _central(broker_url: str, db_url: str, work: Path, share_group: str) -> Child:
-    cmd = [sys.executable, "-c", CENTRAL_DRIVER, "central", "run", "--broker", broker_url, "--db", db_url,
-           "--prefix", PREFIX, "--client-id", "chaos-central", "--share-group", share_group]
-    return Child("central", cmd, work / "central.log")
+    """`gridwatch central run`, its URLs in the environment as in the shipped unit (never a password on argv)."""
+    cmd = [sys.executable, "-c", CENTRAL_DRIVER, "central", "run", "--prefix", PREFIX, "--client-id", "chaos-central",
+           "--share-group", share_group]
+    env = {**os.environ, "GRIDWATCH_CENTRAL_BROKER": broker_url, "GRIDWATCH_CENTRAL_DB": db_url}
+    return Child("central", cmd, work / "central.log", env)
 
 
 def _edge(gateway: str, broker_url: str, events: int, rate: float, work: Path) -> Child:
@@ -215,22 +220,36 @@ def count_cases(db_url: str) -> tuple[set[str], int, int, int]:
     return ids, cases, events, letters
 
 
-def _empty_postgres(db_url: str) -> None:
-    from gridwatch.central.store import Base, open_store
+@contextlib.contextmanager
+def fresh_schema(db_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a new schema, dropped afterwards (the database is left as it was)."""
+    from sqlalchemy import create_engine, make_url, text
 
-    with open_store(db_url) as store, store.session() as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            session.execute(table.delete())
-        session.commit()
+    schema = f"gw_chaos_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(db_url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield make_url(db_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def run_scenario(fault: str, args: argparse.Namespace, work: Path) -> Outcome:
-    from gridwatch.app.broker import MosquittoBroker
 
     work.mkdir(parents=True, exist_ok=True)
-    db_url = args.db_url or f"sqlite:///{work / 'cases.db'}"
     if args.db_url:
-        _empty_postgres(db_url)
+        with fresh_schema(args.db_url) as db_url:
+            return _scenario(fault, args, work, db_url)
+    return _scenario(fault, args, work, f"sqlite:///{work / 'cases.db'}")
+
+
+def _scenario(fault: str, args: argparse.Namespace, work: Path, db_url: str) -> Outcome:
+    from gridwatch.app.broker import MosquittoBroker
+
     gateways = [f"gw-chaos-{g + 1:02d}" for g in range(args.gateways)]
     per_gateway = args.events // args.gateways
     expected = {f"inc-chaos-{gw}-{i:06d}" for gw in gateways for i in range(per_gateway)}
@@ -345,11 +364,14 @@ def publish_rate(settings: list[str], messages: int, subscriber_online: bool) ->
 
 
 def autosave_cost(messages: int) -> dict[str, float]:
+    """Publish rates with the shipped autosave, every 100 changes, and every 30 s (the old setting)."""
     shipped = shipped_settings()
-    interval = [ln for ln in shipped if not ln.startswith(("autosave_interval", "autosave_on_changes"))]
-    interval += ["autosave_on_changes false", "autosave_interval 30"]
+    others = [ln for ln in shipped if not ln.startswith(("autosave_interval", "autosave_on_changes"))]
+    variants = {"shipped": shipped,
+                "every_100_changes": [*others, "autosave_on_changes true", "autosave_interval 100"],
+                "interval_30s": [*others, "autosave_on_changes false", "autosave_interval 30"]}
     out: dict[str, float] = {}
-    for label, settings in (("shipped", shipped), ("interval_30s", interval)):
+    for label, settings in variants.items():
         for online in (True, False):
             key = f"{label}/{'central_online' if online else 'central_offline'}"
             out[key] = round(publish_rate(settings, messages, online), 1)
@@ -379,6 +401,10 @@ def print_table(outcomes: list[Outcome]) -> None:
               f"{o.dead_letters:5d} {o.drained!s:>8} {o.seconds:6.1f}" + (f"  {'; '.join(o.notes)}" if o.notes else ""))
 
 
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(143)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["edge"]:
@@ -391,8 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage-s", type=float, default=5.0, help="how long a killed or frozen process stays so")
     parser.add_argument("--timeout-s", type=float, default=90.0, help="wait this long after the fault for delivery")
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated, from " + ", ".join(FAULTS))
-    parser.add_argument("--db-url", help="central's store (default: a fresh SQLite file per scenario); a "
-                        "PostgreSQL URL is emptied before each scenario")
+    parser.add_argument("--db-url", help="a PostgreSQL database for central (postgresql+psycopg://user@host/db; "
+                        "each scenario uses a fresh schema, dropped after); default: a fresh SQLite file per scenario")
     parser.add_argument("--broker-setting", action="append", default=[], metavar="LINE",
                         help="a mosquitto.conf line appended after the shipped settings (repeatable)")
     parser.add_argument("--share-group", default="", help="run central with this $share group (default: the "
@@ -410,9 +436,10 @@ def main(argv: list[str] | None = None) -> int:
 
     root = args.work or Path(tempfile.mkdtemp(prefix="gridwatch-chaos-"))
     print(f"broker settings: {'; '.join(shipped_settings() + args.broker_setting)}\nwork: {root}")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so each scenario's `finally` stops its processes
     outcomes = []
-    for fault in faults:
-        outcome = run_scenario(fault, args, root / fault)
+    for n, fault in enumerate(faults, 1):
+        outcome = run_scenario(fault, args, root / f"{n}-{fault}")
         outcomes.append(outcome)
         print(f"  {fault}: {asdict(outcome)}", flush=True)
     print_table(outcomes)
