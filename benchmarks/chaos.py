@@ -267,13 +267,18 @@ def _scenario(fault: str, args: argparse.Namespace, work: Path, db_url: str) -> 
         _wait(lambda: sum(_progress(work, gw) for gw in gateways) >= burst // 3, 120, 0.05)
         inject(fault, broker, central, edges, args.outage_s)
         deadline = time.monotonic() + args.timeout_s
+        last, still_since = -1, time.monotonic()
         while time.monotonic() < deadline:
             for edge in edges:  # an edge that died (not by our hand) would strand its outbox: say so
                 if edge.proc is not None and edge.proc.poll() not in (None, 0):
                     notes.append(f"{edge.name} exited with {edge.proc.returncode}; restarted")
                     edge.start()
-            if all(e.exited_ok for e in edges) and _stored(db_url) >= len(expected):
-                break
+            stored = _stored(db_url)
+            if stored != last:
+                last, still_since = stored, time.monotonic()
+            if all(e.exited_ok for e in edges) and (stored >= len(expected)
+                                                    or time.monotonic() - still_since > args.settle_s):
+                break  # everything arrived, or the outboxes are empty and central has stopped getting more
             time.sleep(0.5)
         drained = all(e.exited_ok for e in edges)
     finally:
@@ -416,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=40.0, help="events put per second per gateway")
     parser.add_argument("--outage-s", type=float, default=5.0, help="how long a killed or frozen process stays so")
     parser.add_argument("--timeout-s", type=float, default=90.0, help="wait this long after the fault for delivery")
+    parser.add_argument("--settle-s", type=float, default=20.0, help="once every outbox is empty, stop waiting "
+                        "after central stored nothing new for this long")
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated, from " + ", ".join(FAULTS))
     parser.add_argument("--db-url", help="a PostgreSQL database for central (postgresql+psycopg://user@host/db; "
                         "each scenario uses a fresh schema, dropped after); default: a fresh SQLite file per scenario")
