@@ -5,7 +5,7 @@ Modules, in the order a message flows through them:
 - `service`: `CentralService`, the composition root: it wires the session, the handler and the dispatch
   publisher, and owns start/stop, the counters and `wait_for`.
 - `transport`: the MQTT session behind `Session` (connect / subscribe / ack / publish / stop): `MqttSession`
-  (MQTT 5 shared subscription, persistent session, QoS 1, manual acknowledgement) and `FakeSession`.
+  (plain persistent subscription by default, `$share` group opt-in, QoS 1, manual acknowledgement) and `FakeSession`.
 - `handler`: `MessageHandler.handle(Inbound)`: validate, commit with retry, dead-letter, count. No MQTT.
 - `ingest`: `ingest_incident` / `ingest_evidence`, pure functions over bytes and a SQLAlchemy session.
 - `store`: the typed ORM tables (`events`, `cases`, `case_timeline`, `evidence`, `dead_letters`,

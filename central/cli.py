@@ -77,7 +77,14 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix")
     run.add_argument("--protocol", choices=["5", "3.1.1"], default="5", help="MQTT protocol version")
     run.add_argument("--client-id", default=DEFAULT_CLIENT_ID, help="stable id: it names the broker session")
-    run.add_argument("--share-group", default="central", help="MQTT 5 shared-subscription group")
+    run.add_argument("--share-group", default="",
+                     help="opt in to an MQTT 5 shared subscription ($share/NAME/...) to split the load over several "
+                     "instances; Mosquitto queues nothing for a group with no member connected, so events published "
+                     "after a broker restart before a member is back are lost. Default: a plain persistent "
+                     "subscription, which loses nothing")
+    run.add_argument("--site", action="append", default=[], dest="sites", metavar="SITE",
+                     help="subscribe to this site's topics only (repeatable; default every site): several centrals, "
+                     "each with its own --client-id and disjoint --site lists, split the city without loss")
     run.add_argument("--evidence-dir", help="store snapshots here (not subscribed when omitted)")
     run.add_argument("--events-log", help="append every incident payload, one line each, to this file")
     run.add_argument("--roster", help="grid cell -> cleaner YAML")
@@ -129,6 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         client_id=args.client_id,
         share_group=args.share_group or None,
+        sites=tuple(args.sites),
         evidence_dir=args.evidence_dir,
         events_log=args.events_log,
         roster=load_roster(args.roster) if args.roster else Roster(),

@@ -14,8 +14,13 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
 - Messages are handled in arrival order by one worker thread, so the network loop never blocks on the
   database.
 
-Topics: `$share/{group}/{prefix}/+/+/+/incident` and `.../evidence` on MQTT 5 (several central instances share
-the load); plain topics on MQTT 3.1.1, which brokers such as amqtt or RabbitMQ serve without `$share`.
+Topics: a plain persistent subscription to `{prefix}/+/+/+/incident` and `.../evidence` by default (or to the
+`sites` given: `{prefix}/{site}/+/+/incident`). That is the mode that loses nothing over a broker restart: the
+broker restores the subscription from its persistence and queues for it while central is away. A `share_group`
+(`$share/{group}/...`, MQTT 5) splits the load over several instances, but Mosquitto queues nothing for a group
+that has no member connected: events published after a broker restart and before the first member is back are
+lost. Several centrals without loss: one plain persistent session each (its own `client_id`) over disjoint
+`sites`, or a broker that queues for shared groups.
 """
 
 from __future__ import annotations
@@ -61,12 +66,13 @@ class CentralService:
         prefix: str = DEFAULT_PREFIX,
         protocol: Protocol = "5",
         client_id: str = DEFAULT_CLIENT_ID,
-        share_group: str | None = "central",
+        share_group: str | None = None,
         evidence_dir: str | Path | None = None,
         events_log: str | Path | None = None,
         roster: Roster | None = None,
         categories: CategoryTable | None = None,
         *,
+        sites: tuple[str, ...] = (),
         session_expiry_s: int = SESSION_EXPIRY_S,
         ca_file: str | None = None,
         session: Callable[[], Session] | None = None,
@@ -75,8 +81,11 @@ class CentralService:
 
         - `client_id`: names the broker session. Keep it stable across restarts, or messages published while
           central was down are lost; give each instance of a share group its own.
-        - `share_group`: MQTT 5 shared subscription group; instances in one group split the messages.
-          `None` (or MQTT 3.1.1) subscribes to the plain topics: every instance then gets every message.
+        - `share_group`: MQTT 5 shared subscription group; instances in one group split the messages, and with
+          Mosquitto lose what is published while no member is connected (after a broker restart). `None` (the
+          default, and always on MQTT 3.1.1) subscribes to the plain topics: every instance gets every message.
+        - `sites`: subscribe to these sites' topics only (default: every site), so several centrals with plain
+          persistent sessions can split the city without loss.
         - `evidence_dir`: where snapshots are written; `None` does not subscribe to the evidence topic.
         - `events_log`: a file that gets every incident payload as received, one line each, before
           validation (CR/LF inside a payload become spaces); the demo's `events.jsonl`.
@@ -92,6 +101,7 @@ class CentralService:
         self.protocol: Protocol = protocol
         self.client_id = client_id
         self.share_group = share_group
+        self.sites = tuple(sites)
         self.evidence_dir = Path(evidence_dir) if evidence_dir is not None else None
         self.events_log = Path(events_log) if events_log is not None else None
         self.roster = roster or Roster()
@@ -115,7 +125,7 @@ class CentralService:
     def topics(self) -> list[str]:
         """The subscription filters (shared on MQTT 5 when a share group is set)."""
         names: list[EdgeKind] = ["incident", "evidence"] if self.evidence_dir is not None else ["incident"]
-        plain = [edge_filter(self.prefix, name) for name in names]
+        plain = [edge_filter(self.prefix, name, site) for site in self.sites or ("+",) for name in names]
         if self.protocol == "5" and self.share_group:
             return [f"$share/{self.share_group}/{t}" for t in plain]
         return plain
@@ -270,6 +280,6 @@ class _Events:
         self.service._inbox.put(msg)
         self.service._tally.bump("received")
 
-    def on_ack(self, mid: int, ok: bool) -> None:
+    def on_ack(self, mid: int, reason_code: int) -> None:
         if self.service._publisher is not None:
-            self.service._publisher.on_ack(mid, ok)
+            self.service._publisher.on_ack(mid, reason_code)

@@ -26,7 +26,7 @@ from paho.mqtt.properties import Properties
 
 from gridwatch.wire.mqtt import BrokerURL, make_client
 from gridwatch.wire.mqtt import Protocol as MqttProtocol
-from gridwatch.wire.publisher import TransportHandler
+from gridwatch.wire.publisher import TransportHandler, reason_value
 
 log = logging.getLogger("gridwatch.central")
 
@@ -62,8 +62,8 @@ class SessionHandler(Protocol):
 
     def on_message(self, msg: Inbound) -> None: ...
 
-    def on_ack(self, mid: int, ok: bool) -> None:
-        """The PUBACK of one of our own publishes."""
+    def on_ack(self, mid: int, reason_code: int) -> None:
+        """The PUBACK of one of our own publishes (MQTT 5 reason code; >= 0x80 refused)."""
         ...
 
 
@@ -181,7 +181,7 @@ class MqttSession:
 
     def _on_publish(self, _c: mqtt.Client, _ud: Any, mid: int, reason: Any, _props: Any) -> None:
         if self._handler:
-            self._handler.on_ack(mid, not getattr(reason, "is_failure", False))
+            self._handler.on_ack(mid, reason_value(reason))
 
 
 @dataclass
@@ -221,7 +221,7 @@ class FakeSession:
         self._mid += 1
         self.published.append((topic, payload))
         if self.auto_ack and self._handler:
-            self._handler.on_ack(self._mid, True)
+            self._handler.on_ack(self._mid, 0)
         else:
             self.unacked.append(self._mid)
         return self._mid
@@ -239,11 +239,11 @@ class FakeSession:
         if self._handler:
             (self._handler.on_connected if up else self._handler.on_disconnected)()
 
-    def ack_all(self, ok: bool = True) -> None:
+    def ack_all(self, reason_code: int = 0) -> None:
         mids, self.unacked = self.unacked, []
         for mid in mids:
             if self._handler:
-                self._handler.on_ack(mid, ok)
+                self._handler.on_ack(mid, reason_code)
 
     def stop(self) -> None:
         self.connected = False

@@ -2,14 +2,19 @@
 
 The test decides when messages are acknowledged and when the connection drops, including the awkward moments
 a real broker produces now and then: a drop inside publish() (`disconnect_during_publish`), message ids that
-start again on a new connection (`restart_mids`), a PUBACK that arrives late (`ack`).
+start again on a new connection (`restart_mids`) or wrap like paho's (`MID_WRAP`), a PUBACK that arrives late
+(`ack`), a refusal with an MQTT 5 reason code (`ack(mid, 0x87)`), and anything else at the moment publish()
+has the message id but has not returned it yet (`during_publish`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gridwatch.wire.publisher import MessageCallback, TransportHandler
+
+MID_WRAP = 65_535  # paho's message ids run 1..65535, then start at 1 again
 
 
 @dataclass
@@ -19,13 +24,16 @@ class FakeTransport:
     - `disconnect_during_publish`: the next N publish() calls send the message, then the connection drops
       (the handler's `on_disconnected` runs) before publish() returns the message id.
     - `restart_mids`: message ids start from 1 again on every new connection.
+    - `during_publish(mid)`: called inside publish() after the message left, before its id is returned.
     """
 
     connected: bool = True
     auto_ack: bool = True
     disconnect_during_publish: int = 0
     restart_mids: bool = False
+    during_publish: Callable[[int], None] | None = None
     sent: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    mids: list[int] = field(default_factory=list)
     unacked: list[int] = field(default_factory=list)
     subscriptions: dict[str, MessageCallback] = field(default_factory=dict)
     _handler: TransportHandler | None = None
@@ -48,13 +56,16 @@ class FakeTransport:
     def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
         if not self.connected:
             return None
-        self._mid += 1
+        self._mid = self._mid % MID_WRAP + 1
         self.sent.append((topic, payload, properties))
+        self.mids.append(self._mid)
+        if self.during_publish is not None:
+            self.during_publish(self._mid)
         if self.disconnect_during_publish > 0:
             self.disconnect_during_publish -= 1
             self.set_connected(False)  # the message may or may not have reached the broker: no PUBACK will come
         elif self.auto_ack and self._handler:
-            self._handler.on_ack(self._mid, True)
+            self._handler.on_ack(self._mid, 0)
         else:
             self.unacked.append(self._mid)
         return self._mid
@@ -66,15 +77,15 @@ class FakeTransport:
         if self._handler:
             (self._handler.on_connected if up else self._handler.on_disconnected)()
 
-    def ack(self, mid: int, ok: bool = True) -> None:
-        """Deliver one PUBACK now, whichever connection it belongs to."""
+    def ack(self, mid: int, reason_code: int = 0) -> None:
+        """Deliver one PUBACK now, whichever connection it belongs to (reason code >= 0x80: refused)."""
         if self._handler:
-            self._handler.on_ack(mid, ok)
+            self._handler.on_ack(mid, reason_code)
 
-    def ack_all(self, ok: bool = True) -> None:
+    def ack_all(self, reason_code: int = 0) -> None:
         mids, self.unacked = self.unacked, []
         for mid in mids:
-            self.ack(mid, ok)
+            self.ack(mid, reason_code)
 
     def stop(self) -> None:
         self.connected = False

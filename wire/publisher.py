@@ -11,14 +11,20 @@ Bookkeeping is per connection: every connect and disconnect starts a new *genera
 to a row by (generation, message id). A row whose publish() straddled a disconnect is not booked as in flight
 (its PUBACK can never come) but stays pending for the next connection, and an acknowledgement that arrives
 after its connection went down cannot settle a row sent on a later connection under a reused message id.
+A PUBACK that matches no booked row is kept only while a send is between publish() and its booking (it may be
+that send's), so acks of other messages (the status heartbeat) are never kept: after paho's message ids wrap at
+65,535 none of them can settle a row that reused the id. A refused row (MQTT 5 reason code >= 0x80) is logged
+with the reason's name and backed off exponentially (bounded), never resent in a loop.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +32,7 @@ from typing import Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from gridwatch.wire.mqtt import BrokerURL, make_client
 from gridwatch.wire.mqtt import Protocol as MqttProtocol
@@ -39,7 +46,9 @@ class TransportHandler(Protocol):
 
     def on_disconnected(self) -> None: ...
 
-    def on_ack(self, mid: int, ok: bool) -> None: ...
+    def on_ack(self, mid: int, reason_code: int) -> None:
+        """The PUBACK of message `mid`: MQTT 5 reason code (0 = success; >= 0x80 = refused; always 0 on 3.1.1)."""
+        ...
 
 
 MessageCallback = Callable[[str, bytes], None]
@@ -133,9 +142,8 @@ class MqttTransport:
             self._handler.on_disconnected()
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, rc: object, props: object) -> None:
-        ok = not getattr(rc, "is_failure", False)
         if self._handler:
-            self._handler.on_ack(mid, ok)
+            self._handler.on_ack(mid, reason_value(rc))
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         callback = self._subscriptions.get(msg.topic)
@@ -170,28 +178,48 @@ def _v311_payload(payload: bytes, properties: dict[str, str]) -> bytes:
 class PublisherStats:
     published: int = 0
     acked: int = 0
-    nacked: int = 0
+    refused: int = 0
     reconnects: int = 0
+    stray_acks: int = 0  # PUBACKs of no outbox row (the edge's status heartbeat, an old connection's resend)
+
+
+@dataclass(frozen=True)
+class _EarlyAck:
+    """A PUBACK that arrived while sends were between publish() and their booking: it can only belong to one of
+    those sends (`during`, their tickets), and is forgotten once they are all booked."""
+
+    reason_code: int
+    during: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    count: int
+    until: float
 
 
 class Publisher:
     """Moves outbox rows to the transport. Thread-safe `notify()` wakes it when new rows arrive.
 
     `max_inflight` bounds the rows sent but not yet acknowledged (and so how many go out twice after a drop);
-    `on_acked` is called, on the transport's thread, for each row the broker acknowledged.
+    `on_acked` is called, on the transport's thread, for each row the broker acknowledged. A row the broker
+    refuses (MQTT 5 reason code >= 0x80) is logged with the reason's name and retried after `backoff_s[0]`,
+    doubling per refusal up to `backoff_s[1]`; the other rows go on meanwhile. `clock` is for tests.
     """
 
-    MAX_EARLY_ACKS = 10_000  # acks of messages not sent from the outbox (the edge's status) are kept this long
-
     def __init__(self, outbox: OutboxStore, transport: Transport, max_inflight: int = 20,
-                 on_acked: Callable[[OutboxItem], None] | None = None) -> None:
+                 on_acked: Callable[[OutboxItem], None] | None = None, *,
+                 backoff_s: tuple[float, float] = (1.0, 300.0), clock: Callable[[], float] = time.monotonic) -> None:
         self.outbox, self.transport, self.max_inflight = outbox, transport, max_inflight
+        self.backoff_s, self.clock = backoff_s, clock
         self.stats = PublisherStats()
         self._on_acked = on_acked
         self._generation = 0  # bumped on every connect and disconnect
         self._inflight: dict[tuple[int, int], OutboxItem] = {}  # (generation, mid) -> row
-        self._sending: set[int] = set()  # row ids inside transport.publish() right now
-        self._early: dict[tuple[int, int], bool] = {}  # acks that arrived before publish() returned the mid
+        self._open: dict[int, int] = {}  # send ticket -> row id, from before publish() until the row is booked
+        self._tickets = itertools.count(1)
+        self._early: dict[tuple[int, int], _EarlyAck] = {}  # acks that arrived before their send was booked
+        self._refused: dict[int, _Refusal] = {}  # row id -> backoff
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -213,30 +241,43 @@ class Publisher:
             self._inflight.clear()
             self._early.clear()
 
-    def on_ack(self, mid: int, ok: bool) -> None:
+    def on_ack(self, mid: int, reason_code: int) -> None:
         with self._lock:
             key = (self._generation, mid)
             item = self._inflight.pop(key, None)
             if item is None:
-                if len(self._early) > self.MAX_EARLY_ACKS:
-                    self._early.clear()
-                self._early[key] = ok
+                if self._open:  # perhaps the PUBACK of a send whose publish() has not returned yet
+                    self._early[key] = _EarlyAck(reason_code, frozenset(self._open))
+                else:  # a message the publisher did not send (status), or a resend of an old connection's
+                    self.stats.stray_acks += 1
                 return
-            if ok:
+            if reason_code < REFUSED:
                 # Delete the row before it leaves the books, under the lock: otherwise the sender could see it
                 # neither in flight nor deleted and publish it a second time.
                 self.outbox.ack(item.id)
-        self._settle(item, ok)
+        self._settle(item, reason_code)
 
-    def _settle(self, item: OutboxItem, ok: bool) -> None:
-        """Count a PUBACK whose row (when `ok`) is already deleted."""
-        if ok:
+    def _settle(self, item: OutboxItem, reason_code: int) -> None:
+        """Count a PUBACK whose row (on success) is already deleted; back a refused row off."""
+        if reason_code < REFUSED:
+            with self._lock:
+                self._refused.pop(item.id, None)
             self.stats.acked += 1
             if self._on_acked:
                 self._on_acked(item)
         else:
-            self.stats.nacked += 1
+            self._back_off(item, reason_code)
         self._wake.set()
+
+    def _back_off(self, item: OutboxItem, reason_code: int) -> None:
+        with self._lock:
+            count = self._refused[item.id].count + 1 if item.id in self._refused else 1
+            low, high = self.backoff_s
+            delay = min(high, low * 2 ** (count - 1))
+            self._refused[item.id] = _Refusal(count, self.clock() + delay)
+        self.stats.refused += 1
+        log.warning("broker refused outbox row %d (%s on %s): %s (0x%02X), refusal %d; retrying in %.0f s",
+                    item.id, item.kind, item.topic, reason_name(reason_code), reason_code, count, delay)
 
     # lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> Publisher:
@@ -266,53 +307,92 @@ class Publisher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(timeout=1.0)
+            self._wake.wait(timeout=1.0)  # also the tick that retries rows whose backoff has passed
             self._wake.clear()
             try:
-                self._send_some()
+                self.send_pending()
             except Exception:  # the worker must never die because of one bad row or a broker hiccup
                 log.exception("publisher loop error")
 
-    def _send_some(self) -> None:
+    # sending ----------------------------------------------------------------------------------------------
+    def send_pending(self) -> int:
+        """One step of the sender thread (tests call it directly): send the oldest rows that are neither in
+        flight nor backing off, up to `max_inflight` in flight. Returns how many were handed to the transport."""
+        now = self.clock()
         with self._lock:
-            room = self.max_inflight - len(self._inflight) - len(self._sending)
-            busy = {i.id for i in self._inflight.values()} | self._sending
+            room = self.max_inflight - len(self._inflight) - len(self._open)
+            busy = {i.id for i in self._inflight.values()} | set(self._open.values())
+            busy |= {row for row, r in self._refused.items() if r.until > now}
         if room <= 0:
-            return
+            return 0
+        sent = 0
         for item in self.outbox.pending(room, exclude=busy):
             if not self._send(item):
-                return
+                break
+            sent += 1
+        return sent
 
     def _send(self, item: OutboxItem) -> bool:
         """Publish one row; False when the transport is not connected (stop until woken again).
 
-        The row is booked with the current generation under the lock *before* publish() is called and settled
-        under the lock after it returns. publish() itself runs outside the lock: paho calls `on_ack` from its
-        network thread while holding its own locks, which publish() takes too (holding ours would deadlock).
+        The send takes a ticket under the lock *before* publish() is called and books the row under the lock
+        after it returns; publish() itself runs outside the lock (paho calls `on_ack` from its network thread
+        while holding its own locks, which publish() takes too). A PUBACK that arrives in between is kept as an
+        early ack for the sends holding a ticket then, and forgotten when they are booked: it can never settle
+        a row sent later under a message id that paho reused after wrapping at 65,535.
         """
         with self._lock:
             generation = self._generation
-            self._sending.add(item.id)
+            ticket = next(self._tickets)
+            self._open[ticket] = item.id
+        mid: int | None = None
         try:
             mid = self.transport.publish(item.topic, item.payload, item.properties)
         finally:
             with self._lock:
-                self._sending.discard(item.id)
+                early = self._close_ticket(ticket, generation, mid)  # None too when the generation changed
+                booked = mid is not None and self._generation == generation and early is None
+                if booked:
+                    self._inflight[(generation, mid)] = item  # type: ignore[index]
+                elif early is not None and early.reason_code < REFUSED:
+                    self.outbox.ack(item.id)
         if mid is None:
             return False
         self.stats.published += 1
+        if early is not None:
+            self._settle(item, early.reason_code)
+        elif not booked:
+            # The connection dropped inside publish(): this PUBACK can never arrive. The row stays pending and
+            # goes out again on the next connection.
+            self._wake.set()
+        # After booking, outside the lock: a drop during this fsync returns the booked row to pending like any
+        # other row in flight (it is never left half-booked), and an ack meanwhile finds it in the books.
         self.outbox.mark_attempt(item.id)
-        with self._lock:
-            if self._generation != generation:
-                # The connection dropped inside publish(): this PUBACK can never arrive. The row stays pending
-                # and goes out again on the next connection.
-                self._wake.set()
-                return True
-            early = self._early.pop((generation, mid), None)
-            if early is None:
-                self._inflight[(generation, mid)] = item
-                return True
-            if early:
-                self.outbox.ack(item.id)
-        self._settle(item, early)
         return True
+
+    def _close_ticket(self, ticket: int, generation: int, mid: int | None) -> _EarlyAck | None:
+        """Under the lock: end the send's ticket, take its early ack if one came, forget acks nobody can claim."""
+        del self._open[ticket]
+        early = self._early.pop((generation, mid), None) if mid is not None else None
+        if early is not None and ticket not in early.during:
+            early = None  # it arrived before this send began: another message's
+        open_now = set(self._open)
+        self._early = {k: v for k, v in self._early.items() if v.during & open_now}
+        return early
+
+
+REFUSED = 0x80  # MQTT 5: a PUBACK reason code of 0x80 or more means the broker did not accept the message
+
+
+def reason_value(rc: object) -> int:
+    """paho's PUBACK reason (a `ReasonCode`, or an int from older callback versions) as its numeric code."""
+    value = getattr(rc, "value", rc)
+    return int(value) if isinstance(value, int) else 0
+
+
+def reason_name(code: int) -> str:
+    """The MQTT 5 name of a PUBACK reason code ('Not authorized' for 0x87)."""
+    try:
+        return str(ReasonCode(PacketTypes.PUBACK, identifier=code).getName())
+    except Exception:  # paho raises for a code it does not know
+        return f"reason code {code}"

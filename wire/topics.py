@@ -34,9 +34,9 @@ def evidence_topic(prefix: str, site: str, gateway: str, camera: str) -> str:
     return f"{prefix}/{site}/{gateway}/{camera}/evidence"
 
 
-def edge_filter(prefix: str, kind: EdgeKind) -> str:
-    """The subscription filter for every gateway's incident (or evidence) messages."""
-    return f"{prefix}/+/+/+/{kind}"
+def edge_filter(prefix: str, kind: EdgeKind, site: str = "+") -> str:
+    """The subscription filter for every gateway's incident (or evidence) messages, of one site or all (`+`)."""
+    return f"{prefix}/{site}/+/+/{kind}"
 
 
 def status_topic(prefix: str, site: str, gateway: str) -> str:

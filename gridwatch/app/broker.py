@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -45,8 +46,11 @@ class MosquittoBroker:
     `stop()` and `start()` can be called again to simulate a broker outage on the same port.
     """
 
-    def __init__(self, port: int | None = None, *, persistence: bool = False) -> None:
+    def __init__(self, port: int | None = None, *, persistence: bool = False,
+                 settings: list[str] | None = None) -> None:
+        """`settings`: further mosquitto.conf lines (e.g. the shipped config's persistence settings)."""
         self.port = port or free_port()
+        self._settings = list(settings or [])
         self._binary = find_mosquitto()
         self._dir = Path(tempfile.mkdtemp(prefix="gridwatch-mosquitto-"))
         self._persistence = persistence
@@ -68,6 +72,7 @@ class MosquittoBroker:
             "log_type warning",
             "max_queued_messages 100000",
         ]
+        lines.extend(self._settings)
         if os.geteuid() == 0:
             # Started as root, mosquitto drops to user `mosquitto`, which cannot write the persistence file in
             # our private (0700) folder: the save fails and sessions do not survive a restart.
@@ -109,6 +114,16 @@ class MosquittoBroker:
             self._proc.kill()
             self._proc.wait(timeout=5)
         self._proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: the broker keeps its connections open but answers nothing, as a hung broker does."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after `freeze()`."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def log_tail(self, n: int = 2000) -> str:
         path = self._dir / "mosquitto.log"

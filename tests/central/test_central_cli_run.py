@@ -89,3 +89,12 @@ def test_run_ingests_and_stops_on_sigterm(broker: MosquittoBroker, tmp_path: Pat
         rows = cases_as_rows(session)
     assert [(r.incident_id, r.cleaner) for r in rows] == [("inc-cli-0001", "cleaner-a")]
     assert json.loads((tmp_path / "events.jsonl").read_text())["incident_id"] == "inc-cli-0001"
+
+
+def test_run_defaults_to_a_plain_subscription_and_share_group_is_opt_in() -> None:
+    from gridwatch.app.cli import build_parser
+
+    args = build_parser().parse_args(["central", "run"])
+    assert (args.share_group, args.sites) == ("", [])
+    args = build_parser().parse_args(["central", "run", "--share-group", "central", "--site", "a", "--site", "b"])
+    assert (args.share_group, args.sites) == ("central", ["a", "b"])

@@ -132,7 +132,7 @@ def test_run_parser_defaults() -> None:
         "mqtt://127.0.0.1:1884",
         "3.1.1",
         "gridwatch/v1",
-        "central",
+        "",  # a plain persistent subscription: a $share group is opt-in (issue 8, hole 4)
     )
     assert args.func.__name__ == "cmd_run"
 

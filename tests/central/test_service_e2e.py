@@ -216,10 +216,11 @@ def test_start_fails_clearly_when_the_broker_is_unreachable(tmp_path: Path) -> N
 def test_two_instances_in_one_share_group_keep_one_case_per_incident(
     broker: MosquittoBroker, tmp_path: Path, pg_url: str
 ) -> None:
-    """Load sharing: messages of one incident land on both instances; the final state is still the newest."""
+    """Load sharing (opt-in `share_group`): messages of one incident land on both instances; the final state is
+    still the newest."""
     incidents = [lifecycle(f"inc-shared-{i:03d}", updates=3) for i in range(8)]
-    a = make_service(broker, tmp_path, "5", pg_url, client_id="central-a")
-    b = make_service(broker, tmp_path, "5", pg_url, client_id="central-b")
+    a = make_service(broker, tmp_path, "5", pg_url, client_id="central-a", share_group="central")
+    b = make_service(broker, tmp_path, "5", pg_url, client_id="central-b", share_group="central")
     with a, b, connected(broker.url) as pub:
         for step in range(5):
             for events in incidents:

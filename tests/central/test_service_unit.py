@@ -60,7 +60,7 @@ def test_subscribes_on_connect_and_acks_after_the_commit(tmp_path: Path) -> None
     session = RecordingSession()
     with make_service(tmp_path, session) as service:
         session.store = lambda: service.store
-        assert session.subscriptions == ["$share/central/gridwatch/v1/+/+/+/incident"]
+        assert session.subscriptions == ["gridwatch/v1/+/+/+/incident"]  # plain: the default that loses nothing
         msg = session.deliver(TOPIC, payload(make_event("inc-unit-0001")))
         assert service.wait_for(lambda: service.counters.stored == 1, 5)
         assert wait_until(lambda: session.acked == [msg.mid])
@@ -122,3 +122,14 @@ def test_assignments_left_at_stop_go_out_on_the_next_start(tmp_path: Path) -> No
         assert service.wait_for(lambda: service.counters.dispatched == 1, 5)
         assert count(service.store, DispatchRow) == 0
     assert [body for _, body in second.published] == [body for _, body in first.published]
+
+
+def test_share_group_is_opt_in_and_sites_narrow_the_filters(tmp_path: Path) -> None:
+    def topics(**kw: object) -> list[str]:
+        return CentralService("mqtt://127.0.0.1:1883", f"sqlite:///{tmp_path / 'c.db'}", **kw).topics()  # type: ignore[arg-type]
+
+    assert topics() == ["gridwatch/v1/+/+/+/incident"]
+    assert topics(share_group="central", evidence_dir=tmp_path) == [
+        "$share/central/gridwatch/v1/+/+/+/incident", "$share/central/gridwatch/v1/+/+/+/evidence"]
+    assert topics(share_group="central", protocol="3.1.1") == ["gridwatch/v1/+/+/+/incident"]
+    assert topics(sites=("north", "east")) == ["gridwatch/v1/north/+/+/incident", "gridwatch/v1/east/+/+/incident"]

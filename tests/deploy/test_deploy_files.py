@@ -7,6 +7,7 @@ write, a unit without its restart policy or sandbox.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -269,3 +270,22 @@ def test_no_shipped_file_puts_a_password_inside_a_url() -> None:
     found = [f"{p.relative_to(REPO)}:{n}" for p in files
              for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if url_with_password.search(line)]
     assert not found, found
+
+
+# --- delivery defaults (issue 8, hole 4) ---------------------------------------------------------------------
+def test_shipped_broker_saves_on_every_change() -> None:
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+    settings = {ln.split()[0]: ln.split()[1] for ln in conf.splitlines() if ln.strip() and not ln.startswith("#")}
+    assert settings["persistence"] == "true"
+    assert (settings["autosave_on_changes"], settings["autosave_interval"]) == ("true", "1"), \
+        "a broker crash must not lose messages it has acknowledged to a gateway"
+
+
+def test_shipped_central_uses_a_plain_persistent_subscription() -> None:
+    """A `$share` group loses what is published while no member is connected (after a broker restart)."""
+    unit = parse_unit(DEPLOY / "systemd" / "gridwatch-central.service")["Service"]["ExecStart"][-1]
+    docker = [s for s in _instructions(DEPLOY / "docker" / "Dockerfile.central") if s.startswith("CMD")][-1]
+    lab = json.dumps(compose()["services"]["central"])
+    for name, text in (("systemd unit", unit), ("Dockerfile.central", docker), ("compose central", lab)):
+        assert "--share-group" not in text and "$share" not in text, f"{name} opts in to a $share group"
+        assert "--client-id" in text or name == "compose central", f"{name}: a stable client id names the session"

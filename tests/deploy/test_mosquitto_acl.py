@@ -9,6 +9,7 @@ and certificates made by `make-certs.sh`. A missing mosquitto or mosquitto_passw
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import shutil
 import socket
@@ -380,3 +381,30 @@ def test_the_model_publisher_reports_the_broker_s_refusal_for_a_non_central_acco
                                   prefix=PREFIX, timeout_s=1, chunk_size=1024)
     assert (result.ok, result.result) == (False, "error")
     assert "refused" in result.reason and "Not authorized" in result.reason, result.reason
+
+
+def test_the_edge_publisher_backs_off_a_row_the_acl_refuses(broker: Broker, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 8, hole 3: a refused row was resent in a hot loop (21,888 attempts in 10 s) with no log. The real
+    publisher over the real broker: the PUBACK's reason code reaches it, it logs the name and waits."""
+    from gridwatch.wire.outbox import Outbox
+    from gridwatch.wire.publisher import MqttTransport, Publisher
+
+    caplog.set_level(logging.WARNING, logger="gridwatch.wire.publisher")
+    box = Outbox(tmp_path / "outbox.db")
+    box.put("incident", f"{PREFIX}/{SITE}/gw-pole-018/kerb-cam/incident", b"not my topic")
+    box.put("incident", f"{PREFIX}/{SITE}/gw-pole-017/kerb-cam/incident", b"mine")
+    url = BrokerURL("127.0.0.1", broker.port, False, "gw-pole-017", PASSWORD)
+    pub = Publisher(box, MqttTransport(url, f"gw-pole-017-{uuid.uuid4().hex[:6]}"), backoff_s=(30.0, 30.0)).start()
+    try:
+        deadline = time.monotonic() + 10
+        while (pub.stats.refused, pub.stats.acked) != (1, 1) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (pub.stats.refused, pub.stats.acked) == (1, 1), pub.stats
+        time.sleep(1.0)  # a hot loop would have sent the refused row hundreds of times by now
+        assert pub.stats.published == 2, pub.stats
+        assert [i.payload for i in box.pending()] == [b"not my topic"]
+        assert "Not authorized (0x87)" in caplog.text
+    finally:
+        pub.stop()
+        box.close()

@@ -41,18 +41,21 @@ def test_outbox_bound_drops_evidence_before_incidents(tmp_path: Path) -> None:
 def test_publisher_deletes_on_ack_only(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db")
     transport = FakeTransport(auto_ack=False)
-    pub = Publisher(box, transport).start()
+    now = [0.0]
+    pub = Publisher(box, transport, clock=lambda: now[0])
+    transport.start(pub)
     for i in range(5):
         box.put("incident", "t", f"m{i}".encode())
-    pub.notify()
-    assert wait_until(lambda: len(transport.sent) == 5)
+    assert pub.send_pending() == 5
     assert len(box) == 5
-    transport.ack_all(ok=False)  # a PUBACK with a failure reason code: keep the rows
+    transport.ack_all(0x80)  # a PUBACK with a failure reason code: keep the rows
     assert len(box) == 5
-    assert wait_until(lambda: len(transport.unacked) == 5)  # sent again
-    transport.ack_all(ok=True)
-    assert wait_until(lambda: len(box) == 0)
-    pub.stop()
+    assert pub.send_pending() == 0  # backing off
+    now[0] = 1.0
+    assert pub.send_pending() == 5  # sent again
+    transport.ack_all()
+    assert len(box) == 0
+    box.close()
 
 
 def test_publisher_replays_in_flight_rows_after_reconnect(tmp_path: Path) -> None:
@@ -97,10 +100,10 @@ def test_a_drop_inside_publish_returns_the_row_to_pending(tmp_path: Path) -> Non
     pub = Publisher(box, transport)
     transport.start(pub)
     box.put("incident", "t", b"one")
-    pub._send_some()  # the sender's step, run here so the interleaving is exactly the one described
+    pub.send_pending()  # the sender's step, run here so the interleaving is exactly the one described
     assert (len(transport.sent), transport.connected, len(box)) == (1, False, 1)
     transport.set_connected(True)
-    pub._send_some()
+    pub.send_pending()
     assert len(box) == 0, "the row was stuck as 'in flight' on the dead connection"
     assert [p for _, p, _ in transport.sent] == [b"one", b"one"]  # at-least-once: sent twice, not lost
     box.close()
@@ -120,7 +123,7 @@ def test_a_late_ack_from_an_old_connection_settles_nothing(tmp_path: Path) -> No
     transport.ack(status_mid)  # its PUBACK shows up late, after the drop was reported
     transport.set_connected(True)
     box.put("incident", "t", b"one")
-    pub._send_some()  # sent on the new connection, and its message id is 1 again
+    pub.send_pending()  # sent on the new connection, and its message id is 1 again
     assert transport.unacked == [1]
     assert len(box) == 1, "an acknowledgement of another message deleted the row"
     transport.ack_all()

@@ -1,0 +1,473 @@
+"""Chaos: incidents from edge gateways to central cases while processes crash, freeze and restart.
+
+    python benchmarks/chaos.py --json out/chaos.json [--events 1000] [--gateways 2] [--outage-s 5]
+                               [--faults central-kill,broker-kill,broker-freeze,edge-kill] [--db-url URL]
+                               [--broker-setting "autosave_interval 30" ...] [--share-group NAME]
+                               [--no-autosave-cost]
+
+Every scenario starts from nothing: a real Mosquitto broker on a free loopback port with the shipped persistence
+settings (the persistence, autosave and queue lines of `deploy/mosquitto/mosquitto.conf`; `--broker-setting`
+appends overrides, e.g. `"autosave_on_changes false" "autosave_interval 30"` for the old setting), the central
+service as its own process (`gridwatch central run`, SQLite; `--db-url postgresql+psycopg://...` for
+PostgreSQL: a fresh schema per scenario), and `--gateways` edge-like processes (this file's `edge` command: the
+real `Outbox` + `Publisher` + `MqttTransport`) that put `--events` incident events between them into their
+outboxes at a steady rate, and exit once everything is put and the outbox is empty. A third of the way into the
+burst one fault is injected:
+
+- `central-kill`: central SIGKILL, restarted after `--outage-s`;
+- `broker-kill`: broker SIGKILL (no save), restarted on the same port after `--outage-s`;
+- `broker-freeze`: broker SIGSTOP for `--outage-s`, then SIGCONT (connections stay open, nothing is answered);
+- `edge-kill`: the first gateway SIGKILL mid-burst, restarted from its outbox and progress file.
+
+Then it waits for every gateway to drain and central to hold a case per incident (each event opens its own
+incident), stops central with SIGTERM and counts from the store: sent, stored cases, lost (incidents with no
+case), duplicate cases, event rows, dead letters. Goals per scenario: 0 lost, 0 duplicate cases, every outbox
+drained. `--autosave-cost` (on by default) also measures what saving on every change costs the broker: QoS 1
+publishes per second into a queue that central is (not) draining, shipped setting vs. every 100 changes vs. a
+30 s interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+PERSISTENCE_KEYS = ("persistence", "autosave_interval", "autosave_on_changes", "persistent_client_expiration",
+                    "max_queued_messages", "max_queued_bytes", "max_inflight_messages", "queue_qos0_messages")
+FAULTS = ("central-kill", "broker-kill", "broker-freeze", "edge-kill")
+PREFIX = "gridwatch/v1"
+SITE = "chaos-site"
+CENTRAL_DRIVER = "import sys\nfrom gridwatch.app.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+T0 = datetime(2026, 11, 30, 8, 0, 0, tzinfo=timezone.utc)
+
+
+def shipped_settings() -> list[str]:
+    """The persistence and queue lines of the shipped broker config (paths and listeners left out)."""
+    lines = [ln.strip() for ln in SHIPPED_CONF.read_text().splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#") and ln.split()[0] in PERSISTENCE_KEYS]
+
+
+# --- the edge-like publisher (child process) -------------------------------------------------------------------
+def event_payload(gateway: str, index: int) -> tuple[str, bytes]:
+    """Incident `index` of `gateway`: its own incident (a `started`, seq 0), deterministic ids."""
+    from gridwatch.wire.events import GeoLocation, ImageBox, IncidentEvent, ModelRef
+
+    event = IncidentEvent(
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"gridwatch-chaos/{gateway}/{index}"),
+        incident_id=f"inc-chaos-{gateway}-{index:06d}", seq=0, type="illegal_parking", phase="started",
+        site_id=SITE, gateway_id=gateway, camera_id="cam-1", zone="kerb",
+        started_at=T0, observed_at=T0 + timedelta(seconds=index), dwell_s=120.0, confidence=0.8,
+        location=GeoLocation(lat=36.0671, lon=120.3826, accuracy_m=3.5, grid_cell="370203001001"),
+        box=ImageBox(x1=10, y1=20, x2=110, y2=220, image_width=1280, image_height=720),
+        model=ModelRef(name="chaos", version="1", sha256="ab" * 32),
+    )
+    return f"{PREFIX}/{SITE}/{gateway}/cam-1/incident", event.to_json().encode()
+
+
+def edge_main(argv: list[str]) -> int:
+    """Put events `progress..events` into the outbox at `rate`/s, publish, exit 0 once all are put and acked."""
+    from gridwatch.wire.mqtt import BrokerURL
+    from gridwatch.wire.outbox import Outbox
+    from gridwatch.wire.publisher import MqttTransport, Publisher
+
+    parser = argparse.ArgumentParser(prog="chaos.py edge")
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--gateway", required=True)
+    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--rate", type=float, required=True)
+    args = parser.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    progress = args.dir / "progress"
+    outbox = Outbox(args.dir / "outbox.db")
+    transport = MqttTransport(BrokerURL.parse(args.broker), f"chaos-{args.gateway}", keepalive_s=10)
+    publisher = Publisher(outbox, transport).start()
+    start = int(progress.read_text()) if progress.exists() else 0
+    t0 = time.monotonic()
+    for i in range(start, args.events):
+        topic, payload = event_payload(args.gateway, i)
+        outbox.put("incident", topic, payload)  # before the progress: a kill in between sends it twice, not never
+        _write_atomic(progress, str(i + 1))
+        publisher.notify()
+        time.sleep(max(0.0, t0 + (i - start + 1) / args.rate - time.monotonic()))
+    while len(outbox) > 0:
+        time.sleep(0.05)
+    print(f"drained {args.gateway}: published {publisher.stats.published}, acked {publisher.stats.acked}, "
+          f"refused {publisher.stats.refused}, reconnects {publisher.stats.reconnects}", flush=True)
+    publisher.stop()
+    outbox.close()
+    return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# --- processes -------------------------------------------------------------------------------------------------
+@dataclass
+class Child:
+    """A child process that can be SIGKILLed and started again with the same command."""
+
+    name: str
+    cmd: list[str]
+    log: Path
+    env: dict[str, str] | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def start(self) -> Child:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+        self.starts += 1
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def terminate(self, timeout_s: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    @property
+    def exited_ok(self) -> bool:
+        return self.proc is not None and self.proc.poll() == 0
+
+
+@dataclass
+class Outcome:
+    fault: str
+    sent: int
+    stored_cases: int
+    lost: int
+    duplicate_cases: int
+    event_rows: int
+    dead_letters: int
+    drained: bool
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def _central(broker_url: str, db_url: str, work: Path, share_group: str) -> Child:
+    """`gridwatch central run`, its URLs in the environment as in the shipped unit (never a password on argv)."""
+    cmd = [sys.executable, "-c", CENTRAL_DRIVER, "central", "run", "--prefix", PREFIX, "--client-id", "chaos-central",
+           "--share-group", share_group]
+    env = {**os.environ, "GRIDWATCH_CENTRAL_BROKER": broker_url, "GRIDWATCH_CENTRAL_DB": db_url}
+    return Child("central", cmd, work / "central.log", env)
+
+
+def _edge(gateway: str, broker_url: str, events: int, rate: float, work: Path) -> Child:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "edge", "--dir", str(work / gateway), "--broker",
+           broker_url, "--gateway", gateway, "--events", str(events), "--rate", str(rate)]
+    return Child(gateway, cmd, work / f"{gateway}.log")
+
+
+def _progress(work: Path, gateway: str) -> int:
+    path = work / gateway / "progress"
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float, step_s: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step_s)
+    return predicate()
+
+
+def count_cases(db_url: str) -> tuple[set[str], int, int, int]:
+    """(incident ids with a case, case rows, event rows, dead letters) in the store."""
+    from sqlalchemy import func, select
+
+    from gridwatch.central.store import Case, DeadLetter, EventRow, open_store
+
+    with open_store(db_url, create=False) as store, store.session() as session:
+        ids = set(session.scalars(select(Case.incident_id)))
+        cases = int(session.scalar(select(func.count()).select_from(Case)) or 0)
+        events = int(session.scalar(select(func.count()).select_from(EventRow)) or 0)
+        letters = int(session.scalar(select(func.count()).select_from(DeadLetter)) or 0)
+    return ids, cases, events, letters
+
+
+@contextlib.contextmanager
+def fresh_schema(db_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a new schema, dropped afterwards (the database is left as it was)."""
+    from sqlalchemy import create_engine, make_url, text
+
+    schema = f"gw_chaos_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(db_url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield make_url(db_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def run_scenario(fault: str, args: argparse.Namespace, work: Path) -> Outcome:
+
+    work.mkdir(parents=True, exist_ok=True)
+    if args.db_url:
+        with fresh_schema(args.db_url) as db_url:
+            return _scenario(fault, args, work, db_url)
+    return _scenario(fault, args, work, f"sqlite:///{work / 'cases.db'}")
+
+
+def _scenario(fault: str, args: argparse.Namespace, work: Path, db_url: str) -> Outcome:
+    from gridwatch.app.broker import MosquittoBroker
+
+    gateways = [f"gw-chaos-{g + 1:02d}" for g in range(args.gateways)]
+    per_gateway = args.events // args.gateways
+    expected = {f"inc-chaos-{gw}-{i:06d}" for gw in gateways for i in range(per_gateway)}
+    notes: list[str] = []
+    t0 = time.monotonic()
+    broker = MosquittoBroker(persistence=True, settings=shipped_settings() + list(args.broker_setting)).start()
+    central = _central(broker.url, db_url, work, args.share_group).start()
+    edges = [_edge(gw, broker.url, per_gateway, args.rate, work) for gw in gateways]
+    try:
+        if not _wait(lambda: "subscribed" in central.log.read_text(errors="replace"), 60):
+            notes.append("central never subscribed")
+        for edge in edges:
+            edge.start()
+        burst = per_gateway * args.gateways
+        _wait(lambda: sum(_progress(work, gw) for gw in gateways) >= burst // 3, 120, 0.05)
+        inject(fault, broker, central, edges, args.outage_s)
+        deadline = time.monotonic() + args.timeout_s
+        last, still_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            for edge in edges:  # an edge that died (not by our hand) would strand its outbox: say so
+                if edge.proc is not None and edge.proc.poll() not in (None, 0):
+                    notes.append(f"{edge.name} exited with {edge.proc.returncode}; restarted")
+                    edge.start()
+            stored = _stored(db_url)
+            if stored != last:
+                last, still_since = stored, time.monotonic()
+            if all(e.exited_ok for e in edges) and (stored >= len(expected)
+                                                    or time.monotonic() - still_since > args.settle_s):
+                break  # everything arrived, or the outboxes are empty and central has stopped getting more
+            time.sleep(0.5)
+        drained = all(e.exited_ok for e in edges)
+    finally:
+        for edge in edges:
+            edge.terminate(10)
+        central.terminate(30)
+        broker.stop()
+    ids, cases, events, letters = count_cases(db_url)
+    mine = ids & expected
+    return Outcome(fault, len(expected), len(mine), len(expected - mine), cases - len(ids), events, letters,
+                   drained, round(time.monotonic() - t0, 1), notes)
+
+
+def _stored(db_url: str) -> int:
+    try:
+        return count_cases(db_url)[1]
+    except Exception:  # the store may not exist yet, or be locked for a moment
+        return 0
+
+
+def inject(fault: str, broker: Any, central: Child, edges: list[Child], outage_s: float) -> None:
+    if fault == "central-kill":
+        central.kill()
+        time.sleep(outage_s)
+        central.start()
+    elif fault == "broker-kill":
+        broker.kill()
+        time.sleep(outage_s)
+        broker.start()
+    elif fault == "broker-freeze":
+        broker.freeze()
+        time.sleep(outage_s)
+        broker.thaw()
+    elif fault == "edge-kill":
+        edges[0].kill()
+        time.sleep(min(outage_s, 1.0))
+        edges[0].start()
+    else:
+        raise ValueError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)}")
+
+
+# --- what saving on every change costs the broker ---------------------------------------------------------------
+def publish_rate(settings: list[str], messages: int, subscriber_online: bool) -> float:
+    """QoS 1 publishes/s (1 KiB, 20 in flight) into a persistent session that is (not) connected."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from gridwatch.app.broker import MosquittoBroker
+
+    with MosquittoBroker(persistence=True, settings=settings) as broker:
+        sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="cost-central", protocol=mqtt.MQTTv5)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        sub.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+        sub.subscribe("cost/#", qos=1)
+        sub.loop(1.0)
+        if subscriber_online:
+            sub.loop_start()
+        else:
+            sub.disconnect()
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="cost-edge", protocol=mqtt.MQTTv5)
+        pub.max_inflight_messages_set(20)
+        done = threading.Event()
+        acked = [0]
+
+        def on_publish(*_a: Any) -> None:
+            acked[0] += 1
+            if acked[0] >= messages:
+                done.set()
+
+        pub.on_publish = on_publish
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        payload = b"x" * 1024
+        t0 = time.perf_counter()
+        for i in range(messages):
+            pub.publish(f"cost/{i % 10}", payload, qos=1)
+        done.wait(120)
+        rate = acked[0] / (time.perf_counter() - t0)
+        pub.disconnect()
+        pub.loop_stop()
+        if subscriber_online:
+            sub.disconnect()
+            sub.loop_stop()
+    return rate
+
+
+def autosave_cost(messages: int) -> dict[str, float]:
+    """Publish rates with the shipped autosave, every 100 changes, and every 30 s (the old setting)."""
+    shipped = shipped_settings()
+    others = [ln for ln in shipped if not ln.startswith(("autosave_interval", "autosave_on_changes"))]
+    variants = {"shipped": shipped,
+                "every_100_changes": [*others, "autosave_on_changes true", "autosave_interval 100"],
+                "interval_30s": [*others, "autosave_on_changes false", "autosave_interval 30"]}
+    out: dict[str, float] = {}
+    for label, settings in variants.items():
+        for online in (True, False):
+            key = f"{label}/{'central_online' if online else 'central_offline'}"
+            out[key] = round(publish_rate(settings, messages, online), 1)
+    return out
+
+
+# --- report ----------------------------------------------------------------------------------------------------
+def goals_of(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    goals: list[dict[str, Any]] = []
+    for o in outcomes:
+        goals.append({"name": f"chaos[{o.fault}].lost", "value": o.lost, "target": 0, "unit": "incidents",
+                      "met": o.lost == 0})
+        goals.append({"name": f"chaos[{o.fault}].duplicate_cases", "value": o.duplicate_cases, "target": 0,
+                      "unit": "cases", "met": o.duplicate_cases == 0})
+        goals.append({"name": f"chaos[{o.fault}].drained", "value": o.drained, "target": True,
+                      "unit": "every outbox empty", "met": o.drained})
+    return goals
+
+
+def print_table(outcomes: list[Outcome]) -> None:
+    head = f"{'fault':14} {'sent':>6} {'stored':>7} {'lost':>5} {'dup cases':>9} {'events':>7} {'dead':>5} " \
+           f"{'drained':>8} {'s':>6}"
+    print(head)
+    print("-" * len(head))
+    for o in outcomes:
+        print(f"{o.fault:14} {o.sent:6d} {o.stored_cases:7d} {o.lost:5d} {o.duplicate_cases:9d} {o.event_rows:7d} "
+              f"{o.dead_letters:5d} {o.drained!s:>8} {o.seconds:6.1f}" + (f"  {'; '.join(o.notes)}" if o.notes else ""))
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(143)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["edge"]:
+        return edge_main(argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, help="write the goals and outcomes here")
+    parser.add_argument("--events", type=int, default=1000, help="incident events per scenario, over all gateways")
+    parser.add_argument("--gateways", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=40.0, help="events put per second per gateway")
+    parser.add_argument("--outage-s", type=float, default=5.0, help="how long a killed or frozen process stays so")
+    parser.add_argument("--timeout-s", type=float, default=90.0, help="wait this long after the fault for delivery")
+    parser.add_argument("--settle-s", type=float, default=20.0, help="once every outbox is empty, stop waiting "
+                        "after central stored nothing new for this long")
+    parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated, from " + ", ".join(FAULTS))
+    parser.add_argument("--db-url", help="a PostgreSQL database for central (postgresql+psycopg://user@host/db; "
+                        "each scenario uses a fresh schema, dropped after); default: a fresh SQLite file per scenario")
+    parser.add_argument("--broker-setting", action="append", default=[], metavar="LINE",
+                        help="a mosquitto.conf line appended after the shipped settings (repeatable)")
+    parser.add_argument("--share-group", default="", help="run central with this $share group (default: the "
+                        "shipped plain subscription)")
+    parser.add_argument("--autosave-cost", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure the broker's publish rate with the shipped autosave vs a 30 s interval")
+    parser.add_argument("--cost-messages", type=int, default=3000)
+    parser.add_argument("--work", type=Path, help="keep logs and stores here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()]
+    if unknown := [f for f in faults if f not in FAULTS]:
+        parser.error(f"--faults: unknown {unknown}; choose from {', '.join(FAULTS)}")
+
+    import tempfile
+
+    root = args.work or Path(tempfile.mkdtemp(prefix="gridwatch-chaos-"))
+    print(f"broker settings: {'; '.join(shipped_settings() + args.broker_setting)}\nwork: {root}")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so each scenario's `finally` stops its processes
+    outcomes = []
+    for n, fault in enumerate(faults, 1):
+        outcome = run_scenario(fault, args, root / f"{n}-{fault}")
+        outcomes.append(outcome)
+        print(f"  {fault}: {asdict(outcome)}", flush=True)
+    print_table(outcomes)
+    cost = autosave_cost(args.cost_messages) if args.autosave_cost else {}
+    for key, rate in cost.items():
+        print(f"broker QoS 1 publish rate, {key}: {rate:.0f} msg/s")
+    goals = goals_of(outcomes)
+    met = sum(g["met"] for g in goals)
+    print(f"{met} of {len(goals)} goals met")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"goals": goals, "outcomes": [asdict(o) for o in outcomes], "autosave_cost_msgs_per_s": cost,
+                   "settings": {"events": args.events, "gateways": args.gateways, "rate": args.rate,
+                                "outage_s": args.outage_s, "db": "postgresql" if args.db_url else "sqlite",
+                                "share_group": args.share_group or None,
+                                "broker": shipped_settings() + args.broker_setting},
+                   "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                               "loadavg": os.getloadavg()}}
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 0 if met == len(goals) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
