@@ -163,7 +163,7 @@ def synth_clip(clip_dir: Path, detector: Detector, work: Path) -> tuple[ClipResu
                           write_video=False, start_wall=T0)
     lat0, lon0 = truth["camera"]["lat"], truth["camera"]["lon"]
     name = clip_dir.name
-    truths = [TruthIncident(i["type"], i["start_s"], i["east"], i["north"], name, i.get("owner_left_s"))
+    truths = [TruthIncident(i["type"], i["start_s"], i["east"], i["north"], name, dwell_from_s=i.get("owner_left_s"))
               for i in truth["incidents"]]
     reports: list[Reported] = []
     raw: list[dict[str, Any]] = []
@@ -256,7 +256,7 @@ def composite_clip(clip_dir: Path, shared: Path, detector: Detector, work: Path,
     truth = json.loads((clip_dir / "truth.json").read_text())
     events = run_real(composite_config(shared, clip_dir / "video.mp4"), work, detector)
     name = clip_dir.name
-    truths = [TruthIncident(i["type"], i["start_s"], i["pixel"][0], i["pixel"][1], name, i["radius_px"])
+    truths = [TruthIncident(i["type"], i["start_s"], i["pixel"][0], i["pixel"][1], name, radius=i["radius_px"])
               for i in truth["incidents"]]
     reports = [Reported(e.type, offset(e.started_at), offset(e.observed_at), (e.box.x1 + e.box.x2) / 2,
                         (e.box.y1 + e.box.y2) / 2, name) for e in events]
