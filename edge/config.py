@@ -2,7 +2,9 @@
 
 Every model forbids unknown keys (a typo is an error, not a silently ignored setting). Fields carry bounds and a
 description. Checks that span fields are small `verify_*` functions whose messages name the path and the fix.
-Secrets come from the environment: `GRIDWATCH_MQTT_PASSWORD` overrides `mqtt.password`.
+Secrets come from the environment: `GRIDWATCH_MQTT_PASSWORD` overrides `mqtt.password`, and a camera URL or
+`mqtt.password` may refer to `${NAME}` (the environment, or the file named by `GRIDWATCH_CREDENTIALS_FILE`;
+`gridwatch.edge.secrets`), checked at load and substituted only where used.
 
 `load_site_config(path)` raises `ConfigError` whose message lists each bad field as `path.to.field: problem`.
 Relative paths in the file are resolved against the file's folder.
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from gridwatch.edge.secrets import check_references
 from gridwatch.errors import GridwatchError
 from gridwatch.models.registry import DetectorSpec
 from gridwatch.pipelines.registry import IncidentType, Registry, default_registry, unknown_message
@@ -45,7 +48,8 @@ class FileSourceConfig(_Model):
 
 class StreamSourceConfig(_Model):
     type: Literal["rtsp"]
-    url: str = Field(min_length=8, description="rtsp://user:pass@host/stream; credentials may use ${ENV}.")
+    url: str = Field(min_length=8, description="rtsp://user:${CAM_PASSWORD}@host/stream: write credentials as "
+                     "${NAME} references (environment or GRIDWATCH_CREDENTIALS_FILE), never in the file.")
     reconnect_min_s: float = Field(1.0, gt=0, le=60, description="First reconnect delay; doubles per failure.")
     reconnect_max_s: float = Field(30.0, gt=0, le=600, description="Longest delay between reconnect attempts.")
 
@@ -637,4 +641,15 @@ def load_site_config(path: str | Path) -> SiteConfig:
         raise ConfigError(f"site config {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"site config {path}: expected a mapping at the top level")
-    return parse_site_config(data, str(path), base=path.parent)
+    cfg = parse_site_config(data, str(path), base=path.parent)
+    check_references(secret_fields(cfg))
+    return cfg
+
+
+def secret_fields(cfg: SiteConfig) -> dict[str, str]:
+    """The config fields that may hold `${NAME}` references, by path (checked at load, expanded where used)."""
+    fields = {f"cameras.{i}.source.url": cam.source.url for i, cam in enumerate(cfg.cameras)
+              if isinstance(cam.source, StreamSourceConfig)}
+    if cfg.mqtt.password:
+        fields["mqtt.password"] = cfg.mqtt.password
+    return fields

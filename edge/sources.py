@@ -35,6 +35,7 @@ from gridwatch.edge.config import (
     UsbSourceConfig,
 )
 from gridwatch.edge.frames import Frame
+from gridwatch.edge.secrets import expand
 from gridwatch.errors import GridwatchError
 from gridwatch.wire.mqtt import redact_url
 
@@ -354,7 +355,8 @@ def open_source(
     if isinstance(cfg, ImagesSourceConfig):
         return ImagesSource(cfg.glob, camera_id, cfg.fps, start_wall, stop=stop)
     if isinstance(cfg, StreamSourceConfig):
-        return LiveSource(cfg.url, camera_id, min_backoff_s=cfg.reconnect_min_s, max_backoff_s=cfg.reconnect_max_s,
+        url = expand(cfg.url, f"camera {camera_id}: source.url")  # ${NAME} resolved here only, never stored
+        return LiveSource(url, camera_id, min_backoff_s=cfg.reconnect_min_s, max_backoff_s=cfg.reconnect_max_s,
                           stop=stop)
     if isinstance(cfg, UsbSourceConfig):
         return LiveSource(cfg.device, camera_id, stop=stop)

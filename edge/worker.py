@@ -40,6 +40,7 @@ from gridwatch.edge.loop import FrameSource, LoopReport, Sink, run_camera
 from gridwatch.edge.model_swap import RecentFrames, SwappableDetector
 from gridwatch.edge.model_update import ModelUpdater, startup_detector, updatable_name
 from gridwatch.edge.resume import ResumeSink, ResumeState, state_path
+from gridwatch.edge.secrets import expand
 from gridwatch.edge.sinks import CallbackSink
 from gridwatch.edge.sinks_outbox import OutboxSink
 from gridwatch.edge.sources import open_source
@@ -133,7 +134,8 @@ class EdgeWorker:
         m = self.cfg.mqtt
         url = BrokerURL.parse(self.broker or m.broker)
         if m.username and not url.username:
-            url = BrokerURL(url.host, url.port, url.tls, m.username, m.password)
+            password = expand(m.password, "mqtt.password") if m.password else None
+            url = BrokerURL(url.host, url.port, url.tls, m.username, password)
         will = Will(self._status_topic(), json.dumps({"state": "offline", "gateway_id": self.cfg.gateway_id}).encode())
         client_id = f"gridwatch-edge-{self.cfg.site_id}-{self.cfg.gateway_id}"
         return MqttTransport(url, client_id, m.protocol, will=will, keepalive_s=m.keepalive_s,

@@ -35,7 +35,8 @@ def with_camera(**changes: object) -> dict:  # type: ignore[type-arg]
     return {**BASE, "cameras": [cam]}
 
 
-def test_example_configs_load() -> None:
+def test_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERB_CAM_PASSWORD", "from-the-environment")  # the example's camera password reference
     for path in Path("deploy/examples").glob("*.yaml"):
         cfg = load_site_config(path)
         assert cfg.cameras
