@@ -142,23 +142,7 @@ def read_frames(path: Path, indices: list[int]) -> Iterator[Image]:
         yield from _stream(path, indices)
         return
     wanted = sorted(set(indices))
-    cache: dict[int, Image] = {}
-    cap = cv2.VideoCapture(str(path))
-    try:
-        i = 0
-        last: Image | None = None
-        for w in wanted:
-            while i <= w:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                last = np.asarray(frame, np.uint8)
-                i += 1
-            if last is None:
-                raise ScenarioError(f"{path}: no frame decodes")
-            cache[w] = last
-    finally:
-        cap.release()
+    cache: dict[int, Image] = dict(zip(wanted, _stream(path, wanted), strict=True))
     for idx in indices:
         yield cache[idx]
 
