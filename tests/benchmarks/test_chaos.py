@@ -1,5 +1,9 @@
-"""The chaos benchmark, tiny: one broker SIGKILL during a 40-event burst, so the script does not rot
-(benchmarks/chaos.py runs every fault with more events)."""
+"""The chaos benchmark, tiny, so the script does not rot (benchmarks/chaos.py runs every fault with more events).
+
+A central SIGKILL must lose nothing: the broker holds central's persistent session. A broker SIGKILL may still
+lose the few events Mosquitto acknowledged but had not yet written (it sends the PUBACK before it saves, issue 8):
+the benchmark reports that as an unmet goal, and this test checks only what is guaranteed there (every event
+accounted for, no duplicate case, the outbox drained), so the known window does not make it flaky."""
 
 from __future__ import annotations
 
@@ -23,18 +27,32 @@ def test_shipped_broker_settings_save_on_every_change() -> None:
     assert not [s for s in settings if "/" in s], "no production path may reach the benchmark's broker"
 
 
-def test_a_broker_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def run(tmp_path: Path, fault: str) -> tuple[int, dict]:  # type: ignore[type-arg]
     out = tmp_path / "chaos.json"
     code = chaos.main(["--json", str(out), "--events", "40", "--gateways", "1", "--rate", "40", "--outage-s", "1",
-                       "--faults", "broker-kill", "--no-autosave-cost", "--timeout-s", "60",
+                       "--faults", fault, "--no-autosave-cost", "--timeout-s", "60",
                        "--work", str(tmp_path / "work")])
-    report = json.loads(out.read_text())
+    return code, json.loads(out.read_text())
+
+
+def test_a_central_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    code, report = run(tmp_path, "central-kill")
     outcome = report["outcomes"][0]
     assert (outcome["sent"], outcome["stored_cases"], outcome["event_rows"]) == (40, 40, 40), outcome
     assert {g["name"] for g in report["goals"]} == {
-        "chaos[broker-kill].lost", "chaos[broker-kill].duplicate_cases", "chaos[broker-kill].drained"}
+        "chaos[central-kill].lost", "chaos[central-kill].duplicate_cases", "chaos[central-kill].drained"}
     assert all(g["met"] for g in report["goals"]), report["goals"]
     assert code == 0
+
+
+def test_a_broker_sigkill_mid_burst_is_accounted_for_and_doubles_nothing(tmp_path: Path) -> None:
+    _, report = run(tmp_path, "broker-kill")
+    outcome = report["outcomes"][0]
+    assert outcome["sent"] == 40 and outcome["stored_cases"] + outcome["lost"] == 40, outcome
+    assert outcome["event_rows"] == outcome["stored_cases"] and outcome["duplicate_cases"] == 0, outcome
+    assert outcome["drained"], outcome
+    lost = next(g for g in report["goals"] if g["name"] == "chaos[broker-kill].lost")
+    assert lost["met"] == (outcome["lost"] == 0)  # a loss is reported as an unmet goal, never hidden
 
 
 def test_an_unknown_fault_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
