@@ -4,7 +4,8 @@ A region is a connected blob of pixels that have been static for `min_static_s` 
 at least `min_area_px` work pixels large. Each region carries its box, age (s: how long ago it came to rest, the
 median over its established pixels of how long each has shown what it shows now), elongation (long / short side of
 its minimum-area rectangle, or of the band it forms when that is longer: a bent cable, `band_elongation`), contrast
-against the long-term background (0-1) and, on a calibrated camera, its area in square metres (`set_region_area`, done by the stage in frame coordinates).
+against the long-term background (0-1) and, on a calibrated camera, its area in square metres (`set_region_area`,
+done by the stage in frame coordinates).
 
 **Ghosts.** When something that was part of the long-term background leaves (a parked car drives off), the
 revealed kerb differs from the long-term background and agrees with the short-term one: it looks exactly like a
