@@ -7,9 +7,10 @@ Two kinds of evidence reach the rule:
   zones it is outside the road/sidewalk zones (the dwell rule's zone check).
 - a scene-change region (`unknown_object`). A wire that stays up is part of the long-term background from the
   camera's setup, so it never becomes a region; a region is a *new* static thing. Only a long thin one is a wire
-  candidate: elongation (long / short side of its minimum-area rectangle) at least `min_elongation`, and thin:
-  its short side, estimated from the region's area on the ground on a calibrated camera (area = long x short,
-  long = elongation x short) or from its box in pixels otherwise, at most `max_thickness_m` / `max_thickness_px`.
+  candidate: elongation (long / short side of its minimum-area rectangle, or of the band it forms when bent) at
+  least `min_elongation`, and thin: its short side, estimated from the region's area on the ground on a calibrated
+  camera (area = long x short, long = elongation x short) or from its box in pixels otherwise, at most
+  `max_thickness_m` / `max_thickness_px`.
   A round blob (a bag, a pile) is not a wire; a region without a measured elongation is not either.
 """
 

@@ -115,6 +115,7 @@ class DualBackground:
         self._held: F32 | None = None
         self._seen: F32 | None = None
         self._confirmed: Mask | None = None
+        self._left_early: Mask | None = None
         self._started = 0.0
         self._nothing: F32 = np.empty((0, 0), np.float32)  # constants of the frame's shape, for `_put`
         self._zeros: F32 = np.empty((0, 0), np.float32)
@@ -130,7 +131,7 @@ class DualBackground:
     def reset(self) -> None:
         """Forget everything: the next frame starts both backgrounds (after a camera shift settled)."""
         self._long = self._short = self._age = self._anchor = self._prev = self._held = self._seen = None
-        self._confirmed = self._arrived = None
+        self._confirmed = self._arrived = self._left_early = None
         self._ts = None
         self.flicker.reset()
 
@@ -173,6 +174,10 @@ class DualBackground:
         assert self._confirmed is not None
         if ts - self._started >= p.min_static_s:  # whatever passed through the first frame has moved on by now
             self._confirmed |= free & ~fg_long
+        learnt_left = self._learnt_left(fg_long, static, ts)
+        if learnt_left.any():
+            self.absorb(learnt_left)
+            static &= ~learnt_left
         held, seen = self._hold(f, corrected, fg_long, masked, dt)
         age = self._age
         established = age >= p.min_static_s
@@ -221,6 +226,18 @@ class DualBackground:
         _put(self._seen, np.minimum(self._seen, np.float32(0.0)), masked)
         return self._held, self._seen
 
+    def _learnt_left(self, fg_long: Mask, static: Mask, ts: float) -> Mask:
+        """Static pixels that left the (re)learnt frame's value before it was confirmed (within `min_static_s` of
+        the (re)learn) and never came back: the learnt frame held something passing (a car driving through a
+        relearn, not yet tracked), and what settled after it is the background. The ghost test cannot always tell:
+        a revealed piece of lane line stands out from the road more than the car body it was learnt under did.
+        The price: a thing set down within `min_static_s` of a (re)learn is learnt as background."""
+        assert self._left_early is not None and self._confirmed is not None
+        if ts - self._started < self.params.min_static_s:
+            self._left_early |= fg_long & ~self._confirmed
+        self._left_early &= ~self._confirmed
+        return static & self._left_early
+
     def _arrive(self, fg_long: Mask, diff_short: F32, diff_long: F32) -> Mask:
         """Pixels that stepped away from the long-term background (moving foreground: different from both
         backgrounds, masked or not) since they last matched it clearly (within half the threshold)."""
@@ -238,6 +255,7 @@ class DualBackground:
         self._nothing, self._zeros = np.full((h, w), _NOTHING, np.float32), np.zeros((h, w), np.float32)
         self._held, self._seen = self._nothing.copy(), self._nothing.copy()
         self._confirmed = np.zeros((h, w), bool)
+        self._left_early = np.zeros((h, w), bool)
         self._arrived = np.zeros((h, w), bool)
         self._started = ts
         self._ts = ts

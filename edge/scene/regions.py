@@ -3,8 +3,9 @@
 A region is a connected blob of pixels that have been static for `min_static_s` (`background.DualBackground`),
 at least `min_area_px` work pixels large. Each region carries its box, age (s: how long ago it came to rest, the
 median over its established pixels of how long each has shown what it shows now), elongation (long / short side of
-its minimum-area rectangle), contrast against the long-term background (0-1) and, on a calibrated camera, its
-area in square metres (`set_region_area`, done by the stage in frame coordinates).
+its minimum-area rectangle, or of the band it forms when that is longer: a bent cable, `band_elongation`), contrast
+against the long-term background (0-1) and, on a calibrated camera, its area in square metres (`set_region_area`,
+done by the stage in frame coordinates).
 
 **Ghosts.** When something that was part of the long-term background leaves (a parked car drives off), the
 revealed kerb differs from the long-term background and agrees with the short-term one: it looks exactly like a
@@ -19,6 +20,7 @@ long-term background held a shadow that has gone, so the ground is the long-term
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -61,15 +63,44 @@ def find_regions(established: Mask, rest_s: F32, difference: F32, min_area_px: i
         rect = cv2.minAreaRect(pts)
         (cx, cy), (rw, rh), angle = rect
         long_side, short_side = max(rw, rh) + 1.0, min(rw, rh) + 1.0
+        elongation = max(long_side / short_side, band_elongation(crop))
         out.append(Region(
             box=(x, y, x + w, y + h),
             rect=((float(cx), float(cy)), (float(rw) + 1.0, float(rh) + 1.0), float(angle)),
             pixels=crop,
             age_s=_rest_age(rest_s[y:y + h, x:x + w], crop & established[y:y + h, x:x + w], crop),
-            elongation=float(long_side / short_side),
+            elongation=float(elongation),
             contrast=float(min(1.0, difference[y:y + h, x:x + w][crop].mean() / 255.0)),
         ))
     return out
+
+
+def band_elongation(pixels: Mask) -> float:
+    """Length over width of a blob taken as a rectangular band, bent or straight, so a fallen cable that runs
+    down from its pole and along the kerb measures as long and thin as it is, where its minimum-area rectangle
+    (an L or an arc fills a square) calls it compact.
+
+    A t x L rectangle's mean distance to its outline is t / 4 - t² / (12 L) (a square's: side / 6); with its area
+    A = t L that gives t from the blob's area and mean distance (the distance transform), whatever the blob's
+    bends, and the elongation A / t². A compact blob (a bag, a pile) measures about 1, ragged outline or not."""
+    area = int(pixels.sum())
+    if area == 0:
+        return 1.0
+    padded = np.pad(pixels, 1).astype(np.uint8)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    mean = max(0.0, float(dist[padded > 0].mean()) - 0.5)  # pixel centres: an edge pixel is 1 from outside
+    side = math.sqrt(area)
+    if mean >= side / 6.0:
+        return 1.0
+    lo, hi = 0.0, side  # t / 4 - t³ / (12 A) rises from 0 to side / 6 on [0, side]
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if mid / 4.0 - mid ** 3 / (12.0 * area) < mean:
+            lo = mid
+        else:
+            hi = mid
+    width = max(hi, 1.0)
+    return max(1.0, area / (width * width))
 
 
 def _rest_age(rest_s: F32, established: Mask, pixels: Mask) -> float:

@@ -43,7 +43,8 @@ class WireRuleConfig(DwellRuleConfig):
     min_elongation: float = Field(
         6.0, ge=2, le=100,
         description="A region counts as a wire only if its long side is at least this many times its short side "
-                    "(minimum-area rectangle): a fallen cable is ~20x or more, a bag or pile ~1-3x.",
+                    "(minimum-area rectangle, or the band a bent one forms): a fallen cable is ~20x or more, a bag or "
+                    "pile ~1-3x.",
     )
     max_thickness_m: float = Field(
         0.3, gt=0, le=2,
