@@ -84,7 +84,7 @@ class CocoSource(SourceCommon):
 
 class CvatVideoSource(SourceCommon, _ClipOptions):
     type: Literal["cvat_video"]
-    path: str
+    path: str = Field(description="a CVAT for video 1.1 XML, or a folder of them (one task per clip)")
     video: str | None = None
     drop_occluded: bool = False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,15 +56,35 @@ def _existing(path: Path, source: str) -> Path:
     return path
 
 
+def cvat_files(spec: CvatVideoSource, base: Path) -> list[Path]:
+    """The source's task XMLs: the file `path`, or every *.xml in the folder `path` (one clip each)."""
+    path = _existing(resolve_path(spec.path, base), spec.name)
+    if path.is_file():
+        return [path]
+    files = sorted(path.glob("*.xml"))
+    if not files:
+        raise DatasetError(f"source {spec.name!r}: {path} holds no *.xml; point `path:` at CVAT for video 1.1 "
+                           f"exports (a file, or a folder of them)")
+    if spec.video:
+        raise DatasetError(f"source {spec.name!r}: `video:` names one clip, but `path:` is a folder of "
+                           f"{len(files)} tasks; drop `video:` and put each clip next to its XML")
+    return files
+
+
 def _cvat(spec: CvatVideoSource, base: Path, bar: ImportProgress) -> tuple[list[Sample], dict[str, Any]]:
-    xml = _existing(resolve_path(spec.path, base), spec.name)
+    files = cvat_files(spec, base)
     video = resolve_path(spec.video, base) if spec.video else None
-    task = parse_cvat_video(xml)
-    tick = bar.task(f"{spec.name}: frames", frame_count(resolve_video(xml, video, task.source)))
+    tasks = [(xml, parse_cvat_video(xml)) for xml in files]
+    tick = bar.task(f"{spec.name}: frames",
+                    sum(frame_count(resolve_video(xml, video, task.source)) for xml, task in tasks))
     sampler = FrameSampler(spec.every, spec.min_diff)
-    samples = import_cvat_video(xml, spec.name, sampler, video, spec.drop_occluded, tick)
-    return samples, {"near_duplicate_frames": sampler.skipped_duplicates,
-                     **{f"{k}_shapes": v for k, v in task.skipped_shapes.items()}}
+    samples: list[Sample] = []
+    skipped = Counter[str]()
+    for xml, task in tasks:
+        samples += import_cvat_video(xml, spec.name, sampler, video, spec.drop_occluded, tick)
+        skipped.update(task.skipped_shapes)
+    notes = {f"{k}_shapes": v for k, v in skipped.items()}
+    return samples, {"near_duplicate_frames": sampler.skipped_duplicates, **notes}
 
 
 def _label_studio(spec: LabelStudioVideoSource, base: Path, bar: ImportProgress
