@@ -12,7 +12,6 @@ Example:
 
     >>> import numpy as np
     >>> from gridwatch.edge.config import SceneChangeConfig
-from gridwatch.edge.ignore import rasterise
     >>> stage = SceneChangeStage(SceneChangeConfig(stabilise=False))
     >>> out = stage.update(np.zeros((90, 160, 3), np.uint8), 0.0)
     >>> len(out.regions), out.paused
