@@ -55,7 +55,9 @@ def test_wheel_installs_only_the_gridwatch_package(wheel: Path) -> None:
     assert top == {"gridwatch"}
     for part in ("wire/events.py", "wire/incident_event.schema.json", "edge/worker.py", "pipelines/__init__.py",
                  "pipelines/incidents/illegal_parking.py",
-                 "central/data/categories.yaml", "models/demo/gridwatch-demo-yolo11n.onnx", "synth/scenarios/demo.yaml",
+                 "central/data/categories.yaml", "models/demo/gridwatch-demo-yolo11n.onnx",
+                 "models/street/gridwatch-street-yolo11n.onnx",
+                 "synth/scenarios/demo.yaml",
                  "models/datasets/build.py", "models/datasets/recipes/street.yaml", "app/cli.py", "errors.py"):
         assert f"gridwatch/{part}" in names, part
     assert not any(n.startswith("gridwatch/tests") for n in names)
