@@ -50,6 +50,8 @@ class Region:
 def find_regions(established: Mask, rest_s: F32, difference: F32, min_area_px: int) -> list[Region]:
     """The connected blobs of `established` at least `min_area_px` pixels large, measured (`rest_s`: seconds each
     pixel has shown what it shows now, `background.BackgroundResult.rest_s`)."""
+    if not established.any():  # most frames of a quiet street: nothing to label
+        return []
     closed = cv2.morphologyEx(established.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
     out: list[Region] = []
