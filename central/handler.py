@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -31,8 +32,10 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from gridwatch.central.categories import CategoryTable
 from gridwatch.central.dispatch import enqueue_assignment
 from gridwatch.central.ingest import (
+    EXPIRE_EVERY_S,
     IngestResult,
     dead_letter,
+    expire_held_evidence,
     ingest_evidence,
     ingest_incident,
     sweep_partial_files,
@@ -170,6 +173,7 @@ class MessageHandler:
         self.prefix, self.evidence_dir = prefix, evidence_dir
         self.tally = tally or Tally()
         self._pause = pause
+        self._expired_at: datetime | None = None  # last sweep of held evidence
         if evidence_dir is not None:
             swept = sweep_partial_files(evidence_dir)
             if swept:
@@ -186,7 +190,13 @@ class MessageHandler:
         """Ingest and commit one message, and the assignment of a new case, in one transaction."""
         with self.store.session() as session:
             now = utcnow()
-            if msg.is_evidence and self.evidence_dir is not None:
+            evidence = msg.is_evidence and self.evidence_dir is not None
+            sweep = evidence and (self._expired_at is None
+                                  or (now - self._expired_at).total_seconds() >= EXPIRE_EVERY_S)
+            if sweep:
+                expire_held_evidence(session, now)
+            if evidence:
+                assert self.evidence_dir is not None
                 result = ingest_evidence(session, msg.topic, msg.payload, msg.properties, self.evidence_dir,
                                          prefix=self.prefix, now=now)
             else:
@@ -195,6 +205,8 @@ class MessageHandler:
             if result.dispatch is not None:
                 enqueue_assignment(session, self.prefix, result.dispatch)
             session.commit()
+            if sweep:
+                self._expired_at = now
         write_files(result)
         return result
 

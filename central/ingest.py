@@ -75,6 +75,7 @@ ResultKind = Literal["created", "updated", "stale", "duplicate", "dead_letter", 
 MAX_ERROR_CHARS = 2000
 DEAD_LETTER_PREFIX_BYTES = 4096
 EVIDENCE_HOLD_S = 600.0
+EXPIRE_EVERY_S = 60.0
 MAX_ENVELOPE_BYTES = MAX_EVIDENCE_BYTES * 4 // 3 + 4096
 JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_CONTENT_TYPE = "image/jpeg"
@@ -372,7 +373,6 @@ def ingest_evidence(
             check_case_owner(case, where)
     except (EvidenceError, TrustError) as exc:
         return dead_letter(session, topic, payload, f"invalid evidence: {exc}", now)
-    expire_held_evidence(session, now)
     path = Path(evidence_dir).resolve() / f"{evidence.incident_id}.jpg"
     existing = session.get(EvidenceRow, evidence.incident_id)
     if existing is not None:
@@ -400,7 +400,8 @@ def ingest_evidence(
 
 
 def expire_held_evidence(session: Session, now: datetime, limit: int = 100) -> int:
-    """Delete snapshots held longer than `EVIDENCE_HOLD_S` for an incident that never arrived (rows and files)."""
+    """Delete snapshots held longer than `EVIDENCE_HOLD_S` for an incident that never arrived (rows and files).
+    The handler runs it at most once per `EXPIRE_EVERY_S`, not per message: the query scans the cases."""
     cutoff = now - timedelta(seconds=EVIDENCE_HOLD_S)
     orphaned = (
         select(EvidenceRow)
