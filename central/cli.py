@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import os
 import signal
@@ -67,6 +68,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_db(audit_log)
     audit_log.add_argument("--limit", type=int, default=100, help="show at most this many (newest first)")
     audit_log.add_argument("--actor", help="only this user's rows")
+    audit_log.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     audit_log.set_defaults(func=cmd_audit)
 
 
@@ -305,12 +307,20 @@ def cmd_users_token(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    table = Table(title="API audit log")
-    for column in ("at (UTC)", "actor", "role", "action", "target", "status", "from"):
-        table.add_column(column)
+    """Print the newest audit rows (a table, or JSON with `--json`)."""
+    if args.limit < 1:
+        raise auth.AuthError(f"--limit {args.limit}: give a positive number of rows")
     with _auth_store(args) as store, store.session() as session:
-        for row in auth.audit_rows(session, args.limit, args.actor):
-            table.add_row(f"{row.at:%Y-%m-%d %H:%M:%S}", row.actor or "-", row.role or "-", row.action, row.target,
-                          str(row.status or "-"), row.remote)
+        rows = auth.audit_rows(session, args.limit, args.actor)
+    keys = ("actor", "role", "action", "target", "status", "remote")
+    if args.json:
+        print(json.dumps([{"at": r.at.isoformat(), **{k: getattr(r, k) for k in keys}} for r in rows], indent=2))
+        return 0
+    table = Table(title="API audit log")
+    for column in ("at (UTC)", *keys):
+        table.add_column(column)
+    for row in rows:
+        cells = ("-" if getattr(row, k) is None else str(getattr(row, k)) for k in keys)
+        table.add_row(f"{row.at:%Y-%m-%d %H:%M:%S}", *cells)
     Console().print(table)
     return 0
