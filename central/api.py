@@ -53,12 +53,12 @@ from gridwatch.central.auth import (
     list_users,
     principal_for_subject,
 )
-from gridwatch.central.dashboard import APP_JS, CSP, cleaner_fragment, dashboard_fragment, shell, svg_map
+from gridwatch.central.dashboard import APP_JS, CSP, cleaner_fragment, dashboard_fragment, shell
 from gridwatch.central.oidc import OidcSettings, verify_jwt
 from gridwatch.central.store import Case, Store, open_store, utcnow
 from gridwatch.central.views import CaseRow, cases_as_rows
 
-__all__ = ["ApiSettings", "create_app", "svg_map"]
+__all__ = ["ApiSettings", "create_app"]
 
 log = logging.getLogger("gridwatch.central.api")
 PUBLIC_PATHS = frozenset({"/", "/cleaner", "/ui/app.js", "/healthz", "/favicon.ico"})

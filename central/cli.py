@@ -77,6 +77,8 @@ def _add_api(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_db(api)
     api.add_argument("--host", default="127.0.0.1", help="listen address")
     api.add_argument("--port", type=int, default=8080, help="listen port")
+    api.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; chain included)")
+    api.add_argument("--tls-key", help="the certificate's private key file (PEM, readable only by the service)")
     for key, what in (("issuer", "the `iss` OIDC JWTs must carry"), ("audience", "the `aud` they must include"),
                       ("jwks", "the issuer's public keys: a JWKS JSON file or a PEM file; OIDC is off without it")):
         api.add_argument(f"--oidc-{key}", default=os.environ.get(OIDC_ENV[key]),
@@ -228,9 +230,22 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    """Serve `central.api` with uvicorn until interrupted."""
+    """Serve `central.api` with uvicorn until interrupted.
+
+    The store, the OIDC key file and the TLS pair are checked first, so a mistake is one line, not a traceback
+    from inside the server; the user, token and audit tables are added to an older store.
+    """
     db_url = _db_url(args)
-    open_store(db_url, create=False).close()  # fail now, in one line, rather than inside the server
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CentralError("--tls-cert and --tls-key go together")
+    with _auth_store(args) as store, store.session() as session:
+        users = auth.user_count(session)
+    log = logging.getLogger("gridwatch.central.api")
+    if users == 0:
+        log.warning("api: no users yet, so every request is refused; add one with `gridwatch central users add`")
+    if not args.tls_cert and args.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("api: listening on %s without TLS: tokens cross the network in clear text; use --tls-cert/"
+                    "--tls-key or a TLS reverse proxy", args.host)
 
     import uvicorn  # the api extra: imported only when serving
 
@@ -238,7 +253,8 @@ def cmd_api(args: argparse.Namespace) -> int:
     from gridwatch.central.oidc import load_settings
 
     settings = ApiSettings(oidc=load_settings(args.oidc_issuer, args.oidc_audience, args.oidc_jwks))
-    uvicorn.run(create_app(db_url, settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(db_url, settings), host=args.host, port=args.port, log_level="info",
+                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     return 0
 
 

@@ -171,3 +171,19 @@ def test_users_cli_refuses_a_missing_store_and_a_bad_role(tmp_path: object, caps
     with pytest.raises(SystemExit):
         main(["central", "users", "add", "x", "--role", "admin", "--db", f"{tmp_path}/missing.db"])
     assert "invalid choice: 'admin'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (["--tls-cert", "server.crt"], "--tls-cert and --tls-key go together"),
+        (["--oidc-jwks", "missing.json"], "OIDC needs the issuer and the audience"),
+        (["--oidc-jwks", "missing.json", "--oidc-issuer", "i", "--oidc-audience", "a"], "OIDC key file missing.json"),
+    ],
+)
+def test_api_refuses_bad_settings_before_serving(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], extra: list[str], reason: str
+) -> None:
+    open_store(sqlite_url).close()
+    assert main(["central", "api", "--db", sqlite_url, *extra]) == 2
+    assert reason in capsys.readouterr().err
