@@ -125,12 +125,14 @@ const main = document.getElementById("content");
 const form = document.getElementById("login");
 const input = document.getElementById("token");
 const who = document.getElementById("who");
-let blobs = [];
+let snapshots = new Map();  // snapshot URL -> blob URL: each image is fetched once per sign-in
 
 function token() { return sessionStorage.getItem(KEY); }
 
 function signIn(message) {
   sessionStorage.removeItem(KEY);
+  snapshots.forEach((blob) => URL.revokeObjectURL(blob));
+  snapshots = new Map();
   main.textContent = "";
   who.textContent = "";
   document.getElementById("error").textContent = message || "";
@@ -148,19 +150,23 @@ async function get(path) {
 }
 
 async function showSnapshots() {
-  blobs.forEach(URL.revokeObjectURL);
-  blobs = [];
   for (const img of main.querySelectorAll("img[data-src]")) {
-    const response = await get(img.dataset.src);
-    if (response.ok) { const url = URL.createObjectURL(await response.blob()); blobs.push(url); img.src = url; }
+    if (!snapshots.has(img.dataset.src)) {
+      const response = await get(img.dataset.src);
+      if (!response.ok) { continue; }
+      snapshots.set(img.dataset.src, URL.createObjectURL(await response.blob()));
+    }
+    img.src = snapshots.get(img.dataset.src);
   }
 }
 
 async function refresh() {
   if (!token()) { signIn(""); return; }
   try {
-    const me = await get("/me");
-    if (me.ok) { const user = await me.json(); who.textContent = user.name + " (" + user.role + ")"; }
+    if (!who.textContent) {
+      const me = await get("/me");
+      if (me.ok) { const user = await me.json(); who.textContent = user.name + " (" + user.role + ")"; }
+    }
     const response = await get(main.dataset.src);
     if (!response.ok) {
       const body = await response.json().catch(() => ({}));
