@@ -214,8 +214,7 @@ def _principal(request: Request, session: Annotated[Session, Depends(_session)])
     try:
         principal = _authenticate(request, session)
     except Unauthenticated as exc:
-        if "authorization" in request.headers:
-            limiter.failed(remote)
+        limiter.failed(remote)  # with or without a header: each 401 is an audit row, so each one counts
         error = ', error="invalid_token"' if "authorization" in request.headers else ""
         raise HTTPException(
             401, f"not authenticated: {exc}", headers={"WWW-Authenticate": f'Bearer realm="gridwatch"{error}'}
@@ -244,9 +243,11 @@ def _cleaner_filter(principal: Principal) -> str | None:
 
 
 async def _audit_and_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Audit every data request (not 429s, which would let a flood fill the log), then add the headers."""
+    """Audit every request to a data endpoint (not 429s, nor paths that match no route: a flood or a scanner
+    would fill the log), then add the headers."""
     response = await call_next(request)
-    if request.url.path not in PUBLIC_PATHS and response.status_code != 429:
+    routed = "route" in request.scope  # set by the router when a route matched
+    if routed and request.url.path not in PUBLIC_PATHS and response.status_code != 429:
         try:
             await run_in_threadpool(_write_audit, request, response.status_code)
         except Exception:

@@ -118,7 +118,10 @@ def verify_jwt(token: str, settings: OidcSettings, now: float) -> dict[str, Any]
         raise Unauthenticated("malformed JWT") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise Unauthenticated("malformed JWT")
-    key = settings.keys.get(header.get("kid")) or settings.keys.get(None)
+    kid = header.get("kid")
+    if not isinstance(kid, str | None):
+        raise Unauthenticated("malformed JWT")
+    key = settings.keys.get(kid) or settings.keys.get(None)
     if key is None:
         raise Unauthenticated("JWT signed with an unknown key id")
     _verify_signature(key, str(header.get("alg")), signature, f"{head_b64}.{body_b64}".encode())

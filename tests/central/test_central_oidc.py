@@ -64,8 +64,11 @@ def test_each_algorithm_verifies_with_its_key(settings: OidcSettings, alg: str) 
         ),
         (lambda: mint(KEYS["RS256"], "RS256", kid="RS256")[:-4] + "AAAA", "signature does not verify"),
         (lambda: b64(b'{"alg":"none","kid":"RS256"}') + ".e30.", "'none' does not fit"),
-            (lambda: "e30.e30.", "unknown key id"),
+        (lambda: "e30.e30.", "unknown key id"),
         (lambda: "!!.??.", "malformed JWT"),
+        (lambda: b64(b'{"alg":"RS256","kid":["k"]}') + ".e30.", "malformed JWT"),
+        (lambda: b64(b"[]") + ".e30.", "malformed JWT"),
+        (lambda: b64(b"\xff\xfe") + ".e30.", "malformed JWT"),
         (lambda: "a.b.c" + "x" * 20_000, "too large"),
     ],
 )
