@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -265,27 +266,31 @@ def audit_rows(session: Session, limit: int = 100, actor: str | None = None) -> 
 @dataclass
 class FailureLimiter:
     """At most `max_failures` failed sign-ins per address in `window_s` seconds; past that the address is
-    refused (429) until its oldest failure leaves the window. `clock` is monotonic seconds."""
+    refused (429) until its oldest failure leaves the window. `clock` is monotonic seconds. Thread-safe: the
+    API's dependencies run in a thread pool. Per process: several API processes each count on their own."""
 
     clock: Callable[[], float]
     max_failures: int = 10
     window_s: float = 60.0
     max_addresses: int = 10_000
     _failures: dict[str, deque[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def retry_after(self, address: str) -> float:
         """Seconds until `address` may try again (0: now)."""
-        if address not in self._failures:
-            return 0.0
-        times = self._prune(address)
-        if len(times) < self.max_failures:
-            return 0.0
-        return max(times[0] + self.window_s - self.clock(), 0.0)
+        with self._lock:
+            if address not in self._failures:
+                return 0.0
+            times = self._prune(address)
+            if len(times) < self.max_failures:
+                return 0.0
+            return max(times[0] + self.window_s - self.clock(), 0.0)
 
     def failed(self, address: str) -> None:
-        if address not in self._failures and len(self._failures) >= self.max_addresses:
-            self._failures.pop(next(iter(self._failures)))  # the oldest address: memory stays bounded
-        self._prune(address).append(self.clock())
+        with self._lock:
+            if address not in self._failures and len(self._failures) >= self.max_addresses:
+                self._failures.pop(next(iter(self._failures)))  # the oldest address: memory stays bounded
+            self._prune(address).append(self.clock())
 
     def _prune(self, address: str) -> deque[float]:
         times = self._failures.setdefault(address, deque())

@@ -238,6 +238,9 @@ def cmd_api(args: argparse.Namespace) -> int:
     db_url = _db_url(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CentralError("--tls-cert and --tls-key go together")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path and not os.path.isfile(path):
+            raise CentralError(f"{flag} {path}: no such file")
     with _auth_store(args) as store, store.session() as session:
         users = auth.user_count(session)
     log = logging.getLogger("gridwatch.central.api")
@@ -261,7 +264,11 @@ def cmd_api(args: argparse.Namespace) -> int:
 def _auth_store(args: argparse.Namespace) -> Store:
     """The existing store, with the user, token and audit tables added when an older release made it."""
     store = open_store(_db_url(args), create=False)
-    create_schema(store.engine)
+    try:
+        create_schema(store.engine)
+    except Exception:
+        store.close()
+        raise
     return store
 
 

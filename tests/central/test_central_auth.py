@@ -177,6 +177,7 @@ def test_users_cli_refuses_a_missing_store_and_a_bad_role(tmp_path: object, caps
     ("extra", "reason"),
     [
         (["--tls-cert", "server.crt"], "--tls-cert and --tls-key go together"),
+        (["--tls-cert", "server.crt", "--tls-key", "server.key"], "--tls-cert server.crt: no such file"),
         (["--oidc-jwks", "missing.json"], "OIDC needs the issuer and the audience"),
         (["--oidc-jwks", "missing.json", "--oidc-issuer", "i", "--oidc-audience", "a"], "OIDC key file missing.json"),
     ],
