@@ -1,32 +1,101 @@
-"""Read-only HTTP API and a dashboard over the case store (FastAPI).
+"""HTTP API and pages over the case store (FastAPI), behind bearer-token authentication.
 
-- `GET /healthz`: the database answers; the number of cases.
-- `GET /cases`: every case as `CaseRow` (the same rows as `central cases --json`); `?status=` filters.
+Every data endpoint needs `Authorization: Bearer <token>`: an opaque token from `gridwatch central users token`
+or, when configured, an OIDC JWT (`central.oidc`). What the caller's role may read is decided here, on the server
+(`central.auth` has the table): no credentials or a bad token is 401 (with `WWW-Authenticate`), a role that may
+not read something is 403, a case the caller may not see is 404 like a missing one. Every request to a data
+endpoint, allowed or not, is written to the audit log (who, what, status, when, client address) before the
+answer leaves; if that write fails the answer is 503, not the data. Tokens are never accepted in the URL (it
+would land in access logs).
+
+- `GET /healthz`: the database answers (no authentication; no data).
+- `GET /me`: who the token belongs to.
+- `GET /cases` (`?status=`): the cases the caller may read, as `ApiCase`.
 - `GET /cases/{case_number}`: one case with its timeline.
-- `GET /cases/{case_number}/snapshot.jpg`: the first snapshot of the incident.
-- `GET /`: a dashboard page: cases drawn on an SVG scatter of WGS-84 lat/lon, grouped by grid cell, and a
-  table. It is server-rendered with no scripts or external assets (Leaflet and map tiles need the internet).
+- `GET /cases/{case_number}/snapshot.jpg`: its first snapshot, served by case number (never a server path).
+- `GET /audit` (`?limit=`, `?actor=`): the newest audit rows (supervisor).
+- `GET /users`: the user table without secrets (supervisor).
+- `GET /`, `GET /cleaner`: the dashboard and the cleaner page (`central.dashboard`; data via `/ui/...`).
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import AsyncIterator, Iterator
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from gridwatch.central.store import Case, Store, open_store
-from gridwatch.central.views import TABLE_COLUMNS, CaseRow, cases_as_rows, table_cells
+from gridwatch.central.auth import (
+    READ_ALL_CASES,
+    READ_AUDIT,
+    READ_INCIDENT_IDS,
+    READ_OWN_CASES,
+    READ_SNAPSHOTS,
+    READ_USERS,
+    FailureLimiter,
+    Principal,
+    Unauthenticated,
+    audit,
+    audit_rows,
+    authenticate_token,
+    list_users,
+    principal_for_subject,
+)
+from gridwatch.central.dashboard import APP_JS, CSP, cleaner_fragment, dashboard_fragment, shell
+from gridwatch.central.oidc import OidcSettings, verify_jwt
+from gridwatch.central.store import Case, Store, open_store, utcnow
+from gridwatch.central.views import CaseRow, cases_as_rows
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
-SVG_W, SVG_H, PAD = 720, 480, 40
+__all__ = ["ApiSettings", "create_app"]
+
+log = logging.getLogger("gridwatch.central.api")
+PUBLIC_PATHS = frozenset({"/", "/cleaner", "/ui/app.js", "/healthz", "/favicon.ico"})
+PERMISSION_TEXT = {
+    READ_SNAPSHOTS: "read snapshots",
+    READ_AUDIT: "read the audit log",
+    READ_USERS: "read the user list",
+}
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Authentication settings: OIDC (None: opaque tokens only) and the failed sign-in limit per address."""
+
+    oidc: OidcSettings | None = None
+    max_failures: int = 10
+    failure_window_s: float = 60.0
+
+
+class ApiCase(BaseModel):
+    """A case as the API lists it: no server paths; `incident_id` only for roles that may read it and
+    `snapshot_url` only for roles that may read snapshots (both None otherwise)."""
+
+    case_number: str
+    incident_id: str | None
+    type: str
+    category_code: str | None
+    category_name: str | None
+    status: str
+    grid_cell: str | None
+    cleaner: str
+    lat: float | None
+    lon: float | None
+    started_at: datetime
+    ended_at: datetime | None
+    dwell_s: float
+    snapshot_url: str | None
 
 
 class TimelineStep(BaseModel):
@@ -37,8 +106,8 @@ class TimelineStep(BaseModel):
     detail: str
 
 
-class CaseDetail(CaseRow):
-    """A case with everything the store knows about it."""
+class CaseDetail(ApiCase):
+    """A case with everything the store knows about it, except where its files are."""
 
     category_version: str | None
     site_id: str
@@ -57,14 +126,36 @@ class CaseDetail(CaseRow):
 
 
 class Health(BaseModel):
-    """The `/healthz` answer."""
-
     status: str
-    cases: int
 
 
-def create_app(db_url: str) -> FastAPI:
-    """The API over the store at `db_url`; the store is opened at startup and closed at shutdown."""
+class Me(BaseModel):
+    name: str
+    role: str
+    via: str
+
+
+class AuditEntry(BaseModel):
+    at: datetime
+    actor: str | None
+    role: str | None
+    action: str
+    target: str
+    status: int | None
+    remote: str
+
+
+class UserEntry(BaseModel):
+    name: str
+    role: str
+    enabled: bool
+    oidc_subject: str | None
+    tokens: list[str]
+
+
+def create_app(db_url: str, settings: ApiSettings | None = None) -> FastAPI:
+    """The API over the store at `db_url` (opened at startup, its missing tables created, closed at shutdown)."""
+    settings = settings or ApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,9 +165,16 @@ def create_app(db_url: str) -> FastAPI:
         finally:
             app.state.store.close()
 
-    app = FastAPI(title="gridwatch central", lifespan=lifespan)
+    app = FastAPI(title="gridwatch central", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.limiter = FailureLimiter(time.monotonic, settings.max_failures, settings.failure_window_s)
+    app.middleware("http")(_audit_and_headers)
     _add_routes(app)
+    _add_pages(app)
     return app
+
+
+# --- authentication ----------------------------------------------------------------------------------------
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -85,109 +183,197 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def _case_or_404(session: Session, case_number: str) -> Case:
+def _remote(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _authenticate(request: Request, session: Session) -> Principal:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() != "bearer" or not credentials:
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    if credentials.count(".") == 2:
+        oidc: OidcSettings | None = request.app.state.settings.oidc
+        if oidc is None:
+            raise Unauthenticated("JWT bearer tokens are not enabled on this server")
+        return principal_for_subject(session, verify_jwt(credentials, oidc, time.time())["sub"])
+    return authenticate_token(session, credentials, utcnow())
+
+
+def _principal(request: Request, session: Annotated[Session, Depends(_session)]) -> Principal:
+    """The caller, or 401 (429 for an address with too many recent failures)."""
+    limiter: FailureLimiter = request.app.state.limiter
+    remote = _remote(request)
+    wait = limiter.retry_after(remote)
+    if wait > 0:
+        raise HTTPException(
+            429,
+            "too many failed sign-ins from this address; try again later",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
+    try:
+        principal = _authenticate(request, session)
+    except Unauthenticated as exc:
+        limiter.failed(remote)  # with or without a header: each 401 is an audit row, so each one counts
+        error = ', error="invalid_token"' if "authorization" in request.headers else ""
+        raise HTTPException(
+            401, f"not authenticated: {exc}", headers={"WWW-Authenticate": f'Bearer realm="gridwatch"{error}'}
+        ) from None
+    request.state.principal = principal
+    return principal
+
+
+def _require(permission: str) -> Callable[[Principal], Principal]:
+    def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if not principal.can(permission):
+            what = PERMISSION_TEXT.get(permission, permission)
+            raise HTTPException(403, f"role {principal.role} may not {what}")
+        return principal
+
+    return check
+
+
+def _cleaner_filter(principal: Principal) -> str | None:
+    """None: every case; a name: only that cleaner's cases; 403 when the role reads no cases at all."""
+    if principal.can(READ_ALL_CASES):
+        return None
+    if principal.can(READ_OWN_CASES):
+        return principal.name
+    raise HTTPException(403, f"role {principal.role} may not read cases")
+
+
+async def _audit_and_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Audit every request to a data endpoint (not 429s, nor paths that match no route: a flood or a scanner
+    would fill the log), then add the headers."""
+    response = await call_next(request)
+    routed = "route" in request.scope  # set by the router when a route matched
+    if routed and request.url.path not in PUBLIC_PATHS and response.status_code != 429:
+        try:
+            await run_in_threadpool(_write_audit, request, response.status_code)
+        except Exception:
+            log.exception("api: audit log write failed; answering 503 instead")
+            response = JSONResponse({"detail": "the audit log cannot be written; try again later"}, status_code=503)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = CSP
+    return response
+
+
+def _write_audit(request: Request, status: int) -> None:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    action = {401: "auth_failed", 403: "denied"}.get(status, "read" if request.method in ("GET", "HEAD") else "change")
+    target = request.method + " " + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    store: Store = request.app.state.store
+    with store.session() as session:
+        audit(session, actor=principal, action=action, target=target, remote=_remote(request), status=status)
+        session.commit()
+
+
+# --- routes ------------------------------------------------------------------------------------------------
+
+
+def _api_case(row: CaseRow, principal: Principal) -> ApiCase:
+    fields = row.model_dump(exclude={"snapshot_path", "incident_id"})
+    snapshot = row.snapshot_path is not None and principal.can(READ_SNAPSHOTS)
+    return ApiCase(
+        **fields,
+        incident_id=row.incident_id if principal.can(READ_INCIDENT_IDS) else None,
+        snapshot_url=f"/cases/{row.case_number}/snapshot.jpg" if snapshot else None,
+    )
+
+
+def _visible_case(session: Session, principal: Principal, case_number: str) -> Case:
+    """The case if it exists and the caller may read it; 404 otherwise (the same answer for both)."""
+    cleaner = _cleaner_filter(principal)
     case = session.scalars(select(Case).where(Case.case_number == case_number)).one_or_none()
-    if case is None:
-        raise HTTPException(status_code=404, detail=f"no case {case_number}")
+    if case is None or (cleaner is not None and case.cleaner != cleaner):
+        raise HTTPException(status_code=404, detail=f"no case {case_number} for you")
     return case
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
 def _add_routes(app: FastAPI) -> None:
     @app.get("/healthz")
-    def healthz(session: Session = Depends(_session)) -> Health:
-        """The database answers; how many cases it holds."""
+    def healthz(session: SessionDep) -> Health:
+        """The database answers."""
         session.execute(text("SELECT 1"))
-        return Health(status="ok", cases=int(session.scalar(select(func.count()).select_from(Case)) or 0))
+        return Health(status="ok")
+
+    @app.get("/me")
+    def me(principal: PrincipalDep) -> Me:
+        return Me(name=principal.name, role=principal.role, via=principal.via)
 
     @app.get("/cases")
-    def list_cases(status: str | None = None, session: Session = Depends(_session)) -> list[CaseRow]:
-        """Every case (oldest first), optionally only those with `status`."""
-        rows = cases_as_rows(session)
-        return [r for r in rows if status is None or r.status == status]
+    def list_cases(principal: PrincipalDep, session: SessionDep, status: str | None = None) -> list[ApiCase]:
+        """The cases the caller may read (oldest first), optionally only those with `status`."""
+        rows = cases_as_rows(session, cleaner=_cleaner_filter(principal))
+        return [_api_case(r, principal) for r in rows if status is None or r.status == status]
 
     @app.get("/cases/{case_number}")
-    def get_case(case_number: str, session: Session = Depends(_session)) -> CaseDetail:
+    def get_case(case_number: str, principal: PrincipalDep, session: SessionDep) -> CaseDetail:
         """One case with its timeline."""
-        case = _case_or_404(session, case_number)
-        fields = {name: getattr(case, name) for name in CaseDetail.model_fields if name != "timeline"}
-        steps = [TimelineStep(at=t.at, step=t.step, detail=t.detail) for t in case.timeline]
-        return CaseDetail(**fields, timeline=steps)
+        case = _visible_case(session, principal, case_number)
+        extra = {name: getattr(case, name) for name in CaseDetail.model_fields if name not in ApiCase.model_fields}
+        extra["timeline"] = [TimelineStep(at=t.at, step=t.step, detail=t.detail) for t in case.timeline]
+        return CaseDetail(**_api_case(CaseRow.from_case(case), principal).model_dump(), **extra)
 
     @app.get("/cases/{case_number}/snapshot.jpg")
-    def snapshot(case_number: str, session: Session = Depends(_session)) -> FileResponse:
+    def snapshot(
+        case_number: str, principal: Annotated[Principal, Depends(_require(READ_SNAPSHOTS))], session: SessionDep
+    ) -> FileResponse:
         """The first snapshot JPEG of the case's incident."""
-        case = _case_or_404(session, case_number)
+        case = _visible_case(session, principal, case_number)
         if case.snapshot_path is None or not Path(case.snapshot_path).is_file():
             raise HTTPException(status_code=404, detail=f"case {case_number} has no snapshot")
         return FileResponse(case.snapshot_path, media_type="image/jpeg")
 
+    @app.get("/audit")
+    def audit_log(
+        _: Annotated[Principal, Depends(_require(READ_AUDIT))],
+        session: SessionDep,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        actor: str | None = None,
+    ) -> list[AuditEntry]:
+        """The newest audit rows first."""
+        return [AuditEntry.model_validate(row, from_attributes=True) for row in audit_rows(session, limit, actor)]
+
+    @app.get("/users")
+    def users(_: Annotated[Principal, Depends(_require(READ_USERS))], session: SessionDep) -> list[UserEntry]:
+        """Every user with role, state and live token ids (never a secret)."""
+        return [
+            UserEntry(
+                name=u.name,
+                role=u.role,
+                enabled=u.enabled,
+                oidc_subject=u.oidc_subject,
+                tokens=[key for key, _ in u.live_tokens],
+            )
+            for u in list_users(session, utcnow())
+        ]
+
+
+def _add_pages(app: FastAPI) -> None:
     @app.get("/", response_class=HTMLResponse)
-    def dashboard(session: Session = Depends(_session)) -> str:
-        """The dashboard page."""
-        return render_dashboard(cases_as_rows(session))
+    def dashboard_page() -> str:
+        return shell("gridwatch cases", "/ui/dashboard")
 
+    @app.get("/cleaner", response_class=HTMLResponse)
+    def cleaner_page() -> str:
+        return shell("gridwatch: my cases", "/ui/cases")
 
-# --- dashboard -------------------------------------------------------------------------------------------
+    @app.get("/ui/app.js")
+    def app_js() -> PlainTextResponse:
+        return PlainTextResponse(APP_JS, media_type="text/javascript")
 
+    @app.get("/ui/dashboard", response_class=HTMLResponse)
+    def dashboard_content(principal: PrincipalDep, session: SessionDep) -> str:
+        return dashboard_fragment(cases_as_rows(session, cleaner=_cleaner_filter(principal)))
 
-def _projector(rows: list[CaseRow]) -> tuple[float, float, float, float]:
-    """Bounds (lat0, lat1, lon0, lon1) of the located cases, padded so one point is not a zero-size box."""
-    lats = [r.lat for r in rows if r.lat is not None]
-    lons = [r.lon for r in rows if r.lon is not None]
-    lat0, lat1, lon0, lon1 = min(lats), max(lats), min(lons), max(lons)
-    pad_lat, pad_lon = max((lat1 - lat0) * 0.1, 1e-4), max((lon1 - lon0) * 0.1, 1e-4)
-    return lat0 - pad_lat, lat1 + pad_lat, lon0 - pad_lon, lon1 + pad_lon
-
-
-def svg_map(rows: list[CaseRow]) -> str:
-    """An SVG scatter of the located cases (x = lon, y = lat, equirectangular), one colour per grid cell,
-    with each cell's extent drawn as a dashed box labelled with its code."""
-    located = [r for r in rows if r.lat is not None and r.lon is not None]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_W}" height="{SVG_H}" role="img">']
-    parts.append(f'<rect width="{SVG_W}" height="{SVG_H}" fill="#f7f7f2" stroke="#999"/>')
-    if not located:
-        parts.append(f'<text x="{PAD}" y="{SVG_H // 2}">no located cases</text></svg>')
-        return "".join(parts)
-    lat0, lat1, lon0, lon1 = _projector(located)
-
-    def xy(lat: float, lon: float) -> tuple[float, float]:
-        x = PAD + (lon - lon0) / (lon1 - lon0) * (SVG_W - 2 * PAD)
-        y = SVG_H - PAD - (lat - lat0) / (lat1 - lat0) * (SVG_H - 2 * PAD)
-        return round(x, 1), round(y, 1)
-
-    cells = sorted({r.grid_cell or "-" for r in located})
-    colour = {cell: PALETTE[i % len(PALETTE)] for i, cell in enumerate(cells)}
-    for cell in cells:
-        members = [xy(r.lat, r.lon) for r in located if (r.grid_cell or "-") == cell]  # type: ignore[arg-type]
-        xs, ys = [p[0] for p in members], [p[1] for p in members]
-        x, y, w, h = min(xs) - 12, min(ys) - 12, max(xs) - min(xs) + 24, max(ys) - min(ys) + 24
-        parts.append(
-            f'<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="none" stroke="{colour[cell]}" '
-            f'stroke-dasharray="4 3"/><text x="{x}" y="{y - 3}" font-size="11" fill="{colour[cell]}">'
-            f"grid {html.escape(cell)}</text>"
-        )
-    for r in located:
-        x, y = xy(r.lat, r.lon)  # type: ignore[arg-type]
-        title = html.escape(f"{r.case_number} {r.type} {r.status} ({r.lat:.6f}, {r.lon:.6f})")
-        parts.append(
-            f'<circle cx="{x}" cy="{y}" r="6" fill="{colour[r.grid_cell or "-"]}" class="case">'
-            f"<title>{title}</title></circle>"
-        )
-    parts.append(
-        f'<text x="{PAD}" y="{SVG_H - 8}" font-size="11">lon {lon0:.5f} .. {lon1:.5f}, '
-        f"lat {lat0:.5f} .. {lat1:.5f} (WGS-84)</text></svg>"
-    )
-    return "".join(parts)
-
-
-def render_dashboard(rows: list[CaseRow]) -> str:
-    """The dashboard page: map and table, refreshed every 10 s."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in TABLE_COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in table_cells(r)) + "</tr>" for r in rows)
-    return (
-        '<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">'
-        "<title>gridwatch cases</title><style>body{font-family:sans-serif;margin:1em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}</style>"
-        f"</head><body><h1>gridwatch cases ({len(rows)})</h1>{svg_map(rows)}"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>"
-    )
+    @app.get("/ui/cases", response_class=HTMLResponse)
+    def cleaner_content(principal: PrincipalDep, session: SessionDep) -> str:
+        rows = cases_as_rows(session, cleaner=_cleaner_filter(principal))
+        return cleaner_fragment(rows, principal.name, principal.can(READ_SNAPSHOTS))

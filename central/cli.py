@@ -1,4 +1,4 @@
-"""`gridwatch central run | cases | dead-letters | api`.
+"""`gridwatch central run | cases | dead-letters | api | users | audit`.
 
 `register(subparsers)` fills the `central` group that `gridwatch.cli` creates; every leaf parser sets
 `func(args) -> int` (the exit code). `--db` takes a file path or a URL; the read commands refuse a database
@@ -8,27 +8,34 @@ that does not exist instead of creating an empty one. A bad `--broker` or `--db`
 Secrets never go on the command line (every local user reads it in `ps`): the broker and database URLs default to
 `$GRIDWATCH_CENTRAL_BROKER` and `$GRIDWATCH_CENTRAL_DB`, the broker login comes from `--username` /
 `$GRIDWATCH_MQTT_USERNAME` and `$GRIDWATCH_MQTT_PASSWORD`, a PostgreSQL password from libpq's `$PGPASSWORD` or
-`~/.pgpass`. A password written into `--broker` or `--db` itself is refused.
+`~/.pgpass`. A password written into `--broker` or `--db` itself is refused. API tokens are made by
+`users token NAME`, which prints the token once on stdout (never logged, never stored, never taken from argv).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
 import logging
 import os
 import signal
+import socket
 import threading
 from types import FrameType
 from urllib.parse import quote
 
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
+from gridwatch.central import auth
 from gridwatch.central.categories import load_categories
 from gridwatch.central.errors import CentralError, StoreError
 from gridwatch.central.roster import Roster, load_roster
 from gridwatch.central.service import DEFAULT_CLIENT_ID, CentralService
-from gridwatch.central.store import DEFAULT_DB_URL, open_store, resolve_db_url
+from gridwatch.central.store import DEFAULT_DB_URL, Store, create_schema, open_store, resolve_db_url, utcnow
 from gridwatch.central.views import cases_as_rows, cases_json, cases_table, dead_letters_table
 from gridwatch.wire.mqtt import BrokerURL
 from gridwatch.wire.topics import DEFAULT_PREFIX
@@ -36,6 +43,8 @@ from gridwatch.wire.topics import DEFAULT_PREFIX
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 DEFAULT_DB = DEFAULT_DB_URL.removeprefix("sqlite:///")
 BROKER_ENV, DB_ENV = "GRIDWATCH_CENTRAL_BROKER", "GRIDWATCH_CENTRAL_DB"
+OIDC_ENV = {"issuer": "GRIDWATCH_API_OIDC_ISSUER", "audience": "GRIDWATCH_API_OIDC_AUDIENCE",
+            "jwks": "GRIDWATCH_API_OIDC_JWKS"}
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,11 +62,51 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_db(letters)
     letters.add_argument("--limit", type=int, default=100, help="show at most this many (newest first)")
     letters.set_defaults(func=cmd_dead_letters)
-    api = commands.add_parser("api", help="serve the read-only HTTP API and dashboard (needs the api extra)")
+    _add_api(commands)
+    _add_users(commands)
+    audit_log = commands.add_parser("audit", help="list the API audit log (who read or changed what)")
+    _add_db(audit_log)
+    audit_log.add_argument("--limit", type=int, default=100, help="show at most this many (newest first)")
+    audit_log.add_argument("--actor", help="only this user's rows")
+    audit_log.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    audit_log.set_defaults(func=cmd_audit)
+
+
+def _add_api(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    api = commands.add_parser("api", help="serve the HTTP API and dashboard behind bearer tokens (needs the api extra)")
     _add_db(api)
     api.add_argument("--host", default="127.0.0.1", help="listen address")
     api.add_argument("--port", type=int, default=8080, help="listen port")
+    api.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; chain included)")
+    api.add_argument("--tls-key", help="the certificate's private key file (PEM, readable only by the service)")
+    for key, what in (("issuer", "the `iss` OIDC JWTs must carry"), ("audience", "the `aud` they must include"),
+                      ("jwks", "the issuer's public keys: a JWKS JSON file or a PEM file; OIDC is off without it")):
+        api.add_argument(f"--oidc-{key}", default=os.environ.get(OIDC_ENV[key]),
+                         help=f"{what} (default ${OIDC_ENV[key]})")
     api.set_defaults(func=cmd_api)
+
+
+def _add_users(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    users = commands.add_parser("users", help="API users, roles and tokens").add_subparsers(
+        dest="users_command", metavar="{add,list,revoke,token}", required=True)
+    add = users.add_parser("add", help="add a user with a role (a cleaner's NAME is their roster cleaner id)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=auth.ROLES)
+    add.add_argument("--oidc-subject", help="the `sub` claim of this user's OIDC JWTs")
+    add.set_defaults(func=cmd_users_add)
+    listing = users.add_parser("list", help="users, roles and live token ids")
+    listing.set_defaults(func=cmd_users_list)
+    revoke = users.add_parser("revoke", help="disable a user and revoke all their tokens, or one token (--token)")
+    revoke.add_argument("name")
+    revoke.add_argument("--token", metavar="KEY_ID", help="revoke only this token (its id from `users list`)")
+    revoke.set_defaults(func=cmd_users_revoke)
+    token = users.add_parser("token", help="make a new token for a user and print it once on stdout")
+    token.add_argument("name")
+    token.add_argument("--days", type=int, default=auth.DEFAULT_TOKEN_DAYS,
+                       help=f"lifetime in days (default {auth.DEFAULT_TOKEN_DAYS}, at most {auth.MAX_TOKEN_DAYS})")
+    token.set_defaults(func=cmd_users_token)
+    for parser in (add, listing, revoke, token):
+        _add_db(parser)
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -181,13 +230,120 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    """Serve `central.api` with uvicorn until interrupted."""
+    """Serve `central.api` with uvicorn until interrupted.
+
+    The store, the OIDC key file and the TLS pair are checked first, so a mistake is one line, not a traceback
+    from inside the server; the user, token and audit tables are added to an older store.
+    """
     db_url = _db_url(args)
-    open_store(db_url, create=False).close()  # fail now, in one line, rather than inside the server
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CentralError("--tls-cert and --tls-key go together")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path and not os.path.isfile(path):
+            raise CentralError(f"{flag} {path}: no such file")
+    with _auth_store(args) as store, store.session() as session:
+        users = auth.user_count(session)
+    log = logging.getLogger("gridwatch.central.api")
+    if users == 0:
+        log.warning("api: no users yet, so every request is refused; add one with `gridwatch central users add`")
+    if not args.tls_cert and args.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("api: listening on %s without TLS: tokens cross the network in clear text; use --tls-cert/"
+                    "--tls-key or a TLS reverse proxy", args.host)
 
     import uvicorn  # the api extra: imported only when serving
 
-    from gridwatch.central.api import create_app
+    from gridwatch.central.api import ApiSettings, create_app
+    from gridwatch.central.oidc import load_settings
 
-    uvicorn.run(create_app(db_url), host=args.host, port=args.port, log_level="info")
+    settings = ApiSettings(oidc=load_settings(args.oidc_issuer, args.oidc_audience, args.oidc_jwks))
+    uvicorn.run(create_app(db_url, settings), host=args.host, port=args.port, log_level="info",
+                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
+    return 0
+
+
+def _auth_store(args: argparse.Namespace) -> Store:
+    """The existing store, with the user, token and audit tables added when an older release made it."""
+    store = open_store(_db_url(args), create=False)
+    try:
+        create_schema(store.engine)
+    except Exception:
+        store.close()
+        raise
+    return store
+
+
+def _cli_audit(session: Session, action: str, target: str) -> None:
+    """An audit row for a change made on this host's command line: the OS user and the host name."""
+    auth.audit(session, actor=f"cli:{getpass.getuser()}", action=action, target=target,
+               remote=f"local:{socket.gethostname()}")
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    with _auth_store(args) as store, store.session() as session:
+        user = auth.add_user(session, args.name, args.role, args.oidc_subject)
+        _cli_audit(session, "user.add", f"user {user.name} role {user.role}")
+        session.commit()
+    print(f"added {args.name} ({args.role}); make a token with: gridwatch central users token {args.name}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    table = Table(title="API users")
+    for column in ("name", "role", "state", "OIDC subject", "live tokens (id until)"):
+        table.add_column(column)
+    with _auth_store(args) as store, store.session() as session:
+        for user in auth.list_users(session, utcnow()):
+            tokens = ", ".join(f"{key} {until:%Y-%m-%d}" for key, until in user.live_tokens) or "-"
+            table.add_row(user.name, user.role, "enabled" if user.enabled else "disabled", user.oidc_subject or "-",
+                          tokens)
+    Console().print(table)
+    return 0
+
+
+def cmd_users_revoke(args: argparse.Namespace) -> int:
+    with _auth_store(args) as store, store.session() as session:
+        if args.token:
+            token = auth.revoke_token(session, args.token, utcnow())
+            if token.user_id != auth.get_user(session, args.name).id:
+                raise auth.AuthError(f"token {args.token} does not belong to {args.name}")
+            _cli_audit(session, "token.revoke", f"user {args.name} token {args.token}")
+            message = f"revoked token {args.token} of {args.name}"
+        else:
+            count = auth.disable_user(session, args.name, utcnow())
+            _cli_audit(session, "user.revoke", f"user {args.name}")
+            message = f"disabled {args.name} and revoked {count} token(s)"
+        session.commit()
+    print(message)
+    return 0
+
+
+def cmd_users_token(args: argparse.Namespace) -> int:
+    """Print a new token once on stdout (nothing else goes there, so `> file` captures just the token)."""
+    with _auth_store(args) as store, store.session() as session:
+        issued = auth.issue_token(session, args.name, args.days, utcnow())
+        _cli_audit(session, "token.create", f"user {args.name} token {issued.key_id}")
+        session.commit()
+    print(issued.secret)
+    until = f"{issued.expires_at:%Y-%m-%d %H:%M}Z"
+    Console(stderr=True).print(f"token {issued.key_id} for {args.name}, valid until {until}; shown only this once")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Print the newest audit rows (a table, or JSON with `--json`)."""
+    if args.limit < 1:
+        raise auth.AuthError(f"--limit {args.limit}: give a positive number of rows")
+    with _auth_store(args) as store, store.session() as session:
+        rows = auth.audit_rows(session, args.limit, args.actor)
+    keys = ("actor", "role", "action", "target", "status", "remote")
+    if args.json:
+        print(json.dumps([{"at": r.at.isoformat(), **{k: getattr(r, k) for k in keys}} for r in rows], indent=2))
+        return 0
+    table = Table(title="API audit log")
+    for column in ("at (UTC)", *keys):
+        table.add_column(column)
+    for row in rows:
+        cells = ("-" if getattr(row, k) is None else str(getattr(row, k)) for k in keys)
+        table.add_row(f"{row.at:%Y-%m-%d %H:%M:%S}", *cells)
+    Console().print(table)
     return 0

@@ -12,6 +12,8 @@ Tables:
 - `gateways`: the site each gateway was first seen in (`gridwatch.central.trust`).
 - `dispatch_outbox`: case assignments not yet acknowledged by the broker (see `gridwatch.central.dispatch`);
   written in the transaction that creates the case, deleted on PUBACK.
+- `api_users`, `api_tokens`, `audit_log`: who may use the HTTP API, their bearer tokens (a hash, never the
+  token), and who read or changed what (`gridwatch.central.auth`).
 
 `--db` on the command line takes a file path or a URL (`resolve_db_url`). Read commands open an existing store
 (`open_store(url, create=False)`): a missing file or database is a `StoreError`, not a new empty one.
@@ -229,6 +231,54 @@ class DispatchRow(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApiUser(Base):
+    """A person (or screen) allowed to use the HTTP API, with one role (`gridwatch.central.auth.ROLES`).
+
+    A cleaner's `name` is their cleaner id in the roster: they read the cases assigned to that id.
+    `oidc_subject` ties the user to the `sub` claim of OIDC bearer JWTs; `disabled_at` revokes every way in.
+    """
+
+    __tablename__ = "api_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ApiToken(Base):
+    """An opaque bearer token: `key_id` finds the row, `secret_sha256` checks the rest (the token itself is
+    shown once, at creation, and never stored)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("api_users.id", ondelete="CASCADE"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuditRow(Base):
+    """Who (`actor`, `role`; None when unauthenticated) did what (`action`, `target`), when, from where
+    (`remote`: the client address, or `cli:USER@HOST`), and how it ended (`status`: the HTTP code)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(512))
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remote: Mapped[str] = mapped_column(String(128))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -42,9 +42,12 @@ class CaseRow(BaseModel):
         return cls.model_validate({name: getattr(case, name) for name in cls.model_fields})
 
 
-def cases_as_rows(session: Session) -> list[CaseRow]:
-    """Every case, oldest first."""
-    return [CaseRow.from_case(case) for case in session.scalars(select(Case).order_by(Case.id))]
+def cases_as_rows(session: Session, cleaner: str | None = None) -> list[CaseRow]:
+    """Every case (or only those assigned to `cleaner`), oldest first."""
+    query = select(Case).order_by(Case.id)
+    if cleaner is not None:
+        query = query.where(Case.cleaner == cleaner)
+    return [CaseRow.from_case(case) for case in session.scalars(query)]
 
 
 def cases_json(rows: list[CaseRow]) -> str:

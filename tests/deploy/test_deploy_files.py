@@ -45,13 +45,13 @@ def _default(path: str) -> str:
 
 def test_compose_has_the_lab_services() -> None:
     services = compose()["services"]
-    assert set(services) == {"mosquitto", "postgres", "central", "edge"}
+    assert set(services) == {"mosquitto", "postgres", "central", "api", "edge"}
     assert services["central"]["depends_on"]["mosquitto"]["condition"] == "service_healthy"
     assert services["central"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "central" not in services["edge"].get("depends_on", {}), "the edge must not wait for central (outbox)"
     for name in ("mosquitto", "postgres"):
         assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
-    for name in ("central", "edge"):  # their healthchecks live in the images
+    for name in ("central", "api", "edge"):  # their healthchecks live in the images
         assert "HEALTHCHECK" in (REPO / services[name]["build"]["dockerfile"]).read_text()
 
 
@@ -218,7 +218,8 @@ def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
 
 
 @pytest.mark.parametrize(("unit", "command"), [("gridwatch-edge.service", "gridwatch edge run --config"),
-                                               ("gridwatch-central.service", "gridwatch central run")])
+                                               ("gridwatch-central.service", "gridwatch central run"),
+                                               ("gridwatch-central-api.service", "gridwatch central api")])
 def test_systemd_unit_has_the_required_keys(unit: str, command: str) -> None:
     sections = parse_unit(DEPLOY / "systemd" / unit)
     service = sections["Service"]
@@ -290,3 +291,16 @@ def test_shipped_central_uses_a_plain_persistent_subscription() -> None:
     for name, text in (("systemd unit", unit), ("Dockerfile.central", docker), ("compose central", lab)):
         assert "--share-group" not in text and "$share" not in text, f"{name} opts in to a $share group"
         assert "--client-id" in text or name == "compose central", f"{name}: a stable client id names the session"
+
+
+# --- HTTP API (issue 8: authentication) ----------------------------------------------------------------------
+def test_shipped_api_takes_its_secrets_from_the_environment_and_stays_local_in_the_lab() -> None:
+    unit = parse_unit(DEPLOY / "systemd" / "gridwatch-central-api.service")["Service"]
+    lab = compose()["services"]["api"]
+    command = " ".join(lab["command"])
+    for name, text in (("systemd unit", unit["ExecStart"][-1]), ("compose api", command)):
+        assert "gridwatch central api" in text, name
+        assert not re.search(r"--(token|password|db)\b|PASSWORD|gwt_", text), f"{name} puts a secret on argv"
+    assert "--tls-cert" in unit["ExecStart"][-1] and "--tls-key" in unit["ExecStart"][-1]
+    assert lab["environment"]["PGPASSWORD"] == "${POSTGRES_PASSWORD}"
+    assert all(str(p).startswith("127.0.0.1:") for p in lab["ports"]), "the lab API (no TLS) is loopback-only"
