@@ -389,8 +389,10 @@ class MqttConfig(_Model):
     )
     receipt_timeout_s: float = Field(
         30.0, ge=1, le=3600,
-        description="With `confirm: receipt`: send a row again if no receipt came this long after its PUBACK "
-        "(doubling per resend, up to 15 min).",
+        description="With `confirm: receipt`: send a row again when no receipt came this long after its PUBACK "
+        "although central has receipted rows sent after it (it was lost on the way); doubling per resend, up to "
+        "15 min. Rows central has not reached yet (it is down or behind) go again only after 15 min (doubling, "
+        "up to 4 h), and every row waiting for a receipt goes again after a reconnect.",
     )
 
 

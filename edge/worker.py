@@ -106,9 +106,11 @@ class EdgeWorker:
     _threads: list[threading.Thread] = field(default_factory=list)
     _emit_lock: threading.Lock = field(default_factory=threading.Lock)
     _status_lock: threading.Lock = field(default_factory=threading.Lock)
+    _started: float = 0.0
 
     def start(self) -> EdgeWorker:
         cfg = self.cfg
+        self._started = time.monotonic()
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_rows)
         self.transport = self.transport or self._mqtt_transport()
         self.swappable, self.detector, started_with = self._updatable_detectors(cfg)
@@ -264,13 +266,16 @@ class EdgeWorker:
             sent = self.publish_status()
             if not warned and self._no_receipts_yet():
                 warned = True
-                log.warning("rows are being resent and no receipt has come from central yet: central is down, "
-                            "or older than receipts (then set mqtt.confirm: puback, accepting the broker-crash risk)")
+                log.warning("the broker acknowledged rows but no receipt has come from central yet: central is down "
+                            "or far behind, or older than receipts (then set mqtt.confirm: puback, accepting that a "
+                            "broker crash can lose acknowledged events)")
             self._stop.wait(30.0 if sent else 1.0)
 
     def _no_receipts_yet(self) -> bool:
-        r = self.receipts
-        return r is not None and r.stats.messages == 0 and self.publisher.stats.resent > 0
+        """Rows were acknowledged by the broker a while ago and central has not sent a single receipt."""
+        r, waited = self.receipts, time.monotonic() - self._started
+        return (r is not None and r.stats.messages == 0 and self.publisher.stats.acked > 0
+                and waited > 2 * self.cfg.mqtt.receipt_timeout_s)
 
     # lifecycle --------------------------------------------------------------------------------------------
     def cameras_done(self) -> bool:

@@ -2,8 +2,10 @@
 
 "Safe" is the broker's PUBACK (central's dispatch outbox, and a gateway configured `mqtt.confirm: puback`), or
 central's receipt (`gridwatch.wire.receipts`; the edge's default): the broker can lose a message it has already
-acknowledged if it crashes before saving, so the edge keeps the row after the PUBACK (state `published`, with a
-`resend_at` time) until a receipt names its `key` (the event's `event_id`), and sends it again if none comes.
+acknowledged if it crashes before saving, so the edge keeps the row after the PUBACK (state `published`) until a
+receipt names its `key` (the event's `event_id`), and sends it again if none comes (`pending(now=...)`): at its
+`resend_at` once a receipt has settled a row published after it (central has moved past it: it was lost), and at
+its `retry_at` in any case (central down, or lagging far behind); every reconnect makes them all due again.
 
 Shared by the edge (incident events and evidence, `Outbox`: its own SQLite file) and central (case assignments,
 `gridwatch.central.dispatch.DispatchOutbox`: a table in the case store, written in the case's transaction).
@@ -44,6 +46,7 @@ RECEIPT_COLUMNS = {
     "key": "ALTER TABLE outbox ADD COLUMN key TEXT",
     "state": "ALTER TABLE outbox ADD COLUMN state TEXT NOT NULL DEFAULT 'pending'",
     "resend_at": "ALTER TABLE outbox ADD COLUMN resend_at REAL",
+    "retry_at": "ALTER TABLE outbox ADD COLUMN retry_at REAL",
 }
 RECEIPT_INDEX = "CREATE INDEX IF NOT EXISTS outbox_key ON outbox(key, kind)"
 PENDING, PUBLISHED = "pending", "published"
@@ -85,11 +88,12 @@ class ConfirmingStore(OutboxStore, Protocol):
 
     def pending(self, limit: int = 100, exclude: set[int] | None = None,
                 now: float | None = None) -> list[OutboxItem]:
-        """As `OutboxStore.pending`, plus the published rows whose `resend_at` is not after `now`."""
+        """As `OutboxStore.pending`, plus the published rows that are due again at `now` (`Outbox.pending`)."""
         ...
 
-    def mark_published(self, item_id: int, resend_at: float) -> None:
-        """The broker acknowledged the row: keep it, leave it out of `pending` until `resend_at` (publisher clock)."""
+    def mark_published(self, item_id: int, resend_at: float, retry_at: float) -> None:
+        """The broker acknowledged the row: keep it; it is due again at `resend_at` if a later row has been
+        receipted by then, at `retry_at` in any case (publisher clock)."""
         ...
 
     def republish_all(self) -> int:
@@ -100,8 +104,9 @@ class ConfirmingStore(OutboxStore, Protocol):
 class Outbox:
     """The edge's outbox: one SQLite file (WAL, synchronous=FULL) that outlives the process.
 
-    `pending(now=...)` returns rows never published plus published rows whose `resend_at` has passed; `settle`
-    deletes the rows a receipt names. Rows from before this version get their `key` from their payload on open.
+    `pending(now=...)` returns rows never published plus published rows that are due again (module docstring);
+    `settle` deletes the rows a receipt names and remembers the newest of them. Rows from before this version
+    get their `key` from their payload on open.
     """
 
     def __init__(self, path: str | Path, max_rows: int = 200_000) -> None:
@@ -109,6 +114,7 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_rows = max_rows
         self.dropped = 0
+        self.settled_upto = 0  # the newest row id a receipt has settled (since open)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -147,26 +153,27 @@ class Outbox:
     def pending(self, limit: int = 100, exclude: set[int] | None = None,
                 now: float | None = None) -> list[OutboxItem]:
         """Oldest first; `exclude` skips ids already in flight. Published rows (waiting for a receipt) are left
-        out unless `now` is given and their `resend_at` is not after it."""
+        out unless `now` is given and they are due: `resend_at` passed and a later row settled, or `retry_at`
+        passed."""
         exclude = exclude or set()
         due = float("-inf") if now is None else now
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, kind, topic, payload, props, attempts, key FROM outbox "
-                "WHERE state = ? OR resend_at <= ? ORDER BY id LIMIT ?",
-                (PENDING, due, limit + len(exclude)),
+                "WHERE state = ? OR (resend_at <= ? AND id < ?) OR retry_at <= ? ORDER BY id LIMIT ?",
+                (PENDING, due, self.settled_upto, due, limit + len(exclude)),
             ).fetchall()
         items = [OutboxItem(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4]), r[5], r[6]) for r in rows]
         return [i for i in items if i.id not in exclude][:limit]
 
-    def mark_published(self, item_id: int, resend_at: float) -> None:
+    def mark_published(self, item_id: int, resend_at: float, retry_at: float) -> None:
         with self._lock:
-            self._db.execute("UPDATE outbox SET state = ?, resend_at = ? WHERE id = ?",
-                             (PUBLISHED, resend_at, item_id))
+            self._db.execute("UPDATE outbox SET state = ?, resend_at = ?, retry_at = ? WHERE id = ?",
+                             (PUBLISHED, resend_at, retry_at, item_id))
 
     def republish_all(self) -> int:
         with self._lock:
-            cur = self._db.execute("UPDATE outbox SET state = ?, resend_at = NULL WHERE state = ?",
+            cur = self._db.execute("UPDATE outbox SET state = ?, resend_at = NULL, retry_at = NULL WHERE state = ?",
                                    (PENDING, PUBLISHED))
             return int(cur.rowcount)
 
@@ -178,8 +185,11 @@ class Outbox:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                cur = self._db.execute(f"DELETE FROM outbox WHERE kind = ? AND key IN ({marks})", (kind, *chunk))
+                where = f"kind = ? AND key IN ({marks})"
+                newest = self._db.execute(f"SELECT MAX(id) FROM outbox WHERE {where}", (kind, *chunk)).fetchone()[0]
+                cur = self._db.execute(f"DELETE FROM outbox WHERE {where}", (kind, *chunk))
                 deleted += int(cur.rowcount)
+                self.settled_upto = max(self.settled_upto, int(newest or 0))
         return deleted
 
     def counts(self) -> dict[str, int]:

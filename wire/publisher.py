@@ -19,8 +19,9 @@ with the reason's name and backed off exponentially (bounded), never resent in a
 What a successful PUBACK does to the row is `confirm`: `"puback"` deletes it (central's dispatch outbox, and a
 gateway whose central predates receipts); `"receipt"` (the edge's default) keeps it as `published` until central's
 receipt deletes it (`gridwatch.wire.receipts`), because the broker can lose an acknowledged message in a crash.
-A published row is sent again when its `resend_s` timeout passes (doubling per send, bounded) and after every
-reconnect (the broker may have restarted without it); central dedupes on `event_id`.
+A published row is sent again after every reconnect (the broker may have restarted without it), after
+`resend_s[0]` once central has receipted a row published after it (so it was lost on the way), and after
+`resend_s[1]` in any case; both double per send. Central dedupes on `event_id`.
 """
 
 from __future__ import annotations
@@ -207,7 +208,12 @@ class _Refusal:
 
 
 Confirm = Literal["puback", "receipt"]
-RESEND_S = (30.0, 900.0)  # a published row with no receipt: first resend after 30 s, doubling up to 15 min
+# A published row with no receipt is sent again `RESEND_S[0]` s after its PUBACK (doubling per send, up to
+# `RESEND_S[1]`) once a receipt has settled a later row (central moved past it: the broker lost it), and after
+# `RESEND_S[1]` (doubling, up to `RETRY_CAP_S`) in any case. A central that is down or lagging behind a backlog
+# settles no later row, so it is not flooded with copies of what is still queued for it.
+RESEND_S = (30.0, 900.0)
+RETRY_CAP_S = 4 * 3600.0
 
 
 class Publisher:
@@ -218,7 +224,8 @@ class Publisher:
     refuses (MQTT 5 reason code >= 0x80) is logged with the reason's name and retried after `backoff_s[0]`,
     doubling per refusal up to `backoff_s[1]`; the other rows go on meanwhile. `confirm` says whether the PUBACK
     deletes the row or a receipt must (module docstring); with `"receipt"` an unreceipted row is sent again
-    `resend_s[0]` after its PUBACK, doubling per send up to `resend_s[1]`. `clock` is for tests.
+    `resend_s[0]` after its PUBACK once a later row was receipted, `resend_s[1]` after it in any case (`RESEND_S`).
+    `clock` is for tests.
     """
 
     def __init__(self, outbox: OutboxStore, transport: Transport, max_inflight: int = 20,
@@ -274,8 +281,10 @@ class Publisher:
             self.outbox.ack(item.id)
             return
         low, high = self.resend_s
-        delay = min(high, low * 2 ** min(item.attempts, 30))
-        self._confirming().mark_published(item.id, self.clock() + delay)
+        doubling = 2 ** min(item.attempts, 30)
+        now = self.clock()
+        self._confirming().mark_published(item.id, now + min(high, low * doubling),
+                                          now + min(RETRY_CAP_S, high * doubling))
 
     def on_ack(self, mid: int, reason_code: int) -> None:
         with self._lock:

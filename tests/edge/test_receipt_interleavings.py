@@ -45,7 +45,7 @@ class Rig:
         self.listener = ReceiptListener(RECEIPTS, self.box)
         self.transport.subscribe(RECEIPTS, self.listener.on_message)
         self.pub = Publisher(self.box, self.transport, confirm="receipt", resend_s=(TIMEOUT, 8 * TIMEOUT),
-                             clock=self.clock)
+                             clock=self.clock)  # a later row receipted: resend after 30 s .. 240 s; else 240 s
         self.transport.start(self.pub)
 
     def put(self, n: int = 1, kind: str = "incident") -> list[str]:
@@ -86,10 +86,13 @@ def test_a_puback_keeps_the_row_until_its_receipt(tmp_path: Path) -> None:
     assert (rig.listener.stats.messages, rig.listener.stats.settled, rig.listener.stats.unknown) == (1, 1, 0)
 
 
-def test_a_row_with_no_receipt_is_sent_again_after_the_timeout_then_later_and_later(tmp_path: Path) -> None:
+def test_a_row_passed_over_by_later_receipts_is_sent_again_after_the_timeout_then_later_and_later(
+    tmp_path: Path,
+) -> None:
     rig = Rig(tmp_path / "o.db", auto_ack=True)
-    (key,) = rig.put()
+    lost, later = rig.put(2)
     rig.pub.send_pending()
+    rig.receipt([later])  # central committed the row sent after it: this one was lost on the way
     rig.clock.now += TIMEOUT - 1
     assert rig.pub.send_pending() == 0
     rig.clock.now += 1
@@ -98,15 +101,35 @@ def test_a_row_with_no_receipt_is_sent_again_after_the_timeout_then_later_and_la
     assert rig.pub.send_pending() == 0  # the second wait doubles: 60 s
     rig.clock.now += TIMEOUT
     assert rig.pub.send_pending() == 1
-    rig.clock.now += 1000 * TIMEOUT
-    assert rig.pub.send_pending() == 1
+    rig.clock.now += 4 * TIMEOUT
+    assert rig.pub.send_pending() == 1  # 120 s
     rig.clock.now += 8 * TIMEOUT  # 240 s, then bounded at resend_s[1] = 240 s instead of doubling on
     assert rig.pub.send_pending() == 1
     rig.clock.now += 8 * TIMEOUT
     assert rig.pub.send_pending() == 1
-    assert rig.sent_keys() == [key] * 6
-    rig.receipt([key])
+    assert rig.sent_keys() == [lost, later] + [lost] * 5
+    rig.receipt([lost])
     assert len(rig.box) == 0
+
+
+def test_rows_central_has_not_reached_yet_are_not_resent_until_the_long_retry(tmp_path: Path) -> None:
+    """Central down, or working through a backlog: no later row is receipted, so copies would only pile up in the
+    broker's queue for it. The rows wait for `resend_s[1]` (doubling), then go again."""
+    rig = Rig(tmp_path / "o.db", auto_ack=True)
+    keys = rig.put(3)
+    rig.pub.send_pending()
+    rig.clock.now += 8 * TIMEOUT - 1
+    assert rig.pub.send_pending() == 0
+    rig.clock.now += 1
+    assert rig.pub.send_pending() == 3
+    rig.clock.now += 8 * TIMEOUT
+    assert rig.pub.send_pending() == 0  # the long retry doubles too
+    rig.clock.now += 8 * TIMEOUT
+    assert rig.pub.send_pending() == 3
+    rig.receipt(keys[:1])  # central catches up with the oldest: the others are still ahead of it
+    rig.clock.now += TIMEOUT * 4
+    assert rig.pub.send_pending() == 0
+    assert rig.sent_keys() == keys * 3
 
 
 def test_a_receipt_before_the_puback_deletes_the_row_and_the_late_puback_changes_nothing(tmp_path: Path) -> None:
@@ -117,7 +140,7 @@ def test_a_receipt_before_the_puback_deletes_the_row_and_the_late_puback_changes
     assert rig.keys_left() == []
     rig.transport.ack_all()
     assert rig.keys_left() == [] and rig.pub.stats.acked == 1
-    rig.clock.now += 100 * TIMEOUT
+    rig.clock.now += 100 * TIMEOUT  # long past every resend
     assert rig.pub.send_pending() == 0 and rig.sent_keys() == [key]
 
 
