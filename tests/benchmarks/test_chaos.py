@@ -50,7 +50,7 @@ def test_a_broker_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) ->
     outcome = report["outcomes"][0]
     assert (outcome["sent"], outcome["stored_cases"], outcome["lost"]) == (40, 40, 0), outcome
     assert outcome["event_rows"] == 40 and outcome["duplicate_cases"] == 0, outcome
-    assert outcome["drained"], outcome
+    assert outcome["drained"] and outcome["left_in_outboxes"] == 0, outcome
     assert report["settings"]["confirm"] == "receipt"
     assert all(g["met"] for g in report["goals"]), report["goals"]
     assert code == 0

@@ -303,3 +303,20 @@ def test_an_outbox_file_from_before_receipts_is_migrated_with_its_keys(tmp_path:
     assert len(box) == 1
     box.close()
     assert len(Outbox(path)) == 1  # opening again migrates nothing twice
+
+
+def test_due_rows_are_found_through_indexes_not_by_scanning_the_rows_that_wait(tmp_path: Path) -> None:
+    """A gateway whose central is down holds many published rows; the sender looks for due rows after every
+    PUBACK, so each of its queries must search an index, never scan the table."""
+    rig = Rig(tmp_path / "o.db", auto_ack=True)
+    rig.put(50)
+    rig.pub.send_pending()
+    statements: list[str] = []
+    rig.box._db.set_trace_callback(statements.append)
+    rig.box.pending(10, now=rig.clock.now)
+    rig.box._db.set_trace_callback(None)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 3
+    for sql in selects:
+        plan = [row[-1] for row in rig.box._db.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        assert not [step for step in plan if step.startswith("SCAN")], (sql, plan)
