@@ -1,9 +1,10 @@
 """Receipts to gateways: after a message's transaction committed, tell its gateway (`gridwatch.wire.receipts`).
 
 The service calls `ReceiptSender.after_commit(msg, result)` once per committed message (any final outcome: stored,
-duplicate, dead-lettered) and `flush()` when its inbox is idle. Ids are collected per gateway and published at
-QoS 1 on `{prefix}/{site}/{gateway}/receipt` in batches of at most `MAX_RECEIPT_IDS`: when a batch is full, when
-the oldest id waited `max_delay_s`, or on `flush()`. Memory is bounded by one batch.
+duplicate, dead-lettered) and `flush()` when its inbox has been idle for a moment. Ids are collected per gateway
+and published at QoS 1 on `{prefix}/{site}/{gateway}/receipt` in batches of at most `MAX_RECEIPT_IDS`: when a
+batch is full, when the oldest id waited `max_delay_s` (1 s), or on `flush()`. Memory is bounded by one batch,
+and a trickle of messages costs the broker about one receipt per gateway per second, not one per message.
 
 Nothing here needs to be durable: a receipt lost (central dies before the flush, the connection is down, the
 broker crashes) only means the gateway sends the message again after its timeout or reconnect, central finds it
@@ -48,7 +49,7 @@ class ReceiptSender:
     `publish(topic, payload)` sends at QoS 1 and returns the message id, or None when not connected.
     """
 
-    def __init__(self, publish: Publish, prefix: str, *, max_ids: int = MAX_RECEIPT_IDS, max_delay_s: float = 0.25,
+    def __init__(self, publish: Publish, prefix: str, *, max_ids: int = MAX_RECEIPT_IDS, max_delay_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.publish, self.prefix = publish, prefix
         self.max_ids, self.max_delay_s, self.clock = max_ids, max_delay_s, clock

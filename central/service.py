@@ -240,11 +240,10 @@ class CentralService:
             except Exception:  # the loop must survive anything
                 log.exception("central: unexpected error handling a message on %s", msg.topic)
                 self._tally.bump("errors")
-            if self._inbox.empty():
-                self._flush_receipts()
 
     def _flush_receipts(self) -> None:
-        """Idle: send the receipts collected so far (a busy worker sends them in full or timed batches)."""
+        """Idle for 0.2 s: send the receipts collected so far (a busy worker sends them in full or timed batches,
+        so a trickle of messages does not become one receipt per message)."""
         try:
             if self.receipts is not None:
                 self.receipts.flush()
