@@ -5,7 +5,8 @@ central's receipt (`gridwatch.wire.receipts`; the edge's default): the broker ca
 acknowledged if it crashes before saving, so the edge keeps the row after the PUBACK (state `published`) until a
 receipt names its `key` (the event's `event_id`), and sends it again if none comes (`pending(now=...)`): at its
 `resend_at` once a receipt has settled a row published after it (central has moved past it: it was lost), and at
-its `retry_at` in any case (central down, or lagging far behind); every reconnect makes them all due again.
+its `retry_at` in any case (central down, or lagging far behind). Every reconnect makes the newest ones due at
+once: once central receipts those, every older row it has not receipted was lost, and is due at its `resend_at`.
 
 Shared by the edge (incident events and evidence, `Outbox`: its own SQLite file) and central (case assignments,
 `gridwatch.central.dispatch.DispatchOutbox`: a table in the case store, written in the case's transaction).
@@ -101,8 +102,8 @@ class ConfirmingStore(OutboxStore, Protocol):
         receipted by then, at `retry_at` in any case (publisher clock)."""
         ...
 
-    def republish_all(self) -> int:
-        """Every published row is due again now (after a reconnect or a restart): how many there were."""
+    def republish_newest(self, count: int) -> int:
+        """The newest `count` published rows are due again now (after a reconnect or a restart): how many."""
         ...
 
 
@@ -182,10 +183,11 @@ class Outbox:
             self._db.execute("UPDATE outbox SET state = ?, resend_at = ?, retry_at = ? WHERE id = ?",
                              (PUBLISHED, resend_at, retry_at, item_id))
 
-    def republish_all(self) -> int:
+    def republish_newest(self, count: int) -> int:
         with self._lock:
-            cur = self._db.execute("UPDATE outbox SET state = ?, resend_at = NULL, retry_at = NULL WHERE state = ?",
-                                   (PENDING, PUBLISHED))
+            cur = self._db.execute(
+                "UPDATE outbox SET state = ?, resend_at = NULL, retry_at = NULL WHERE id IN "
+                "(SELECT id FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?)", (PENDING, PUBLISHED, count))
             return int(cur.rowcount)
 
     def settle(self, kind: str, keys: Iterable[str]) -> int:

@@ -19,9 +19,11 @@ with the reason's name and backed off exponentially (bounded), never resent in a
 What a successful PUBACK does to the row is `confirm`: `"puback"` deletes it (central's dispatch outbox, and a
 gateway whose central predates receipts); `"receipt"` (the edge's default) keeps it as `published` until central's
 receipt deletes it (`gridwatch.wire.receipts`), because the broker can lose an acknowledged message in a crash.
-A published row is sent again after every reconnect (the broker may have restarted without it), after
-`resend_s[0]` once central has receipted a row published after it (so it was lost on the way), and after
-`resend_s[1]` in any case; both double per send. Central dedupes on `event_id`.
+A published row is sent again after `resend_s[0]` once central has receipted a row published after it (so it
+was lost on the way), and after `resend_s[1]` in any case; both double per send. After every reconnect the newest
+`max_inflight` published rows go again at once (the broker may have restarted without them): their receipts
+then show which older ones it lost. Not all of them: a busy broker that drops connections would otherwise get
+the whole backlog again on every reconnect. Central dedupes on `event_id`.
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ class PublisherStats:
     reconnects: int = 0
     stray_acks: int = 0  # PUBACKs of no outbox row (the edge's status heartbeat, an old connection's resend)
     resent: int = 0  # sends of a row that had been sent before (reconnect, refusal, receipt timeout)
-    republished: int = 0  # published rows made due again by a reconnect (confirm="receipt")
+    republished: int = 0  # published rows made due at once by a reconnect (confirm="receipt")
 
 
 @dataclass(frozen=True)
@@ -263,13 +265,14 @@ class Publisher:
 
     def _new_generation(self, connected: bool = False) -> None:
         """Every row in flight goes back to pending: it is still in the outbox and will be sent again. On a
-        connect, so does every published row still waiting for its receipt (the broker may have lost it)."""
+        connect, so do the newest `max_inflight` published rows (the broker may have restarted without them):
+        central's receipts for them move past every older row the broker lost, which then goes again too."""
         with self._lock:
             self._generation += 1
             self._inflight.clear()
             self._early.clear()
             if connected and self.confirm == "receipt":
-                self.stats.republished += self._confirming().republish_all()
+                self.stats.republished += self._confirming().republish_newest(self.max_inflight)
 
     def _confirming(self) -> ConfirmingStore:
         assert isinstance(self.outbox, ConfirmingStore)

@@ -3,7 +3,8 @@
 Why: Mosquitto sends the PUBACK before it saves (even with `autosave_on_changes`), so a broker crash can lose a
 message the gateway has already been told is safe. With receipts the gateway keeps each outbox row after the
 PUBACK (`published`) and deletes it only when central's receipt names it; a row with no receipt is sent again
-after a timeout and after every reconnect, and central's idempotency on `event_id` makes the resend harmless.
+(after a reconnect, or once receipts for later rows show it was lost, or after a long timeout: see
+`gridwatch.wire.publisher`), and central's idempotency on `event_id` makes the resend harmless.
 
 The message, on `{prefix}/{site}/{gateway}/receipt` (`gridwatch.wire.topics.receipt_topic`), QoS 1, from central
 only (the shipped ACL), JSON::

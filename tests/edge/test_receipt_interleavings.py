@@ -320,3 +320,37 @@ def test_due_rows_are_found_through_indexes_not_by_scanning_the_rows_that_wait(t
     for sql in selects:
         plan = [row[-1] for row in rig.box._db.execute(f"EXPLAIN QUERY PLAN {sql}")]
         assert not [step for step in plan if step.startswith("SCAN")], (sql, plan)
+
+
+def test_a_reconnect_resends_only_the_newest_rows_and_their_receipts_expose_the_older_ones_the_broker_lost(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path / "o.db", auto_ack=True)
+    keys = rig.put(30)
+    for _ in range(2):
+        rig.pub.send_pending()
+    assert rig.box.counts()["published"] == 30
+    rig.clock.now += 60  # past every row's first resend time
+    rig.transport.set_connected(False)  # the broker crashed: it kept rows 0..19 and lost 20..29, say
+    rig.transport.set_connected(True)
+    assert rig.pub.stats.republished == 20  # max_inflight: not the whole backlog on every reconnect
+    before = len(rig.transport.sent)
+    assert rig.pub.send_pending() == 20 and rig.sent_keys()[before:] == keys[10:]
+    assert rig.pub.send_pending() == 0  # rows 0..9 wait: central may still have them queued
+    rig.receipt(keys[:5] + keys[10:])  # central had 0..4 and the resent 10..29; 5..9 were lost
+    assert rig.pub.send_pending() == 5
+    assert rig.sent_keys()[-5:] == keys[5:10]
+    rig.receipt(keys[5:10])
+    assert len(rig.box) == 0
+
+
+def test_a_busy_broker_that_drops_connections_does_not_get_the_backlog_again_each_time(tmp_path: Path) -> None:
+    rig = Rig(tmp_path / "o.db", auto_ack=True)
+    rig.put(200)
+    while rig.pub.send_pending():
+        pass
+    for _ in range(5):  # keepalive timeouts of a broker that saves for longer than 1.5 keepalives
+        rig.transport.set_connected(False)
+        rig.transport.set_connected(True)
+        rig.pub.send_pending()
+    assert len(rig.transport.sent) == 200 + 5 * 20
