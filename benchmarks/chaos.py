@@ -3,14 +3,15 @@
     python benchmarks/chaos.py --json out/chaos.json [--events 1000] [--gateways 2] [--outage-s 5]
                                [--faults central-kill,broker-kill,broker-freeze,edge-kill] [--db-url URL]
                                [--broker-setting "autosave_interval 30" ...] [--share-group NAME]
-                               [--no-autosave-cost]
+                               [--no-autosave-cost] [--confirm receipt|puback]
 
 Every scenario starts from nothing: a real Mosquitto broker on a free loopback port with the shipped persistence
 settings (the persistence, autosave and queue lines of `deploy/mosquitto/mosquitto.conf`; `--broker-setting`
 appends overrides, e.g. `"autosave_on_changes false" "autosave_interval 30"` for the old setting), the central
 service as its own process (`gridwatch central run`, SQLite; `--db-url postgresql+psycopg://...` for
 PostgreSQL: a fresh schema per scenario), and `--gateways` edge-like processes (this file's `edge` command: the
-real `Outbox` + `Publisher` + `MqttTransport`) that put `--events` incident events between them into their
+real `Outbox` + `Publisher` + `MqttTransport`, deleting a row on central's receipt as a gateway does by default;
+`--confirm puback` for the old delete-on-PUBACK) that put `--events` incident events between them into their
 outboxes at a steady rate, and exit once everything is put and the outbox is empty. A third of the way into the
 burst one fault is injected:
 
@@ -21,7 +22,8 @@ burst one fault is injected:
 
 Then it waits for every gateway to drain and central to hold a case per incident (each event opens its own
 incident), stops central with SIGTERM and counts from the store: sent, stored cases, lost (incidents with no
-case), duplicate cases, event rows, dead letters. Goals per scenario: 0 lost, 0 duplicate cases, every outbox
+case; those still in a gateway's outbox when the wait timed out are counted too, as `left_in_outboxes`),
+duplicate cases, event rows, dead letters. Goals per scenario: 0 lost, 0 duplicate cases, every outbox
 drained. `--autosave-cost` (on by default) also measures what saving on every change costs the broker: QoS 1
 publishes per second into a queue that central is (not) draining, shipped setting vs. every 100 changes vs. a
 30 s interval.
@@ -81,10 +83,13 @@ def event_payload(gateway: str, index: int) -> tuple[str, bytes]:
 
 
 def edge_main(argv: list[str]) -> int:
-    """Put events `progress..events` into the outbox at `rate`/s, publish, exit 0 once all are put and acked."""
+    """Put events `progress..events` into the outbox at `rate`/s, publish, exit 0 once all are put and settled
+    (receipted by central, or with `--confirm puback` acknowledged by the broker)."""
     from gridwatch.wire.mqtt import BrokerURL
     from gridwatch.wire.outbox import Outbox
     from gridwatch.wire.publisher import MqttTransport, Publisher
+    from gridwatch.wire.receipts import ReceiptListener
+    from gridwatch.wire.topics import receipt_topic
 
     parser = argparse.ArgumentParser(prog="chaos.py edge")
     parser.add_argument("--dir", type=Path, required=True)
@@ -92,12 +97,16 @@ def edge_main(argv: list[str]) -> int:
     parser.add_argument("--gateway", required=True)
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--confirm", choices=("receipt", "puback"), default="receipt")
     args = parser.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
     progress = args.dir / "progress"
     outbox = Outbox(args.dir / "outbox.db")
     transport = MqttTransport(BrokerURL.parse(args.broker), f"chaos-{args.gateway}", keepalive_s=10)
-    publisher = Publisher(outbox, transport).start()
+    receipts = ReceiptListener(receipt_topic(PREFIX, SITE, args.gateway), outbox)
+    if args.confirm == "receipt":
+        transport.subscribe(receipts.topic, receipts.on_message)
+    publisher = Publisher(outbox, transport, confirm=args.confirm).start()
     start = int(progress.read_text()) if progress.exists() else 0
     t0 = time.monotonic()
     for i in range(start, args.events):
@@ -109,7 +118,8 @@ def edge_main(argv: list[str]) -> int:
     while len(outbox) > 0:
         time.sleep(0.05)
     print(f"drained {args.gateway}: published {publisher.stats.published}, acked {publisher.stats.acked}, "
-          f"refused {publisher.stats.refused}, reconnects {publisher.stats.reconnects}", flush=True)
+          f"refused {publisher.stats.refused}, reconnects {publisher.stats.reconnects}, "
+          f"resent {publisher.stats.resent}, receipts {receipts.stats}", flush=True)
     publisher.stop()
     outbox.close()
     return 0
@@ -173,6 +183,7 @@ class Outcome:
     drained: bool
     seconds: float
     notes: list[str] = field(default_factory=list)
+    left_in_outboxes: int = 0  # rows the gateways still held at the end: late (timeout), not lost
 
 
 def _central(broker_url: str, db_url: str, work: Path, share_group: str) -> Child:
@@ -183,9 +194,9 @@ def _central(broker_url: str, db_url: str, work: Path, share_group: str) -> Chil
     return Child("central", cmd, work / "central.log", env)
 
 
-def _edge(gateway: str, broker_url: str, events: int, rate: float, work: Path) -> Child:
+def _edge(gateway: str, broker_url: str, events: int, rate: float, work: Path, confirm: str = "receipt") -> Child:
     cmd = [sys.executable, str(Path(__file__).resolve()), "edge", "--dir", str(work / gateway), "--broker",
-           broker_url, "--gateway", gateway, "--events", str(events), "--rate", str(rate)]
+           broker_url, "--gateway", gateway, "--events", str(events), "--rate", str(rate), "--confirm", confirm]
     return Child(gateway, cmd, work / f"{gateway}.log")
 
 
@@ -257,7 +268,7 @@ def _scenario(fault: str, args: argparse.Namespace, work: Path, db_url: str) -> 
     t0 = time.monotonic()
     broker = MosquittoBroker(persistence=True, settings=shipped_settings() + list(args.broker_setting)).start()
     central = _central(broker.url, db_url, work, args.share_group).start()
-    edges = [_edge(gw, broker.url, per_gateway, args.rate, work) for gw in gateways]
+    edges = [_edge(gw, broker.url, per_gateway, args.rate, work, args.confirm) for gw in gateways]
     try:
         if not _wait(lambda: "subscribed" in central.log.read_text(errors="replace"), 60):
             notes.append("central never subscribed")
@@ -288,8 +299,18 @@ def _scenario(fault: str, args: argparse.Namespace, work: Path, db_url: str) -> 
         broker.stop()
     ids, cases, events, letters = count_cases(db_url)
     mine = ids & expected
+    left = sum(_outbox_rows(work / gw / "outbox.db") for gw in gateways)
     return Outcome(fault, len(expected), len(mine), len(expected - mine), cases - len(ids), events, letters,
-                   drained, round(time.monotonic() - t0, 1), notes)
+                   drained, round(time.monotonic() - t0, 1), notes, left)
+
+
+def _outbox_rows(path: Path) -> int:
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
 
 def _stored(db_url: str) -> int:
@@ -402,8 +423,9 @@ def print_table(outcomes: list[Outcome]) -> None:
     print(head)
     print("-" * len(head))
     for o in outcomes:
+        notes = ([f"{o.left_in_outboxes} still in the outboxes"] if o.left_in_outboxes else []) + o.notes
         print(f"{o.fault:14} {o.sent:6d} {o.stored_cases:7d} {o.lost:5d} {o.duplicate_cases:9d} {o.event_rows:7d} "
-              f"{o.dead_letters:5d} {o.drained!s:>8} {o.seconds:6.1f}" + (f"  {'; '.join(o.notes)}" if o.notes else ""))
+              f"{o.dead_letters:5d} {o.drained!s:>8} {o.seconds:6.1f}" + (f"  {'; '.join(notes)}" if notes else ""))
 
 
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:
@@ -433,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--autosave-cost", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure the broker's publish rate with the shipped autosave vs a 30 s interval")
     parser.add_argument("--cost-messages", type=int, default=3000)
+    parser.add_argument("--confirm", choices=("receipt", "puback"), default="receipt",
+                        help="when the edge deletes a row: on central's receipt (the default) or on the PUBACK")
     parser.add_argument("--work", type=Path, help="keep logs and stores here (default: a temporary folder)")
     args = parser.parse_args(argv)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
@@ -461,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {"goals": goals, "outcomes": [asdict(o) for o in outcomes], "autosave_cost_msgs_per_s": cost,
                    "settings": {"events": args.events, "gateways": args.gateways, "rate": args.rate,
                                 "outage_s": args.outage_s, "db": "postgresql" if args.db_url else "sqlite",
-                                "share_group": args.share_group or None,
+                                "share_group": args.share_group or None, "confirm": args.confirm,
                                 "broker": shipped_settings() + args.broker_setting},
                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                "loadavg": os.getloadavg()}}

@@ -13,6 +13,9 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
   acknowledges them (`dispatch`): at least once, deduplicated by the app on `assignment_id`.
 - Messages are handled in arrival order by one worker thread, so the network loop never blocks on the
   database.
+- Receipts: after each commit (any final outcome) the event id goes back to its gateway in a batched receipt
+  (`central.receipts`), so the gateway can delete its outbox row; the broker's PUBACK alone is not enough, as
+  the broker may crash before saving what it acknowledged.
 
 Topics: a plain persistent subscription to `{prefix}/+/+/+/incident` and `.../evidence` by default (or to the
 `sites` given: `{prefix}/{site}/+/+/incident`). That is the mode that loses nothing over a broker restart: the
@@ -35,6 +38,7 @@ from gridwatch.central.categories import CategoryTable, load_categories
 from gridwatch.central.dispatch import DispatchOutbox
 from gridwatch.central.errors import CentralError
 from gridwatch.central.handler import Counters, EventsLog, MessageHandler, Tally
+from gridwatch.central.receipts import ReceiptSender
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Store, open_store
 from gridwatch.central.transport import SESSION_EXPIRY_S, Inbound, MqttSession, PublishPort, Session
@@ -117,6 +121,7 @@ class CentralService:
         self._store: Store | None = None
         self._handler: MessageHandler | None = None
         self._publisher: Publisher | None = None
+        self.receipts: ReceiptSender | None = None
         self._worker: threading.Thread | None = None
         self._log: EventsLog | None = None
 
@@ -145,6 +150,8 @@ class CentralService:
         self._handler = MessageHandler(self._store, self.categories, self.roster, prefix=self.prefix,
                                        evidence_dir=self.evidence_dir, tally=self._tally, pause=self._stopping.wait)
         self._session = self._make_session()
+        session = self._session
+        self.receipts = ReceiptSender(lambda topic, payload: session.publish(topic, payload, {}), self.prefix)
         self._publisher = Publisher(DispatchOutbox(self._store), PublishPort(self._session), DISPATCH_MAX_INFLIGHT,
                                     on_acked=lambda _item: self._tally.bump("dispatched")).start()
         self._session.connect(_Events(self))
@@ -165,6 +172,7 @@ class CentralService:
         if self._worker is not None:
             self._worker.join(timeout)
             self._worker = None
+        self._flush_receipts()  # what the worker committed last, while the session is still up
         if self._publisher is not None:
             self._publisher.stop()
             self._publisher = None
@@ -225,12 +233,22 @@ class CentralService:
             try:
                 msg = self._inbox.get(timeout=0.2)
             except queue.Empty:
+                self._flush_receipts()
                 continue
             try:
                 self._handle(msg)
             except Exception:  # the loop must survive anything
                 log.exception("central: unexpected error handling a message on %s", msg.topic)
                 self._tally.bump("errors")
+
+    def _flush_receipts(self) -> None:
+        """Idle for 0.2 s: send the receipts collected so far (a busy worker sends them in full or timed batches,
+        so a trickle of messages does not become one receipt per message)."""
+        try:
+            if self.receipts is not None:
+                self.receipts.flush()
+        except Exception:  # a receipt not sent is only a resend by the gateway later
+            log.exception("central: sending receipts failed")
 
     def _handle(self, msg: Inbound) -> None:
         if self._log is not None and not msg.is_evidence:
@@ -240,6 +258,8 @@ class CentralService:
         if result is None:  # not committed: leave it un-acknowledged for redelivery
             return
         self._session.ack(msg)
+        if self.receipts is not None:
+            self.receipts.after_commit(msg, result)
         if result.dispatch is not None and self._publisher is not None:
             self._publisher.notify()
 

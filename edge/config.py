@@ -380,6 +380,22 @@ class MqttConfig(_Model):
     ca_file: Path | None = Field(None, description="CA bundle for mqtts://.")
     keepalive_s: int = Field(30, ge=5, le=3600)
     max_inflight: int = Field(20, ge=1, le=1000, description="Unacknowledged QoS 1 messages in flight.")
+    confirm: Literal["receipt", "puback"] = Field(
+        "receipt",
+        description="When an outbox row may be deleted. `receipt` (default): only when central's receipt names it "
+        "(central has committed it); a row with none is sent again after `receipt_timeout_s` and after every "
+        "reconnect, so a broker crash loses nothing. `puback`: on the broker's PUBACK, for a central older than "
+        "receipts (it sends none); a broker crash can then lose the messages it acknowledged but had not saved. "
+        "With `receipt` and `evidence.publish`, central must store evidence (`--evidence-dir`): it receipts only "
+        "what it receives.",
+    )
+    receipt_timeout_s: float = Field(
+        30.0, ge=1, le=3600,
+        description="With `confirm: receipt`: send a row again when no receipt came this long after its PUBACK "
+        "although central has receipted rows sent after it (it was lost on the way); doubling per resend, up to "
+        "15 min. Rows central has not reached yet (it is down or behind) go again only after 15 min (doubling, "
+        "up to 4 h). After a reconnect the newest `max_inflight` rows waiting for a receipt go again at once.",
+    )
 
 
 class OutboxConfig(_Model):

@@ -33,7 +33,7 @@ from typing import Any
 
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.edge.camera import CameraPipeline, Emitted, FrameResult
-from gridwatch.edge.config import CameraConfig, SiteConfig
+from gridwatch.edge.config import CameraConfig, ConfigError, SiteConfig
 from gridwatch.edge.detectors import DetectorSet, load_detectors
 from gridwatch.edge.hard_examples import example_store, hard_example_sink
 from gridwatch.edge.loop import FrameSource, LoopReport, Sink, run_camera
@@ -47,8 +47,9 @@ from gridwatch.edge.sources import open_source
 from gridwatch.models.base import Detector
 from gridwatch.wire.mqtt import BrokerURL
 from gridwatch.wire.outbox import Outbox
-from gridwatch.wire.publisher import MqttTransport, Publisher, Transport, Will
-from gridwatch.wire.topics import status_topic
+from gridwatch.wire.publisher import RESEND_S, MqttTransport, Publisher, Transport, Will
+from gridwatch.wire.receipts import ReceiptListener
+from gridwatch.wire.topics import receipt_topic, status_topic
 
 # Stop budget (defect 6: a stop must end well inside the 30 s systemd or a container runtime waits).
 CAMERA_JOIN_S = 2.0  # all camera threads together; they check the stop event between frames and while blocked
@@ -105,9 +106,11 @@ class EdgeWorker:
     _threads: list[threading.Thread] = field(default_factory=list)
     _emit_lock: threading.Lock = field(default_factory=threading.Lock)
     _status_lock: threading.Lock = field(default_factory=threading.Lock)
+    _started: float = 0.0
 
     def start(self) -> EdgeWorker:
         cfg = self.cfg
+        self._started = time.monotonic()
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_rows)
         self.transport = self.transport or self._mqtt_transport()
         self.swappable, self.detector, started_with = self._updatable_detectors(cfg)
@@ -117,7 +120,9 @@ class EdgeWorker:
         subscribe = getattr(self.transport, "subscribe", None)
         if subscribe is not None:  # before start(): the subscription is made on (every) connect
             subscribe(self.updater.topic, self.updater.on_message)
-        self.publisher = Publisher(self.outbox, self.transport, cfg.mqtt.max_inflight).start()
+        self.receipts = self._receipt_listener(subscribe)
+        self.publisher = Publisher(self.outbox, self.transport, cfg.mqtt.max_inflight, confirm=cfg.mqtt.confirm,
+                                   resend_s=(cfg.mqtt.receipt_timeout_s, RESEND_S[1])).start()
         self.grid = GridLayer.from_geojson(cfg.grid_geojson) if cfg.grid_geojson else None
         self.examples = example_store(cfg.hard_examples)
         self.resume = ResumeState.load(state_path(cfg))  # read last: a start that fails before keeps the file
@@ -129,6 +134,23 @@ class EdgeWorker:
         threading.Thread(target=self._heartbeat, name="status", daemon=True).start()
         log.info("edge worker %s started: %d camera(s), run %s", cfg.gateway_id, len(cfg.cameras), self.run_id)
         return self
+
+    def _receipt_listener(self, subscribe: Callable[..., None] | None) -> ReceiptListener | None:
+        """`mqtt.confirm: receipt`: rows wait for central's receipts on the gateway's own receipt topic.
+        `puback`: the explicit fallback for a central that sends none; said at every start, with its risk."""
+        m = self.cfg.mqtt
+        if m.confirm == "puback":
+            log.warning("mqtt.confirm is 'puback': outbox rows are deleted on the broker's PUBACK, not on central's "
+                        "receipt; a broker crash can lose events it acknowledged but had not saved")
+            return None
+        if subscribe is None:
+            raise ConfigError("mqtt.confirm 'receipt' needs a transport that can subscribe to receipts; "
+                                  "set mqtt.confirm: puback for this transport")
+        listener = ReceiptListener(receipt_topic(m.prefix, self.cfg.site_id, self.cfg.gateway_id), self.outbox)
+        subscribe(listener.topic, listener.on_message)
+        log.info("outbox rows are deleted on central's receipt (%s); resent after %.0f s without one",
+                 listener.topic, m.receipt_timeout_s)
+        return listener
 
     def _mqtt_transport(self) -> MqttTransport:
         m = self.cfg.mqtt
@@ -212,9 +234,13 @@ class EdgeWorker:
             "run_id": self.run_id,
             "at": datetime.now(timezone.utc).isoformat(),
             "outbox_pending": len(self.outbox),
+            "outbox_awaiting_receipt": self.outbox.counts()["published"],
             "outbox_dropped": self.outbox.dropped,
             "published": self.publisher.stats.published,
             "acked": self.publisher.stats.acked,
+            "resent": self.publisher.stats.resent,
+            "confirm": self.cfg.mqtt.confirm,
+            "receipts": None if self.receipts is None else self.receipts.stats.__dict__,
             "cameras": {cid: s.__dict__ for cid, s in self.stats.items()},
             "hard_examples": None if self.examples is None else {"saved": self.examples.saved,
                                                                  "deleted": self.examples.deleted},
@@ -235,9 +261,21 @@ class EdgeWorker:
         self.publish_status()
 
     def _heartbeat(self) -> None:
+        warned = False
         while not self._stop.is_set():
             sent = self.publish_status()
+            if not warned and self._no_receipts_yet():
+                warned = True
+                log.warning("the broker acknowledged rows but no receipt has come from central yet: central is down "
+                            "or far behind, or older than receipts (then set mqtt.confirm: puback, accepting that a "
+                            "broker crash can lose acknowledged events)")
             self._stop.wait(30.0 if sent else 1.0)
+
+    def _no_receipts_yet(self) -> bool:
+        """Rows were acknowledged by the broker a while ago and central has not sent a single receipt."""
+        r, waited = self.receipts, time.monotonic() - self._started
+        return (r is not None and r.stats.messages == 0 and self.publisher.stats.acked > 0
+                and waited > 2 * self.cfg.mqtt.receipt_timeout_s)
 
     # lifecycle --------------------------------------------------------------------------------------------
     def cameras_done(self) -> bool:

@@ -15,6 +15,15 @@ A PUBACK that matches no booked row is kept only while a send is between publish
 that send's), so acks of other messages (the status heartbeat) are never kept: after paho's message ids wrap at
 65,535 none of them can settle a row that reused the id. A refused row (MQTT 5 reason code >= 0x80) is logged
 with the reason's name and backed off exponentially (bounded), never resent in a loop.
+
+What a successful PUBACK does to the row is `confirm`: `"puback"` deletes it (central's dispatch outbox, and a
+gateway whose central predates receipts); `"receipt"` (the edge's default) keeps it as `published` until central's
+receipt deletes it (`gridwatch.wire.receipts`), because the broker can lose an acknowledged message in a crash.
+A published row is sent again after `resend_s[0]` once central has receipted a row published after it (so it
+was lost on the way), and after `resend_s[1]` in any case; both double per send. After every reconnect the newest
+`max_inflight` published rows go again at once (the broker may have restarted without them): their receipts
+then show which older ones it lost. Not all of them: a busy broker that drops connections would otherwise get
+the whole backlog again on every reconnect. Central dedupes on `event_id`.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -36,7 +45,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gridwatch.wire.mqtt import BrokerURL, make_client
 from gridwatch.wire.mqtt import Protocol as MqttProtocol
-from gridwatch.wire.outbox import OutboxItem, OutboxStore
+from gridwatch.wire.outbox import ConfirmingStore, OutboxItem, OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +190,8 @@ class PublisherStats:
     refused: int = 0
     reconnects: int = 0
     stray_acks: int = 0  # PUBACKs of no outbox row (the edge's status heartbeat, an old connection's resend)
+    resent: int = 0  # sends of a row that had been sent before (reconnect, refusal, receipt timeout)
+    republished: int = 0  # published rows made due at once by a reconnect (confirm="receipt")
 
 
 @dataclass(frozen=True)
@@ -198,20 +209,38 @@ class _Refusal:
     until: float
 
 
+Confirm = Literal["puback", "receipt"]
+# A published row with no receipt is sent again `RESEND_S[0]` s after its PUBACK (doubling per send, up to
+# `RESEND_S[1]`) once a receipt has settled a later row (central moved past it: the broker lost it), and after
+# `RESEND_S[1]` (doubling, up to `RETRY_CAP_S`) in any case. A central that is down or lagging behind a backlog
+# settles no later row, so it is not flooded with copies of what is still queued for it.
+RESEND_S = (30.0, 900.0)
+RETRY_CAP_S = 4 * 3600.0
+
+
 class Publisher:
     """Moves outbox rows to the transport. Thread-safe `notify()` wakes it when new rows arrive.
 
     `max_inflight` bounds the rows sent but not yet acknowledged (and so how many go out twice after a drop);
     `on_acked` is called, on the transport's thread, for each row the broker acknowledged. A row the broker
     refuses (MQTT 5 reason code >= 0x80) is logged with the reason's name and retried after `backoff_s[0]`,
-    doubling per refusal up to `backoff_s[1]`; the other rows go on meanwhile. `clock` is for tests.
+    doubling per refusal up to `backoff_s[1]`; the other rows go on meanwhile. `confirm` says whether the PUBACK
+    deletes the row or a receipt must (module docstring); with `"receipt"` an unreceipted row is sent again
+    `resend_s[0]` after its PUBACK once a later row was receipted, `resend_s[1]` after it in any case (`RESEND_S`).
+    `clock` is for tests.
     """
 
     def __init__(self, outbox: OutboxStore, transport: Transport, max_inflight: int = 20,
                  on_acked: Callable[[OutboxItem], None] | None = None, *,
-                 backoff_s: tuple[float, float] = (1.0, 300.0), clock: Callable[[], float] = time.monotonic) -> None:
+                 backoff_s: tuple[float, float] = (1.0, 300.0), clock: Callable[[], float] = time.monotonic,
+                 confirm: Confirm = "puback", resend_s: tuple[float, float] = RESEND_S) -> None:
+        if confirm == "receipt" and not isinstance(outbox, ConfirmingStore):
+            raise TypeError(f"confirm='receipt' needs an outbox that keeps published rows, not {type(outbox)}")
+        if confirm not in ("puback", "receipt"):
+            raise ValueError(f"confirm must be 'puback' or 'receipt', not {confirm!r}")
         self.outbox, self.transport, self.max_inflight = outbox, transport, max_inflight
         self.backoff_s, self.clock = backoff_s, clock
+        self.confirm, self.resend_s = confirm, resend_s
         self.stats = PublisherStats()
         self._on_acked = on_acked
         self._generation = 0  # bumped on every connect and disconnect
@@ -227,19 +256,38 @@ class Publisher:
 
     # TransportHandler -------------------------------------------------------------------------------------
     def on_connected(self) -> None:
-        self._new_generation()
+        self._new_generation(connected=True)
         self.stats.reconnects += 1
         self._wake.set()
 
     def on_disconnected(self) -> None:
         self._new_generation()
 
-    def _new_generation(self) -> None:
-        """Every row in flight goes back to pending: it is still in the outbox and will be sent again."""
+    def _new_generation(self, connected: bool = False) -> None:
+        """Every row in flight goes back to pending: it is still in the outbox and will be sent again. On a
+        connect, so do the newest `max_inflight` published rows (the broker may have restarted without them):
+        central's receipts for them move past every older row the broker lost, which then goes again too."""
         with self._lock:
             self._generation += 1
             self._inflight.clear()
             self._early.clear()
+            if connected and self.confirm == "receipt":
+                self.stats.republished += self._confirming().republish_newest(self.max_inflight)
+
+    def _confirming(self) -> ConfirmingStore:
+        assert isinstance(self.outbox, ConfirmingStore)
+        return self.outbox
+
+    def _delivered(self, item: OutboxItem) -> None:
+        """Under the lock: a successful PUBACK. Delete the row, or (receipts) keep it until its receipt comes."""
+        if self.confirm == "puback":
+            self.outbox.ack(item.id)
+            return
+        low, high = self.resend_s
+        doubling = 2 ** min(item.attempts, 30)
+        now = self.clock()
+        self._confirming().mark_published(item.id, now + min(high, low * doubling),
+                                          now + min(RETRY_CAP_S, high * doubling))
 
     def on_ack(self, mid: int, reason_code: int) -> None:
         with self._lock:
@@ -252,9 +300,9 @@ class Publisher:
                     self.stats.stray_acks += 1
                 return
             if reason_code < REFUSED:
-                # Delete the row before it leaves the books, under the lock: otherwise the sender could see it
-                # neither in flight nor deleted and publish it a second time.
-                self.outbox.ack(item.id)
+                # Settle the row before it leaves the books, under the lock: otherwise the sender could see it
+                # neither in flight nor settled and publish it a second time.
+                self._delivered(item)
         self._settle(item, reason_code)
 
     def _settle(self, item: OutboxItem, reason_code: int) -> None:
@@ -326,11 +374,18 @@ class Publisher:
         if room <= 0:
             return 0
         sent = 0
-        for item in self.outbox.pending(room, exclude=busy):
+        for item in self._due(room, busy, now):
             if not self._send(item):
                 break
             sent += 1
+            if item.attempts > 0:
+                self.stats.resent += 1
         return sent
+
+    def _due(self, room: int, busy: set[int], now: float) -> list[OutboxItem]:
+        if self.confirm == "receipt":
+            return self._confirming().pending(room, exclude=busy, now=now)
+        return self.outbox.pending(room, exclude=busy)
 
     def _send(self, item: OutboxItem) -> bool:
         """Publish one row; False when the transport is not connected (stop until woken again).
@@ -355,7 +410,7 @@ class Publisher:
                 if booked:
                     self._inflight[(generation, mid)] = item  # type: ignore[index]
                 elif early is not None and early.reason_code < REFUSED:
-                    self.outbox.ack(item.id)
+                    self._delivered(item)
         if mid is None:
             return False
         self.stats.published += 1

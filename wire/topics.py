@@ -8,6 +8,7 @@
 | `{prefix}/dispatch/{cleaner}` | central -> cleaner app | `CaseAssignment` JSON |
 | `{prefix}/ack/{cleaner}` | cleaner app -> central | the cleaner's acknowledgements |
 | `{prefix}/{site}/{gateway}/control` | central -> edge | model update, config reload |
+| `{prefix}/{site}/{gateway}/receipt` | central -> edge | event ids central committed (`gridwatch.wire.receipts`) |
 
 The gateway id is a level of every topic a gateway writes, so the broker's ACL can pin a gateway account to its
 own topics (`pattern write gridwatch/v1/+/%u/+/incident`, username = gateway id) and central can check that the
@@ -53,6 +54,12 @@ def ack_topic(prefix: str, cleaner: str) -> str:
 
 def control_topic(prefix: str, site: str, gateway: str) -> str:
     return f"{prefix}/{site}/{gateway}/control"
+
+
+def receipt_topic(prefix: str, site: str, gateway: str) -> str:
+    """Central's receipts for one gateway: the incident and evidence messages it has durably committed. The
+    gateway reads only its own (ACL `pattern read {prefix}/+/%u/receipt`); only central writes them."""
+    return f"{prefix}/{site}/{gateway}/receipt"
 
 
 @dataclass(frozen=True)

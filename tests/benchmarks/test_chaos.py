@@ -1,9 +1,9 @@
 """The chaos benchmark, tiny, so the script does not rot (benchmarks/chaos.py runs every fault with more events).
 
-A central SIGKILL must lose nothing: the broker holds central's persistent session. A broker SIGKILL may still
-lose the few events Mosquitto acknowledged but had not yet written (it sends the PUBACK before it saves, issue 8):
-the benchmark reports that as an unmet goal, and this test checks only what is guaranteed there (every event
-accounted for, no duplicate case, the outbox drained), so the known window does not make it flaky."""
+A central SIGKILL must lose nothing: the broker holds central's persistent session. A broker SIGKILL must lose
+nothing either: Mosquitto sends the PUBACK before it saves (issue 8), so the gateways keep each row until
+central's receipt names it and send it again after reconnecting (before receipts this test could only check the
+accounting: a 1 s kill on the loaded machine lost 3 of 40)."""
 
 from __future__ import annotations
 
@@ -45,14 +45,15 @@ def test_a_central_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -
     assert code == 0
 
 
-def test_a_broker_sigkill_mid_burst_is_accounted_for_and_doubles_nothing(tmp_path: Path) -> None:
-    _, report = run(tmp_path, "broker-kill")
+def test_a_broker_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    code, report = run(tmp_path, "broker-kill")
     outcome = report["outcomes"][0]
-    assert outcome["sent"] == 40 and outcome["stored_cases"] + outcome["lost"] == 40, outcome
-    assert outcome["event_rows"] == outcome["stored_cases"] and outcome["duplicate_cases"] == 0, outcome
-    assert outcome["drained"], outcome
-    lost = next(g for g in report["goals"] if g["name"] == "chaos[broker-kill].lost")
-    assert lost["met"] == (outcome["lost"] == 0)  # a loss is reported as an unmet goal, never hidden
+    assert (outcome["sent"], outcome["stored_cases"], outcome["lost"]) == (40, 40, 0), outcome
+    assert outcome["event_rows"] == 40 and outcome["duplicate_cases"] == 0, outcome
+    assert outcome["drained"] and outcome["left_in_outboxes"] == 0, outcome
+    assert report["settings"]["confirm"] == "receipt"
+    assert all(g["met"] for g in report["goals"]), report["goals"]
+    assert code == 0
 
 
 def test_an_unknown_fault_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

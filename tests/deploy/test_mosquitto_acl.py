@@ -306,6 +306,24 @@ def test_gateway_reads_only_its_own_control_topic(login: Callable[..., Session])
     assert gateway.messages == [(own, b"reload")]
 
 
+def test_only_central_writes_receipts_and_a_gateway_reads_only_its_own(login: Callable[..., Session]) -> None:
+    """A receipt makes a gateway delete outbox rows: a forged one could make it drop events. Only central writes
+    them (MQTT 5: PUBACK 135 for anyone else), and a gateway subscribed to every receipt topic gets only its own."""
+    gateway = connected(login("gw-pole-017"))
+    gateway.subscribe(f"{PREFIX}/+/+/receipt")
+    own, other_gw = f"{PREFIX}/{SITE}/gw-pole-017/receipt", f"{PREFIX}/{SITE}/gw-pole-018/receipt"
+    forger, cleaner, central = connected(login("gw-pole-018")), connected(login("cleaner-42")), \
+        connected(login("gridwatch-central"))
+    assert forger.publish(own, b"forged receipt") == NOT_AUTHORIZED
+    assert forger.publish(other_gw, b"self-issued receipt") == NOT_AUTHORIZED
+    assert gateway.publish(own, b"self-issued receipt") == NOT_AUTHORIZED
+    assert cleaner.publish(own, b"forged receipt") == NOT_AUTHORIZED
+    assert central.publish(other_gw, b"not yours") == 0
+    assert central.publish(own, b"receipt 1") == 0
+    assert gateway.wait_for(lambda: gateway.received(own, b"receipt 1"))
+    assert gateway.messages == [(own, b"receipt 1")]
+
+
 @pytest.mark.parametrize(("user", "password"), [(None, ""), ("gw-pole-017", "wrong-password-123"),
                                                 ("nobody", PASSWORD)])
 def test_anonymous_wrong_password_and_unknown_user_are_refused(

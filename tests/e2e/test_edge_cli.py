@@ -40,7 +40,8 @@ def write_config(shared: Path, tmp: Path) -> Path:
 def test_sigterm_ends_open_incidents_and_exits_cleanly(shared_data: Path, tmp_path: Path) -> None:
     cfg = write_config(shared_data, tmp_path)
     with MosquittoBroker() as broker:
-        central = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", client_id="cli-central").start()
+        central = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", client_id="cli-central",
+                                 evidence_dir=tmp_path / "snaps").start()  # it receipts the snapshots too
         try:
             proc = subprocess.Popen([sys.executable, "-m", "gridwatch.app.cli", "edge", "run", "--config", str(cfg),
                                      "--broker", broker.url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -69,7 +70,8 @@ def test_sigterm_ends_open_incidents_and_exits_cleanly(shared_data: Path, tmp_pa
 def test_sigterm_with_the_broker_gone_exits_within_5_s_and_keeps_the_rows(shared_data: Path, tmp_path: Path) -> None:
     cfg = write_config(shared_data, tmp_path)
     broker = MosquittoBroker().start()
-    central = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", client_id="cli-central").start()
+    central = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", client_id="cli-central",
+                             evidence_dir=tmp_path / "snaps").start()  # it receipts the snapshots too
     try:
         proc = subprocess.Popen([sys.executable, "-m", "gridwatch.app.cli", "edge", "run", "--config", str(cfg),
                                  "--broker", broker.url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

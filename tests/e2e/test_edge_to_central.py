@@ -72,7 +72,8 @@ def test_events_wait_in_the_outbox_while_the_broker_is_down(shared_data: Path, t
     assert worker.cameras_done()
     assert len(worker.outbox) >= len(emitted) > 0  # nothing could be sent: all kept
     with MosquittoBroker(port) as broker:
-        central = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", client_id="e2e-central-2").start()
+        central = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", client_id="e2e-central-2",
+                                 evidence_dir=tmp_path / "snaps").start()  # it receipts the snapshots too
         try:
             assert worker.stop(drain_s=60)
             assert central.wait_for(lambda: central.counters.stored >= len(emitted), 20)

@@ -46,7 +46,7 @@ def run_until_reported(cfg: SiteConfig, start_wall: datetime) -> list[IncidentEv
         if item.event.phase != "ended":
             seen.set()
 
-    transport = FakeTransport()
+    transport = FakeTransport(auto_receipt=True)
     det = FakeDetector.from_boxes([[CAR]], when_exhausted="repeat_last")
     worker = EdgeWorker(cfg, detector=det, transport=transport, start_wall=start_wall, on_emitted=on_emitted)
     worker.start()
@@ -84,7 +84,7 @@ def test_incident_ids_hold_no_run_id_and_are_not_guessable(tmp_path: Path) -> No
 
 def test_a_file_that_ends_ends_its_incidents_as_source_ended(tmp_path: Path) -> None:
     cfg = config(tmp_path, write_clip(tmp_path / "clip.mp4", n=30, fps=10.0))
-    transport = FakeTransport()
+    transport = FakeTransport(auto_receipt=True)
     det = FakeDetector.from_boxes([[CAR]], when_exhausted="repeat_last")
     worker = EdgeWorker(cfg, detector=det, transport=transport, start_wall=T0).start()
     worker.wait(max_seconds=30)
@@ -157,7 +157,7 @@ class CrashesOnce(FakeDetector):
 
 def test_a_camera_thread_restarted_after_a_crash_continues_the_same_incident(tmp_path: Path) -> None:
     cfg = config(tmp_path, write_clip(tmp_path / "clip.mp4", n=40, fps=10.0))
-    transport = FakeTransport()
+    transport = FakeTransport(auto_receipt=True)
     det = CrashesOnce.from_boxes([[CAR]], when_exhausted="repeat_last")
     worker = EdgeWorker(cfg, detector=det, transport=transport, start_wall=T0, max_restarts=2).start()
     worker.wait(max_seconds=30)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import supervision as sv
 
 from gridwatch.app.broker import free_port
@@ -46,7 +48,7 @@ class Flaky(FakeDetector):
 
 def run(tmp_path: Path, detector: FakeDetector) -> tuple[EdgeWorker, FakeTransport]:
     cfg = config(tmp_path, write_clip(tmp_path / "clip.mp4", n=40, fps=10.0))
-    transport = FakeTransport()
+    transport = FakeTransport(auto_receipt=True)
     worker = EdgeWorker(cfg, detector=detector, transport=transport, max_restarts=2).start()
     worker.wait(max_seconds=30)
     assert worker.stop(drain_s=5)
@@ -111,7 +113,7 @@ def test_worker_runs_the_sites_named_detectors_at_their_rates_and_saves_hard_exa
     cfg = parse_site_config(data)
     coco = FakeDetector.from_boxes([[(10, 10, 40, 40, "car", 0.9)]], when_exhausted="repeat_last")
     street = FakeDetector.from_boxes([[(50, 5, 60, 20, "litter", 0.4)]], when_exhausted="repeat_last")
-    transport = FakeTransport()
+    transport = FakeTransport(auto_receipt=True)
     worker = EdgeWorker(cfg, detector={"default": coco, "street": street}, transport=transport).start()
     worker.wait(max_seconds=30)
     health = worker.health()
@@ -128,12 +130,12 @@ def test_a_model_update_on_the_control_topic_is_answered_on_the_retained_status(
     from tests.model_updates import fake_bundle, messages
 
     cfg = config(tmp_path, write_clip(tmp_path / "clip.mp4", n=40, fps=10.0), loop=True)
-    transport = FakeTransport()
+    transport = FakeTransport(auto_receipt=True)
     detector = FakeDetector([], when_exhausted="empty")
     worker = EdgeWorker(cfg, detector=detector, transport=transport).start()
     try:
         topic = "gridwatch/v1/s1/gw1/control"
-        assert list(transport.subscriptions) == [topic]
+        assert list(transport.subscriptions) == [topic, "gridwatch/v1/s1/gw1/receipt"]
         for payload in messages(fake_bundle(tmp_path / "m"), "s1", "gw1", None):
             transport.deliver(topic, payload)
         statuses = [json.loads(p) for t, p, _ in transport.sent if t == "gridwatch/v1/s1/gw1/status"]
@@ -142,3 +144,27 @@ def test_a_model_update_on_the_control_topic_is_answered_on_the_retained_status(
         assert refused[-1]["model"]["name"] == "fake" and worker.swappable.current is detector
     finally:
         worker.stop(drain_s=2)
+
+
+def test_receipts_are_the_default_and_puback_is_an_explicit_fallback_said_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without a receipt the rows stay (a central that sends none strands them); `mqtt.confirm: puback` deletes on
+    the PUBACK, with a warning at every start that a broker crash can then lose events."""
+    clip = write_clip(tmp_path / "clip.mp4", n=40, fps=10.0)
+    det = FakeDetector.from_boxes([[(10, 10, 40, 40, "car", 0.9)]], when_exhausted="repeat_last")
+    silent = FakeTransport()  # acknowledges every publish, but no central answers
+    worker = EdgeWorker(config(tmp_path / "a", clip), detector=det, transport=silent).start()
+    worker.wait(max_seconds=30)
+    assert not worker.stop(drain_s=1)
+    assert worker.pending == 3 and "gridwatch/v1/s1/gw1/receipt" in silent.subscriptions
+
+    data = config(tmp_path / "b", clip).model_dump(mode="json")
+    data["mqtt"] = {"confirm": "puback"}
+    caplog.set_level(logging.WARNING, logger="gridwatch.edge.worker")
+    old = FakeTransport()
+    worker = EdgeWorker(parse_site_config(data), detector=det, transport=old).start()
+    worker.wait(max_seconds=30)
+    assert worker.stop(drain_s=5)
+    assert list(old.subscriptions) == ["gridwatch/v1/s1/gw1/control"]
+    assert "mqtt.confirm is 'puback'" in caplog.text and "broker crash" in caplog.text
