@@ -1,9 +1,9 @@
 """The central service: the composition root that wires session, handler and dispatch together.
 
-    MqttSession --on_message--> inbox --worker--> MessageHandler (commit) --> session.ack(msg)
-                                                      |  (same transaction)
-                                                      v
-                                               dispatch_outbox --Publisher--> session.publish --> PUBACK --> delete
+    MqttSession --on_message--> inbox --worker: a batch--> MessageHandler (one commit) --> _after_commit(batch)
+                                                               |  (same transaction)          session.ack(msg)
+                                                               v                              for each message
+                                        dispatch_outbox --Publisher--> session.publish --> PUBACK --> delete
 
 Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
 
@@ -12,7 +12,13 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
 - Case assignments: written in the case's transaction and published from the dispatch outbox until the broker
   acknowledges them (`dispatch`): at least once, deduplicated by the app on `assignment_id`.
 - Messages are handled in arrival order by one worker thread, so the network loop never blocks on the
-  database.
+  database. The worker takes a batch: the first message waiting, then whatever arrives within `batch_ms` of it,
+  up to `batch_size` messages; the batch is committed in one transaction (a savepoint per message, see
+  `handler`), and only then is each of its messages acknowledged (`_after_commit`). A crash before the commit
+  acknowledges nothing: the broker delivers the whole batch again and the `event_id` key makes each a duplicate.
+  One commit per batch instead of per message is what lets central keep up with the broker (issue 8:
+  `benchmarks/chaos_rate.py`). Over MQTT 5 central asks the broker (Receive Maximum) for `2 * batch_size`
+  un-acknowledged messages at a time, so the next batch arrives while one commits.
 
 Topics: a plain persistent subscription to `{prefix}/+/+/+/incident` and `.../evidence` by default (or to the
 `sites` given: `{prefix}/{site}/+/+/incident`). That is the mode that loses nothing over a broker restart: the
@@ -28,13 +34,16 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from gridwatch.central.categories import CategoryTable, load_categories
 from gridwatch.central.dispatch import DispatchOutbox
 from gridwatch.central.errors import CentralError
 from gridwatch.central.handler import Counters, EventsLog, MessageHandler, Tally
+from gridwatch.central.ingest import IngestResult
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Store, open_store
 from gridwatch.central.transport import SESSION_EXPIRY_S, Inbound, MqttSession, PublishPort, Session
@@ -42,12 +51,23 @@ from gridwatch.wire.mqtt import BrokerURL, Protocol
 from gridwatch.wire.publisher import Publisher
 from gridwatch.wire.topics import DEFAULT_PREFIX, EdgeKind, edge_filter
 
-__all__ = ["DEFAULT_CLIENT_ID", "CentralError", "CentralService", "Counters"]
+__all__ = ["DEFAULT_BATCH_MS", "DEFAULT_BATCH_SIZE", "DEFAULT_CLIENT_ID", "CentralError", "CentralService",
+           "Committed", "Counters"]
 
 log = logging.getLogger("gridwatch.central")
 
 DEFAULT_CLIENT_ID = "gridwatch-central"
 DISPATCH_MAX_INFLIGHT = 20
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_BATCH_MS = 50.0
+MAX_BATCH_SIZE = 32767  # twice it is MQTT 5's largest Receive Maximum
+
+
+class Committed(NamedTuple):
+    """A message whose transaction committed, and what it did (what `_after_commit` receives)."""
+
+    msg: Inbound
+    result: IngestResult
 
 
 class CentralService:
@@ -76,6 +96,8 @@ class CentralService:
         session_expiry_s: int = SESSION_EXPIRY_S,
         ca_file: str | None = None,
         session: Callable[[], Session] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_ms: float = DEFAULT_BATCH_MS,
     ) -> None:
         """Configure; nothing connects until `start()`. A bad broker URL raises `BrokerURLError` here.
 
@@ -94,7 +116,10 @@ class CentralService:
           central is down.
         - `session`: makes the broker session for each `start()` (tests pass a `FakeSession`); by default an
           `MqttSession` for `broker_url`.
+        - `batch_size` / `batch_ms`: commit up to this many messages in one transaction, waiting at most this
+          long after the first for more (1 / 0: one transaction per message). Out of range: `CentralError`.
         """
+        self.batch_size, self.batch_ms = check_batch(batch_size, batch_ms)
         self.broker = BrokerURL.parse(broker_url)
         self.db_url = db_url
         self.prefix = prefix
@@ -156,7 +181,7 @@ class CentralService:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the message in hand, stop dispatching, disconnect (the session stays on the broker), close.
+        """Finish the batch in hand, stop dispatching, disconnect (the session stays on the broker), close.
 
         Messages still queued are not acknowledged: the broker delivers them again on the next start.
         Assignments not yet acknowledged stay in the dispatch outbox and go out on the next start.
@@ -218,30 +243,60 @@ class CentralService:
 
     def _mqtt_session(self) -> Session:
         return MqttSession(self.broker, self.client_id, self.protocol, session_expiry_s=self.session_expiry_s,
-                           ca_file=self.ca_file)
+                           ca_file=self.ca_file, receive_maximum=2 * self.batch_size)
 
     def _work(self) -> None:
         while not self._stopping.is_set():
-            try:
-                msg = self._inbox.get(timeout=0.2)
-            except queue.Empty:
+            batch = self._next_batch()
+            if not batch:
                 continue
             try:
-                self._handle(msg)
+                self._handle_batch(batch)
             except Exception:  # the loop must survive anything
-                log.exception("central: unexpected error handling a message on %s", msg.topic)
+                log.exception("central: unexpected error handling a batch of %d messages", len(batch))
                 self._tally.bump("errors")
 
-    def _handle(self, msg: Inbound) -> None:
-        if self._log is not None and not msg.is_evidence:
-            self._log.append(msg.payload)
-        assert self._handler is not None and self._session is not None
-        result = self._handler.handle(msg)
-        if result is None:  # not committed: leave it un-acknowledged for redelivery
-            return
-        self._session.ack(msg)
-        if result.dispatch is not None and self._publisher is not None:
+    def _next_batch(self) -> list[Inbound]:
+        """The first message waiting (up to 0.2 s), then what arrives within `batch_ms`, up to `batch_size`."""
+        try:
+            batch = [self._inbox.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.batch_ms / 1000
+        while len(batch) < self.batch_size and not self._stopping.is_set():
+            try:
+                batch.append(self._inbox.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _handle_batch(self, batch: list[Inbound]) -> None:
+        if self._log is not None:
+            for msg in batch:
+                if not msg.is_evidence:
+                    self._log.append(msg.payload)
+        assert self._handler is not None
+        results = self._handler.handle_batch(batch)
+        # not committed (None): left un-acknowledged for redelivery
+        self._after_commit([Committed(msg, res) for msg, res in zip(batch, results, strict=True) if res is not None])
+
+    def _after_commit(self, committed: list[Committed]) -> None:
+        """The one place that runs after a batch's commit (and its files): acknowledge each message, wake the
+        dispatch publisher. Whatever else must follow a commit (receipts to gateways) belongs here."""
+        assert self._session is not None
+        for item in committed:
+            self._session.ack(item.msg)
+        if self._publisher is not None and any(item.result.dispatch is not None for item in committed):
             self._publisher.notify()
+
+
+def check_batch(batch_size: int, batch_ms: float) -> tuple[int, float]:
+    """The batch settings, or a `CentralError` that says what is allowed."""
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise CentralError(f"batch size {batch_size}: choose 1 to {MAX_BATCH_SIZE} messages per transaction")
+    if not 0 <= batch_ms <= 10_000:
+        raise CentralError(f"batch wait {batch_ms} ms: choose 0 to 10000 ms")
+    return batch_size, float(batch_ms)
 
 
 class _Events:
