@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from gridwatch.central.categories import CategoryTable
-from gridwatch.central.dispatch import enqueue_assignment
+from gridwatch.central.dispatch import DispatchOutbox, enqueue_assignment
 from gridwatch.central.ingest import (
     EXPIRE_EVERY_S,
     IngestResult,
@@ -174,12 +174,14 @@ class MessageHandler:
     - `evidence_dir`: where snapshots are written (the service subscribes to evidence only when it is set).
     - `pause(delay) -> stopping`: waits between database retries and says whether to give up (the service's
       stop event); tests pass a function that does not sleep.
+    - `outbox`: the dispatch outbox whose bookkeeping (PUBACK deletes, attempts) each batch transaction writes.
     """
 
     def __init__(self, store: Store, categories: CategoryTable, roster: Roster, *, prefix: str,
                  evidence_dir: Path | None = None, tally: Tally | None = None,
-                 pause: Callable[[float], bool] = _never_stop) -> None:
+                 pause: Callable[[float], bool] = _never_stop, outbox: DispatchOutbox | None = None) -> None:
         self.store, self.categories, self.roster = store, categories, roster
+        self.outbox = outbox
         self.prefix, self.evidence_dir = prefix, evidence_dir
         self.tally = tally or Tally()
         self._pause = pause
@@ -233,10 +235,23 @@ class MessageHandler:
             if sweep:
                 expire_held_evidence(session, now)
             staged = [self._stage(session, msg) for msg in msgs]
+            done = self.outbox.write_bookkeeping(session) if self.outbox is not None else None
             session.commit()
+        if done is not None and self.outbox is not None:
+            self.outbox.settled(done)
         if sweep:
             self._expired_at = now
         return staged
+
+    def write_bookkeeping(self) -> None:
+        """Write the dispatch outbox's PUBACK deletes and attempt counts in a transaction of their own (the
+        service calls it when no message came within its poll, and at stop)."""
+        if self.outbox is None or not self.outbox.has_bookkeeping():
+            return
+        with self.store.write_session() as session:
+            done = self.outbox.write_bookkeeping(session)
+            session.commit()
+        self.outbox.settled(done)
 
     def _sweep_due(self, msgs: list[Inbound], now: datetime) -> bool:
         if self.evidence_dir is None or not any(msg.is_evidence for msg in msgs):

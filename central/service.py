@@ -4,6 +4,7 @@
                                                                |  (same transaction)          session.ack(msg)
                                                                v                              for each message
                                         dispatch_outbox --Publisher--> session.publish --> PUBACK --> delete
+                                                                    (in the next batch's transaction)
 
 Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
 
@@ -167,10 +168,12 @@ class CentralService:
         self._store = open_store(self.db_url)
         if self.events_log is not None:
             self._log = EventsLog(self.events_log)
+        outbox = DispatchOutbox(self._store)
         self._handler = MessageHandler(self._store, self.categories, self.roster, prefix=self.prefix,
-                                       evidence_dir=self.evidence_dir, tally=self._tally, pause=self._stopping.wait)
+                                       evidence_dir=self.evidence_dir, tally=self._tally, pause=self._stopping.wait,
+                                       outbox=outbox)
         self._session = self._make_session()
-        self._publisher = Publisher(DispatchOutbox(self._store), PublishPort(self._session), DISPATCH_MAX_INFLIGHT,
+        self._publisher = Publisher(outbox, PublishPort(self._session), DISPATCH_MAX_INFLIGHT,
                                     on_acked=lambda _item: self._tally.bump("dispatched")).start()
         self._session.connect(_Events(self))
         self._worker = threading.Thread(target=self._work, name="central-worker", daemon=True)
@@ -198,6 +201,8 @@ class CentralService:
             self._session = None
         self._subscribed.clear()
         self._inbox = queue.Queue()
+        if self._handler is not None:
+            self._write_bookkeeping()  # the PUBACKs seen since the last batch: their rows go now
         self._handler = None
         if self._store is not None:
             self._store.close()
@@ -249,6 +254,7 @@ class CentralService:
         while not self._stopping.is_set():
             batch = self._next_batch()
             if not batch:
+                self._write_bookkeeping()
                 continue
             try:
                 self._handle_batch(batch)
@@ -269,6 +275,13 @@ class CentralService:
             except queue.Empty:
                 break
         return batch
+
+    def _write_bookkeeping(self) -> None:
+        try:
+            if self._handler is not None:
+                self._handler.write_bookkeeping()
+        except Exception:  # the rows stay and are sent again; the app drops them by assignment_id
+            log.exception("central: could not update the dispatch outbox")
 
     def _handle_batch(self, batch: list[Inbound]) -> None:
         if self._log is not None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 import gridwatch.central.handler as handler_module
 from gridwatch.app.broker import MosquittoBroker
 from gridwatch.central.categories import load_categories
+from gridwatch.central.dispatch import DispatchOutbox
 from gridwatch.central.handler import MessageHandler
 from gridwatch.central.roster import Roster
 from gridwatch.central.service import CentralError, CentralService
@@ -312,3 +313,37 @@ def test_a_real_broker_fills_batches_beyond_its_inflight_window_and_forgets_acke
             with svc.store.session() as session:
                 assert session.scalar(select(func.count()).select_from(EventRow)) == 120
                 assert {c.last_seq for c in session.scalars(select(Case))} == {3}
+
+
+# --- the dispatch outbox's bookkeeping goes into the worker's transactions -------------------------------------
+def test_a_pubacked_assignment_leaves_the_books_at_once_and_the_table_with_the_next_commit(store: Store) -> None:
+    """paho's network thread only notes the PUBACK (SQLite's write lock may be held by a batch); the row is not
+    offered again, and is deleted in the next batch transaction; a batch that does not commit keeps the note."""
+    handler = make_handler(store)
+    handler.outbox = outbox = DispatchOutbox(store)
+    handler.handle_batch(inbound(make_event("inc-books-0001"), make_event("inc-books-0002")))
+    first, second = outbox.pending()
+    outbox.mark_attempt(first.id)
+    outbox.mark_attempt(second.id)
+    outbox.ack(first.id)
+    assert [item.id for item in outbox.pending()] == [second.id] and len(outbox) == 1
+    assert [item.attempts for item in outbox.pending()] == [1]
+    assert state(store)["DispatchRow"] == 2  # nothing written yet
+
+    def database_gone(session: Session) -> None:
+        if not session.in_nested_transaction():
+            raise OperationalError("COMMIT", {}, ConnectionError("database is down"))
+
+    event.listen(Session, "before_commit", database_gone)
+    try:
+        failing = make_handler(store, pause=lambda _d: True)
+        failing.outbox = outbox
+        assert failing.handle_batch(inbound(make_event("inc-books-0003"))) == [None]
+    finally:
+        event.remove(Session, "before_commit", database_gone)
+    assert state(store)["DispatchRow"] == 2 and outbox.has_bookkeeping()
+    handler.handle_batch(inbound(make_event("inc-books-0004")))  # the next batch writes it
+    assert not outbox.has_bookkeeping()
+    with store.session() as session:
+        rows = {row.id: row.attempts for row in session.scalars(select(DispatchRow))}
+    assert first.id not in rows and rows[second.id] == 1 and len(rows) == 2  # + the assignment of -0004
