@@ -3,7 +3,7 @@
     python benchmarks/chaos.py --json out/chaos.json [--events 1000] [--gateways 2] [--outage-s 5]
                                [--faults central-kill,broker-kill,broker-freeze,edge-kill] [--db-url URL]
                                [--broker-setting "autosave_interval 30" ...] [--share-group NAME]
-                               [--no-autosave-cost] [--confirm receipt|puback]
+                               [--no-autosave-cost] [--confirm receipt|puback] [--ingest-rate --rate-messages N]
 
 Every scenario starts from nothing: a real Mosquitto broker on a free loopback port with the shipped persistence
 settings (the persistence, autosave and queue lines of `deploy/mosquitto/mosquitto.conf`; `--broker-setting`
@@ -458,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confirm", choices=("receipt", "puback"), default="receipt",
                         help="when the edge deletes a row: on central's receipt (the default) or on the PUBACK")
     parser.add_argument("--work", type=Path, help="keep logs and stores here (default: a temporary folder)")
+    import chaos_rate  # the ingest-rate scenario (issue 8) lives in its own module
+
+    chaos_rate.add_arguments(parser)
     args = parser.parse_args(argv)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     if unknown := [f for f in faults if f not in FAULTS]:
@@ -477,12 +480,14 @@ def main(argv: list[str] | None = None) -> int:
     cost = autosave_cost(args.cost_messages) if args.autosave_cost else {}
     for key, rate in cost.items():
         print(f"broker QoS 1 publish rate, {key}: {rate:.0f} msg/s")
-    goals = goals_of(outcomes)
+    ingest = chaos_rate.run(args, root / "ingest-rate") if args.ingest_rate else {"goals": [], "legs": []}
+    goals = goals_of(outcomes) + ingest["goals"]
     met = sum(g["met"] for g in goals)
     print(f"{met} of {len(goals)} goals met")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"goals": goals, "outcomes": [asdict(o) for o in outcomes], "autosave_cost_msgs_per_s": cost,
+                   "ingest_rate": ingest["legs"],
                    "settings": {"events": args.events, "gateways": args.gateways, "rate": args.rate,
                                 "outage_s": args.outage_s, "db": "postgresql" if args.db_url else "sqlite",
                                 "share_group": args.share_group or None, "confirm": args.confirm,

@@ -34,7 +34,7 @@ from gridwatch.central import auth
 from gridwatch.central.categories import load_categories
 from gridwatch.central.errors import CentralError, StoreError
 from gridwatch.central.roster import Roster, load_roster
-from gridwatch.central.service import DEFAULT_CLIENT_ID, CentralService
+from gridwatch.central.service import DEFAULT_BATCH_MS, DEFAULT_BATCH_SIZE, DEFAULT_CLIENT_ID, CentralService
 from gridwatch.central.store import DEFAULT_DB_URL, Store, create_schema, open_store, resolve_db_url, utcnow
 from gridwatch.central.views import cases_as_rows, cases_json, cases_table, dead_letters_table
 from gridwatch.wire.mqtt import BrokerURL
@@ -139,6 +139,12 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--roster", help="grid cell -> cleaner YAML")
     run.add_argument("--categories", help="category table YAML (default: the shipped GB/T 47678.5-2026 table)")
     run.add_argument("--ca-file", help="CA bundle that signed the broker's certificate (mqtts://)")
+    run.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                     help=f"commit up to this many messages in one transaction, then acknowledge them (default "
+                     f"{DEFAULT_BATCH_SIZE}; 1 = a transaction per message)")
+    run.add_argument("--batch-ms", type=float, default=DEFAULT_BATCH_MS,
+                     help=f"wait at most this many ms after a batch's first message for more (default "
+                     f"{DEFAULT_BATCH_MS:g})")
     run.add_argument("--username", default=os.environ.get("GRIDWATCH_MQTT_USERNAME"),
                      help="broker user (default $GRIDWATCH_MQTT_USERNAME); password from $GRIDWATCH_MQTT_PASSWORD")
     run.set_defaults(func=cmd_run)
@@ -191,6 +197,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         roster=load_roster(args.roster) if args.roster else Roster(),
         categories=load_categories(args.categories),
         ca_file=args.ca_file,
+        batch_size=args.batch_size,
+        batch_ms=args.batch_ms,
     )
     stop = threading.Event()
 

@@ -19,6 +19,9 @@ while a table is drained by whichever instance is up.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
@@ -79,36 +82,77 @@ def enqueue_assignment(session: Session, prefix: str, assignment: CaseAssignment
 class DispatchOutbox:
     """The `dispatch_outbox` table as a wire `OutboxStore`, for the wire `Publisher`.
 
-    Each call is its own short transaction; the publisher calls these from its own thread and (`ack`) from the
-    MQTT network thread, so a failing database is logged rather than raised there: the row then stays and is
-    sent again, which the app deduplicates.
+    The publisher calls these from its own thread and (`ack`) from the MQTT network thread, which must never wait
+    for the database: on SQLite the worker's batch holds the write lock until its commit. So the bookkeeping (rows
+    acknowledged by PUBACK, attempt counts) is kept here in memory, and written by the central worker in its next
+    batch transaction, or within its idle poll (`write_bookkeeping` / `settled`). Until then `pending()` and
+    `len()` leave the acknowledged rows out; a crash in between sends those assignments again, which the app drops
+    by `assignment_id`.
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._lock = threading.Lock()
+        self._acked: set[int] = set()
+        self._attempts: Counter[int] = Counter()
 
     def pending(self, limit: int = 100, exclude: set[int] | None = None) -> list[OutboxItem]:
-        exclude = exclude or set()
-        query = select(DispatchRow).order_by(DispatchRow.id).limit(limit + len(exclude))
+        with self._lock:
+            skip = set(exclude or ()) | self._acked
+            tried = dict(self._attempts)
+        query = select(DispatchRow).order_by(DispatchRow.id).limit(limit + len(skip))
         with self.store.session() as session:
-            rows = list(session.scalars(query))
-        items = [OutboxItem(r.id, KIND, r.topic, bytes(r.payload), {}, r.attempts, r.assignment_id) for r in rows]
-        return [i for i in items if i.id not in exclude][:limit]
+            rows = [r for r in session.scalars(query) if r.id not in skip]
+        return [OutboxItem(r.id, KIND, r.topic, bytes(r.payload), {}, r.attempts + tried.get(r.id, 0),
+                           r.assignment_id) for r in rows[:limit]]
 
     def mark_attempt(self, item_id: int) -> None:
-        self._write(update(DispatchRow).where(DispatchRow.id == item_id).values(attempts=DispatchRow.attempts + 1))
+        with self._lock:
+            self._attempts[item_id] += 1
 
     def ack(self, item_id: int) -> None:
-        self._write(delete(DispatchRow).where(DispatchRow.id == item_id))
+        with self._lock:
+            self._acked.add(item_id)
+            self._attempts.pop(item_id, None)
 
     def __len__(self) -> int:
+        with self._lock:
+            acked = set(self._acked)
+        query = select(func.count()).select_from(DispatchRow).where(DispatchRow.id.not_in(acked))
         with self.store.session() as session:
-            return int(session.scalar(select(func.count()).select_from(DispatchRow)) or 0)
+            return int(session.scalar(query) or 0)
 
-    def _write(self, statement: object) -> None:
-        try:
-            with self.store.session() as session:
-                session.execute(statement)  # type: ignore[call-overload]
-                session.commit()
-        except Exception:
-            log.exception("central: dispatch outbox update failed; the assignment may be sent again")
+    def has_bookkeeping(self) -> bool:
+        with self._lock:
+            return bool(self._acked or self._attempts)
+
+    def write_bookkeeping(self, session: Session) -> Bookkeeping:
+        """Delete the acknowledged rows and add the attempts, in the caller's transaction; pass the result to
+        `settled` once it committed (if it does not, the next call writes the same again)."""
+        with self._lock:
+            done = Bookkeeping(frozenset(self._acked), dict(self._attempts))
+        if done.acked:
+            session.execute(delete(DispatchRow).where(DispatchRow.id.in_(done.acked)))
+        for item_id, tries in sorted(done.attempts.items()):
+            session.execute(update(DispatchRow).where(DispatchRow.id == item_id)
+                            .values(attempts=DispatchRow.attempts + tries))
+        return done
+
+    def settled(self, done: Bookkeeping) -> None:
+        """`done` is committed: forget it."""
+        with self._lock:
+            self._acked -= done.acked
+            for item_id, tries in done.attempts.items():
+                left = self._attempts.get(item_id, 0) - tries
+                if left > 0:
+                    self._attempts[item_id] = left
+                else:
+                    self._attempts.pop(item_id, None)
+
+
+@dataclass(frozen=True)
+class Bookkeeping:
+    """What `DispatchOutbox.write_bookkeeping` wrote: rows deleted on their PUBACK, attempts added per row."""
+
+    acked: frozenset[int]
+    attempts: dict[int, int]

@@ -1,17 +1,26 @@
-"""The message handler: one received message in, one committed transaction out. No MQTT in here.
+"""The message handler: a batch of received messages in, one committed transaction out. No MQTT in here.
 
-`MessageHandler.handle(msg)` validates and stores an `Inbound` (incident or evidence) in its own transaction,
-together with the case assignment a new case needs (`dispatch.enqueue_assignment`), then counts the outcome.
-It returns the `IngestResult` once the transaction committed (the caller may acknowledge the message), or
-None when the message must stay un-acknowledged (stopping while the database is down, or even the dead letter
-could not be written): the broker then delivers it again.
+`MessageHandler.handle_batch(msgs)` validates and stores a batch of `Inbound` messages (incident or evidence) in
+one transaction, each inside its own SAVEPOINT, together with the case assignment a new case needs
+(`dispatch.enqueue_assignment`); after the commit it writes the snapshot files (`ingest.write_files`) and counts
+the outcomes. It returns one result per message, in order: the `IngestResult` once the transaction committed and
+its file is written (the caller may acknowledge the message), or None when the message must stay
+un-acknowledged (stopping while the database is down, its file could not be written, or even the dead letter
+could not be written): the broker then delivers it again. `handle(msg)` is a batch of one.
 
-- A write race (`IntegrityError`: another central instance stored the same event or case first) is retried up
-  to `MAX_RACE_RETRIES` times; the retry sees the other write and becomes a duplicate or an update.
-- A database outage (`OperationalError` / `InterfaceError`) is retried with backoff (0.1 s doubling to
-  `MAX_DB_BACKOFF_S`) until it ends or the service stops.
+A batch behaves as its messages sent one by one: they are ingested in order in one session, so a later event of
+the same incident sees the case an earlier one created or updated, and a repeated `event_id` is a `duplicate`.
+
+- A message that raises rolls back its own savepoint only: the others stay in the transaction.
+- A write race (`IntegrityError`: another central instance stored the same event or case first) is retried in a
+  fresh savepoint up to `MAX_RACE_RETRIES` times; the retry sees the other write and becomes a duplicate or an
+  update.
+- A database outage (`OperationalError` / `InterfaceError`, also a PostgreSQL deadlock between two instances)
+  rolls back the whole batch, which is retried with backoff (0.1 s doubling to `MAX_DB_BACKOFF_S`) until it
+  ends or the service stops.
 - Any other exception is a bug in a handler: logged, counted as an error and dead-lettered, so one poisonous
-  message cannot block the ones behind it.
+  message cannot block the ones behind it. A batch that fails outside any one message's savepoint is committed
+  again one message at a time.
 
 Testable with an in-memory SQLite store and plain `Inbound` values (tests/central/test_handler.py).
 """
@@ -21,16 +30,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from gridwatch.central.categories import CategoryTable
-from gridwatch.central.dispatch import enqueue_assignment
+from gridwatch.central.dispatch import DispatchOutbox, enqueue_assignment
 from gridwatch.central.ingest import (
     EXPIRE_EVERY_S,
     IngestResult,
@@ -164,12 +174,14 @@ class MessageHandler:
     - `evidence_dir`: where snapshots are written (the service subscribes to evidence only when it is set).
     - `pause(delay) -> stopping`: waits between database retries and says whether to give up (the service's
       stop event); tests pass a function that does not sleep.
+    - `outbox`: the dispatch outbox whose bookkeeping (PUBACK deletes, attempts) each batch transaction writes.
     """
 
     def __init__(self, store: Store, categories: CategoryTable, roster: Roster, *, prefix: str,
                  evidence_dir: Path | None = None, tally: Tally | None = None,
-                 pause: Callable[[float], bool] = _never_stop) -> None:
+                 pause: Callable[[float], bool] = _never_stop, outbox: DispatchOutbox | None = None) -> None:
         self.store, self.categories, self.roster = store, categories, roster
+        self.outbox = outbox
         self.prefix, self.evidence_dir = prefix, evidence_dir
         self.tally = tally or Tally()
         self._pause = pause
@@ -181,65 +193,138 @@ class MessageHandler:
 
     def handle(self, msg: Inbound) -> IngestResult | None:
         """Commit `msg` and count it; None means: do not acknowledge (see the module docstring)."""
-        result = self._commit_with_retry(msg)
-        if result is not None:
-            self.tally.bump(COUNTER_OF_RESULT[result.kind])
-        return result
+        return self.handle_batch([msg])[0]
 
-    def _ingest(self, msg: Inbound) -> IngestResult:
-        """Ingest and commit one message, and the assignment of a new case, in one transaction."""
-        with self.store.session() as session:
-            now = utcnow()
-            evidence = msg.is_evidence and self.evidence_dir is not None
-            sweep = evidence and (self._expired_at is None
-                                  or (now - self._expired_at).total_seconds() >= EXPIRE_EVERY_S)
-            if sweep:
-                expire_held_evidence(session, now)
-            if evidence:
-                assert self.evidence_dir is not None
-                result = ingest_evidence(session, msg.topic, msg.payload, msg.properties, self.evidence_dir,
-                                         prefix=self.prefix, now=now)
-            else:
-                result = ingest_incident(session, msg.topic, msg.payload, self.categories, self.roster,
-                                         prefix=self.prefix, now=now)
-            if result.dispatch is not None:
-                enqueue_assignment(session, self.prefix, result.dispatch)
-            session.commit()
-            if sweep:
-                self._expired_at = now
-        write_files(result)
-        return result
+    def handle_batch(self, msgs: Sequence[Inbound]) -> list[IngestResult | None]:
+        """Commit `msgs` in one transaction, a savepoint each, then write their files and count them.
 
-    def _commit_with_retry(self, msg: Inbound) -> IngestResult | None:
-        races, delay = 0, 0.1
+        One result per message, in order; None means: do not acknowledge that message (see the module docstring).
+        """
+        batch = list(msgs)
+        if not batch:
+            return []
+        staged = self._commit_with_retry(batch)
+        written: set[Path] = set()
+        return [None if item is None else self._finish(msg, item, written)
+                for msg, item in zip(batch, staged, strict=True)]
+
+    def _commit_with_retry(self, msgs: list[Inbound]) -> list[_Staged | None]:
+        delay = 0.1
         while True:
             try:
-                return self._ingest(msg)
+                return list(self._commit_batch(msgs))
+            except (OperationalError, InterfaceError) as exc:
+                log.warning("central: database unavailable (%s); retrying %d message(s) in %.1fs", exc.orig,
+                            len(msgs), delay)
+                if self._pause(delay):
+                    return [None] * len(msgs)
+                delay = min(delay * 2, MAX_DB_BACKOFF_S)
+            except Exception as exc:  # outside any one message's savepoint: the commit itself, or a dead letter
+                if len(msgs) == 1:
+                    log.exception("central: could not commit a message on %s", msgs[0].topic)
+                    return [self._dead_letter_alone(msgs[0], exc)]
+                log.exception("central: a batch of %d failed as a whole; committing its messages one by one",
+                              len(msgs))
+                return [item for msg in msgs for item in self._commit_with_retry([msg])]
+
+    def _commit_batch(self, msgs: list[Inbound]) -> list[_Staged]:
+        """One transaction: the held-evidence sweep when due, then each message in its own savepoint."""
+        with self.store.write_session() as session:
+            now = utcnow()
+            sweep = self._sweep_due(msgs, now)
+            if sweep:
+                expire_held_evidence(session, now)
+            staged = [self._stage(session, msg) for msg in msgs]
+            done = self.outbox.write_bookkeeping(session) if self.outbox is not None else None
+            session.commit()
+        if done is not None and self.outbox is not None:
+            self.outbox.settled(done)
+        if sweep:
+            self._expired_at = now
+        return staged
+
+    def write_bookkeeping(self) -> None:
+        """Write the dispatch outbox's PUBACK deletes and attempt counts in a transaction of their own (the
+        service calls it when no message came within its poll, and at stop)."""
+        if self.outbox is None or not self.outbox.has_bookkeeping():
+            return
+        with self.store.write_session() as session:
+            done = self.outbox.write_bookkeeping(session)
+            session.commit()
+        self.outbox.settled(done)
+
+    def _sweep_due(self, msgs: list[Inbound], now: datetime) -> bool:
+        if self.evidence_dir is None or not any(msg.is_evidence for msg in msgs):
+            return False
+        return self._expired_at is None or (now - self._expired_at).total_seconds() >= EXPIRE_EVERY_S
+
+    def _stage(self, session: Session, msg: Inbound) -> _Staged:
+        """Ingest one message inside its own savepoint: a failure rolls back this message only."""
+        races = 0
+        while True:
+            try:
+                with session.begin_nested():
+                    return _Staged(self._ingest(session, msg))
             except IntegrityError as exc:  # another central instance stored the same event/case first
                 races += 1
                 log.info("central: write race on %s (%s); retry %d", msg.topic, exc.orig, races)
                 if races >= MAX_RACE_RETRIES:
-                    return self._dead_letter_error(msg, exc)
-            except (OperationalError, InterfaceError) as exc:
-                log.warning("central: database unavailable (%s); retrying in %.1fs", exc.orig, delay)
-                if self._pause(delay):
-                    return None
-                delay = min(delay * 2, MAX_DB_BACKOFF_S)
-            except OSError as exc:  # the row is committed; the redelivery rewrites the missing file
-                log.error("central: could not write the evidence file for %s (%s); leaving it un-acked", msg.topic,
-                          exc)
-                return None
+                    return self._dead_letter_in(session, msg, exc)
+            except (OperationalError, InterfaceError):
+                raise  # the database is unavailable: the whole batch is rolled back and retried
             except Exception as exc:
                 log.exception("central: handler failed for a message on %s", msg.topic)
-                return self._dead_letter_error(msg, exc)
+                return self._dead_letter_in(session, msg, exc)
 
-    def _dead_letter_error(self, msg: Inbound, exc: BaseException) -> IngestResult | None:
-        self.tally.bump("errors")
+    def _ingest(self, session: Session, msg: Inbound) -> IngestResult:
+        """Ingest one message, and the assignment of a new case, in the caller's transaction."""
+        now = utcnow()
+        if msg.is_evidence and self.evidence_dir is not None:
+            result = ingest_evidence(session, msg.topic, msg.payload, msg.properties, self.evidence_dir,
+                                     prefix=self.prefix, now=now)
+        else:
+            result = ingest_incident(session, msg.topic, msg.payload, self.categories, self.roster,
+                                     prefix=self.prefix, now=now)
+        if result.dispatch is not None:
+            enqueue_assignment(session, self.prefix, result.dispatch)
+        return result
+
+    def _finish(self, msg: Inbound, item: _Staged, written: set[Path]) -> IngestResult | None:
+        """After the commit: write the message's file (once per batch) and count it; None if the write failed."""
+        if item.error:
+            self.tally.bump("errors")
+        result = item.result
+        if result.write is not None and result.write[0] not in written:
+            try:
+                write_files(result)
+            except OSError as exc:  # the row is committed; the redelivery rewrites the missing file
+                log.error("central: could not write the evidence file for %s (%s); leaving it un-acked",
+                          msg.topic, exc)
+                return None
+            written.add(result.write[0])
+        self.tally.bump(COUNTER_OF_RESULT[result.kind])
+        return result
+
+    def _dead_letter_in(self, session: Session, msg: Inbound, exc: BaseException) -> _Staged:
+        with session.begin_nested():
+            letter = dead_letter(session, msg.topic, msg.payload, f"handler error: {exc!r}", utcnow())
+        return _Staged(letter, error=True)
+
+    def _dead_letter_alone(self, msg: Inbound, exc: BaseException) -> _Staged | None:
         try:
             with self.store.session() as session:
-                result = dead_letter(session, msg.topic, msg.payload, f"handler error: {exc!r}", utcnow())
+                letter = dead_letter(session, msg.topic, msg.payload, f"handler error: {exc!r}", utcnow())
                 session.commit()
-                return result
+                return _Staged(letter, error=True)
         except Exception:
             log.exception("central: could not dead-letter a message on %s; leaving it un-acked", msg.topic)
+            self.tally.bump("errors")
             return None
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A message's result inside the batch transaction; `error`: dead-lettered because a handler raised."""
+
+    result: IngestResult
+    error: bool = False

@@ -46,7 +46,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from gridwatch.central import workflow
 from gridwatch.central.categories import CategoryTable
@@ -229,7 +229,12 @@ def _event_row(event: IncidentEvent, topic: str, payload: bytes, now: datetime) 
 
 
 def _step(case: Case, at: datetime, step: str, detail: str = "") -> None:
-    case.timeline.append(TimelineRow(at=at, step=step, detail=detail))
+    """Add a step to the case's timeline without loading the steps it already has (`case.timeline.append` would
+    read them all on every update of a long-lived incident)."""
+    row = TimelineRow(case=case, at=at, step=step, detail=detail)  # the backref queues it on an unloaded list
+    session = object_session(case)
+    if session is not None:
+        session.add(row)
 
 
 def next_case_number(session: Session, now: datetime) -> str:

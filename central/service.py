@@ -1,9 +1,10 @@
 """The central service: the composition root that wires session, handler and dispatch together.
 
-    MqttSession --on_message--> inbox --worker--> MessageHandler (commit) --> session.ack(msg)
-                                                      |  (same transaction)
-                                                      v
-                                               dispatch_outbox --Publisher--> session.publish --> PUBACK --> delete
+    MqttSession --on_message--> inbox --worker: a batch--> MessageHandler (one commit) --> _after_commit(batch)
+                                                               |  (same transaction)          session.ack(msg)
+                                                               v                              for each message
+                                        dispatch_outbox --Publisher--> session.publish --> PUBACK --> delete
+                                                                    (in the next batch's transaction)
 
 Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
 
@@ -12,7 +13,13 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
 - Case assignments: written in the case's transaction and published from the dispatch outbox until the broker
   acknowledges them (`dispatch`): at least once, deduplicated by the app on `assignment_id`.
 - Messages are handled in arrival order by one worker thread, so the network loop never blocks on the
-  database.
+  database. The worker takes a batch: the first message waiting, then whatever arrives within `batch_ms` of it,
+  up to `batch_size` messages; the batch is committed in one transaction (a savepoint per message, see
+  `handler`), and only then is each of its messages acknowledged (`_after_commit`). A crash before the commit
+  acknowledges nothing: the broker delivers the whole batch again and the `event_id` key makes each a duplicate.
+  One commit per batch instead of per message is what lets central keep up with the broker (issue 8:
+  `benchmarks/chaos_rate.py`). Over MQTT 5 central asks the broker (Receive Maximum) for `2 * batch_size`
+  un-acknowledged messages at a time, so the next batch arrives while one commits.
 - Receipts: after each commit (any final outcome) the event id goes back to its gateway in a batched receipt
   (`central.receipts`), so the gateway can delete its outbox row; the broker's PUBACK alone is not enough, as
   the broker may crash before saving what it acknowledged.
@@ -31,13 +38,16 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from gridwatch.central.categories import CategoryTable, load_categories
 from gridwatch.central.dispatch import DispatchOutbox
 from gridwatch.central.errors import CentralError
 from gridwatch.central.handler import Counters, EventsLog, MessageHandler, Tally
+from gridwatch.central.ingest import IngestResult
 from gridwatch.central.receipts import ReceiptSender
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Store, open_store
@@ -46,12 +56,23 @@ from gridwatch.wire.mqtt import BrokerURL, Protocol
 from gridwatch.wire.publisher import Publisher
 from gridwatch.wire.topics import DEFAULT_PREFIX, EdgeKind, edge_filter
 
-__all__ = ["DEFAULT_CLIENT_ID", "CentralError", "CentralService", "Counters"]
+__all__ = ["DEFAULT_BATCH_MS", "DEFAULT_BATCH_SIZE", "DEFAULT_CLIENT_ID", "CentralError", "CentralService",
+           "Committed", "Counters"]
 
 log = logging.getLogger("gridwatch.central")
 
 DEFAULT_CLIENT_ID = "gridwatch-central"
 DISPATCH_MAX_INFLIGHT = 20
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_BATCH_MS = 50.0
+MAX_BATCH_SIZE = 32767  # twice it is MQTT 5's largest Receive Maximum
+
+
+class Committed(NamedTuple):
+    """A message whose transaction committed, and what it did (what `_after_commit` receives)."""
+
+    msg: Inbound
+    result: IngestResult
 
 
 class CentralService:
@@ -80,6 +101,8 @@ class CentralService:
         session_expiry_s: int = SESSION_EXPIRY_S,
         ca_file: str | None = None,
         session: Callable[[], Session] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_ms: float = DEFAULT_BATCH_MS,
     ) -> None:
         """Configure; nothing connects until `start()`. A bad broker URL raises `BrokerURLError` here.
 
@@ -98,7 +121,10 @@ class CentralService:
           central is down.
         - `session`: makes the broker session for each `start()` (tests pass a `FakeSession`); by default an
           `MqttSession` for `broker_url`.
+        - `batch_size` / `batch_ms`: commit up to this many messages in one transaction, waiting at most this
+          long after the first for more (1 / 0: one transaction per message). Out of range: `CentralError`.
         """
+        self.batch_size, self.batch_ms = check_batch(batch_size, batch_ms)
         self.broker = BrokerURL.parse(broker_url)
         self.db_url = db_url
         self.prefix = prefix
@@ -147,12 +173,14 @@ class CentralService:
         self._store = open_store(self.db_url)
         if self.events_log is not None:
             self._log = EventsLog(self.events_log)
+        outbox = DispatchOutbox(self._store)
         self._handler = MessageHandler(self._store, self.categories, self.roster, prefix=self.prefix,
-                                       evidence_dir=self.evidence_dir, tally=self._tally, pause=self._stopping.wait)
+                                       evidence_dir=self.evidence_dir, tally=self._tally, pause=self._stopping.wait,
+                                       outbox=outbox)
         self._session = self._make_session()
         session = self._session
         self.receipts = ReceiptSender(lambda topic, payload: session.publish(topic, payload, {}), self.prefix)
-        self._publisher = Publisher(DispatchOutbox(self._store), PublishPort(self._session), DISPATCH_MAX_INFLIGHT,
+        self._publisher = Publisher(outbox, PublishPort(self._session), DISPATCH_MAX_INFLIGHT,
                                     on_acked=lambda _item: self._tally.bump("dispatched")).start()
         self._session.connect(_Events(self))
         self._worker = threading.Thread(target=self._work, name="central-worker", daemon=True)
@@ -163,7 +191,7 @@ class CentralService:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the message in hand, stop dispatching, disconnect (the session stays on the broker), close.
+        """Finish the batch in hand, stop dispatching, disconnect (the session stays on the broker), close.
 
         Messages still queued are not acknowledged: the broker delivers them again on the next start.
         Assignments not yet acknowledged stay in the dispatch outbox and go out on the next start.
@@ -181,6 +209,8 @@ class CentralService:
             self._session = None
         self._subscribed.clear()
         self._inbox = queue.Queue()
+        if self._handler is not None:
+            self._write_bookkeeping()  # the PUBACKs seen since the last batch: their rows go now
         self._handler = None
         if self._store is not None:
             self._store.close()
@@ -226,19 +256,19 @@ class CentralService:
 
     def _mqtt_session(self) -> Session:
         return MqttSession(self.broker, self.client_id, self.protocol, session_expiry_s=self.session_expiry_s,
-                           ca_file=self.ca_file)
+                           ca_file=self.ca_file, receive_maximum=2 * self.batch_size)
 
     def _work(self) -> None:
         while not self._stopping.is_set():
-            try:
-                msg = self._inbox.get(timeout=0.2)
-            except queue.Empty:
+            batch = self._next_batch()
+            if not batch:
+                self._write_bookkeeping()
                 self._flush_receipts()
                 continue
             try:
-                self._handle(msg)
+                self._handle_batch(batch)
             except Exception:  # the loop must survive anything
-                log.exception("central: unexpected error handling a message on %s", msg.topic)
+                log.exception("central: unexpected error handling a batch of %d messages", len(batch))
                 self._tally.bump("errors")
 
     def _flush_receipts(self) -> None:
@@ -250,18 +280,56 @@ class CentralService:
         except Exception:  # a receipt not sent is only a resend by the gateway later
             log.exception("central: sending receipts failed")
 
-    def _handle(self, msg: Inbound) -> None:
-        if self._log is not None and not msg.is_evidence:
-            self._log.append(msg.payload)
-        assert self._handler is not None and self._session is not None
-        result = self._handler.handle(msg)
-        if result is None:  # not committed: leave it un-acknowledged for redelivery
-            return
-        self._session.ack(msg)
-        if self.receipts is not None:
-            self.receipts.after_commit(msg, result)
-        if result.dispatch is not None and self._publisher is not None:
+    def _next_batch(self) -> list[Inbound]:
+        """The first message waiting (up to 0.2 s), then what arrives within `batch_ms`, up to `batch_size`."""
+        try:
+            batch = [self._inbox.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.batch_ms / 1000
+        while len(batch) < self.batch_size and not self._stopping.is_set():
+            try:
+                batch.append(self._inbox.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_bookkeeping(self) -> None:
+        try:
+            if self._handler is not None:
+                self._handler.write_bookkeeping()
+        except Exception:  # the rows stay and are sent again; the app drops them by assignment_id
+            log.exception("central: could not update the dispatch outbox")
+
+    def _handle_batch(self, batch: list[Inbound]) -> None:
+        if self._log is not None:
+            for msg in batch:
+                if not msg.is_evidence:
+                    self._log.append(msg.payload)
+        assert self._handler is not None
+        results = self._handler.handle_batch(batch)
+        # not committed (None): left un-acknowledged for redelivery
+        self._after_commit([Committed(msg, res) for msg, res in zip(batch, results, strict=True) if res is not None])
+
+    def _after_commit(self, committed: list[Committed]) -> None:
+        """The one place that runs after a batch's commit (and its files): acknowledge each message, wake the
+        dispatch publisher, collect the receipts for the gateways (`central.receipts`)."""
+        assert self._session is not None
+        for item in committed:
+            self._session.ack(item.msg)
+            if self.receipts is not None:
+                self.receipts.after_commit(item.msg, item.result)
+        if self._publisher is not None and any(item.result.dispatch is not None for item in committed):
             self._publisher.notify()
+
+
+def check_batch(batch_size: int, batch_ms: float) -> tuple[int, float]:
+    """The batch settings, or a `CentralError` that says what is allowed."""
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise CentralError(f"batch size {batch_size}: choose 1 to {MAX_BATCH_SIZE} messages per transaction")
+    if not 0 <= batch_ms <= 10_000:
+        raise CentralError(f"batch wait {batch_ms} ms: choose 0 to 10000 ms")
+    return batch_size, float(batch_ms)
 
 
 class _Events:

@@ -333,6 +333,20 @@ class Store:
         with self.sessions() as session:
             yield session
 
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A session for a writer that nests SAVEPOINTs (`session.begin_nested()`); closed, not committed, on exit.
+
+        On SQLite it opens with `BEGIN IMMEDIATE`: pysqlite sends no BEGIN before a SAVEPOINT, so without it the
+        first savepoint would open the transaction and its RELEASE would commit on its own; and the writer takes
+        the write lock before its first read, so another writer (the dispatch publisher) cannot make what it read
+        stale before it writes (it waits `busy_timeout` instead). PostgreSQL begins on the first statement.
+        """
+        with self.sessions() as session:
+            if self.engine.dialect.name == "sqlite":
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            yield session
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -3,8 +3,9 @@
 `MqttSession` is the paho side, kept to what the broker needs to see:
 
 - QoS 1 subscriptions with `manual_ack=True`: the service acknowledges a message only after its transaction
-  committed (`ack`). A message that came on a connection that has since dropped is not acknowledged (that
-  PUBACK would go nowhere): the broker redelivers it and the `event_id` key makes it a harmless duplicate.
+  (one per batch of messages) committed (`ack`). A message that came on a connection that has since dropped
+  is not acknowledged (that PUBACK would go nowhere): the broker redelivers it and the `event_id` key makes it
+  a harmless duplicate.
 - A persistent session (stable client id; MQTT 5 `clean_start=False` + session expiry, MQTT 3.1.1
   `clean_session=False`) so messages published while central is down are delivered when it comes back.
 - paho reconnects with backoff (1 s .. 30 s); the handler's `on_connected` subscribes again.
@@ -107,11 +108,17 @@ class MqttSession:
       central was down are lost; give each instance of a share group its own.
     - `session_expiry_s`: how long (MQTT 5) the broker keeps the session and queues messages while central
       is down.
+    - `receive_maximum`: (MQTT 5) how many QoS 1 messages the broker may send before central acknowledges any;
+      the service sets it above its batch size, since it acknowledges a batch only after the batch's commit.
+      Without it Mosquitto sends at most its `max_inflight_messages` (20 in the shipped config); MQTT 3.1.1
+      has no such setting, so there a batch holds at most that many messages.
     """
 
     def __init__(self, broker: BrokerURL, client_id: str, protocol: MqttProtocol = "5", *,
-                 session_expiry_s: int = SESSION_EXPIRY_S, ca_file: str | None = None) -> None:
+                 session_expiry_s: int = SESSION_EXPIRY_S, ca_file: str | None = None,
+                 receive_maximum: int | None = None) -> None:
         self.broker, self.protocol, self.session_expiry_s = broker, protocol, session_expiry_s
+        self.receive_maximum = receive_maximum
         self._client = make_client(client_id, broker, protocol, manual_ack=True, clean_start=False, ca_file=ca_file)
         self._handler: SessionHandler | None = None
         self._generation = 0
@@ -128,6 +135,8 @@ class MqttSession:
         if self.protocol == "5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.session_expiry_s
+            if self.receive_maximum is not None:
+                props.ReceiveMaximum = self.receive_maximum
             client.connect_async(self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props)
         else:
             client.connect_async(self.broker.host, self.broker.port, keepalive=30)

@@ -69,8 +69,11 @@ def bind_gateway(session: Session, topic: EdgeTopic, now: datetime) -> None:
     """Remember the site a gateway is first seen in; refuse it in any other site later."""
     row = session.get(GatewayRow, topic.gateway)
     if row is None:
-        session.add(GatewayRow(gateway_id=topic.gateway, site_id=topic.site, first_seen=now))
-        return
+        row = GatewayRow(gateway_id=topic.gateway, site_id=topic.site, first_seen=now)
+        session.add(row)
+    # the session's identity map holds rows weakly: keep this one for the session (a batch of messages), so the
+    # next message of the gateway finds it there instead of reading it again
+    session.info.setdefault("gateway_rows", {})[topic.gateway] = row
     if row.site_id != topic.site:
         raise TrustError(f"gateway {topic.gateway!r} belongs to site {row.site_id!r}, not {topic.site!r}")
 

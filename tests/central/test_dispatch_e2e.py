@@ -9,6 +9,7 @@ it is sent whatever reached the broker while either side was reconnecting.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import gridwatch.central.handler as handler_module
 from gridwatch.app.broker import MosquittoBroker
 from gridwatch.central.roster import Roster
 from gridwatch.central.service import CentralService
-from gridwatch.central.store import Case, DispatchRow, Store
+from gridwatch.central.store import Case, DispatchRow, Store, open_store
 from gridwatch.central.transport import MqttSession
 from gridwatch.wire.mqtt import BrokerURL
 from gridwatch.wire.topics import incident_topic
@@ -80,6 +81,9 @@ def test_an_assignment_made_while_the_broker_is_down_arrives_after_it_returns(
         assert service.counters.dispatched == 0
         broker.start()
         assert service.wait_for(lambda: service.counters.dispatched == 1, RECONNECT_S), service.snapshot()
+        deadline = time.monotonic() + 5  # the worker deletes the row within its next idle poll (0.2 s)
+        while assignment_ids(service.store) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert assignment_ids(service.store) == []
         assert listener.wait(1, RECONNECT_S), "the assignment never reached the app"
     assert {m["assignment_id"] for m in received(listener)} == {waiting}
@@ -135,9 +139,9 @@ def test_every_case_reaches_the_app_across_a_broker_restart(broker: MosquittoBro
         assert service.wait_for(lambda: service.counters.stored == 20, 20), service.snapshot()
         assert service.wait_for(lambda: service.counters.dispatched >= 20, RECONNECT_S), service.snapshot()
         assert listener.wait(20, RECONNECT_S)
-        with service.store.session() as session:
-            cases = set(session.scalars(select(Case.case_number)))
-            assert session.scalar(select(func.count()).select_from(DispatchRow)) == 0
+    with open_store(f"sqlite:///{tmp_path / 'cases.db'}") as store, store.session() as session:  # stopped
+        cases = set(session.scalars(select(Case.case_number)))
+        assert session.scalar(select(func.count()).select_from(DispatchRow)) == 0
     ids_per_case: dict[str, set[object]] = {}
     for message in received(listener):
         ids_per_case.setdefault(str(message["case_number"]), set()).add(message["assignment_id"])

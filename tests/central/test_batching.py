@@ -1,0 +1,349 @@
+"""Batch commits (issue 8, ingest rate): many messages in one transaction, a savepoint each, acknowledged only
+after the commit. Handler tests run on SQLite and PostgreSQL (`store` fixture); the service tests use the
+FakeSession; the last test runs a real Mosquitto."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+import gridwatch.central.handler as handler_module
+from gridwatch.app.broker import MosquittoBroker
+from gridwatch.central.categories import load_categories
+from gridwatch.central.dispatch import DispatchOutbox
+from gridwatch.central.handler import MessageHandler
+from gridwatch.central.roster import Roster
+from gridwatch.central.service import CentralError, CentralService
+from gridwatch.central.store import Case, DeadLetter, DispatchRow, EventRow, Store, open_store
+from gridwatch.central.transport import FakeSession, Inbound
+from tests.central.factories import GRID_A, lifecycle, make_event, payload
+from tests.central.mqtt_helpers import connected, publish
+
+TOPIC = "gridwatch/v1/site-1/gw-1/cam-1/incident"
+ROSTER = Roster(default_cleaner="desk", cells={GRID_A: "cleaner-a"})
+
+
+def make_handler(store: Store, pause: Any = None) -> MessageHandler:
+    kw = {"pause": pause} if pause is not None else {}
+    return MessageHandler(store, load_categories(), ROSTER, prefix="gridwatch/v1", **kw)
+
+
+def inbound(*events: Any) -> list[Inbound]:
+    return [Inbound(TOPIC, payload(e) if not isinstance(e, bytes) else e, mid) for mid, e in enumerate(events, 1)]
+
+
+def state(store: Store) -> dict[str, Any]:
+    """What a run left in the store, without ids, times and case numbers."""
+    with store.session() as session:
+        cases = {
+            c.incident_id: (c.status, c.last_seq, c.ended_at is not None, [t.step for t in c.timeline])
+            for c in session.scalars(select(Case))
+        }
+        counts = {m.__name__: int(session.scalar(select(func.count()).select_from(m)) or 0)
+                  for m in (EventRow, DeadLetter, DispatchRow)}
+    return {"cases": cases, **counts}
+
+
+@pytest.fixture
+def commits(store: Store) -> Iterator[list[int]]:
+    """Counts the transactions committed on `store`'s engine."""
+    seen: list[int] = []
+
+    def on_commit(_conn: object) -> None:
+        seen.append(1)
+
+    event.listen(store.engine, "commit", on_commit)
+    yield seen
+    event.remove(store.engine, "commit", on_commit)
+
+
+def mixed_batch() -> list[Inbound]:
+    """A lifecycle, a second incident, a redelivered event, a late (stale) update, garbage and a bad topic."""
+    a = lifecycle("inc-batch-0001", updates=2)  # started, updated, updated, ended
+    b = make_event("inc-batch-0002")
+    late = make_event("inc-batch-0001", 1, "updated")
+    wrong_topic = Inbound("gridwatch/v1/site-2/gw-1/cam-1/incident", payload(make_event("inc-batch-0003")))
+    return [*inbound(a[0], a[1], b, a[1], a[3], late, b"{not json", a[2]), wrong_topic]
+
+
+# --- the handler -------------------------------------------------------------------------------------------------
+def test_a_batch_is_one_transaction_and_behaves_as_its_messages_one_by_one(store: Store, commits: list[int]) -> None:
+    msgs = mixed_batch()
+    batched = make_handler(store).handle_batch(msgs)
+    assert len(commits) == 1
+    with open_store("sqlite://") as alone_store:
+        alone = make_handler(alone_store)
+        singles = [alone.handle(m) for m in msgs]
+        expected = state(alone_store)
+    kinds = [r.kind if r else None for r in batched]
+    assert kinds == [r.kind if r else None for r in singles]
+    assert kinds == ["created", "updated", "created", "duplicate", "updated", "stale", "dead_letter", "stale",
+                     "dead_letter"]
+    assert state(store) == expected
+    assert expected["cases"]["inc-batch-0001"][1] == 3  # the ended (seq 3) applied, the later seq 1/2 not
+
+
+def test_duplicates_inside_one_batch_are_duplicates(store: Store) -> None:
+    first, second = lifecycle("inc-batch-0010", updates=1)[:2]
+    handler = make_handler(store)
+    results = handler.handle_batch(inbound(first, first, second, second, first))
+    assert [r.kind if r else None for r in results] == ["created", "duplicate", "updated", "duplicate", "duplicate"]
+    snap = handler.tally.snapshot()
+    assert (snap["stored"], snap["duplicates"], snap["errors"]) == (2, 3, 0)
+    after = state(store)
+    assert (after["EventRow"], after["DispatchRow"], len(after["cases"])) == (2, 1, 1)
+
+
+def test_a_failing_message_rolls_back_only_itself(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bad message changed the case before it raised: its savepoint undoes that, the rest of the batch stays."""
+    real = handler_module.ingest_incident
+    events = lifecycle("inc-batch-0020", updates=2)
+    poison = events[1].event_id
+
+    def half_then_raise(session: Session, topic: str, body: bytes, *a: Any, **kw: Any) -> Any:
+        result = real(session, topic, body, *a, **kw)
+        if str(poison) in body.decode():
+            session.flush()  # its event row and the case update are in the database, inside the savepoint
+            raise RuntimeError("bug after the case was changed")
+        return result
+
+    monkeypatch.setattr(handler_module, "ingest_incident", half_then_raise)
+    handler = make_handler(store)
+    other = make_event("inc-batch-0021")
+    results = handler.handle_batch(inbound(events[0], events[1], other, events[2]))
+    assert [r.kind if r else None for r in results] == ["created", "dead_letter", "created", "updated"]
+    after = state(store)
+    _, last_seq, _, steps = after["cases"]["inc-batch-0020"]
+    assert last_seq == 2 and steps.count("updated") == 1  # only seq 2's update; seq 1's was rolled back
+    assert after["EventRow"] == 3 and after["DeadLetter"] == 1 and len(after["cases"]) == 2
+    with store.session() as session:
+        assert session.get(EventRow, str(poison)) is None
+        [letter] = session.scalars(select(DeadLetter))
+        assert "bug after the case was changed" in letter.error
+    assert handler.tally.snapshot()["errors"] == 1
+
+
+def test_a_failed_commit_keeps_nothing_and_the_redelivery_is_idempotent(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash (here: the database gone while stopping) before the batch's commit: no message of the batch is
+    stored, even those whose savepoint was released (on SQLite a released outermost savepoint commits unless the
+    transaction was begun first), none may be acknowledged; the redelivered batch is stored once, then is all
+    duplicates."""
+    msgs = mixed_batch()
+
+    def database_gone(session: Session) -> None:
+        if not session.in_nested_transaction():  # every savepoint is released; the transaction's commit fails
+            raise OperationalError("COMMIT", {}, ConnectionError("database is down"))
+
+    event.listen(Session, "before_commit", database_gone)
+    try:
+        assert make_handler(store, pause=lambda _d: True).handle_batch(msgs) == [None] * len(msgs)
+    finally:
+        event.remove(Session, "before_commit", database_gone)
+    assert state(store) == {"cases": {}, "EventRow": 0, "DeadLetter": 0, "DispatchRow": 0}
+    handler = make_handler(store)
+    redelivered = handler.handle_batch(msgs)
+    assert [r.kind if r else None for r in redelivered][:3] == ["created", "updated", "created"]
+    once = state(store)
+    again = handler.handle_batch(msgs)
+    assert {r.kind for r in again if r} == {"duplicate", "dead_letter"}
+    assert state(store) == {**once, "DeadLetter": once["DeadLetter"] * 2}  # garbage is noted each time it comes
+
+
+def test_an_outage_mid_batch_retries_the_whole_batch(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = handler_module.ingest_incident
+    failures = iter([False, True])  # the second message of the first attempt finds the database gone
+
+    def flaky(*args: Any, **kw: Any) -> Any:
+        if next(failures, False):
+            raise OperationalError("SELECT ...", {}, ConnectionError("database is down"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(handler_module, "ingest_incident", flaky)
+    delays: list[float] = []
+    events = lifecycle("inc-batch-0030", updates=1)
+    results = make_handler(store, pause=lambda d: delays.append(d) or False).handle_batch(inbound(*events))
+    assert [r.kind if r else None for r in results] == ["created", "updated", "updated"]
+    assert delays == [0.1] and state(store)["EventRow"] == 3
+
+
+# --- the service: batch boundaries and acknowledgement after the commit --------------------------------------------
+def make_service(tmp_path: Path, session: FakeSession | None = None, **kw: Any) -> CentralService:
+    fake = session or FakeSession()
+    return CentralService("mqtt://127.0.0.1:1", f"sqlite:///{tmp_path / 'cases.db'}", prefix="gridwatch/v1",
+                          roster=ROSTER, session=lambda: fake, **kw)
+
+
+def test_a_batch_takes_at_most_batch_size_messages(tmp_path: Path) -> None:
+    service = make_service(tmp_path, batch_size=3, batch_ms=1000)
+    for msg in inbound(*[make_event(f"inc-bound-{i:04d}") for i in range(7)]):
+        service._inbox.put(msg)
+    sizes = [len(service._next_batch()) for _ in range(3)]
+    assert sizes == [3, 3, 1]
+    assert service._next_batch() == []  # nothing waiting: an empty batch after the 0.2 s poll
+
+
+def test_a_batch_waits_batch_ms_for_more_and_no_longer(tmp_path: Path) -> None:
+    service = make_service(tmp_path, batch_size=10, batch_ms=150)
+    first, late = inbound(*[make_event(f"inc-wait-{i:04d}") for i in range(2)])
+    service._inbox.put(first)
+    threading.Timer(0.01, service._inbox.put, (late,)).start()
+    t0 = time.monotonic()
+    batch = service._next_batch()
+    assert batch == [first, late]
+    assert time.monotonic() - t0 >= 0.15  # it waited the whole batch_ms for a third
+    zero = make_service(tmp_path, batch_size=10, batch_ms=0)
+    zero._inbox.put(first)
+    zero._inbox.put(late)
+    assert zero._next_batch() == [first, late]  # batch_ms 0 still takes what is already waiting
+
+
+@pytest.mark.parametrize(("size", "ms"), [(0, 50), (40000, 50), (10, -1), (10, float("nan"))])
+def test_bad_batch_settings_are_refused(tmp_path: Path, size: int, ms: float) -> None:
+    with pytest.raises(CentralError, match="batch"):
+        make_service(tmp_path, batch_size=size, batch_ms=ms)
+
+
+class CountingAtAck(FakeSession):
+    """Notes how many cases were committed when each message was acknowledged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cases_at_ack: list[int] = []
+        self.service: CentralService | None = None
+
+    def ack(self, msg: Inbound) -> None:
+        assert self.service is not None
+        with self.service.store.session() as session:
+            self.cases_at_ack.append(int(session.scalar(select(func.count()).select_from(Case)) or 0))
+        super().ack(msg)
+
+
+def test_every_message_of_a_batch_is_acked_after_the_batch_commit(tmp_path: Path) -> None:
+    session = CountingAtAck()
+    service = make_service(tmp_path, session, batch_size=5, batch_ms=2000)
+    session.service = service
+    with service:
+        mids = [session.deliver(TOPIC, payload(make_event(f"inc-ack-{i:04d}"))).mid for i in range(5)]
+        assert service.wait_for(lambda: service.counters.stored == 5, 10)
+        deadline = time.monotonic() + 5
+        while len(session.acked) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert session.acked == mids
+    assert session.cases_at_ack == [5] * 5  # not one acknowledged before all five were committed
+
+
+def test_a_batch_not_committed_at_stop_is_not_acked_and_comes_again(tmp_path: Path) -> None:
+    """The database is gone until central stops: nothing acknowledged; the broker's redelivery to the next start
+    stores each event once."""
+    events = [make_event(f"inc-crash-{i:04d}") for i in range(4)]
+    first = FakeSession()
+
+    def database_gone(session: Session) -> None:
+        if not session.in_nested_transaction():
+            raise OperationalError("COMMIT", {}, ConnectionError("database is down"))
+
+    event.listen(Session, "before_commit", database_gone)
+    try:
+        with make_service(tmp_path, first, batch_size=10, batch_ms=100) as service:
+            for e in events:
+                first.deliver(TOPIC, payload(e))
+            assert service.wait_for(lambda: service.counters.received == 4, 5)
+            time.sleep(0.3)  # the batch is being retried
+    finally:
+        event.remove(Session, "before_commit", database_gone)
+    assert first.acked == []
+    second = FakeSession()
+    with make_service(tmp_path, second, batch_size=10, batch_ms=100) as service:
+        for e in [*events, events[0]]:  # redelivered, one of them twice
+            second.deliver(TOPIC, payload(e))
+        assert service.wait_for(lambda: service.counters.stored == 4 and service.counters.duplicates == 1, 10)
+        deadline = time.monotonic() + 5
+        while len(second.acked) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(second.acked) == 5
+        with service.store.session() as s:
+            assert s.scalar(select(func.count()).select_from(EventRow)) == 4
+
+
+# --- a real broker ------------------------------------------------------------------------------------------------
+@pytest.mark.e2e
+def test_a_real_broker_fills_batches_beyond_its_inflight_window_and_forgets_acked_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """120 events queued for central's persistent session while it is away: central asks for 2 x batch_size
+    un-acknowledged messages (Receive Maximum), so a batch holds 50 (Mosquitto alone would send 20); after the
+    commits every message is acknowledged: the next start gets nothing again."""
+    sizes: list[int] = []
+    real = MessageHandler.handle_batch
+
+    def recording(self: MessageHandler, msgs: Any) -> Any:
+        sizes.append(len(msgs))
+        return real(self, msgs)
+
+    monkeypatch.setattr(MessageHandler, "handle_batch", recording)
+    events = [e for i in range(30) for e in lifecycle(f"inc-real-{i:04d}", updates=2)]
+    with MosquittoBroker() as broker:
+        def service() -> CentralService:
+            return CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", prefix="gridwatch/v1",
+                                  client_id="central-batch-test", roster=ROSTER, batch_size=50, batch_ms=2000)
+
+        with service():
+            pass  # the persistent session now exists on the broker
+        with connected(broker.url, name="edge-batch") as edge:
+            for e in events:
+                publish(edge, TOPIC, payload(e))
+        with service() as svc:
+            assert svc.wait_for(lambda: svc.counters.stored == 120, 60), svc.snapshot()
+            time.sleep(0.5)  # the last PUBACKs reach the broker
+        assert max(sizes) == 50 and sum(sizes) == 120, sizes
+        sizes.clear()
+        with service() as svc:
+            time.sleep(1.0)
+            assert svc.snapshot()["received"] == 0
+            with svc.store.session() as session:
+                assert session.scalar(select(func.count()).select_from(EventRow)) == 120
+                assert {c.last_seq for c in session.scalars(select(Case))} == {3}
+
+
+# --- the dispatch outbox's bookkeeping goes into the worker's transactions -------------------------------------
+def test_a_pubacked_assignment_leaves_the_books_at_once_and_the_table_with_the_next_commit(store: Store) -> None:
+    """paho's network thread only notes the PUBACK (SQLite's write lock may be held by a batch); the row is not
+    offered again, and is deleted in the next batch transaction; a batch that does not commit keeps the note."""
+    handler = make_handler(store)
+    handler.outbox = outbox = DispatchOutbox(store)
+    handler.handle_batch(inbound(make_event("inc-books-0001"), make_event("inc-books-0002")))
+    first, second = outbox.pending()
+    outbox.mark_attempt(first.id)
+    outbox.mark_attempt(second.id)
+    outbox.ack(first.id)
+    assert [item.id for item in outbox.pending()] == [second.id] and len(outbox) == 1
+    assert [item.attempts for item in outbox.pending()] == [1]
+    assert state(store)["DispatchRow"] == 2  # nothing written yet
+
+    def database_gone(session: Session) -> None:
+        if not session.in_nested_transaction():
+            raise OperationalError("COMMIT", {}, ConnectionError("database is down"))
+
+    event.listen(Session, "before_commit", database_gone)
+    try:
+        failing = make_handler(store, pause=lambda _d: True)
+        failing.outbox = outbox
+        assert failing.handle_batch(inbound(make_event("inc-books-0003"))) == [None]
+    finally:
+        event.remove(Session, "before_commit", database_gone)
+    assert state(store)["DispatchRow"] == 2 and outbox.has_bookkeeping()
+    handler.handle_batch(inbound(make_event("inc-books-0004")))  # the next batch writes it
+    assert not outbox.has_bookkeeping()
+    with store.session() as session:
+        rows = {row.id: row.attempts for row in session.scalars(select(DispatchRow))}
+    assert first.id not in rows and rows[second.id] == 1 and len(rows) == 2  # + the assignment of -0004
