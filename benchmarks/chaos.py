@@ -47,6 +47,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import chaos_attack  # noqa: E402
+
 SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
 PERSISTENCE_KEYS = ("persistence", "autosave_interval", "autosave_on_changes", "persistent_client_expiration",
                     "max_queued_messages", "max_queued_bytes", "max_inflight_messages", "queue_qos0_messages")
@@ -434,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure the broker's publish rate with the shipped autosave vs a 30 s interval")
     parser.add_argument("--cost-messages", type=int, default=3000)
     parser.add_argument("--work", type=Path, help="keep logs and stores here (default: a temporary folder)")
+    chaos_attack.add_arguments(parser)  # hostile payloads and the privilege chain (benchmarks/chaos_attack.py)
     args = parser.parse_args(argv)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     if unknown := [f for f in faults if f not in FAULTS]:
@@ -453,12 +457,14 @@ def main(argv: list[str] | None = None) -> int:
     cost = autosave_cost(args.cost_messages) if args.autosave_cost else {}
     for key, rate in cost.items():
         print(f"broker QoS 1 publish rate, {key}: {rate:.0f} msg/s")
-    goals = goals_of(outcomes)
+    attack_goals, attack = chaos_attack.run(args, root)
+    goals = goals_of(outcomes) + attack_goals
     met = sum(g["met"] for g in goals)
     print(f"{met} of {len(goals)} goals met")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"goals": goals, "outcomes": [asdict(o) for o in outcomes], "autosave_cost_msgs_per_s": cost,
+                   "attack": attack,
                    "settings": {"events": args.events, "gateways": args.gateways, "rate": args.rate,
                                 "outage_s": args.outage_s, "db": "postgresql" if args.db_url else "sqlite",
                                 "share_group": args.share_group or None,
