@@ -237,12 +237,16 @@ class Publisher:
             self.acks[mid] = rc.value
             self._cond.notify_all()
 
-    def send(self, topic_: str, payload: bytes) -> int:
-        """Publish (waiting for room in the in-flight window); the message id."""
+    def send(self, topic_: str, payload: bytes, stall_s: float = 120.0) -> int:
+        """Publish (waiting for room in the in-flight window); the message id. A window that stays full for
+        `stall_s` (the broker keeps dropping the connection, e.g. over a topic it refuses) is an error, not a hang."""
+        deadline = time.monotonic() + stall_s
         while True:
             info = self.client.publish(topic_, payload, qos=1)
             if info.rc == 0:
                 return int(info.mid)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no room to publish for {stall_s:.0f} s (last topic {topic_[:80]!r})")
             time.sleep(0.01)  # the queue is full: wait for PUBACKs
 
     def reason(self, mid: int, timeout_s: float = 30.0) -> int | None:
