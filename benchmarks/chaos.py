@@ -49,6 +49,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import chaos_attack  # noqa: E402
+
 SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
 PERSISTENCE_KEYS = ("persistence", "autosave_interval", "autosave_on_changes", "persistent_client_expiration",
                     "max_queued_messages", "max_queued_bytes", "max_inflight_messages", "queue_qos0_messages")
@@ -461,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     import chaos_rate  # the ingest-rate scenario (issue 8) lives in its own module
 
     chaos_rate.add_arguments(parser)
+    chaos_attack.add_arguments(parser)  # hostile payloads and the privilege chain (benchmarks/chaos_attack.py)
     args = parser.parse_args(argv)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     if unknown := [f for f in faults if f not in FAULTS]:
@@ -481,13 +485,15 @@ def main(argv: list[str] | None = None) -> int:
     for key, rate in cost.items():
         print(f"broker QoS 1 publish rate, {key}: {rate:.0f} msg/s")
     ingest = chaos_rate.run(args, root / "ingest-rate") if args.ingest_rate else {"goals": [], "legs": []}
-    goals = goals_of(outcomes) + ingest["goals"]
+    attack_goals, attack = chaos_attack.run(args, root)
+    goals = goals_of(outcomes) + ingest["goals"] + attack_goals
     met = sum(g["met"] for g in goals)
     print(f"{met} of {len(goals)} goals met")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"goals": goals, "outcomes": [asdict(o) for o in outcomes], "autosave_cost_msgs_per_s": cost,
                    "ingest_rate": ingest["legs"],
+                   "attack": attack,
                    "settings": {"events": args.events, "gateways": args.gateways, "rate": args.rate,
                                 "outage_s": args.outage_s, "db": "postgresql" if args.db_url else "sqlite",
                                 "share_group": args.share_group or None, "confirm": args.confirm,

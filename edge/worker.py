@@ -54,6 +54,10 @@ from gridwatch.wire.topics import receipt_topic, status_topic
 # Stop budget (defect 6: a stop must end well inside the 30 s systemd or a container runtime waits).
 CAMERA_JOIN_S = 2.0  # all camera threads together; they check the stop event between frames and while blocked
 DRAIN_S = 2.0  # the outbox keeps whatever is not acknowledged by then, for the next start
+PUBLISHER_JOIN_S = 1.0  # the sending thread, woken and told to stop, leaves between two rows
+STOP_BUDGET_S = CAMERA_JOIN_S + DRAIN_S + PUBLISHER_JOIN_S
+"""Every wait of `EdgeWorker.stop` together (5 s, well inside a supervisor's kill timeout); what a stop costs
+beyond it is CPU work, which a loaded machine stretches."""
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +293,8 @@ class EdgeWorker:
             time.sleep(0.1)
 
     def stop(self, drain_s: float = DRAIN_S, join_s: float = CAMERA_JOIN_S) -> bool:
-        """Stop cameras (their open incidents end), drain the outbox for at most `drain_s`, say offline.
+        """Stop cameras (their open incidents end), drain the outbox for at most `drain_s`, say offline. Every
+        wait is bounded: `join_s` for the cameras together, `drain_s`, `PUBLISHER_JOIN_S` (`STOP_BUDGET_S`).
 
         True if fully drained; otherwise the rows stay in the outbox file for the next start."""
         self._stop.set()
@@ -303,10 +308,9 @@ class EdgeWorker:
         drained = self.publisher.drain(drain_s)
         assert self.transport is not None
         offline = json.dumps({"state": "offline", "gateway_id": self.cfg.gateway_id}).encode()
-        self.transport.publish(self._status_topic(), offline, {}, retain=True)
-        self._stop.wait(0.2)  # give the offline status a moment on the wire; the Last Will covers a miss
+        self.transport.publish(self._status_topic(), offline, {}, retain=True)  # the Last Will covers a miss
         self.pending = len(self.outbox)
-        self.publisher.stop()
+        self.publisher.stop(join_s=PUBLISHER_JOIN_S)
         self.outbox.close()
         return drained
 
@@ -332,6 +336,7 @@ def run_worker(cfg: SiteConfig, broker: str | None = None, max_seconds: float | 
                 break
             stop.wait(0.2 if left is None else min(0.2, left))
         t0 = time.monotonic()
+        log.info("edge worker stopping (waits bounded by %.1f s)", STOP_BUDGET_S)
         drained = worker.stop()
     finally:
         for sig, handler in previous.items():

@@ -16,7 +16,15 @@ from typing import Any, Protocol
 
 from gridwatch.pipelines.lifecycle import IncidentBook
 from gridwatch.pipelines.motion import StillnessTracker
-from gridwatch.pipelines.types import EndReason, IncidentUpdate, Observation, OpenIncident, Point
+from gridwatch.pipelines.types import (
+    ANCHOR_LIFT,
+    EndReason,
+    IncidentUpdate,
+    Observation,
+    OpenIncident,
+    Point,
+    anchor_of,
+)
 from gridwatch.pipelines.zones import Zone, ZoneMembership
 
 
@@ -46,10 +54,12 @@ def position(o: Observation) -> Point:
 
 @dataclass
 class ZoneGate:
-    """Which zone (if any) a track is in, debounced, and since when it has been there."""
+    """Which zone (if any) a track is in, debounced, and since when it has been there. The point tested is the box's
+    bottom-centre raised by `lift` of its height (`anchor_of`; the observation's own anchor at the default)."""
 
     zones: tuple[Zone, ...]
     inertia: int = 3
+    lift: float = ANCHOR_LIFT
     _membership: ZoneMembership = field(init=False)
     _entered: dict[int, tuple[str, float]] = field(default_factory=dict)
 
@@ -60,8 +70,9 @@ class ZoneGate:
         """(zone name, capture time it entered) or None when outside every zone. No zones = whole frame."""
         if not self.zones:
             return self._entered.setdefault(obs.track_id, ("frame", ts))
+        point = obs.anchor if self.lift == ANCHOR_LIFT else anchor_of(obs.box, self.lift)
         for zone in self.zones:
-            since = self._membership.update(obs.track_id, zone, obs.anchor, ts)
+            since = self._membership.update(obs.track_id, zone, point, ts)
             if since is not None:
                 current = self._entered.get(obs.track_id)
                 if current is None or current[0] != zone.name:

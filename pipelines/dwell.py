@@ -29,7 +29,7 @@ from gridwatch.pipelines.motion import StillnessParams, StillnessTracker
 from gridwatch.pipelines.owners import OwnerParams, PersonHistory
 from gridwatch.pipelines.plausibility import PlausibilityFilter, PlausibilityParams
 from gridwatch.pipelines.rule_config import DwellRuleConfig
-from gridwatch.pipelines.types import REGION_CLASS, IncidentUpdate, ObjectRef, Observation, Point
+from gridwatch.pipelines.types import ANCHOR_LIFT, REGION_CLASS, IncidentUpdate, ObjectRef, Observation, Point
 from gridwatch.pipelines.zones import Zone
 
 
@@ -51,6 +51,7 @@ class DwellParams:
     inertia: int = 3
     forget_after_s: float = 30.0
     owner_window_s: float = 3.0
+    footprint_lift: float = ANCHOR_LIFT
 
     @classmethod
     def from_config(cls, cfg: DwellRuleConfig, zones: tuple[Zone, ...]) -> DwellParams:
@@ -59,6 +60,7 @@ class DwellParams:
             zones=zones, classes=frozenset(cfg.classes), dwell_s=cfg.dwell_s, min_confidence=cfg.min_confidence,
             stillness=StillnessParams.from_config(cfg.stillness), update_every_s=cfg.update_every_s,
             end_after_s=cfg.end_after_s, plausibility=PlausibilityParams.from_config(cfg.plausibility),
+            footprint_lift=cfg.footprint_lift,
         )
 
 
@@ -80,7 +82,7 @@ class StationaryDwellRule(BookedRule):
     def __post_init__(self) -> None:
         p = self.params
         self._still = StillnessTracker(p.stillness)
-        self._gate = ZoneGate(p.zones, p.inertia)
+        self._gate = ZoneGate(p.zones, p.inertia, p.footprint_lift)
         self._plausible = PlausibilityFilter(p.plausibility)
         self._history = None
         if p.owners is not None:

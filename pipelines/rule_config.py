@@ -103,3 +103,10 @@ class DwellRuleConfig(RuleConfig):
     """A rule of the shape "an object of these classes stays still in a zone for `dwell_s`" (`pipelines.dwell`)."""
 
     classes: list[ClassName] = Field(min_length=1, description="Detector class names the rule watches.")
+    footprint_lift: float = Field(
+        0.1, ge=0, le=0.5,
+        description="Which point of a box is tested against the rule's zones: the bottom-centre raised by this "
+                    "fraction of the box height. The box's bottom edge is the object's nearest corner; the middle "
+                    "of its footprint is higher, the more so the taller and longer the object (0.1 suits a person, "
+                    "a stall or a pile; a car needs about 0.25).",
+    )

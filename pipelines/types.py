@@ -169,10 +169,12 @@ def _finite(column: np.ndarray | list[Any] | None, i: int) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def anchor_of(box: Box) -> Point:
-    """The footprint point of a box (see `Observation`)."""
+def anchor_of(box: Box, lift: float = ANCHOR_LIFT) -> Point:
+    """The footprint point of a box (see `Observation`): its bottom-centre raised by `lift` of the box height.
+    A tall, long object needs more lift than `ANCHOR_LIFT` to reach the middle of its footprint (see
+    `DwellRuleConfig.footprint_lift`)."""
     x1, y1, x2, y2 = box
-    return ((x1 + x2) / 2, y2 - ANCHOR_LIFT * (y2 - y1))
+    return ((x1 + x2) / 2, y2 - lift * (y2 - y1))
 
 
 def anchors_of(xyxy: np.ndarray) -> np.ndarray:

@@ -337,20 +337,22 @@ class Publisher:
         self._wake.set()
 
     def drain(self, timeout_s: float) -> bool:
-        """Wait until the outbox is empty (True) or the timeout passes (False)."""
-        deadline = threading.Event()
-        waited = 0.0
-        while len(self.outbox) > 0 and waited < timeout_s:
+        """Wait until the outbox is empty (True) or `timeout_s` of wall time has passed (False). The deadline is on
+        the monotonic clock: counting sleeps instead undercounts on a loaded machine (each 50 ms nap and outbox
+        query takes longer), which made a 2 s drain last several seconds."""
+        deadline = time.monotonic() + timeout_s
+        pause = threading.Event()
+        while len(self.outbox) > 0 and time.monotonic() < deadline:
             self._wake.set()
-            deadline.wait(0.05)
-            waited += 0.05
+            pause.wait(min(0.05, max(0.0, deadline - time.monotonic())))
         return len(self.outbox) == 0
 
-    def stop(self) -> None:
+    def stop(self, join_s: float = 5.0) -> None:
+        """Stop the sending thread (waiting at most `join_s` for it) and the transport."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=join_s)
         self.transport.stop()
 
     def _run(self) -> None:

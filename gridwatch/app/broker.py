@@ -96,13 +96,16 @@ class MosquittoBroker:
         self.stop()
         raise BrokerError(f"mosquitto did not listen on port {self.port} within {timeout_s}s")
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Graceful stop (SIGTERM): Mosquitto saves its persistence file on the way out. Only after `timeout_s` is it
+        killed; a kill skips the save and turns a restart into a crash, so the bound is generous (it was 5 s, which
+        a loaded machine can reach)."""
         if self._proc is None:
             return
         if self._proc.poll() is None:
             self._proc.terminate()
             try:
-                self._proc.wait(timeout=5)
+                self._proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(timeout=5)

@@ -28,6 +28,13 @@ class ParkingRuleConfig(DwellRuleConfig):
         default_factory=lambda: ["car", "truck", "bus", "motorcycle"], min_length=1,
         description="Detector classes that are motor vehicles.",
     )
+    footprint_lift: float = Field(
+        0.25, ge=0, le=0.5,
+        description="Zone membership is judged at the bottom-centre of the box raised by this fraction of its "
+                    "height: about the middle of a vehicle's footprint. The bottom edge itself is the vehicle's "
+                    "nearest corner, about half a car's width off its middle (0.1 put a car parked inside a kerb "
+                    "strip, seen from across the road, at its road-side edge and so out of the strip).",
+    )
 
 
 def build(

@@ -31,6 +31,7 @@ def run(tmp_path: Path, fault: str) -> tuple[int, dict]:  # type: ignore[type-ar
     out = tmp_path / "chaos.json"
     code = chaos.main(["--json", str(out), "--events", "40", "--gateways", "1", "--rate", "40", "--outage-s", "1",
                        "--faults", fault, "--no-autosave-cost", "--timeout-s", "60",
+                       "--fuzz-payloads", "0", "--no-attack",
                        "--work", str(tmp_path / "work")])
     return code, json.loads(out.read_text())
 
@@ -60,3 +61,29 @@ def test_an_unknown_fault_is_refused(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         chaos.main(["--faults", "meteor"])
     assert "unknown ['meteor']" in capsys.readouterr().err
+
+
+def test_hostile_payloads_and_the_privilege_chain_through_real_brokers(tmp_path: Path) -> None:
+    """Issue 8, small: 300 generated hostile payloads through a broker to a central process, and the privilege
+    chain against the shipped ACL (the benchmark sends 10,000). Every payload that breaks the contract dead-lettered
+    (a mutation may leave an event valid: those may be stored), nothing crashes, each
+    attack message refused by the broker or dead-lettered, the victim's case untouched."""
+    out = tmp_path / "chaos.json"
+    code = chaos.main(["--json", str(out), "--faults", "", "--no-autosave-cost", "--fuzz-payloads", "300",
+                       "--work", str(tmp_path / "work")])
+    report = json.loads(out.read_text())
+    assert all(g["met"] for g in report["goals"]), report["goals"]
+    assert code == 0
+    fuzz = report["attack"]["fuzz"]
+    assert fuzz["payloads"] == 300 and fuzz["broker_refused"] == 0 and fuzz["unaccounted"] == 0, fuzz
+    assert fuzz["store"]["dead_letters"] >= 300 - fuzz["contract_valid_payloads"] > 250, fuzz
+    assert fuzz["counters"]["errors"] == 0 and fuzz["central_exit"] == 0, fuzz
+    chain = report["attack"]["privilege_chain"]
+    refused = [a for a in chain["attacks"] if a["refused_by_broker"]]
+    lettered = [a for a in chain["attacks"] if a["dead_letter"]]
+    assert len(refused) + len(lettered) == len(chain["attacks"]) == 10, chain["attacks"]
+    assert refused and lettered  # both defences are exercised: the ACL and central's checks
+    assert all(a["puback_reason"] in (0, 16) for a in lettered), lettered
+    assert any("cleaner" in a["dead_letter"] for a in lettered), lettered
+    assert chain["victim_case_before"] == chain["victim_case_after"]
+    assert chain["victim_case_after"]["status"] != "resolved_on_camera"

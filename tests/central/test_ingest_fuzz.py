@@ -4,13 +4,16 @@ Hypothesis generates incident and evidence messages: random bytes, random JSON, 
 swapped for values of the wrong type, out of range, huge, NaN/infinite, with control characters, on topics of
 every shape. Each must become a stored event, a duplicate/stale note or a dead letter, in one committed
 transaction, with at most `DEAD_LETTER_PREFIX_BYTES` kept of its payload. In-memory SQLite keeps it fast; the
-same code runs on PostgreSQL in the other central tests. Set GRIDWATCH_FUZZ_EXAMPLES for a longer run.
+same code runs on PostgreSQL in the other central tests. Set GRIDWATCH_FUZZ_EXAMPLES for a longer run. The
+strategies live in benchmarks/hostile_payloads.py: `benchmarks/chaos.py` sends the same payloads through a real
+broker to a central process.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,57 +27,18 @@ from gridwatch.central.roster import Roster
 from gridwatch.central.store import DeadLetter, EventRow, open_store
 from tests.central.factories import make_event, topic_of
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import hostile_payloads  # the strategies the chaos benchmark sends through a real broker
+
 EXAMPLES = int(os.environ.get("GRIDWATCH_FUZZ_EXAMPLES", "150"))
 STORE = open_store("sqlite:///:memory:")
 CATEGORIES = load_categories()
 ROSTER = Roster(default_cleaner="desk", cells={"370203001001": "cleaner-a"})
 VALID: dict[str, Any] = json.loads(make_event("inc-fuzz-000001").to_json())
 
-absurd = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=300), st.binary(max_size=50).map(repr),
-    st.lists(st.integers(), max_size=5), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
-    st.just("\x00"), st.just("9" * 400), st.just("2026-13-45T99:99:99Z"),
-)
-
-
-@st.composite
-def mutated_event(draw: st.DrawFn) -> bytes:
-    """A valid event with some fields (also nested ones) replaced, added or removed."""
-    event = json.loads(json.dumps(VALID))
-    event["event_id"] = str(draw(st.uuids()))
-    for _ in range(draw(st.integers(1, 4))):
-        target = event
-        key = draw(st.sampled_from(sorted(event)))
-        if isinstance(event[key], dict) and draw(st.booleans()):
-            target, key = event[key], draw(st.sampled_from(sorted(event[key]) or ["x"]))
-        action = draw(st.sampled_from(["replace", "drop", "add"]))
-        if action == "replace":
-            target[key] = draw(absurd)
-        elif action == "drop":
-            target.pop(key, None)
-        else:
-            target[draw(st.text(min_size=1, max_size=8))] = draw(absurd)
-    return json.dumps(event, allow_nan=True).encode()
-
-
-@st.composite
-def valid_event(draw: st.DrawFn) -> bytes:
-    """A valid event of one of a few incidents, at a random seq: creates, updates, stale and duplicate notes."""
-    event = json.loads(json.dumps(VALID))
-    event["event_id"] = str(draw(st.uuids()))
-    event["incident_id"] = f"inc-fuzz-{draw(st.integers(0, 3)):06d}"
-    event["seq"] = draw(st.integers(0, 12))
-    return json.dumps(event).encode()
-
-
-payloads = st.one_of(st.binary(max_size=2000), mutated_event(), valid_event(),
-                     st.recursive(st.none() | st.integers() | st.text(max_size=20),
-                                  lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=4), kids,
-                                                                                            max_size=4),
-                                  max_leaves=30).map(lambda v: json.dumps(v).encode()))
-topics = st.one_of(st.just(topic_of(make_event())), st.text(max_size=600),
-                   st.just("gridwatch/v1/site-1/gw-1/cam-1/incident/extra"), st.just("gridwatch/v1/+/#"))
+payloads = hostile_payloads.payloads(VALID)
+topics = hostile_payloads.topics(topic_of(make_event()))
 KINDS = {"created", "updated", "stale", "duplicate", "dead_letter", "evidence"}
 
 

@@ -10,6 +10,7 @@ import pytest
 from gridwatch.app.broker import MosquittoBroker, free_port
 from gridwatch.central.service import CentralService
 from gridwatch.central.views import cases_as_rows
+from gridwatch.edge.camera import Emitted
 from gridwatch.edge.config import SiteConfig
 from gridwatch.edge.worker import EdgeWorker
 from tests.conftest import load_fixture_config
@@ -91,9 +92,14 @@ def test_broker_restart_mid_run_loses_nothing(shared_data: Path, tmp_path: Path)
     `$share` group, Mosquitto does not queue for a group with no connected member, and such messages are lost
     (seen here in 3 of 5 runs): run one central per plain subscription, or a broker that queues for shared
     subscriptions, where that window matters.
+
+    The outage follows the worker, not the clock: the broker stops as the first incident starts (from the worker's
+    own callback) and comes back once an event was emitted while it was down (at the latest the `ended`s when the
+    clip ends). Timed by
+    sleeps (down at 3.5 s, up at 6.5 s), a loaded machine moved the outage before the first incident or after
+    the last event, and the test no longer tested an outage mid-run.
     """
     import threading
-    import time
 
     cfg = arlington(shared_data, tmp_path)
     cam = cfg.cameras[0]
@@ -105,18 +111,32 @@ def test_broker_restart_mid_run_loses_nothing(shared_data: Path, tmp_path: Path)
                                  evidence_dir=tmp_path / "snaps", share_group=None).start()
         try:
             emitted: list[str] = []
-            worker = EdgeWorker(cfg, broker=broker.url, on_emitted=lambda e: emitted.append(e.event.phase)).start()
+            first_started, down, emitted_while_down = threading.Event(), threading.Event(), threading.Event()
+
+            def on_emitted(e: Emitted) -> None:  # on the camera thread, after the event is in the outbox
+                emitted.append(e.event.phase)
+                if down.is_set():
+                    emitted_while_down.set()
+                elif e.event.phase == "started" and not first_started.is_set():
+                    first_started.set()
+                    broker.stop()  # here, so every later event (at least this incident's `ended`) meets it down
+                    down.set()
+
+            worker = EdgeWorker(cfg, broker=broker.url, on_emitted=on_emitted).start()
 
             def outage() -> None:
-                time.sleep(3.5)
-                broker.stop()  # incidents start at ~3 s: some are in flight or queued when it goes
-                time.sleep(3.0)
+                if not down.wait(120):
+                    return
+                while not (emitted_while_down.is_set() or worker.cameras_done()):
+                    emitted_while_down.wait(0.1)
                 broker.start()
+                down.clear()
 
             t = threading.Thread(target=outage)
             t.start()
-            worker.wait(max_seconds=60)
+            worker.wait(max_seconds=120)
             t.join()
+            assert first_started.is_set() and emitted_while_down.is_set(), "no event met the broker down"
             assert worker.stop(drain_s=60), "outbox not drained after the broker came back"
             assert central.wait_for(lambda: central.counters.stored >= len(emitted), 60), central.snapshot()
             with central.store.session() as session:

@@ -13,7 +13,7 @@ import supervision as sv
 
 from gridwatch.app.broker import free_port
 from gridwatch.edge.config import SiteConfig, parse_site_config
-from gridwatch.edge.worker import EdgeWorker, run_worker
+from gridwatch.edge.worker import STOP_BUDGET_S, EdgeWorker, run_worker
 from gridwatch.models.fake import FakeDetector
 from gridwatch.wire.events import IncidentEvent
 from gridwatch.wire.fake_transport import FakeTransport
@@ -168,3 +168,66 @@ def test_receipts_are_the_default_and_puback_is_an_explicit_fallback_said_at_sta
     assert worker.stop(drain_s=5)
     assert list(old.subscriptions) == ["gridwatch/v1/s1/gw1/control"]
     assert "mqtt.confirm is 'puback'" in caplog.text and "broker crash" in caplog.text
+
+
+class StuckThread:
+    """A camera thread that never ends: join waits out its timeout, as a real stuck thread makes it."""
+
+    def __init__(self, waits: list[tuple[str, float | None]]) -> None:
+        self.name, self.waits = "camera-stuck", waits
+
+    def join(self, timeout: float | None = None) -> None:
+        self.waits.append(("camera", timeout))
+        time.sleep(timeout or 0.0)
+
+    def is_alive(self) -> bool:
+        return True
+
+
+def test_stop_waits_at_most_its_budget_whatever_hangs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two camera threads that never end, an outbox that never drains: every wait stop() asks for is bounded,
+    and together they fit STOP_BUDGET_S (5 s). Asserted on the timeouts requested, not on wall time, so a loaded
+    machine cannot make it fail (the e2e SIGTERM test measured wall time and did)."""
+    cfg = config(tmp_path, write_clip(tmp_path / "clip.mp4", n=40, fps=10.0))
+    worker = EdgeWorker(cfg, detector=FakeDetector.from_boxes([[]], when_exhausted="repeat_last"),
+                        transport=FakeTransport()).start()
+    waits: list[tuple[str, float | None]] = []
+    real_threads, worker._threads = worker._threads, [StuckThread(waits), StuckThread(waits)]
+    publisher_stop = worker.publisher.stop
+
+    def drain(timeout_s: float) -> bool:
+        waits.append(("drain", timeout_s))
+        return False
+
+    def stop_publisher(join_s: float = 5.0) -> None:
+        waits.append(("publisher", join_s))
+        publisher_stop(join_s)
+
+    monkeypatch.setattr(worker.publisher, "drain", drain)
+    monkeypatch.setattr(worker.publisher, "stop", stop_publisher)
+    assert worker.stop() is False
+    for t in real_threads:
+        t.join(timeout=10)
+    assert [w for w, _ in waits] == ["camera", "camera", "drain", "publisher"]
+    assert all(t is not None and t >= 0 for _, t in waits), waits
+    assert sum(t or 0.0 for _, t in waits) <= STOP_BUDGET_S + 1e-6, waits
+    assert STOP_BUDGET_S <= 5.0
+
+
+def test_drain_is_bounded_in_wall_time_when_the_outbox_is_slow(tmp_path: Path) -> None:
+    """The drain counted its 50 ms naps instead of reading the clock: on a loaded machine, where every outbox
+    query is slow, a 2 s drain took several seconds. Here each query takes 0.2 s: counting naps, drain(0.4) would
+    run 8 rounds (2 s); by the clock it stops after the first query past 0.4 s."""
+    from gridwatch.wire.publisher import Publisher
+
+    class SlowOutbox(Outbox):
+        def __len__(self) -> int:
+            time.sleep(0.2)
+            return 1
+
+    box = SlowOutbox(tmp_path / "outbox.db")
+    pub = Publisher(box, FakeTransport())
+    t0 = time.monotonic()
+    assert pub.drain(0.4) is False
+    assert time.monotonic() - t0 < 1.5
+    box.close()

@@ -126,3 +126,31 @@ def test_car_driving_off_along_the_zone_ends_the_incident() -> None:
     ups = run(r, frames)
     assert ups[0].phase == "started" and ups[-1].phase == "ended"
     assert 8.0 < ups[-1].ts < 10.0  # last seen at rest ~8.5 s; ended once it had moved off for end_after_s
+
+
+# --- which point of a vehicle's box is tested against the zone (issue 6) ---------------------------------------
+# KERB spans y 100..200. From a camera across the road, a box's bottom edge is the car's nearest (road-side)
+# corner; the middle of its footprint is a quarter of the box height higher.
+
+
+def test_a_car_whose_footprint_is_in_the_zone_is_parked_though_its_nearest_edge_is_not() -> None:
+    car = [(t, [obs(1, "car", 200, 210, h=80)]) for t in times(8)]  # bottom 10 px out; footprint middle at 190
+    ups = run(rule(dwell=5.0), car)
+    assert [u.phase for u in ups][:1] == ["started"] and ups[0].zone == "kerb"
+    assert run(rule(dwell=5.0, footprint_lift=0.1), car) == []  # judged at its nearest edge, as before: missed
+
+
+def test_a_car_standing_in_the_lane_beyond_the_zone_is_not_parked() -> None:
+    car = [(t, [obs(1, "car", 200, 240, h=80)]) for t in times(8)]  # footprint middle at 220: in the lane
+    assert run(rule(dwell=5.0), car) == []
+
+
+def test_only_vehicles_are_judged_at_their_footprint_middle() -> None:
+    from gridwatch.pipelines.registry import default_registry
+
+    registry = default_registry()
+    assert ParkingRuleConfig().footprint_lift == 0.25
+    for name in ("street_vendor", "exposed_garbage", "fallen_wire"):
+        assert registry.get(name).config().footprint_lift == 0.1, name  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="footprint_lift"):
+        ParkingRuleConfig.model_validate({"footprint_lift": 0.9})
