@@ -158,6 +158,28 @@ def _check_resumable(last: Path) -> None:
         )
 
 
+def _trainable_init(req: TrainRequest) -> Path:
+    """`--init-weights` as a .pt: a shipped ONNX export is restored into `--model`'s architecture first
+    (models/onnx_weights.py), so the deployed model can be fine-tuned when its training run is long gone."""
+    assert req.init_weights is not None
+    if req.init_weights.suffix.lower() != ".onnx":
+        return req.init_weights
+    from gridwatch.models.onnx_weights import OnnxWeightsError, restore_checkpoint
+
+    dataset = load_dataset(req.data)
+    train = dataset.images("train")
+    step = max(1, len(train) // 64)
+    out = req.out / "weights" / "init-from-onnx.pt"
+    try:
+        restored = restore_checkpoint(req.init_weights, out, arch=req.model, names=dataset.names,
+                                      images=train[::step][:64], imgsz=req.imgsz)
+    except OnnxWeightsError as exc:
+        raise TrainError(f"--init-weights {req.init_weights}: {exc}") from exc
+    print(f"restored {restored.tensors} tensors and unfolded {restored.norms} batch norms from {req.init_weights} "
+          f"(largest output gap {restored.gap:.1g}) into {out}")
+    return out
+
+
 def train_on_data(req: TrainRequest) -> Path:
     """Train (or resume) as `req` says; return the run's last.pt. Raise TrainError for impossible requests."""
     _check(req)
@@ -176,7 +198,8 @@ def train_on_data(req: TrainRequest) -> Path:
         # Ultralytics 8.4 would otherwise replace the run's data set by its default (coco8, a download)
         model.train(resume=True, data=str(req.data))
     else:
-        model = YOLO(str(req.init_weights) if req.init_weights is not None else req.model)
+        init = _trainable_init(req) if req.init_weights is not None else None
+        model = YOLO(str(init) if init is not None else req.model)
         model.add_callback("on_fit_epoch_end", _progress_callback(req, started))
         model.train(
             data=str(req.data.resolve()), epochs=req.epochs, imgsz=req.imgsz, batch=req.batch, workers=req.workers,
