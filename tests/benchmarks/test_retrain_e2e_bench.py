@@ -41,6 +41,10 @@ def test_a_failed_step_is_a_goal_not_met() -> None:
     assert not goals["worker_reports_new_version"]["met"] and not goals["incidents_from_new_model"]["met"]
     assert not goals["refused[corrupted]"]["met"] and goals["refused[unsigned]"]["note"] == "not run"
     assert goals["total_seconds"]["met"]
+    assert not goals["new_model_mAP50_clip_val"]["met"] and goals["new_model_mAP50_clip_val"]["note"] == "eval not run"
+    ok = [*steps[:1], bench.Step("eval", True, 1.0, details={"mAP50": 0.2})]
+    low = {g["name"]: g for g in bench.goals_of(ok, 3.0, 600.0, {})}["new_model_mAP50_clip_val"]
+    assert low["value"] == 0.2 and not low["met"]  # a model that finds little is a goal not met
 
 
 def test_without_the_train_extra_it_says_what_is_missing(capsys: pytest.CaptureFixture[str],
