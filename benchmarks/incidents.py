@@ -34,14 +34,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +54,22 @@ for _p in (REPO, REPO / "benchmarks"):
     if str(_p) not in sys.path:  # run as a script from anywhere; sibling helpers import by module name
         sys.path.insert(0, str(_p))
 
-from incident_match import ClipResult, Reported, TruthIncident, TypeScore, match_clip, score  # noqa: E402
 from scene_change import sampled_frames, time_clip  # noqa: E402
 from synth_labels import HIDDEN_CLASSES, StridedLabelDetector  # noqa: E402
 
-from gridwatch.calibration.geo import wgs84_to_enu  # noqa: E402
+from gridwatch.app.scenario_suite import (  # noqa: E402
+    ANALYSIS_FPS,
+    START_TOLERANCE_S,
+    SUITE_SEED,
+    T0,
+    TYPES,
+    offset,
+    run_suite,
+    score_rows,
+    suite_templates,
+)
+from gridwatch.app.scenario_suite import DWELL_S as SYNTH_DWELL_S  # noqa: E402
+from gridwatch.app.scenario_suite import RADIUS_M as SYNTH_RADIUS_M  # noqa: E402
 from gridwatch.edge.analyze import analyze_clip  # noqa: E402
 from gridwatch.edge.config import SiteConfig, parse_site_config  # noqa: E402
 from gridwatch.models.base import Detector  # noqa: E402
@@ -68,28 +77,15 @@ from gridwatch.models.onnx_backend import OnnxDetector  # noqa: E402
 from gridwatch.pipelines.lifecycle import box_iou  # noqa: E402
 from gridwatch.synth.composite import CompositeScenario, generate_composite  # noqa: E402
 from gridwatch.synth.composite_family import composite_suite  # noqa: E402
-from gridwatch.synth.generate import generate  # noqa: E402
-from gridwatch.synth.scenario import Scenario, load_scenario  # noqa: E402
-from gridwatch.synth.scene import Scene  # noqa: E402
+from gridwatch.synth.incident_match import ClipResult, Reported, TruthIncident, TypeScore, match_clip, score  # noqa: E402
 from gridwatch.synth.suite_family import suite_variants  # noqa: E402
-from gridwatch.synth.truth import build_truth  # noqa: E402
 from gridwatch.wire.events import IncidentEvent  # noqa: E402
 
-SUITE = REPO / "synth" / "scenarios" / "suite"
 YOLOX_MANIFEST = REPO / "models" / "manifests" / "yolox_nano_coco80.json"
 DEMO_MODEL = REPO / "models" / "demo" / "gridwatch-demo-yolo11n.onnx"
 FIXTURES = REPO / "tests" / "fixtures"
-ANALYSIS_FPS = 2.0
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-TYPES = ("illegal_parking", "littering", "exposed_garbage", "street_vendor", "fallen_wire")
-#: Dwell per type on the synthetic suite: short, so 20-60 s clips show every type. Delay is measured after it.
-SYNTH_DWELL_S = {"illegal_parking": 5.0, "littering": 2.0, "exposed_garbage": 5.0, "street_vendor": 5.0,
-                 "fallen_wire": 3.0}
-SYNTH_RADIUS_M = 3.0
 COMPOSITE_TYPES = ("littering", "exposed_garbage", "fallen_wire")  # the types composite scenarios stage
-SUITE_SEED = COMPOSITE_SEED = 2026
-START_TOLERANCE_S = 2.5
+COMPOSITE_SEED = 2026
 PRECISION_TARGET = RECALL_TARGET = 0.95
 DELAY_TARGET_S = 2.0
 COST_TARGET = 0.25
@@ -115,77 +111,7 @@ def started(events: list[IncidentEvent]) -> list[IncidentEvent]:
     return [e for e in events if e.phase == "started"]
 
 
-def offset(when: datetime) -> float:
-    return (when - T0).total_seconds()
-
-
 # --- synthetic suite ------------------------------------------------------------------------------------------
-def render(sc: Scenario, cache: Path) -> Path:
-    """Render `sc` into cache/<name>/ unless the same scenario is already there; returns that dir."""
-    out = cache / sc.name
-    stamp = out / "scenario.json"
-    if not (stamp.exists() and stamp.read_text() == sc.model_dump_json(indent=2) + "\n" and (out / "truth.json")
-            .exists()):
-        generate(sc, out)
-    truth = build_truth(Scene.compile(sc))  # cheap: re-derived each run, so a truth fix needs no re-render
-    if (out / "truth.json").read_text() != truth.to_json():
-        truth.write(out / "truth.json")
-    return out
-
-
-def synth_site_config(truth: dict[str, Any], clip: Path) -> SiteConfig:
-    """The scenario camera, calibrated from its pose, every incident type on (parking in the kerb zone only)."""
-    cam = truth["camera"]
-    hfov = math.degrees(2 * math.atan(cam["width"] / 2 / cam["fx"]))
-    zones = [{"name": z["name"], "ground": [[p[0], p[1]] for p in z["latlon"]]} for z in truth["zones"]]
-    kerb = next(z["name"] for z in truth["zones"] if "kerb" in z["name"] or "no_parking" in z["name"])
-    incidents: dict[str, Any] = {t: {"dwell_s": d} for t, d in SYNTH_DWELL_S.items()}
-    incidents["illegal_parking"]["zones"] = [kerb]
-    return parse_site_config({
-        "site_id": "bench", "gateway_id": "gw-bench",
-        "detector": {"type": "onnx", "model": str(DEMO_MODEL)},
-        "cameras": [{
-            "id": "cam", "source": {"type": "file", "path": str(clip)}, "analysis_fps": ANALYSIS_FPS,
-            "calibration": {"type": "pinhole", "hfov_deg": hfov, "height_m": cam["height_m"],
-                            "tilt_deg": cam["tilt_deg"], "heading_deg": cam["heading_deg"] % 360,
-                            "lat": cam["lat"], "lon": cam["lon"]},
-            "zones": zones, "incidents": incidents,
-        }],
-    }, "benchmark")
-
-
-def synth_clip(clip_dir: Path, detector: Detector, work: Path) -> tuple[ClipResult, list[dict[str, Any]]]:
-    truth = json.loads((clip_dir / "truth.json").read_text())
-    cfg = synth_site_config(truth, clip_dir / "video.mp4")
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "incidents.jsonl").unlink(missing_ok=True)
-    report = analyze_clip(clip_dir / "video.mp4", cfg, "cam", work, detector=detector, progress=False,
-                          write_video=False, start_wall=T0)
-    lat0, lon0 = truth["camera"]["lat"], truth["camera"]["lon"]
-    name = clip_dir.name
-    truths = [TruthIncident(i["type"], i["start_s"], i["east"], i["north"], name, dwell_from_s=i.get("owner_left_s"))
-              for i in truth["incidents"]]
-    reports: list[Reported] = []
-    raw: list[dict[str, Any]] = []
-    for e in started(report.events):
-        x = y = math.inf  # no location: can never match
-        if e.location is not None:
-            x, y = wgs84_to_enu(e.location.lat, e.location.lon, lat0, lon0)
-        reports.append(Reported(e.type, offset(e.started_at), offset(e.observed_at), float(x), float(y), name))
-        raw.append({"type": e.type, "started_s": round(offset(e.started_at), 2),
-                    "reported_s": round(offset(e.observed_at), 2),
-                    "east_north": None if e.location is None else [round(float(x), 2), round(float(y), 2)]})
-    return match_clip(truths, reports, SYNTH_RADIUS_M, START_TOLERANCE_S, SYNTH_DWELL_S), raw
-
-
-def score_rows(scores: dict[str, TypeScore]) -> list[dict[str, Any]]:
-    def r(v: float | None) -> float | None:
-        return None if v is None else round(v, 3)
-    return [{"type": s.type, "tp": s.tp, "fp": s.fp, "fn": s.fn, "precision": r(s.precision), "recall": r(s.recall),
-             "delay_median_s": r(s.delay_median_s), "delay_max_s": r(s.delay_max_s),
-             "start_error_max_s": r(s.start_error_max_s)} for s in scores.values()]
-
-
 def synth_goals(scores: dict[str, TypeScore], family: str = "synthetic",
                 types: tuple[str, ...] = TYPES) -> list[Goal]:
     out: list[Goal] = []
@@ -207,25 +133,6 @@ def not_run_goals(family: str, types: tuple[str, ...], why: str) -> list[Goal]:
     return [goal(f"{family}_{t}_{m}", None, target, f"NOT RUN: {why}", False) for t in types
             for m, target in (("precision", PRECISION_TARGET), ("recall", RECALL_TARGET),
                               ("delay_max", DELAY_TARGET_S))]
-
-
-def run_suite(scenarios: list[Scenario], cache: Path, make_detector: Callable[[Path], Detector],
-              advance: Callable[[str], None]) -> tuple[dict[str, TypeScore], list[dict[str, Any]]]:
-    results: list[ClipResult] = []
-    per_clip: list[dict[str, Any]] = []
-    for sc in scenarios:
-        advance(f"render {sc.name}")
-        clip_dir = render(sc, cache / "clips")
-        advance(f"analyse {sc.name}")
-        res, raw = synth_clip(clip_dir, make_detector(clip_dir), cache / "runs" / sc.name)
-        results.append(res)
-        per_clip.append({"scenario": sc.name, "reported": raw,
-                         "matched": [{"type": m.truth.type, "distance_m": round(m.distance, 2),
-                                      "delay_s": round(m.delay_s, 2), "start_error_s": round(m.start_error_s, 2)}
-                                     for m in res.matches],
-                         "missed": [asdict(t) for t in res.missed],
-                         "false_positives": [asdict(r) for r in res.false_positives]})
-    return score(results, TYPES), per_clip
 
 
 # --- composite family (synthetic objects on real footage) ------------------------------------------------------
@@ -426,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="composite scenarios on real footage (synth/composite_family.py); 0 = not run")
     args = parser.parse_args(argv)
     console = Console(width=max(120, Console().width))
-    templates = {p.stem: load_scenario(p) for p in sorted(SUITE.glob("*.yaml"))}
+    templates = suite_templates()
     scenarios = list(templates.values()) + suite_variants(templates, args.suite_size, SUITE_SEED)
     composites = composite_suite(args.composite_size, COMPOSITE_SEED)
     if args.skip_synthetic:
@@ -454,8 +361,9 @@ def main(argv: list[str] | None = None) -> int:
             progress.update(task, description=what, advance=1)
 
         stride = 5  # every scenario is 10 fps; 2 analysis fps keeps every 5th frame
-        scores, per_clip = run_suite(scenarios, args.cache, lambda d: StridedLabelDetector(d / "labels", stride),
-                                     advance)
+        labels_run = run_suite(scenarios, args.cache, lambda d: StridedLabelDetector(d / "labels", stride),
+                               advance, "labels")
+        scores, per_clip = labels_run.scores, labels_run.clips
         if scenarios:
             goals += synth_goals(scores)
             result["synthetic"] = {"detector": "labels without litter", "scenarios": len(scenarios),
@@ -467,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             def demo(_: Path) -> Detector:
                 return OnnxDetector.from_path(DEMO_MODEL, conf_threshold=0.3,
                                               class_filter=["car", "person", "stall", "wire"])
-            demo_scores, demo_clips = run_suite(scenarios, args.cache, demo, advance)
+            demo_run = run_suite(scenarios, args.cache, demo, advance, "demo-model")
+            demo_scores, demo_clips = demo_run.scores, demo_run.clips
             result["synthetic_demo_model"] = {"detector": "demo ONNX model, litter filtered out",
                                               "types": score_rows(demo_scores), "clips": demo_clips}
         comp_scores: dict[str, TypeScore] | None = None

@@ -182,7 +182,7 @@ def restore_checkpoint(onnx_path: Path, out: Path, *, arch: str, names: list[str
     weights = onnx_initializers(onnx_path)
     tensors = _load_folded(model, weights)
     norms = _unfold_norms(model, image_batches(images, imgsz))
-    probe = next(image_batches(images[:2], _onnx_square_side(onnx_path, imgsz)))
+    probe = next(image_batches(images[:1], _onnx_square_side(onnx_path, imgsz)))  # a static export takes batch 1
     gap = max_output_gap(model, onnx_path, probe)
     if gap > 1e-3:
         raise OnnxWeightsError(f"the restored model differs from the ONNX file by {gap:.2g} (relative): not restored")

@@ -12,16 +12,10 @@ import numpy as np
 import supervision as sv
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gridwatch.app.publish_rehearsal import control_messages
 from gridwatch.models.base import ModelInfo, make_detections
-from gridwatch.wire.model_signing import PublicKey, key_id, sign
-from gridwatch.wire.model_update import (
-    ModelBundle,
-    new_transfer_id,
-    offer_for,
-    read_bundle,
-    statement_for,
-    transfer_messages,
-)
+from gridwatch.wire.model_signing import PublicKey, key_id
+from gridwatch.wire.model_update import ModelBundle, read_bundle
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "models" / "demo"
 DEMO_STEM = "gridwatch-demo-yolo11n"
@@ -54,10 +48,9 @@ def repackaged_demo(folder: Path, version: str = "0.2.0") -> ModelBundle:
 
 def messages(bundle: ModelBundle, site: str, gateway: str, key: Ed25519PrivateKey | None, *,
              chunk_size: int = 1024, issued_ms: int = 1_000, transfer_id: str | None = None) -> list[bytes]:
-    """The offer and chunks, signed with `key` (unsigned when None)."""
-    st = statement_for(bundle, site, gateway, transfer_id or new_transfer_id(), issued_ms)
-    sig, kid = sign(key, st.canonical()) if key is not None else (None, None)
-    return list(transfer_messages(bundle, offer_for(bundle, st, sig, kid, chunk_size)))
+    """The offer and chunks, signed with `key` (unsigned when None); small chunks and a fixed issue time."""
+    return control_messages(bundle, site, gateway, key, chunk_size=chunk_size, issued_ms=issued_ms,
+                            transfer_id=transfer_id)
 
 
 def private_file(path: Path, key: Ed25519PrivateKey, mode: int = 0o600) -> Path:

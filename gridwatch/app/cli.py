@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import sys
@@ -67,6 +68,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     console.print(summary_line(report, Path(args.out)), soft_wrap=True)
     report.raise_if_failed()
     return 0
+
+
+def _default_cache() -> Path:
+    """Where rendered scenario clips are kept between runs: $XDG_CACHE_HOME/gridwatch/scenarios."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gridwatch" / "scenarios"
 
 
 def _iso_time(text: str) -> datetime:
@@ -170,8 +176,26 @@ def _cmd_models_eval(args: argparse.Namespace) -> int:
                       margin=args.margin, limit=args.limit, threads=args.threads, quiet=args.quiet)
     _, _, text = run_eval(req)
     print(text)
+    if args.scenarios != 0:
+        print()
+        print(_incident_eval(args, req.out / "metrics.json"))
     print(f"wrote {req.out}/metrics.json, confusion_matrix.png, pr_curves.png")
     return 0
+
+
+def _incident_eval(args: argparse.Namespace, metrics: Path) -> str:
+    """The scenario suite with the model and the baseline; its part goes into metrics.json as `incidents`."""
+    from gridwatch.app.incident_eval import IncidentRequest, run_incident_eval
+
+    req = IncidentRequest(model=Path(args.model), baseline=Path(args.baseline) if args.baseline else None,
+                          cache=Path(args.scenario_cache), scenarios=args.scenarios, variants=args.scenario_variants,
+                          names=tuple(args.scenario or ()), conf=args.incident_conf, threads=args.threads,
+                          quiet=args.quiet, **({"suite": Path(args.suite)} if args.suite else {}))
+    _, text, part = run_incident_eval(req)
+    report = json.loads(metrics.read_text(encoding="utf-8"))
+    report["incidents"] = part
+    metrics.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return text
 
 
 def _wxh(text: str) -> tuple[int, int]:
@@ -272,6 +296,18 @@ def build_parser(groups: Collection[str] | None = None) -> argparse.ArgumentPars
     p.add_argument("--limit", type=int, default=None, help="only the first N images (quick look)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress")
+    p.add_argument("--scenarios", type=int, default=None, metavar="N",
+                   help="incident level: the first N scenarios of the synthetic suite (positives and negatives "
+                        "alternate; 10 cover every type; default: all 17; 0: skip the incident level)")
+    p.add_argument("--scenario", action="append", metavar="NAME", help="run only this scenario (repeatable)")
+    p.add_argument("--suite", default=None, metavar="DIR",
+                   help="a folder of scenario YAMLs instead of the shipped suite (synth/scenarios/suite)")
+    p.add_argument("--scenario-variants", type=int, default=0, metavar="K",
+                   help="add K seeded variants of the suite's scenarios (synth/suite_family.py)")
+    p.add_argument("--scenario-cache", default=str(_default_cache()),
+                   help="rendered scenario clips, reused while a scenario is unchanged")
+    p.add_argument("--incident-conf", type=float, default=0.25,
+                   help="detector confidence threshold for the incident level (a gateway's default)")
 
     p = _add(models, "export", _cmd_models_export,
              "Ultralytics .pt -> ONNX (fixed W x H, dynamic batch; optional INT8) + manifest with sha256, classes, "

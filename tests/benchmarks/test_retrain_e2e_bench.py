@@ -7,10 +7,13 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gridwatch.models.datasets import build
 from gridwatch.models.datasets.cvat import boxes_at, parse_cvat_video
+from gridwatch.synth.random_scene import random_scenario
+from gridwatch.synth.scene import Scene
 
 _spec = importlib.util.spec_from_file_location(
     "gridwatch_bench_retrain_e2e", Path(__file__).resolve().parents[2] / "benchmarks" / "retrain_e2e.py")
@@ -31,6 +34,29 @@ def test_rendered_clips_are_cvat_tasks_that_build_into_a_dataset_split_by_clip(t
     report = build(recipe, tmp_path / "dataset").report["sources"]["cvat_clips"]
     assert sum(report["groups"].values()) == 3 and report["groups"]["val"] >= 1
     assert bench.dataset_counts(tmp_path / "dataset") == report["images"]
+    assert_labels_are_the_rendered_boxes(tmp_path / "dataset", seed=5, clips=3, seconds=2.0)
+
+
+def assert_labels_are_the_rendered_boxes(dataset: Path, seed: int, clips: int, seconds: float) -> None:
+    """Every built label (through CVAT keyframes and interpolation) is a box the renderer drew, same class,
+    corners within the exporter's 1 px keyframe tolerance; no box lost or added."""
+    rng = np.random.default_rng(seed)
+    compared = 0
+    for i in range(clips):
+        sc = random_scenario(rng, seconds, name=f"street{i}")
+        scene, (w, h) = Scene.compile(sc), sc.resolution
+        for lab in sorted(dataset.glob(f"labels/*/cvat_clips__street{i}_f*.txt")):
+            f = int(lab.stem.rsplit("_f", 1)[1])
+            drawn = sorted((lb.class_id, lb.x1, lb.y1, lb.x2, lb.y2) for lb in scene.frame_at(f / sc.fps, f).labels)
+            rows = [list(map(float, line.split())) for line in lab.read_text().splitlines() if line.strip()]
+            built = sorted((int(c), (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h)
+                           for c, cx, cy, bw, bh in rows)
+            assert [b[0] for b in built] == [d[0] for d in drawn], lab
+            for b in built:  # each built box has a drawn box of its class within 1 px (boxes at a frame edge tie)
+                err = min(max(abs(x - y) for x, y in zip(b[1:], d[1:], strict=True)) for d in drawn if d[0] == b[0])
+                assert err <= 1.0 + 1e-3, (lab, b, drawn)
+            compared += len(built)
+    assert compared > 0
 
 
 def test_a_failed_step_is_a_goal_not_met() -> None:
@@ -41,6 +67,10 @@ def test_a_failed_step_is_a_goal_not_met() -> None:
     assert not goals["worker_reports_new_version"]["met"] and not goals["incidents_from_new_model"]["met"]
     assert not goals["refused[corrupted]"]["met"] and goals["refused[unsigned]"]["note"] == "not run"
     assert goals["total_seconds"]["met"]
+    assert not goals["new_model_mAP50_clip_val"]["met"] and goals["new_model_mAP50_clip_val"]["note"] == "eval not run"
+    ok = [*steps[:1], bench.Step("eval", True, 1.0, details={"mAP50": 0.2})]
+    low = {g["name"]: g for g in bench.goals_of(ok, 3.0, 600.0, {})}["new_model_mAP50_clip_val"]
+    assert low["value"] == 0.2 and not low["met"]  # a model that finds little is a goal not met
 
 
 def test_without_the_train_extra_it_says_what_is_missing(capsys: pytest.CaptureFixture[str],

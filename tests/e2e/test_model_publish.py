@@ -10,22 +10,26 @@ still running after a restart.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.app.broker import MosquittoBroker
-from gridwatch.app.demo import SCENARIO, site_config
+from gridwatch.app.demo import SCENARIO
+from gridwatch.app.publish_rehearsal import (
+    PREFIX,
+    IncidentWatch,
+    control_messages,
+    corrupted,
+    demo_worker_config,
+    wait_until,
+)
 from gridwatch.central.model_publish import MqttControlChannel
 from gridwatch.edge.config import SiteConfig
 from gridwatch.edge.worker import EdgeWorker
@@ -34,12 +38,10 @@ from gridwatch.wire.model_signing import generate as keygen
 from gridwatch.wire.model_signing import load_private_key
 from gridwatch.wire.model_update import parse_control
 from gridwatch.wire.mqtt import BrokerURL
-from gridwatch.wire.topics import control_topic, edge_filter
-from tests.model_updates import messages, repackaged_demo
+from gridwatch.wire.topics import control_topic
+from tests.model_updates import repackaged_demo
 
 pytestmark = pytest.mark.e2e
-
-PREFIX = "gridwatch/v1"
 
 
 @pytest.fixture(scope="module")
@@ -49,57 +51,10 @@ def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-class Incidents:
-    """Every incident message on the broker, as (arrival time, model version, phase)."""
-
-    def __init__(self, url: str) -> None:
-        b = BrokerURL.parse(url)
-        self.seen: list[tuple[float, str, str]] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="incident-watch", protocol=mqtt.MQTTv5)
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, *_: c.subscribe(edge_filter(PREFIX, "incident"), qos=1)
-        self.client.connect(b.host, b.port)
-        self.client.loop_start()
-
-    def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
-        event = json.loads(msg.payload)
-        with self._lock:
-            self.seen.append((time.monotonic(), event["model"]["version"], event["phase"]))
-
-    def since(self, t0: float) -> list[tuple[float, str, str]]:
-        with self._lock:
-            return [e for e in self.seen if e[0] >= t0]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-        self.client.on_message = self.client.on_connect = None
-
-
-def wait_until(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.fixture
 def keys(tmp_path: Path) -> tuple[Path, str]:
     key_path, _, public = keygen(tmp_path / "keys" / "models")
     return key_path, public.text
-
-
-def worker_config(demo_clip: Path, tmp: Path, trusted: str) -> SiteConfig:
-    truth = json.loads((demo_clip / "truth.json").read_text())
-    cfg, _ = site_config(truth, demo_clip / "video.mp4", tmp)
-    cam = cfg.cameras[0]
-    cam = cam.model_copy(update={"source": cam.source.model_copy(update={"loop": True, "realtime": True})})
-    update = cfg.model_update.model_copy(update={"trusted_keys": [trusted], "compare_frames": 8,
-                                                 "probation_frames": 15, "probation_every": 3})
-    return cfg.model_copy(update={"cameras": [cam], "model_update": update})
 
 
 @pytest.fixture
@@ -111,7 +66,7 @@ def broker() -> Iterator[str]:
 def test_a_published_model_replaces_the_running_one_and_bad_ones_are_refused(
     demo_clip: Path, broker: str, tmp_path: Path, keys: tuple[Path, str],
 ) -> None:
-    url, cfg = broker, worker_config(demo_clip, tmp_path, keys[1])
+    url, cfg = broker, demo_worker_config(demo_clip, tmp_path, keys[1])
     worker = EdgeWorker(cfg, broker=url).start()
     try:
         publish_while_running(worker, url, cfg, tmp_path, keys[0])
@@ -129,7 +84,7 @@ def publish_while_running(worker: EdgeWorker, url: str, cfg: SiteConfig, tmp_pat
     old_version = worker.health()["model"]["version"]
     bundle = repackaged_demo(tmp_path / "release", version="0.2.0")
     key = load_private_key(key_path)
-    incidents = Incidents(url)
+    incidents = IncidentWatch(url, PREFIX)
     try:
         with MqttControlChannel(BrokerURL.parse(url), PREFIX, site, [gw]) as channel:
             def update_of(tid: str) -> dict[str, Any] | None:
@@ -140,22 +95,21 @@ def publish_while_running(worker: EdgeWorker, url: str, cfg: SiteConfig, tmp_pat
             topic = control_topic(PREFIX, site, gw)
 
             # 1. one chunk corrupted in transit: refused on the whole-file hash
-            corrupted = messages(bundle, site, gw, key, chunk_size=256 * 1024, issued_ms=int(time.time() * 1000))
-            corrupted[5] = corrupted[5][:-10] + bytes(10)
-            channel.send(topic, corrupted)
-            tid = parse_control(corrupted[0])[0].transfer_id
+            damaged = corrupted(control_messages(bundle, site, gw, key, chunk_size=256 * 1024), 5)
+            channel.send(topic, damaged)
+            tid = parse_control(damaged[0])[0].transfer_id
             assert channel.wait(lambda: update_of(tid) is not None, 30), channel.status(gw)
             assert update_of(tid)["result"] == "refused" and "corrupted" in update_of(tid)["reason"]  # type: ignore[index]
 
             # 2. unsigned: refused at the offer
-            unsigned = messages(bundle, site, gw, None, chunk_size=256 * 1024, issued_ms=int(time.time() * 1000))
+            unsigned = control_messages(bundle, site, gw, None, chunk_size=256 * 1024)
             channel.send(topic, unsigned)
             tid = parse_control(unsigned[0])[0].transfer_id
             assert channel.wait(lambda: update_of(tid) is not None, 30), channel.status(gw)
             assert update_of(tid)["result"] == "refused" and "unsigned" in update_of(tid)["reason"]  # type: ignore[index]
             assert channel.status(gw)["model"]["version"] == old_version  # type: ignore[index]
             t_refused = time.monotonic()
-            assert wait_until(lambda: any(v == old_version for _, v, _ in incidents.since(t_refused)), 60), \
+            assert wait_until(lambda: incidents.since(t_refused, old_version), 60), \
                 "the old model stopped producing incidents after the refusals"
 
         # 3. the genuine model through the CLI, staged (one gateway: the stage is the whole rollout)
@@ -170,9 +124,9 @@ def publish_while_running(worker: EdgeWorker, url: str, cfg: SiteConfig, tmp_pat
         health = worker.health()
         assert (health["model"]["version"], health["model"]["sha256"]) == ("0.2.0", bundle.sha256)
         assert all(s.restarts == 0 for s in worker.stats.values()), "a camera restarted during the swap"
-        assert wait_until(lambda: any(v == "0.2.0" for _, v, _ in incidents.since(t_publish)), 60), \
+        assert wait_until(lambda: incidents.since(t_publish, "0.2.0"), 60), \
             f"no incident message from the new model: {incidents.since(t_publish)[-5:]}"
-        t_swapped = max(t for t, v, _ in incidents.since(t_publish) if v == "0.2.0")
+        t_swapped = max(e[0] for e in incidents.since(t_publish, "0.2.0"))
         assert wait_until(lambda: len(incidents.since(t_swapped + 0.01)) >= 1, 60), "incidents stopped after the swap"
         assert wait_until(lambda: not worker.swappable.on_probation, 60), "probation never ended"
         assert worker.health()["model"]["version"] == "0.2.0", worker.health()["model_update"]

@@ -33,7 +33,7 @@ from tests.central.factories import make_event, payload
 pytestmark = pytest.mark.e2e
 
 PREFIX, SITE = "gridwatch/v1", "site-crash"
-EVENTS = 60  # per gateway; central holds at most ~20 in flight, the rest wait in the broker's memory
+EVENTS = 60  # per gateway; central (batch_size 5) holds at most 10 in flight, the rest wait in the broker's memory
 NO_SAVE = ["autosave_on_changes false", "autosave_interval 3600"]
 
 
@@ -85,15 +85,15 @@ def test_a_broker_sigkill_loses_acknowledged_events_only_without_receipts(
 ) -> None:
     broker = MosquittoBroker(persistence=True, settings=NO_SAVE).start()
     service = CentralService(broker.url, f"sqlite:///{tmp_path / 'cases.db'}", prefix=PREFIX,
-                             client_id="crash-central").start()
+                             client_id="crash-central", batch_size=5).start()
     gate = threading.Event()
-    handle = service._handle
+    handle = service._handle_batch
 
-    def held(msg: Inbound) -> None:  # central busy: the broker queues what it cannot hand over
+    def held(batch: list[Inbound]) -> None:  # central busy: the broker queues what it cannot hand over
         gate.wait(60)
-        handle(msg)
+        handle(batch)
 
-    monkeypatch.setattr(service, "_handle", held)
+    monkeypatch.setattr(service, "_handle_batch", held)
     try:
         with gateway(tmp_path, broker, "gw-receipt", "receipt") as (rbox, rpub, listener), \
                 gateway(tmp_path, broker, "gw-puback", "puback") as (pbox, ppub, _):

@@ -1,15 +1,10 @@
-"""The incident benchmark's matching and metrics on hand-made inputs (benchmarks/incident_match.py)."""
+"""Matching reported incidents to truth, and per-type metrics, on hand-made inputs (synth/incident_match.py)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-from incident_match import Reported, TruthIncident, match_clip, score
+from gridwatch.synth.incident_match import Reported, TruthIncident, match_clip, score
 
 DWELL = {"littering": 2.0, "illegal_parking": 5.0}
 
