@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test venv install install-dev mosquitto postgres lint typecheck pytest clean
+.PHONY: demo test test-train venv install install-dev mosquitto postgres lint typecheck pytest clean
 
 demo: install mosquitto
 	$(BIN)/gridwatch demo $(DEMO_ARGS)
@@ -50,6 +50,11 @@ typecheck:
 
 pytest:
 	$(BIN)/python -m pytest -q
+
+# the tests marked `train` (real Ultralytics training): needs the [train] extra in $(VENV)
+test-train: install-dev
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	GRIDWATCH_REQUIRE_TRAIN=1 $(BIN)/python -m pytest -q -m train
 
 clean:
 	rm -rf demo-out .build .pytest_cache .mypy_cache .ruff_cache

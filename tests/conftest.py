@@ -23,19 +23,21 @@ def missing_train_modules() -> list[str]:
     return [m for m in TRAIN_MODULES if importlib.util.find_spec(m) is None]
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Tests marked `train` (and only those) skip when the [train] extra is not installed: the edge/central suite
-    runs without torch by design. With GRIDWATCH_REQUIRE_TRAIN=1 (the train environment) they fail instead, so a
-    broken train install cannot pass as skips. No other test is ever skipped for a missing module."""
-    if item.get_closest_marker("train") is None:
-        return
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `train` need the [train] extra (torch + Ultralytics), which the edge/central suite does not
+    install by design: without it they are deselected (`N deselected` in the summary, never a skip), and with
+    GRIDWATCH_REQUIRE_TRAIN=1 (the train environment: `make test-train`) they must run, so a broken train install
+    fails. No test is ever skipped for a missing module."""
     missing = missing_train_modules()
     if not missing:
         return
-    why = f"needs the [train] extra (pip install -e '.[train]'): {', '.join(missing)} not installed"
     if os.environ.get("GRIDWATCH_REQUIRE_TRAIN") == "1":
-        pytest.fail(f"GRIDWATCH_REQUIRE_TRAIN=1 but the test {why}")
-    pytest.skip(why)
+        raise pytest.UsageError(f"GRIDWATCH_REQUIRE_TRAIN=1 but {', '.join(missing)} cannot be imported: "
+                                "pip install -e '.[train]'")
+    train = [item for item in items if item.get_closest_marker("train") is not None]
+    if train:
+        config.hook.pytest_deselected(items=train)
+        items[:] = [item for item in items if item.get_closest_marker("train") is None]
 
 
 def shared_root() -> Path:
