@@ -48,7 +48,16 @@ class FlickerParams:
 
 
 class FlickerMask:
-    """Per-pixel decaying count of abrupt changes between consecutive (stabilised, grey) frames."""
+    """Per-pixel decaying count of abrupt changes between consecutive (stabilised, grey) frames.
+
+    **Runs.** Consecutive changes (a pixel that changes on frame after frame) are one run. A run that ends on a
+    look the pixel already showed before it (the look before the run, or before the run before) was an excursion:
+    a digit, a leaf, a lamp that goes and comes back, noise, something passing through. Each of its changes
+    counts. A run that ends on a look the pixel never showed settled something new there: an untracked car rolls
+    over the spot as a bag appears and leaves the bag behind, a parked thing leaves. It counts as one change,
+    however many the car's body, windows and shadow made on the way; the pixel is then as unstable as the count
+    says (its hysteresis as before the run). A single change is a run of one: a clock segment's changes count
+    as before."""
 
     def __init__(self, params: FlickerParams | None = None) -> None:
         self.params = params or FlickerParams()
@@ -56,10 +65,16 @@ class FlickerMask:
         self._high: U8 | None = None
         self._count: F32 | None = None
         self._unstable: Mask | None = None
+        self._homes: list[U8] = []  # low/high bounds of the look before this run, then before the run before
+        self._run: Mask | None = None  # changed on the last frame: inside a run
+        self._run_added: F32 | None = None  # decayed count this run added
+        self._was_unstable: Mask | None = None  # unstable when this run began
 
     def reset(self) -> None:
         """Forget the history (the backgrounds were relearnt, or the reference view changed)."""
         self._low = self._high = self._count = self._unstable = None
+        self._run = self._run_added = self._was_unstable = None
+        self._homes = []
 
     @property
     def count(self) -> F32 | None:
@@ -70,19 +85,66 @@ class FlickerMask:
         """Add this frame's changes on `counted` pixels (the unmasked ones) of a grey uint8 frame and return the
         unstable mask."""
         if (self._low is None or self._high is None or self._count is None or self._unstable is None
+                or self._run is None or self._run_added is None or self._was_unstable is None
                 or self._low.shape != frame.shape):
-            self._remember(frame)
-            self._count = np.zeros(frame.shape, np.float32)
-            self._unstable = np.zeros(frame.shape, bool)
+            self._start(frame)
+            assert self._unstable is not None
             return self._unstable.copy()
         p = self.params
         changed = ((frame > self._high) | (frame < self._low)) & counted
-        self._count *= np.float32(math.exp(-max(dt, 0.0) / p.window_s))
+        decay = np.float32(math.exp(-max(dt, 0.0) / p.window_s))
+        self._count *= decay
+        self._run_added *= decay
+        began = changed & ~self._run
+        if began.any():
+            self._begin_run(began)
         self._count += changed
+        self._run_added += changed
         np.minimum(self._count, np.float32(2.0 * p.min_changes), out=self._count)
+        settled = self._run & ~changed & counted
         self._remember(frame)
         self._unstable = (self._count >= p.min_changes) | (self._unstable & (self._count >= 0.5 * p.min_changes))
+        if settled.any():
+            self._settle(frame, settled)
+        self._run = changed
         return self._unstable.copy()
+
+    def _start(self, frame: U8) -> None:
+        self._remember(frame)
+        assert self._low is not None and self._high is not None
+        self._count = np.zeros(frame.shape, np.float32)
+        self._run_added = np.zeros(frame.shape, np.float32)
+        self._unstable = np.zeros(frame.shape, bool)
+        self._run = np.zeros(frame.shape, bool)
+        self._was_unstable = np.zeros(frame.shape, bool)
+        self._homes = [self._low.copy(), self._high.copy(), self._low.copy(), self._high.copy()]
+
+    def _begin_run(self, began: Mask) -> None:
+        """A run starts where `began`: the look it leaves (the last frame's bounds) becomes the newest home."""
+        assert self._low is not None and self._high is not None and self._run_added is not None
+        assert self._unstable is not None and self._was_unstable is not None
+        lo1, hi1, lo2, hi2 = self._homes
+        _put(lo2, lo1, began)
+        _put(hi2, hi1, began)
+        _put(lo1, self._low, began)
+        _put(hi1, self._high, began)
+        self._run_added[began] = 0.0
+        _put(self._was_unstable, self._unstable, began)
+
+    def _settle(self, frame: U8, settled: Mask) -> None:
+        """A run ended (`settled`: no change on this frame). If the pixel came to rest on a look it never showed
+        before the run, the run counts as one change."""
+        assert self._count is not None and self._run_added is not None and self._unstable is not None
+        assert self._was_unstable is not None
+        lo1, hi1, lo2, hi2 = self._homes
+        back = ((frame >= lo1) & (frame <= hi1)) | ((frame >= lo2) & (frame <= hi2))
+        new = settled & ~back
+        if not new.any():
+            return
+        p = self.params
+        count = np.maximum(self._count[new] - np.maximum(self._run_added[new] - 1.0, 0.0), 0.0)
+        self._count[new] = count
+        self._unstable[new] = (count >= p.min_changes) | (self._was_unstable[new] & (count >= 0.5 * p.min_changes))
 
     def _remember(self, frame: U8) -> None:
         """The bounds the next frame must leave to count a change: the 3x3 neighbourhood's range widened by
@@ -92,6 +154,11 @@ class FlickerMask:
         low = np.asarray(cv2.erode(frame, _GROW), dtype=np.uint8)
         self._high = np.minimum(high, np.uint8(255) - step) + step
         self._low = np.maximum(low, step) - step
+
+
+def _put(dst: npt.NDArray[np.generic], src: npt.NDArray[np.generic], where: Mask) -> None:
+    """dst[where] = src[where], in place (OpenCV's masked copy: cheaper than boolean indexing on ragged masks)."""
+    cv2.copyTo(src, np.ascontiguousarray(where).view(np.uint8), dst)
 
 
 def unstable_share(pixels: Mask, box: tuple[int, int, int, int], unstable: Mask) -> float:
