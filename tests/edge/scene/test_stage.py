@@ -287,11 +287,10 @@ def test_a_bag_set_down_where_its_owners_legs_stood_arrives() -> None:
     # 7.0 s (the ground shows for a frame), and the bag, as dark as the legs, is there from 7.5 s under their box.
     # It never differs from the short-term background by the threshold, so only its step from the frame before
     # (the ground) says it arrived; the owner walks off at 9 s.
-    # Both are the ground darkened by 45 grey levels (a bag 45 levels off the ground, as dark as the trousers).
+    # Both are plain, 45 grey levels darker than the ground's mean there (as dark as the trousers).
     owner_box = (140, 40, 190, 130, "person")
     x1, y1, x2, y2 = OBJ
-    dark = BG.copy()
-    dark[y1:y2, x1:x2] = np.clip(BG[y1:y2, x1:x2].astype(np.int16) - 45, 0, 255).astype(np.uint8)
+    dark = with_patch(BG, OBJ, int(BG[y1:y2, x1:x2].mean()) - 45)
 
     def frame(t: float) -> Image:
         return dark if 4.0 <= t < 7.0 or t >= 7.5 else BG
