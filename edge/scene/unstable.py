@@ -35,6 +35,8 @@ U8 = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
 
 _GROW = np.ones((3, 3), np.uint8)
+MIN_RUN = 2.5
+"""A run that settles on a new look is forgiven from about three changes on (the decayed count it added)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class FlickerParams:
     min_changes: float = 2.5
     step: float = 20.0
     """Grey-level step between consecutive frames that counts as one change."""
+    settle_s: float = 1.5
+    """A run that ended on a new look counts as one change once the look has stayed this long."""
 
 
 class FlickerMask:
@@ -53,11 +57,12 @@ class FlickerMask:
     **Runs.** Consecutive changes (a pixel that changes on frame after frame) are one run. A run that ends on a
     look the pixel already showed before it (the look before the run, or before the run before) was an excursion:
     a digit, a leaf, a lamp that goes and comes back, noise, something passing through. Each of its changes
-    counts. A run that ends on a look the pixel never showed settled something new there: an untracked car rolls
-    over the spot as a bag appears and leaves the bag behind, a parked thing leaves. It counts as one change,
-    however many the car's body, windows and shadow made on the way; the pixel is then as unstable as the count
-    says (its hysteresis as before the run). A single change is a run of one: a clock segment's changes count
-    as before."""
+    counts. A run that ends on a look the pixel never showed, and keeps it for `settle_s`, settled something new
+    there: an untracked car rolls over the spot as a bag appears and leaves the bag behind. It counts as one
+    change, however many the car's body, windows and shadow made on the way; the pixel is then as unstable as
+    the count says (its hysteresis as before the run). A look that does not stay (an edge that a jittering
+    registration moves about, rain) is no settling: every change counts. A single change is a run of one: a clock
+    segment's changes count as before."""
 
     def __init__(self, params: FlickerParams | None = None) -> None:
         self.params = params or FlickerParams()
@@ -69,11 +74,13 @@ class FlickerMask:
         self._run: Mask | None = None  # changed on the last frame: inside a run
         self._run_added: F32 | None = None  # decayed count this run added
         self._was_unstable: Mask | None = None  # unstable when this run began
+        self._excess: F32 | None = None  # a run that ended on a new look: what it added beyond one change
+        self._quiet: F32 | None = None  # seconds the new look has stayed
 
     def reset(self) -> None:
         """Forget the history (the backgrounds were relearnt, or the reference view changed)."""
         self._low = self._high = self._count = self._unstable = None
-        self._run = self._run_added = self._was_unstable = None
+        self._run = self._run_added = self._was_unstable = self._excess = self._quiet = None
         self._homes = []
 
     @property
@@ -86,7 +93,7 @@ class FlickerMask:
         unstable mask."""
         if (self._low is None or self._high is None or self._count is None or self._unstable is None
                 or self._run is None or self._run_added is None or self._was_unstable is None
-                or self._low.shape != frame.shape):
+                or self._excess is None or self._quiet is None or self._low.shape != frame.shape):
             self._start(frame)
             assert self._unstable is not None
             return self._unstable.copy()
@@ -95,6 +102,9 @@ class FlickerMask:
         decay = np.float32(math.exp(-max(dt, 0.0) / p.window_s))
         self._count *= decay
         self._run_added *= decay
+        self._excess *= decay
+        self._quiet += np.float32(max(dt, 0.0))
+        self._excess[changed] = 0.0  # the new look did not stay
         began = changed & ~self._run
         if began.any():
             self._begin_run(began)
@@ -106,6 +116,7 @@ class FlickerMask:
         self._unstable = (self._count >= p.min_changes) | (self._unstable & (self._count >= 0.5 * p.min_changes))
         if settled.any():
             self._settle(frame, settled)
+        self._forgive()
         self._run = changed
         return self._unstable.copy()
 
@@ -117,6 +128,8 @@ class FlickerMask:
         self._unstable = np.zeros(frame.shape, bool)
         self._run = np.zeros(frame.shape, bool)
         self._was_unstable = np.zeros(frame.shape, bool)
+        self._excess = np.zeros(frame.shape, np.float32)
+        self._quiet = np.zeros(frame.shape, np.float32)
         self._homes = [self._low.copy(), self._high.copy(), self._low.copy(), self._high.copy()]
 
     def _begin_run(self, began: Mask) -> None:
@@ -133,18 +146,30 @@ class FlickerMask:
 
     def _settle(self, frame: U8, settled: Mask) -> None:
         """A run ended (`settled`: no change on this frame). If the pixel came to rest on a look it never showed
-        before the run, the run counts as one change."""
-        assert self._count is not None and self._run_added is not None and self._unstable is not None
-        assert self._was_unstable is not None
+        before the run, what the run added beyond one change is forgiven once the look has stayed `settle_s`."""
+        assert self._run_added is not None and self._excess is not None and self._quiet is not None
         lo1, hi1, lo2, hi2 = self._homes
         back = ((frame >= lo1) & (frame <= hi1)) | ((frame >= lo2) & (frame <= hi2))
         new = settled & ~back
-        if not new.any():
+        if new.any():
+            added = self._run_added[new]
+            # a run of two (an edge nudged twice) is left as it is: what it could forgive is within the noise
+            self._excess[new] = np.where(added >= np.float32(MIN_RUN), added - 1.0, 0.0)
+            self._quiet[new] = 0.0
+
+    def _forgive(self) -> None:
+        """Take the excess of runs whose new look has stayed `settle_s` off the count (hysteresis as before
+        the run)."""
+        assert self._count is not None and self._excess is not None and self._quiet is not None
+        assert self._unstable is not None and self._was_unstable is not None
+        due = (self._excess > 0.0) & (self._quiet >= np.float32(self.params.settle_s))
+        if not due.any():
             return
         p = self.params
-        count = np.maximum(self._count[new] - np.maximum(self._run_added[new] - 1.0, 0.0), 0.0)
-        self._count[new] = count
-        self._unstable[new] = (count >= p.min_changes) | (self._was_unstable[new] & (count >= 0.5 * p.min_changes))
+        count = np.maximum(self._count[due] - self._excess[due], 0.0)
+        self._count[due] = count
+        self._excess[due] = 0.0
+        self._unstable[due] = (count >= p.min_changes) | (self._was_unstable[due] & (count >= 0.5 * p.min_changes))
 
     def _remember(self, frame: U8) -> None:
         """The bounds the next frame must leave to count a change: the 3x3 neighbourhood's range widened by
