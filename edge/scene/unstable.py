@@ -54,14 +54,15 @@ class FlickerParams:
 class FlickerMask:
     """Per-pixel decaying count of abrupt changes between consecutive (stabilised, grey) frames.
 
-    **Runs.** Consecutive changes (a pixel that changes on frame after frame) are one run. A run that ends on a
-    look the pixel already showed before it (the look before the run, or before the run before) was an excursion:
-    a digit, a leaf, a lamp that goes and comes back, noise, something passing through. Each of its changes
-    counts. A run that ends on a look the pixel never showed, and keeps it for `settle_s`, settled something new
-    there: an untracked car rolls over the spot as a bag appears and leaves the bag behind. It counts as one
-    change, however many the car's body, windows and shadow made on the way; the pixel is then as unstable as
-    the count says (its hysteresis as before the run). A look that does not stay (an edge that a jittering
-    registration moves about, rain) is no settling: every change counts. A single change is a run of one: a clock
+    **Runs.** Changes whose looks in between last less than `settle_s` are one run (a car's body, windows and
+    shadow rolling over a pixel; a digit that shows for a moment); the run ends once its last look has stayed
+    `settle_s`. A run that ends on a look the pixel held before it (the look it left, or the one before that run)
+    was an excursion: a digit, a leaf, a lamp that goes and comes back, something passing through. Each of its
+    changes counts. A run of about three changes or more that ends on a look the pixel never held settled
+    something new there: an untracked car rolls over the spot as a bag appears and leaves the bag behind. It
+    counts as one change, however many the car made on the way; the pixel is then as unstable as that count
+    says (its hysteresis as before the run). Until the new look has stayed, every change counts: an edge that a
+    jittering registration keeps moving, or rain, never settles. A single change is a run of one: a clock
     segment's changes count as before."""
 
     def __init__(self, params: FlickerParams | None = None) -> None:
@@ -71,16 +72,15 @@ class FlickerMask:
         self._count: F32 | None = None
         self._unstable: Mask | None = None
         self._homes: list[U8] = []  # low/high bounds of the look before this run, then before the run before
-        self._run: Mask | None = None  # changed on the last frame: inside a run
+        self._run: Mask | None = None  # inside a run: changed within the last `settle_s`
         self._run_added: F32 | None = None  # decayed count this run added
         self._was_unstable: Mask | None = None  # unstable when this run began
-        self._excess: F32 | None = None  # a run that ended on a new look: what it added beyond one change
-        self._quiet: F32 | None = None  # seconds the new look has stayed
+        self._quiet: F32 | None = None  # seconds since the last change
 
     def reset(self) -> None:
         """Forget the history (the backgrounds were relearnt, or the reference view changed)."""
         self._low = self._high = self._count = self._unstable = None
-        self._run = self._run_added = self._was_unstable = self._excess = self._quiet = None
+        self._run = self._run_added = self._was_unstable = self._quiet = None
         self._homes = []
 
     @property
@@ -93,7 +93,7 @@ class FlickerMask:
         unstable mask."""
         if (self._low is None or self._high is None or self._count is None or self._unstable is None
                 or self._run is None or self._run_added is None or self._was_unstable is None
-                or self._excess is None or self._quiet is None or self._low.shape != frame.shape):
+                or self._quiet is None or self._low.shape != frame.shape):
             self._start(frame)
             assert self._unstable is not None
             return self._unstable.copy()
@@ -102,22 +102,21 @@ class FlickerMask:
         decay = np.float32(math.exp(-max(dt, 0.0) / p.window_s))
         self._count *= decay
         self._run_added *= decay
-        self._excess *= decay
         self._quiet += np.float32(max(dt, 0.0))
-        self._excess[changed] = 0.0  # the new look did not stay
         began = changed & ~self._run
         if began.any():
             self._begin_run(began)
         self._count += changed
         self._run_added += changed
         np.minimum(self._count, np.float32(2.0 * p.min_changes), out=self._count)
-        settled = self._run & ~changed & counted
+        _put(self._quiet, np.zeros_like(self._quiet), changed)
+        self._run |= changed
         self._remember(frame)
         self._unstable = (self._count >= p.min_changes) | (self._unstable & (self._count >= 0.5 * p.min_changes))
-        if settled.any():
-            self._settle(frame, settled)
-        self._forgive()
-        self._run = changed
+        ended = self._run & (self._quiet >= np.float32(p.settle_s))
+        if ended.any():
+            self._end_run(frame, ended & counted)
+            self._run &= ~ended
         return self._unstable.copy()
 
     def _start(self, frame: U8) -> None:
@@ -128,12 +127,11 @@ class FlickerMask:
         self._unstable = np.zeros(frame.shape, bool)
         self._run = np.zeros(frame.shape, bool)
         self._was_unstable = np.zeros(frame.shape, bool)
-        self._excess = np.zeros(frame.shape, np.float32)
         self._quiet = np.zeros(frame.shape, np.float32)
         self._homes = [self._low.copy(), self._high.copy(), self._low.copy(), self._high.copy()]
 
     def _begin_run(self, began: Mask) -> None:
-        """A run starts where `began`: the look it leaves (the last frame's bounds) becomes the newest home."""
+        """A run starts where `began`: the look it leaves (held `settle_s` or more) becomes the newest home."""
         assert self._low is not None and self._high is not None and self._run_added is not None
         assert self._unstable is not None and self._was_unstable is not None
         lo1, hi1, lo2, hi2 = self._homes
@@ -141,35 +139,24 @@ class FlickerMask:
         _put(hi2, hi1, began)
         _put(lo1, self._low, began)
         _put(hi1, self._high, began)
-        self._run_added[began] = 0.0
+        _put(self._run_added, np.zeros_like(self._run_added), began)
         _put(self._was_unstable, self._unstable, began)
 
-    def _settle(self, frame: U8, settled: Mask) -> None:
-        """A run ended (`settled`: no change on this frame). If the pixel came to rest on a look it never showed
-        before the run, what the run added beyond one change is forgiven once the look has stayed `settle_s`."""
-        assert self._run_added is not None and self._excess is not None and self._quiet is not None
+    def _end_run(self, frame: U8, ended: Mask) -> None:
+        """Runs whose last look has now stayed `settle_s` end. One that settled on a look the pixel never held
+        before it (neither home) and made about three changes or more (`MIN_RUN`: fewer forgive too little to
+        matter) counts as one change, hysteresis as before the run."""
+        assert self._count is not None and self._run_added is not None and self._unstable is not None
+        assert self._was_unstable is not None
         lo1, hi1, lo2, hi2 = self._homes
         back = ((frame >= lo1) & (frame <= hi1)) | ((frame >= lo2) & (frame <= hi2))
-        new = settled & ~back
-        if new.any():
-            added = self._run_added[new]
-            # a run of two (an edge nudged twice) is left as it is: what it could forgive is within the noise
-            self._excess[new] = np.where(added >= np.float32(MIN_RUN), added - 1.0, 0.0)
-            self._quiet[new] = 0.0
-
-    def _forgive(self) -> None:
-        """Take the excess of runs whose new look has stayed `settle_s` off the count (hysteresis as before
-        the run)."""
-        assert self._count is not None and self._excess is not None and self._quiet is not None
-        assert self._unstable is not None and self._was_unstable is not None
-        due = (self._excess > 0.0) & (self._quiet >= np.float32(self.params.settle_s))
-        if not due.any():
+        new = ended & ~back & (self._run_added >= np.float32(MIN_RUN))
+        if not new.any():
             return
         p = self.params
-        count = np.maximum(self._count[due] - self._excess[due], 0.0)
-        self._count[due] = count
-        self._excess[due] = 0.0
-        self._unstable[due] = (count >= p.min_changes) | (self._was_unstable[due] & (count >= 0.5 * p.min_changes))
+        count = np.maximum(self._count[new] - (self._run_added[new] - 1.0), 0.0)
+        self._count[new] = count
+        self._unstable[new] = (count >= p.min_changes) | (self._was_unstable[new] & (count >= 0.5 * p.min_changes))
 
     def _remember(self, frame: U8) -> None:
         """The bounds the next frame must leave to count a change: the 3x3 neighbourhood's range widened by
