@@ -11,7 +11,7 @@ import pytest
 
 from gridwatch.edge.scene.stage import SceneChangeStage
 from gridwatch.edge.scene.unstable import FlickerMask, FlickerParams, unstable_share
-from tests.edge.scene.test_stage import BG, FPS, OBJ, W, Image, assert_no_regions, cfg, run, with_patch
+from tests.edge.scene.test_stage import BG, FPS, OBJ, Image, W, assert_no_regions, cfg, run, with_patch
 
 SEGMENT = (40, 30, 70, 40)  # one segment of a big seconds digit
 OFF_DIGITS = {1, 4}  # a segment that is lit for every digit but these (like the top bar of a 7-segment digit)
