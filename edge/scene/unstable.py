@@ -17,6 +17,9 @@ capped at twice `min_changes`, so that happens at most `window_s * ln 4` seconds
 long it flickered. The segment of a clock's seconds digit that is dark only for the digits 1 and 4 changes 4
 times every 10 s whatever the analysis rate (its count stays above 2.5 from its third change on); a passing car
 or person adds one or two (entering and leaving), and tracked persons and vehicles are masked out and add none.
+An untracked car that rolls over the spot as a bag appears makes a change on every frame it covers (body, windows,
+roof, shadow); such a run that leaves a new look behind counts as one change (`FlickerMask`), so the bag is not
+dropped as unstable for the next 20 s.
 
 Cost: a 3x3 erosion and dilation, two comparisons and one multiply-add per work-resolution pixel per frame.
 """
