@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -171,7 +172,7 @@ class FlickerMask:
         self._low = np.maximum(low, step) - step
 
 
-def _put(dst: npt.NDArray[np.generic], src: npt.NDArray[np.generic], where: Mask) -> None:
+def _put(dst: npt.NDArray[Any], src: npt.NDArray[Any], where: Mask) -> None:
     """dst[where] = src[where], in place (OpenCV's masked copy: cheaper than boolean indexing on ragged masks)."""
     cv2.copyTo(src, np.ascontiguousarray(where).view(np.uint8), dst)
 
