@@ -10,13 +10,13 @@ easier to control than two MOG2 models, whose learning rate counts frames rather
 A pixel that differs from the long-term background but agrees with the short-term one is *static foreground*,
 provided it **arrived**: since it last matched the long-term background it differed from both backgrounds at once
 (moving foreground: something was carried in, set down, or drove up), or stepped by more than the threshold from
-one frame to the next (where a person stood, the short-term background holds their legs, and a bag as dark as
-their trousers set down there differs from it too little; it still steps from the ground the frame before showed).
-This is the moving -> static sequence of dual-background abandoned-object detectors (Heras Evangelio and Sikora's
-state machine). A pixel whose look creeps away from the long-term background without ever stepping (a cloud's shadow crossing foliage, white
-balance drifting over a coloured wall) never moved, so it never counts. Each pixel counts how long it has been
-static (seconds of capture time); a pixel that has been static for `min_static_s` belongs to a region
-(`gridwatch.edge.scene.regions`).
+one frame to the next (where a person stood, the short-term background holds their legs, and a bag as dark as their
+trousers set down there differs from it too little; it still steps from the ground the frame before showed). This
+is the moving -> static sequence of dual-background abandoned-object detectors (Heras Evangelio and Sikora's state
+machine). A pixel whose look creeps away from the long-term background without ever stepping (a cloud's shadow
+crossing foliage, white balance drifting over a coloured wall) never moved, so it never counts. Each pixel counts
+how long it has been static (seconds of capture time); a pixel that has been static for `min_static_s` belongs to a
+region (`gridwatch.edge.scene.regions`).
 
 **Since when.** The short-term background needs a moment to take a new thing in (about `short_term_s *
 ln(contrast / diff_threshold)`: 2-3 s for a dark bag on grey paving), so "static" starts late. When a thing
