@@ -9,14 +9,14 @@ easier to control than two MOG2 models, whose learning rate counts frames rather
 
 A pixel that differs from the long-term background but agrees with the short-term one is *static foreground*,
 provided it **arrived**: since it last matched the long-term background it differed from both backgrounds at once
-(moving foreground: something was carried in, set down, or drove up), or stepped by more than the threshold from
-one frame to the next (where a person stood, the short-term background holds their legs, and a bag as dark as their
-trousers set down there differs from it too little; it still steps from the ground the frame before showed). This
-is the moving -> static sequence of dual-background abandoned-object detectors (Heras Evangelio and Sikora's state
-machine). A pixel whose look creeps away from the long-term background without ever stepping (a cloud's shadow
-crossing foliage, white balance drifting over a coloured wall) never moved, so it never counts. Each pixel counts
-how long it has been static (seconds of capture time); a pixel that has been static for `min_static_s` belongs to a
-region (`gridwatch.edge.scene.regions`).
+(moving foreground: something was carried in, set down, or drove up), or, under a tracked person's box, stepped by
+more than the threshold from one frame to the next (where a person stood, the short-term background holds their
+legs, and a bag as dark as their trousers set down there differs from it too little; it still steps from the ground
+the frame before showed). This is the moving -> static sequence of dual-background abandoned-object detectors
+(Heras Evangelio and Sikora's state machine). A pixel whose look creeps away from the long-term background without
+ever stepping (a cloud's shadow crossing foliage, white balance drifting over a coloured wall) never moved, so it
+never counts. Each pixel counts how long it has been static (seconds of capture time); a pixel that has been static
+for `min_static_s` belongs to a region (`gridwatch.edge.scene.regions`).
 
 **Since when.** The short-term background needs a moment to take a new thing in (about `short_term_s *
 ln(contrast / diff_threshold)`: 2-3 s for a dark bag on grey paving), so "static" starts late. When a thing
@@ -171,7 +171,7 @@ class DualBackground:
         corrected = f - np.float32(offset)
         unstable = self.flicker.update(frame, free, dt)
         jumped = self._jumped(f, masked)
-        arrived = self._arrive(fg_long, diff_short, diff_long, jumped)
+        arrived = self._arrive(fg_long, diff_short, diff_long, jumped & masked)
         static = fg_long & (diff_short <= p.diff_threshold) & free & arrived
         static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
         assert self._confirmed is not None
@@ -248,13 +248,14 @@ class DualBackground:
 
     def _arrive(self, fg_long: Mask, diff_short: F32, diff_long: F32, jumped: Mask) -> Mask:
         """Pixels that stepped away from the long-term background (moving foreground: different from both
-        backgrounds, masked or not; or a jump from the previous frame) since they last matched it clearly (within
-        half the threshold).
+        backgrounds, masked or not; or, under a tracked person's or vehicle's box, a jump from the previous frame:
+        `jumped`) since they last matched it clearly (within half the threshold).
 
-        The jump matters where a mover stood: an owner's legs darken the short-term background where they stand,
+        The jump matters where a mover stands: an owner's legs darken the short-term background where they stand,
         and the dark bag they leave there differs from the long-term background but not from that short-term
         one, so it never looks "moving"; it does step away from the frame before, which showed the ground
-        between the legs. A slow drift never steps, so it still never arrives."""
+        between the legs. Only there: elsewhere the short-term background holds no mover, and a step that it
+        does not see (a frame's edge filled anew by the stabiliser) is not an arrival. A slow drift never steps."""
         assert self._arrived is not None
         thr = self.params.diff_threshold
         self._arrived |= fg_long & ((diff_short > thr) | jumped)
