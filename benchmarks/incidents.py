@@ -16,7 +16,8 @@
 2. **Composite family** (synth/composite_family.py: `--composite-size` scenarios of synthetic bags, boxes, piles
    and wires pasted onto real empty footage from ../shared/data/real, synth/composite.py): analysed like the real
    clips (YOLOX-Nano, uncalibrated, every type but street_vendor over the whole frame with the suite's dwells) and
-   matched in frame pixels (each truth's own radius: max(40 px, half its box diagonal)). Its goals are its own,
+   matched in frame pixels (each truth's own radius: max(40 px, half its box diagonal)); littering's delay counts
+   from the truth's `owner_left_s`, as in the suite. Its goals are its own,
    with the same targets; without the shared data they are reported as not run (never met).
 3. **Real clips** (../shared/data/real, YOLOX-Nano, only zones and `dwell_s` set, 2 analysis fps): ABODA's bag
    as littering within 10 s after the owner leaves (19.5 s) and within 40 px of the annotated bag; Arlington's
@@ -76,6 +77,7 @@ from gridwatch.models.base import Detector  # noqa: E402
 from gridwatch.models.onnx_backend import OnnxDetector  # noqa: E402
 from gridwatch.pipelines.lifecycle import box_iou  # noqa: E402
 from gridwatch.synth.composite import CompositeScenario, generate_composite  # noqa: E402
+from gridwatch.synth.composite import truth as composite_truth  # noqa: E402
 from gridwatch.synth.composite_family import composite_suite  # noqa: E402
 from gridwatch.synth.incident_match import ClipResult, Reported, TruthIncident, TypeScore, match_clip, score  # noqa: E402
 from gridwatch.synth.suite_family import suite_variants  # noqa: E402
@@ -142,6 +144,9 @@ def render_composite(sc: CompositeScenario, shared: Path, cache: Path) -> Path:
     if not (stamp.exists() and stamp.read_text() == sc.model_dump_json(indent=2) + "\n" and (out / "truth.json")
             .exists()):
         generate_composite(sc, shared, out)
+    fresh = json.dumps(composite_truth(sc), indent=2) + "\n"  # cheap: a truth fix needs no re-render
+    if (out / "truth.json").read_text() != fresh:
+        (out / "truth.json").write_text(fresh, encoding="utf-8")
     return out
 
 
@@ -163,8 +168,8 @@ def composite_clip(clip_dir: Path, shared: Path, detector: Detector, work: Path,
     truth = json.loads((clip_dir / "truth.json").read_text())
     events = run_real(composite_config(shared, clip_dir / "video.mp4"), work, detector)
     name = clip_dir.name
-    truths = [TruthIncident(i["type"], i["start_s"], i["pixel"][0], i["pixel"][1], name, radius=i["radius_px"])
-              for i in truth["incidents"]]
+    truths = [TruthIncident(i["type"], i["start_s"], i["pixel"][0], i["pixel"][1], name, radius=i["radius_px"],
+                            dwell_from_s=i.get("owner_left_s")) for i in truth["incidents"]]
     reports = [Reported(e.type, offset(e.started_at), offset(e.observed_at), (e.box.x1 + e.box.x2) / 2,
                         (e.box.y1 + e.box.y2) / 2, name) for e in events]
     return match_clip(truths, reports, 0.0, START_TOLERANCE_S, SYNTH_DWELL_S), describe(events)

@@ -21,6 +21,10 @@ What the truth counts (the objects' own meaning, not any rule's dwell):
 * an object that stays less than `MIN_STAY_S` (picked up, blown away) is not an incident;
 * otherwise: a wire is ``fallen_wire`` (from when it has come to rest), an object dropped by a walker (``owner``)
   is ``littering`` (from the drop), anything else is ``exposed_garbage`` (from its first appearance).
+
+A littering truth also says when its owner was first more than `LEAVE_DISTANCE_M` from the object on the ground
+(the background's pixels-per-metre scale at each point), or out of the walker's path (``owner_left_s``, as
+synth/truth.py: the littering rule's dwell is the time the object lies unattended).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from gridwatch.synth import sprites
 from gridwatch.synth.backgrounds import BACKGROUNDS, Background
 from gridwatch.synth.effects import apply_effects
 from gridwatch.synth.scenario import EffectsSpec, ScenarioError
+from gridwatch.synth.truth import LEAVE_DISTANCE_M
 
 Rgb = tuple[int, int, int]
 Image = NDArray[np.uint8]
@@ -49,6 +54,7 @@ SCENERY_S = 0.5
 MIN_STAY_S = 10.0
 OWNER_MAX_PX = 80.0
 """A dropped object lies at most this far (frame pixels) from its owner's feet at the drop."""
+_LEAVE_STEP_S = 0.05
 MEDIAN_SAMPLES = 25
 OCCLUDER_DIFF = 40
 """A real pixel differing this much (max over channels) from the clip's median background is a mover in front."""
@@ -264,6 +270,25 @@ def object_box(sc: CompositeScenario, obj: PastedObject) -> tuple[int, int, int,
     return max(0, x1), max(0, y1), min(w, x2), min(h, y2)
 
 
+def owner_left_s(sc: CompositeScenario, obj: PastedObject) -> float:
+    """Scenario seconds at which `obj`'s owner is first more than `LEAVE_DISTANCE_M` from it on the ground (the
+    pixel distance over the mean ground scale of the two points), or past the end of their keyframed path (the
+    walker may still be in view there; the path is what the truth knows); the scenario's end if never."""
+    if obj.owner is None:
+        raise ValueError(f"object {obj.id!r} has no owner")
+    walker, bg = sc.bg.walkers[obj.owner], sc.bg
+    steps = max(0, math.ceil((sc.duration_s - obj.t) / _LEAVE_STEP_S))
+    for k in range(steps + 1):
+        t = min(sc.duration_s, obj.t + k * _LEAVE_STEP_S)
+        foot = walker.foot_at(bg.window.clip_time(t))
+        if foot is None:
+            return t
+        scale = 0.5 * (bg.px_per_m(foot[1]) + bg.px_per_m(obj.y))
+        if math.hypot(foot[0] - obj.x, foot[1] - obj.y) / scale > LEAVE_DISTANCE_M:
+            return t
+    return sc.duration_s
+
+
 def truth(sc: CompositeScenario) -> dict[str, Any]:
     incidents: list[dict[str, Any]] = []
     for obj in sc.objects:
@@ -272,13 +297,16 @@ def truth(sc: CompositeScenario) -> dict[str, Any]:
             continue
         x1, y1, x2, y2 = object_box(sc, obj)
         start = obj.t + (obj.fall_s if obj.kind == "wire" else 0.0)
-        incidents.append({
+        incident: dict[str, Any] = {
             "type": kind, "actor": obj.id if obj.owner is None else f"{obj.owner}/{obj.id}",
             "start_s": round(start, 3), "end_s": obj.until_s,
             "pixel": [round((x1 + x2) / 2, 1), round((y1 + y2) / 2, 1)], "box": [x1, y1, x2, y2],
             "radius_px": round(max(40.0, 0.5 * math.hypot(x2 - x1, y2 - y1)), 1),
             "in_view": True,
-        })
+        }
+        if kind == "littering":
+            incident["owner_left_s"] = round(owner_left_s(sc, obj), 3)
+        incidents.append(incident)
     w, h = sc.bg.size
     win = sc.bg.window
     return {"scenario": sc.name, "seed": sc.seed, "fps": sc.fps, "frame_count": sc.frame_count, "width": w,

@@ -9,12 +9,14 @@ easier to control than two MOG2 models, whose learning rate counts frames rather
 
 A pixel that differs from the long-term background but agrees with the short-term one is *static foreground*,
 provided it **arrived**: since it last matched the long-term background it differed from both backgrounds at once
-(moving foreground: something was carried in, set down, or drove up). This is the moving -> static sequence of
-dual-background abandoned-object detectors (Heras Evangelio and Sikora's state machine). A pixel whose look
-creeps away from the long-term background without ever stepping (a cloud's shadow crossing foliage, white
-balance drifting over a coloured wall) never moved, so it never counts. Each pixel counts how long it has been
-static (seconds of capture time); a pixel that has been static for `min_static_s` belongs to a region
-(`gridwatch.edge.scene.regions`).
+(moving foreground: something was carried in, set down, or drove up), or, under a tracked person's box, stepped by
+more than the threshold from one frame to the next (where a person stood, the short-term background holds their
+legs, and a bag as dark as their trousers set down there differs from it too little; it still steps from the ground
+the frame before showed). This is the moving -> static sequence of dual-background abandoned-object detectors
+(Heras Evangelio and Sikora's state machine). A pixel whose look creeps away from the long-term background without
+ever stepping (a cloud's shadow crossing foliage, white balance drifting over a coloured wall) never moved, so it
+never counts. Each pixel counts how long it has been static (seconds of capture time); a pixel that has been static
+for `min_static_s` belongs to a region (`gridwatch.edge.scene.regions`).
 
 **Since when.** The short-term background needs a moment to take a new thing in (about `short_term_s *
 ln(contrast / diff_threshold)`: 2-3 s for a dark bag on grey paving), so "static" starts late. When a thing
@@ -168,7 +170,8 @@ class DualBackground:
         diff_short = np.asarray(cv2.absdiff(f, self._short), dtype=np.float32)
         corrected = f - np.float32(offset)
         unstable = self.flicker.update(frame, free, dt)
-        arrived = self._arrive(fg_long, diff_short, diff_long)
+        jumped = self._jumped(f, masked)
+        arrived = self._arrive(fg_long, diff_short, diff_long, jumped & masked)
         static = fg_long & (diff_short <= p.diff_threshold) & free & arrived
         static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
         assert self._confirmed is not None
@@ -178,7 +181,7 @@ class DualBackground:
         if learnt_left.any():
             self.absorb(learnt_left)
             static &= ~learnt_left
-        held, seen = self._hold(f, corrected, fg_long, masked, dt)
+        held, seen = self._hold(f, corrected, fg_long, masked, jumped, dt)
         age = self._age
         established = age >= p.min_static_s
         _put(age, np.maximum(age + np.float32(dt), seen), static)
@@ -195,12 +198,19 @@ class DualBackground:
         return BackgroundResult(age >= p.min_static_s, age.copy(), np.maximum(age, held), diff_long, unstable,
                                 False)
 
-    def _hold(self, frame: F32, corrected: F32, foreground: Mask, masked: Mask, dt: float) -> tuple[F32, F32]:
+    def _jumped(self, frame: F32, masked: Mask) -> Mask:
+        """Pixels that stepped by more than the threshold since the previous frame, beyond the frames' global
+        gain (a bag set down, a passer-by uncovering it; not auto exposure brightening a white road marking)."""
+        assert self._prev is not None
+        return np.asarray(cv2.absdiff(frame, self._prev * _frame_gain(frame, self._prev, ~masked)),
+                          dtype=np.float32) > self.params.diff_threshold
+
+    def _hold(self, frame: F32, corrected: F32, foreground: Mask, masked: Mask, arrived: Mask,
+              dt: float) -> tuple[F32, F32]:
         """Advance each pixel's hold of what arrived on it: (`held`, masked time included; `seen`, unmasked time
         only), negative where nothing is held.
 
-        An arrival is a jump by more than the threshold from one frame to the next, beyond the frames' global
-        gain (a bag set down, a passer-by uncovering it; not auto exposure brightening a white road marking): the
+        An arrival is a jump by more than the threshold from one frame to the next (`arrived`, `_jumped`): the
         pixel then holds the new value (brightness-corrected) until it moves that far from it. A slow drift out
         of the background (a gain change, dusk) is no arrival, and a background pixel holds nothing, so neither
         counts; they are left to the accumulated static age. Nor does a pixel whose long-term value was never
@@ -210,8 +220,6 @@ class DualBackground:
         assert self._anchor is not None and self._prev is not None and self._held is not None
         assert self._seen is not None
         thr = self.params.diff_threshold
-        arrived = np.asarray(cv2.absdiff(frame, self._prev * _frame_gain(frame, self._prev, ~masked)),
-                             dtype=np.float32) > thr
         drifted = np.asarray(cv2.absdiff(corrected, self._anchor), dtype=np.float32) > thr
         _put(self._anchor, corrected, arrived)
         np.copyto(self._prev, frame)
@@ -238,12 +246,19 @@ class DualBackground:
         self._left_early &= ~self._confirmed
         return static & self._left_early
 
-    def _arrive(self, fg_long: Mask, diff_short: F32, diff_long: F32) -> Mask:
+    def _arrive(self, fg_long: Mask, diff_short: F32, diff_long: F32, jumped: Mask) -> Mask:
         """Pixels that stepped away from the long-term background (moving foreground: different from both
-        backgrounds, masked or not) since they last matched it clearly (within half the threshold)."""
+        backgrounds, masked or not; or, under a tracked person's or vehicle's box, a jump from the previous frame:
+        `jumped`) since they last matched it clearly (within half the threshold).
+
+        The jump matters where a mover stands: an owner's legs darken the short-term background where they stand,
+        and the dark bag they leave there differs from the long-term background but not from that short-term
+        one, so it never looks "moving"; it does step away from the frame before, which showed the ground
+        between the legs. Only there: elsewhere the short-term background holds no mover, and a step that it
+        does not see (a frame's edge filled anew by the stabiliser) is not an arrival. A slow drift never steps."""
         assert self._arrived is not None
         thr = self.params.diff_threshold
-        self._arrived |= fg_long & (diff_short > thr)
+        self._arrived |= fg_long & ((diff_short > thr) | jumped)
         self._arrived &= diff_long > 0.5 * thr
         return self._arrived
 

@@ -9,10 +9,10 @@ done by the stage in frame coordinates).
 
 **Ghosts.** When something that was part of the long-term background leaves (a parked car drives off), the
 revealed kerb differs from the long-term background and agrees with the short-term one: it looks exactly like a
-new static object. What tells them apart is where the outline is: a new object brings its own edges, so the
-region's boundary is sharper in the current frame than in the long-term background; a ghost's outline is the
-departed object's, sharp in the long-term background and gone from the current frame, where the road's texture
-runs straight through. `is_ghost` compares the mean gradient along the boundary in both images.
+new static object. What tells them apart is which image the region fits into: the revealed kerb continues the
+road around it in the current frame, where the departed car stood out from it in the long-term background; a
+new object is the other way round. `is_ghost` predicts the region from the unchanged pixels around it in both
+images and compares the misfits.
 
 **Shadows**, arrived (`is_shadow`: the background darkened, texture kept) or departed (`is_departed_shadow`: the
 long-term background held a shadow that has gone, so the ground is the long-term brightened).
@@ -77,6 +77,54 @@ def find_regions(established: Mask, rest_s: F32, difference: F32, min_area_px: i
     return out
 
 
+def merge_fragments(regions: list[Region], gap_px: int, birth_gap_s: float) -> list[Region]:
+    """Regions that came to rest together (ages within `birth_gap_s`) and lie within `gap_px` of each other (box to
+    box) merged into one: the pieces of one object. A bag whose colour matches the ground in grey level shows only
+    its darker parts and outline, and the owner's mask covers its middle longest, so it is established as two or
+    three blobs; each would be reported, one incident counted twice. Two things set down at once side by side
+    are one incident too."""
+    out = list(regions)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                if abs(a.age_s - b.age_s) <= birth_gap_s and _box_gap(a.box, b.box) <= gap_px:
+                    out[i] = _union(a, b)
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return out
+
+
+def _box_gap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
+    """Pixels between two boxes (0 when they touch or overlap), the larger of the horizontal and vertical gaps."""
+    return max(0, max(a[0], b[0]) - min(a[2], b[2]), max(a[1], b[1]) - min(a[3], b[3]))
+
+
+def _union(a: Region, b: Region) -> Region:
+    x1, y1 = min(a.box[0], b.box[0]), min(a.box[1], b.box[1])
+    x2, y2 = max(a.box[2], b.box[2]), max(a.box[3], b.box[3])
+    pixels = np.zeros((y2 - y1, x2 - x1), bool)
+    for r in (a, b):
+        pixels[r.box[1] - y1:r.box[3] - y1, r.box[0] - x1:r.box[2] - x1] |= r.pixels
+    ys, xs = np.nonzero(pixels)
+    (cx, cy), (rw, rh), angle = cv2.minAreaRect(np.stack([xs + x1, ys + y1], axis=1).astype(np.float32))
+    long_side, short_side = max(rw, rh) + 1.0, min(rw, rh) + 1.0
+    na, nb = int(a.pixels.sum()), int(b.pixels.sum())
+    return Region(
+        box=(x1, y1, x2, y2),
+        rect=((float(cx), float(cy)), (float(rw) + 1.0, float(rh) + 1.0), float(angle)),
+        pixels=pixels,
+        age_s=max(a.age_s, b.age_s),
+        elongation=float(max(long_side / short_side, band_elongation(pixels))),
+        contrast=float((a.contrast * na + b.contrast * nb) / max(1, na + nb)),
+    )
+
+
 def band_elongation(pixels: Mask) -> float:
     """Length over width of a blob taken as a rectangular band, bent or straight, so a fallen cable that runs
     down from its pole and along the kerb measures as long and thin as it is, where its minimum-area rectangle
@@ -110,14 +158,28 @@ def _rest_age(rest_s: F32, established: Mask, pixels: Mask) -> float:
     return float(np.median(rest_s[established if established.any() else pixels]))
 
 
-def is_ghost(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
-             contrast_ratio: float, ring_px: int = 5) -> bool:
-    """True when the region stands out from its surroundings less in the current frame than it did in the
-    long-term background: what stood out has left (a ghost), rather than arrived.
+MIN_KNOWN_PX = 12
+"""Fewer unchanged pixels than this around a region: its surroundings are predicted from every pixel around it."""
 
-    Contrast is the difference of medians between the region and a ring `ring_px` wide around it, in each
-    image. Medians of areas, not edges: robust to the blur of a warped (stabilised) frame and to people passing
-    through part of the ring."""
+
+def is_ghost(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
+             contrast_ratio: float, ring_px: int = 5, changed: Mask | None = None) -> bool:
+    """True when the region fits its surroundings better in the current frame than it did in the long-term
+    background: what stood out has left (a ghost), rather than arrived.
+
+    In each image the region is predicted from the pixels around it (within `ring_px`; OpenCV's inpainting, so
+    each region pixel from the ground *next to it*) and the fit is the median absolute difference between the
+    region and that prediction. A departed car's kerb continues the road around it now and did not then; a new
+    bag is the other way round. Local, not one median of a whole ring: a bag set down beside a dark manhole
+    cover has a ring half dark and half light, whose median lies between the two, as far from the bare ground
+    that was there as from the bag (seen on composite footage: a new bag taken for a ghost and learnt in).
+
+    The surroundings are the pixels both images share: `changed` pixels (frame-sized mask: differing from the
+    long-term background now) are predicted too, not predicted from, while at least `MIN_KNOWN_PX` others
+    remain. Otherwise the first established fragment of a new bag, surrounded by the rest of the bag that is not
+    established yet, fits that better than the ground did, and the bag is judged a ghost; a person passing by
+    skews it the same way. A ghost's surroundings are unchanged ground either way (what left was inside the
+    region)."""
     x1, y1, x2, y2 = region.box
     h, w = frame_gray.shape
     pad = ring_px + 2
@@ -126,14 +188,22 @@ def is_ghost(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: 
     mask[y1 - ay1:y2 - ay1, x1 - ax1:x2 - ax1] = region.pixels.astype(np.uint8)
     inner = np.asarray(cv2.dilate(mask, np.ones((3, 3), np.uint8)), dtype=bool)
     outer = np.asarray(cv2.dilate(mask, np.ones((2 * ring_px + 3, 2 * ring_px + 3), np.uint8)), dtype=bool)
-    ring = outer & ~inner
-    own = mask.astype(bool)
-    if not ring.any():
+    hole = inner | ~outer  # beyond the ring is neither predicted from nor scored
+    if changed is not None:
+        unchanged = hole | changed[ay1:ay2, ax1:ax2]
+        if int((~unchanged).sum()) >= MIN_KNOWN_PX:
+            hole = unchanged
+    if hole.all():
         return False
+    own = mask.astype(bool)
     now, before = frame_gray[ay1:ay2, ax1:ax2], long_term_gray[ay1:ay2, ax1:ax2]
-    stands_out_now = abs(float(np.median(now[own])) - float(np.median(now[ring])))
-    stood_out_before = abs(float(np.median(before[own])) - float(np.median(before[ring])))
-    return bool(stands_out_now < contrast_ratio * stood_out_before)
+    return bool(_misfit(now, hole, own) < contrast_ratio * _misfit(before, hole, own))
+
+
+def _misfit(image: npt.NDArray[np.uint8], hole: Mask, own: Mask) -> float:
+    """Median absolute difference between `image` and its prediction from the pixels outside `hole`, on `own`."""
+    predicted = cv2.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    return float(np.median(np.abs(image[own].astype(np.float32) - predicted[own].astype(np.float32))))
 
 
 def is_shadow(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],

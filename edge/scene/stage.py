@@ -41,6 +41,7 @@ from gridwatch.edge.scene.regions import (
     is_departed_shadow,
     is_ghost,
     is_shadow,
+    merge_fragments,
 )
 from gridwatch.edge.scene.stabilise import (
     IDENTITY,
@@ -64,6 +65,10 @@ REGISTER_DOWNSCALE = 2
 at work resolution, and still sub-pixel at work resolution for the shifts of a swaying pole."""
 WARN_AFTER_S = 1.0
 """The camera-shift warning is logged once the stage has been paused this long."""
+FRAGMENT_GAP_PX = 8
+"""Regions this close (work pixels, box to box) that came to rest together are one object (`merge_fragments`)."""
+FRAGMENT_BIRTH_GAP_S = 1.0
+"""... when their ages differ by at most this (one analysed frame at 1 fps)."""
 KNOWN_OVERLAP = 0.5
 """A region that lies this much (share of its area) inside a detector box is that detection: it is not added."""
 
@@ -128,10 +133,12 @@ class SceneChangeStage:
         if bg.relearnt:
             return SceneOutput(_empty(), shift.median_px * scale, False, True)
         regions = find_regions(bg.established, bg.rest_s, bg.difference, self.config.min_area_px)
-        regions = self._drop_ghosts(regions, warped)  # first: a ghost is learnt in, flickering or not
+        changed = bg.difference > self.config.diff_threshold
+        regions = self._drop_ghosts(regions, warped, changed)  # first: a ghost is learnt in, flickering or not
         regions = [r for r in regions
                    if unstable_share(r.pixels, r.box, bg.unstable) < self.config.max_unstable_share]
         regions = self._drop_shadows(regions, warped)
+        regions = merge_fragments(regions, FRAGMENT_GAP_PX, FRAGMENT_BIRTH_GAP_S)
         return SceneOutput(self._detections(regions, transform, scale), shift.median_px * scale, False, False)
 
     def _warn(self, paused: bool, shift: ShiftResult, scale: float, ts: float) -> None:
@@ -183,7 +190,9 @@ class SceneChangeStage:
                 out[ya:yb, xa:xb] = True
         return out
 
-    def _drop_ghosts(self, regions: list[Region], warped: npt.NDArray[np.uint8]) -> list[Region]:
+    def _drop_ghosts(self, regions: list[Region], warped: npt.NDArray[np.uint8],
+                     changed: npt.NDArray[np.bool_]) -> list[Region]:
+        """Learn the ghosts in (`regions.is_ghost`, its ring without the `changed` pixels) and keep the rest."""
         long_term = self.background.long_term
         if not regions or long_term is None:
             return regions
@@ -191,7 +200,7 @@ class SceneChangeStage:
         gray_before = np.clip(long_term, 0, 255).astype(np.uint8)
         kept: list[Region] = []
         for region in regions:
-            if is_ghost(region, gray_now, gray_before, self.config.ghost_contrast_ratio):
+            if is_ghost(region, gray_now, gray_before, self.config.ghost_contrast_ratio, changed=changed):
                 self._absorb(region, gray_now.shape)
             else:
                 kept.append(region)

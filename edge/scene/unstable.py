@@ -17,6 +17,9 @@ capped at twice `min_changes`, so that happens at most `window_s * ln 4` seconds
 long it flickered. The segment of a clock's seconds digit that is dark only for the digits 1 and 4 changes 4
 times every 10 s whatever the analysis rate (its count stays above 2.5 from its third change on); a passing car
 or person adds one or two (entering and leaving), and tracked persons and vehicles are masked out and add none.
+An untracked car that rolls over the spot as a bag appears makes a change on every frame it covers (body, windows,
+roof, shadow); such a run that leaves a new look behind counts as one change (`FlickerMask`), so the bag is not
+dropped as unstable for the next 20 s.
 
 Cost: a 3x3 erosion and dilation, two comparisons and one multiply-add per work-resolution pixel per frame.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,6 +39,8 @@ U8 = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
 
 _GROW = np.ones((3, 3), np.uint8)
+MIN_RUN = 2.5
+"""A run that settles on a new look is forgiven from about three changes on (the decayed count it added)."""
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,23 @@ class FlickerParams:
     min_changes: float = 2.5
     step: float = 20.0
     """Grey-level step between consecutive frames that counts as one change."""
+    settle_s: float = 1.5
+    """A run that ended on a new look counts as one change once the look has stayed this long."""
 
 
 class FlickerMask:
-    """Per-pixel decaying count of abrupt changes between consecutive (stabilised, grey) frames."""
+    """Per-pixel decaying count of abrupt changes between consecutive (stabilised, grey) frames.
+
+    **Runs.** Changes whose looks in between last less than `settle_s` are one run (a car's body, windows and
+    shadow rolling over a pixel; a digit that shows for a moment); the run ends once its last look has stayed
+    `settle_s`. A run that ends on a look the pixel held before it (the look it left, or the one before that run)
+    was an excursion: a digit, a leaf, a lamp that goes and comes back, something passing through. Each of its
+    changes counts. A run of about three changes or more that ends on a look the pixel never held settled
+    something new there: an untracked car rolls over the spot as a bag appears and leaves the bag behind. It
+    counts as one change, however many the car made on the way; the pixel is then as unstable as that count
+    says (its hysteresis as before the run). Until the new look has stayed, every change counts: an edge that a
+    jittering registration keeps moving, or rain, never settles. A single change is a run of one: a clock
+    segment's changes count as before."""
 
     def __init__(self, params: FlickerParams | None = None) -> None:
         self.params = params or FlickerParams()
@@ -56,10 +75,17 @@ class FlickerMask:
         self._high: U8 | None = None
         self._count: F32 | None = None
         self._unstable: Mask | None = None
+        self._homes: list[U8] = []  # low/high bounds of the look before this run, then before the run before
+        self._run: Mask | None = None  # inside a run: changed within the last `settle_s`
+        self._run_added: F32 | None = None  # decayed count this run added
+        self._was_unstable: Mask | None = None  # unstable when this run began
+        self._quiet: F32 | None = None  # seconds since the last change
 
     def reset(self) -> None:
         """Forget the history (the backgrounds were relearnt, or the reference view changed)."""
         self._low = self._high = self._count = self._unstable = None
+        self._run = self._run_added = self._was_unstable = self._quiet = None
+        self._homes = []
 
     @property
     def count(self) -> F32 | None:
@@ -70,19 +96,71 @@ class FlickerMask:
         """Add this frame's changes on `counted` pixels (the unmasked ones) of a grey uint8 frame and return the
         unstable mask."""
         if (self._low is None or self._high is None or self._count is None or self._unstable is None
-                or self._low.shape != frame.shape):
-            self._remember(frame)
-            self._count = np.zeros(frame.shape, np.float32)
-            self._unstable = np.zeros(frame.shape, bool)
+                or self._run is None or self._run_added is None or self._was_unstable is None
+                or self._quiet is None or self._low.shape != frame.shape):
+            self._start(frame)
+            assert self._unstable is not None
             return self._unstable.copy()
         p = self.params
         changed = ((frame > self._high) | (frame < self._low)) & counted
-        self._count *= np.float32(math.exp(-max(dt, 0.0) / p.window_s))
+        decay = np.float32(math.exp(-max(dt, 0.0) / p.window_s))
+        self._count *= decay
+        self._run_added *= decay
+        self._quiet += np.float32(max(dt, 0.0))
+        began = changed & ~self._run
+        if began.any():
+            self._begin_run(began)
         self._count += changed
+        self._run_added += changed
         np.minimum(self._count, np.float32(2.0 * p.min_changes), out=self._count)
+        _put(self._quiet, np.zeros_like(self._quiet), changed)
+        self._run |= changed
         self._remember(frame)
         self._unstable = (self._count >= p.min_changes) | (self._unstable & (self._count >= 0.5 * p.min_changes))
+        ended = self._run & (self._quiet >= np.float32(p.settle_s))
+        if ended.any():
+            self._end_run(frame, ended & counted)
+            self._run &= ~ended
         return self._unstable.copy()
+
+    def _start(self, frame: U8) -> None:
+        self._remember(frame)
+        assert self._low is not None and self._high is not None
+        self._count = np.zeros(frame.shape, np.float32)
+        self._run_added = np.zeros(frame.shape, np.float32)
+        self._unstable = np.zeros(frame.shape, bool)
+        self._run = np.zeros(frame.shape, bool)
+        self._was_unstable = np.zeros(frame.shape, bool)
+        self._quiet = np.zeros(frame.shape, np.float32)
+        self._homes = [self._low.copy(), self._high.copy(), self._low.copy(), self._high.copy()]
+
+    def _begin_run(self, began: Mask) -> None:
+        """A run starts where `began`: the look it leaves (held `settle_s` or more) becomes the newest home."""
+        assert self._low is not None and self._high is not None and self._run_added is not None
+        assert self._unstable is not None and self._was_unstable is not None
+        lo1, hi1, lo2, hi2 = self._homes
+        _put(lo2, lo1, began)
+        _put(hi2, hi1, began)
+        _put(lo1, self._low, began)
+        _put(hi1, self._high, began)
+        _put(self._run_added, np.zeros_like(self._run_added), began)
+        _put(self._was_unstable, self._unstable, began)
+
+    def _end_run(self, frame: U8, ended: Mask) -> None:
+        """Runs whose last look has now stayed `settle_s` end. One that settled on a look the pixel never held
+        before it (neither home) and made about three changes or more (`MIN_RUN`: fewer forgive too little to
+        matter) counts as one change, hysteresis as before the run."""
+        assert self._count is not None and self._run_added is not None and self._unstable is not None
+        assert self._was_unstable is not None
+        lo1, hi1, lo2, hi2 = self._homes
+        back = ((frame >= lo1) & (frame <= hi1)) | ((frame >= lo2) & (frame <= hi2))
+        new = ended & ~back & (self._run_added >= np.float32(MIN_RUN))
+        if not new.any():
+            return
+        p = self.params
+        count = np.maximum(self._count[new] - (self._run_added[new] - 1.0), 0.0)
+        self._count[new] = count
+        self._unstable[new] = (count >= p.min_changes) | (self._was_unstable[new] & (count >= 0.5 * p.min_changes))
 
     def _remember(self, frame: U8) -> None:
         """The bounds the next frame must leave to count a change: the 3x3 neighbourhood's range widened by
@@ -92,6 +170,11 @@ class FlickerMask:
         low = np.asarray(cv2.erode(frame, _GROW), dtype=np.uint8)
         self._high = np.minimum(high, np.uint8(255) - step) + step
         self._low = np.maximum(low, step) - step
+
+
+def _put(dst: npt.NDArray[Any], src: npt.NDArray[Any], where: Mask) -> None:
+    """dst[where] = src[where], in place (OpenCV's masked copy: cheaper than boolean indexing on ragged masks)."""
+    cv2.copyTo(src, np.ascontiguousarray(where).view(np.uint8), dst)
 
 
 def unstable_share(pixels: Mask, box: tuple[int, int, int, int], unstable: Mask) -> float:

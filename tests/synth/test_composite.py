@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gridwatch.synth.backgrounds import BACKGROUNDS, Walker, Window
+from gridwatch.synth.backgrounds import BACKGROUNDS, Background, Walker, Window
 from gridwatch.synth.composite import (
     CompositeScenario,
     PastedObject,
@@ -63,6 +63,28 @@ def test_truth_counts_what_stays_new_and_names_the_type() -> None:
         assert x1 < inc["pixel"][0] < x2 and y1 < inc["pixel"][1] < y2
         assert inc["radius_px"] >= 40.0
     check_owners(sc)  # the drop is at the man's feet
+
+
+def test_a_littering_truth_says_when_the_owner_left_the_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`owner_left_s`: first time the owner's feet are more than LEAVE_DISTANCE_M from the object (pixels over the
+    ground scale), or off the walker's path; only littering carries it."""
+    real = BACKGROUNDS["aboda_walker"]
+    drop_t = 31.0 - real.window.start_s
+    obj = PastedObject(id="bag", kind="bag", t=drop_t, x=300.0, y=400.0, owner="man")
+    sc = CompositeScenario(name="t", background="aboda_walker", duration_s=15.0, objects=[obj])
+    # A man who stands by the bag until 31 s, then walks up at 100 px/s on ground of 100 px/m: 4 m at 35 s.
+    walker = Walker(((30.0, 300.0, 400.0), (31.0, 300.0, 400.0), (36.0, 300.0, -100.0)))
+    monkeypatch.setitem(BACKGROUNDS, "aboda_walker", Background(
+        real.name, real.clip, real.size, real.window, ((0.0, 100.0), (480.0, 100.0)), real.ground, {"man": walker}))
+    (inc,) = truth(sc)["incidents"]
+    assert inc["type"] == "littering" and inc["start_s"] == pytest.approx(drop_t)
+    assert inc["owner_left_s"] == pytest.approx(35.0 - real.window.start_s, abs=0.06)
+    # a walker whose path ends first has left when it ends
+    monkeypatch.setitem(BACKGROUNDS, "aboda_walker", Background(
+        real.name, real.clip, real.size, real.window, ((0.0, 100.0), (480.0, 100.0)), real.ground,
+        {"man": Walker(((30.0, 300.0, 400.0), (33.0, 300.0, 300.0)))}))
+    assert truth(sc)["incidents"][0]["owner_left_s"] == pytest.approx(33.0 - real.window.start_s, abs=0.06)
+    assert all("owner_left_s" not in i for i in truth(_scenario())["incidents"])
 
 
 def test_invalid_composites_name_the_field_and_the_fix() -> None:

@@ -282,6 +282,28 @@ def test_a_thing_set_down_beside_its_owner_is_born_at_the_drop_and_found_min_sta
     assert abs(born(first, out) - 5.0) <= 1 / FPS, f"born at {born(first, out)}s, dropped at 5.0s"
 
 
+def test_a_bag_set_down_where_its_owners_legs_stood_arrives() -> None:
+    # The owner's dark legs stand on the spot from 4 s (the short-term background darkens there), step aside on
+    # 7.0 s (the ground shows for a frame), and the bag, as dark as the legs, is there from 7.5 s under their box.
+    # It never differs from the short-term background by the threshold, so only its step from the frame before
+    # (the ground) says it arrived; the owner walks off at 9 s.
+    # Both are plain, 45 grey levels darker than the ground's mean there (as dark as the trousers).
+    owner_box = (140, 40, 190, 130, "person")
+    x1, y1, x2, y2 = OBJ
+    dark = with_patch(BG, OBJ, int(BG[y1:y2, x1:x2].mean()) - 45)
+
+    def frame(t: float) -> Image:
+        return dark if 4.0 <= t < 7.0 or t >= 7.5 else BG
+
+    results = run(frame, 20, tracks_at=lambda t: tracks(owner_box) if 4.0 <= t < 9.0 else None)
+    first, out = next(((t, o) for t, o in results if len(o.regions)), (None, None))
+    assert first is not None and out is not None, "the bag never became a region"
+    assert first <= 9.0 + 3.0 + 1.0, f"region first seen at {first}s"
+    assert len(out.regions) == 1
+    cx, cy = centre(out.regions.xyxy[0])
+    assert abs(cx - 165) <= 4 and abs(cy - 112.5) <= 4
+
+
 def test_an_exposure_step_does_not_restart_when_a_bright_thing_came_to_rest() -> None:
     # A white bag arrives at 5 s; at 7 s auto exposure brightens the view by 15 %: the bag jumps by more than the
     # threshold (clipped at 255) while the median pixel moves less. A global step, not a new arrival: the bag

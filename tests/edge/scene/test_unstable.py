@@ -11,7 +11,7 @@ import pytest
 
 from gridwatch.edge.scene.stage import SceneChangeStage
 from gridwatch.edge.scene.unstable import FlickerMask, FlickerParams, unstable_share
-from tests.edge.scene.test_stage import BG, OBJ, Image, assert_no_regions, cfg, run, with_patch
+from tests.edge.scene.test_stage import BG, FPS, OBJ, Image, W, assert_no_regions, cfg, run, with_patch
 
 SEGMENT = (40, 30, 70, 40)  # one segment of a big seconds digit
 OFF_DIGITS = {1, 4}  # a segment that is lit for every digit but these (like the top bar of a 7-segment digit)
@@ -128,3 +128,54 @@ def test_unstable_share_counts_the_region_and_the_unstable_pixels_grown_by_one_p
     # the bar right beside it (columns 4-5, grown 3-6, rows 1-8): columns 3-4 of rows 1-8 are near
     assert unstable_share(pixels, (4, 2, 6, 8), unstable) == pytest.approx(16 / 32)
     assert unstable_share(pixels, (2, 2, 4, 8), unstable) == pytest.approx(1.0)
+
+
+def _car_over(t: float, t0: float, looks: tuple[int, ...] = (200, 60, 220, 40, 210, 70, 230)) -> Image | None:
+    """An untracked car 80 px long driving right over the dropped thing's spot from `t0`, 20 px per frame; its
+    look on each frame is the next of `looks` (body, windows, roof, shadow...). None once it has gone."""
+    k = round((t - t0) * FPS)
+    x1 = 80 + 20 * k
+    if k < 0 or x1 >= W:
+        return None
+    img = BG.copy()
+    img[95:135, max(0, x1):min(W, x1 + 80)] = looks[k % len(looks)]
+    return img
+
+
+def test_a_run_of_changes_that_settles_on_a_new_look_counts_as_one_change() -> None:
+    """An untracked car rolls over the spot as a bag appears: five different looks on five frames, then the bag
+    stays. The car's looks are one arrival, not flicker, once the bag has stayed `settle_s`; the same run ending
+    on the ground again is an excursion and counts every change, as a clock's flips do; and a new look that
+    does not stay (an edge a jittering registration moves about) forgives nothing."""
+    everywhere = np.ones((2, 2), bool)
+    for end, then, unstable_after in ((150, 150, False), (100, 100, True), (150, 90, True)):
+        mask = FlickerMask(FlickerParams(window_s=15.0, min_changes=2.5, step=20.0, settle_s=1.5))
+        mask.update(np.full((2, 2), 100, np.uint8), everywhere, 0.0)
+        during = [mask.update(np.full((2, 2), v, np.uint8), everywhere, 0.5) for v in (200, 40, 220, 60, end)]
+        assert during[3].all(), "four changes within 2 s are unstable while they go on"
+        after = [mask.update(np.full((2, 2), v, np.uint8), everywhere, 0.5) for v in (end, end, then, then, then)]
+        assert after[1].all(), "not forgiven before the new look has stayed settle_s"
+        assert mask.count is not None
+        assert bool(after[-1].all()) is unstable_after, (end, then)
+        if not unstable_after:
+            assert 0.8 <= float(mask.count[0, 0]) <= 1.0  # one change, decayed
+
+
+def test_a_bag_that_appears_as_an_untracked_car_rolls_over_it_is_found() -> None:
+    """The car passes over the spot between 5 and 8 s and leaves the bag; with the unstable mask counting each
+    of the car's looks as a change the bag's pixels stay unstable for up to 21 s and it is dropped."""
+    def frame(t: float) -> Image:
+        car = _car_over(t, 4.0)
+        img = BG if car is None else car
+        if t < 5.5:
+            return img
+        out = with_patch(BG, OBJ)
+        if car is not None:  # the car is in front of the bag
+            covered = car != BG
+            out[covered] = car[covered]
+        return out
+
+    results = run(frame, 20)
+    first = next((t for t, o in results if len(o.regions)), None)
+    assert first is not None and first <= 8.0 + 3.0 + 2.0, f"first region at {first}"
+    assert len(results[-1][1].regions) == 1
