@@ -40,7 +40,8 @@ def test_the_messages_are_lifecycles_of_two_gateways() -> None:
 
 def test_chaos_runs_the_ingest_rate_scenario(tmp_path: Path) -> None:
     out = tmp_path / "chaos.json"
-    chaos.main(["--json", str(out), "--faults", "", "--no-autosave-cost", "--ingest-rate", "--rate-messages", "24",
+    chaos.main(["--json", str(out), "--faults", "", "--no-autosave-cost", "--fuzz-payloads", "0", "--no-attack",
+                "--ingest-rate", "--rate-messages", "24",
                 "--work", str(tmp_path / "work")])
     report = json.loads(out.read_text())
     assert [leg["name"] for leg in report["ingest_rate"]] == ["raw", "sqlite", "postgresql"]
