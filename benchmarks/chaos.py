@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -51,6 +51,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 import chaos_attack  # noqa: E402
+
+from gridwatch.app.poll import wait_until  # noqa: E402
 
 SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
 PERSISTENCE_KEYS = ("persistence", "autosave_interval", "autosave_on_changes", "persistent_client_expiration",
@@ -211,13 +213,6 @@ def _progress(work: Path, gateway: str) -> int:
         return 0
 
 
-def _wait(predicate: Callable[[], bool], timeout_s: float, step_s: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step_s)
-    return predicate()
 
 
 def count_cases(db_url: str) -> tuple[set[str], int, int, int]:
@@ -273,12 +268,12 @@ def _scenario(fault: str, args: argparse.Namespace, work: Path, db_url: str) -> 
     central = _central(broker.url, db_url, work, args.share_group).start()
     edges = [_edge(gw, broker.url, per_gateway, args.rate, work, args.confirm) for gw in gateways]
     try:
-        if not _wait(lambda: "subscribed" in central.log.read_text(errors="replace"), 60):
+        if not wait_until(lambda: "subscribed" in central.log.read_text(errors="replace"), 60):
             notes.append("central never subscribed")
         for edge in edges:
             edge.start()
         burst = per_gateway * args.gateways
-        _wait(lambda: sum(_progress(work, gw) for gw in gateways) >= burst // 3, 120, 0.05)
+        wait_until(lambda: sum(_progress(work, gw) for gw in gateways) >= burst // 3, 120, 0.05)
         inject(fault, broker, central, edges, args.outage_s)
         deadline = time.monotonic() + args.timeout_s
         last, still_since = -1, time.monotonic()

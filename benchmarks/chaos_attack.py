@@ -42,6 +42,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from gridwatch.app.poll import wait_until
+
 REPO = Path(__file__).resolve().parents[1]
 MOSQ = REPO / "deploy" / "mosquitto"
 PREFIX = "gridwatch/v1"
@@ -140,13 +142,6 @@ def dead_letters(db_url: str) -> list[tuple[str, bytes, str]]:
         return [(d.topic, bytes(d.payload), d.error) for d in session.scalars(select(DeadLetter))]
 
 
-def _wait(predicate: Callable[[], bool], timeout_s: float, step_s: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step_s)
-    return predicate()
 
 
 def _safe(fn: Callable[[], Any]) -> Any:
@@ -172,7 +167,7 @@ class Central:
         return self.log.read_text(errors="replace")
 
     def wait_subscribed(self, timeout_s: float = 60.0) -> bool:
-        return _wait(lambda: "central: subscribed" in self.text() or self.proc.poll() is not None, timeout_s) \
+        return wait_until(lambda: "central: subscribed" in self.text() or self.proc.poll() is not None, timeout_s) \
             and self.proc.poll() is None
 
     def stop(self, timeout_s: float = 30.0) -> tuple[int | None, dict[str, int]]:
@@ -343,7 +338,7 @@ def run_fuzz(n: int, work: Path) -> tuple[list[Goal], dict[str, Any]]:
             fence = event_json(fence_id, 0, "started")
             fence_event = fence["event_id"]
             pub.send(topic(SITE, VICTIM_GW), json.dumps(fence).encode())
-            fenced = _wait(lambda: _safe(lambda: case_state(db_url, fence_id)) is not None, 600, 0.5)
+            fenced = wait_until(lambda: _safe(lambda: case_state(db_url, fence_id)) is not None, 600, 0.5)
             sent_s = time.monotonic() - t1
             pub.close()
             alive = central.proc.poll() is None
@@ -422,7 +417,7 @@ class AclBroker:
         self.log = d / "mosquitto.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen([find_mosquitto(), "-c", str(d / "mosquitto.conf")], stdout=out, stderr=out)
-        if not _wait(lambda: self._listening() or self.proc.poll() is not None, 15, 0.05) or self.proc.poll():
+        if not wait_until(lambda: self._listening() or self.proc.poll() is not None, 15, 0.05) or self.proc.poll():
             raise RuntimeError(f"mosquitto did not start on the shipped config: {self.log.read_text()[-800:]}")
 
     def _listening(self) -> bool:
@@ -485,7 +480,7 @@ def run_privilege_chain(work: Path) -> tuple[list[Goal], dict[str, Any]]:
         gateway = Publisher(broker.port, VICTIM_GW, password)
         for seq, phase in ((0, "started"), (1, "updated")):
             gateway.reason(gateway.send(topic(SITE, VICTIM_GW), json.dumps(event_json(victim, seq, phase)).encode()))
-        if not _wait(lambda: (_safe(lambda: case_state(db_url, victim)) or {}).get("last_seq") == "1", 60):
+        if not wait_until(lambda: (_safe(lambda: case_state(db_url, victim)) or {}).get("last_seq") == "1", 60):
             raise RuntimeError("the victim's case never reached seq 1")
         before = case_state(db_url, victim)
         letters_before = len(dead_letters(db_url))
@@ -496,7 +491,7 @@ def run_privilege_chain(work: Path) -> tuple[list[Goal], dict[str, Any]]:
             results.append({"attack": name, "account": user, "topic": where, "puback_reason": code,
                             "payload": payload})
         gateway.reason(gateway.send(topic(SITE, VICTIM_GW), json.dumps(event_json(fence, 0, "started")).encode()))
-        fenced = _wait(lambda: _safe(lambda: case_state(db_url, fence)) is not None, 60)
+        fenced = wait_until(lambda: _safe(lambda: case_state(db_url, fence)) is not None, 60)
         after = case_state(db_url, victim)
         letters = dead_letters(db_url)[letters_before:]
         for s in (*sessions.values(), gateway):

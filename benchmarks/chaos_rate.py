@@ -32,6 +32,8 @@ from typing import Any
 
 import chaos
 
+from gridwatch.app.poll import wait_until
+
 SQLITE_GOAL, PG_GOAL = 0.5, 0.8
 PG_DEFAULT = os.environ.get("GRIDWATCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 GATEWAYS = ("gw-rate-01", "gw-rate-02")
@@ -156,7 +158,7 @@ def central_leg(name: str, settings: list[str], batch: list[tuple[str, bytes]], 
     with MosquittoBroker(persistence=True, settings=settings) as broker:
         central = chaos._central(broker.url, db_url, work, "").start()
         try:
-            if not chaos._wait(lambda: "subscribed" in central.log.read_text(errors="replace"), 60):
+            if not wait_until(lambda: "subscribed" in central.log.read_text(errors="replace"), 60):
                 raise RuntimeError(f"central never subscribed; see {central.log}")
             t0, pub_s = publish_all(broker.port, batch)
             stored, at = _poll_events(db_url, len(batch), stall_s=60.0)

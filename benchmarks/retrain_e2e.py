@@ -65,7 +65,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from gridwatch.app.demo import MODEL as DEMO_MODEL  # noqa: E402
-from gridwatch.app.publish_rehearsal import PREFIX, IncidentWatch, wait_until  # noqa: E402
+from gridwatch.app.poll import wait_until  # noqa: E402
+from gridwatch.app.publish_rehearsal import PREFIX, IncidentWatch  # noqa: E402
 from gridwatch.models.datasets.cvat_export import TrackedBox, write_cvat_video  # noqa: E402
 from gridwatch.synth import CLASSES  # noqa: E402
 

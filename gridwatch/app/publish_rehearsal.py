@@ -4,8 +4,8 @@
 * `demo_worker_config`: the demo site (generated demo clip, looping at real time like a live camera) trusting a
   model-signing key, with short warm-up and probation so a swap is judged within seconds;
 * `IncidentWatch`: every incident message on the broker, with the model version that produced it;
-* `control_messages`: a release's offer and chunks, signed or not; `corrupted`: one chunk damaged in transit;
-* `wait_until`: poll a condition with a deadline.
+* `control_messages`: a release's offer and chunks, signed or not; `corrupted`: one chunk damaged in transit
+(poll for what follows with `gridwatch.app.poll.wait_until`).
 
 Example::
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,6 @@ from gridwatch.wire.topics import edge_filter
 PREFIX = "gridwatch/v1"
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.1) -> bool:
-    """Poll `predicate` until it holds or `timeout_s` passed; return whether it held."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every_s)
-    return predicate()
 
 
 def demo_worker_config(clip_dir: Path, work: Path, trusted: str, min_detection_ratio: float | None = None,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import gridwatch.central.handler as handler_module
+from gridwatch.app.poll import wait_until
 from gridwatch.central.ingest import IngestResult
 from gridwatch.central.receipts import ReceiptSender
 from gridwatch.central.roster import Roster
@@ -114,13 +114,6 @@ def receipted(session: FakeSession, kind: str = "incident") -> list[str]:
     return [i for t, b in session.published if t == RECEIPTS for i in parse_receipt(b).ids(kind)]  # type: ignore[arg-type]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_the_service_receipts_stored_duplicate_and_dead_lettered_messages_after_the_commit(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ through the dispatch outbox (deleted only on PUBACK, sent again after a drop). T
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 import gridwatch.central.handler as handler_module
+from gridwatch.app.poll import wait_until
 from gridwatch.central.roster import Roster
 from gridwatch.central.service import CentralService
 from gridwatch.central.store import Case, DispatchRow, Store
@@ -45,14 +45,6 @@ def dispatched(session: FakeSession) -> list[tuple[str, bytes]]:
     return [(t, p) for t, p in session.published if "/dispatch/" in t]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll a condition that no counter change announces (what the fake session recorded)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def make_service(tmp_path: Path, session: FakeSession) -> CentralService:

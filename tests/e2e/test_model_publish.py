@@ -22,13 +22,13 @@ import pytest
 
 from gridwatch.app.broker import MosquittoBroker
 from gridwatch.app.demo import SCENARIO
+from gridwatch.app.poll import wait_until
 from gridwatch.app.publish_rehearsal import (
     PREFIX,
     IncidentWatch,
     control_messages,
     corrupted,
     demo_worker_config,
-    wait_until,
 )
 from gridwatch.central.model_publish import MqttControlChannel
 from gridwatch.edge.config import SiteConfig
