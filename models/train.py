@@ -348,6 +348,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="start from these weights (fine-tune, or the next stage of a run: its weights/last.pt)")
     p.add_argument("--init-command", default="", help="the command that produced --init-weights (for the card)")
     p.add_argument("--demo", type=Path, default=Path("synth/scenarios/demo.yaml"), help="clip for the recall check")
+    p.add_argument("--optimizer", default="auto", choices=["auto", "SGD", "AdamW", "Adam"],
+                   help="with --data: Ultralytics optimiser (auto picks AdamW with a small lr for short runs)")
+    p.add_argument("--lr0", type=float, default=None,
+                   help="with --data: initial learning rate (needs --optimizer other than auto); lower it to "
+                        "fine-tune a good model without first undoing it")
+    p.add_argument("--cos-lr", action="store_true", help="with --data: cosine learning-rate schedule")
+    p.add_argument("--close-mosaic", type=int, default=None,
+                   help="with --data: epochs at the end without mosaic (default epochs/5, at most 10)")
     args = p.parse_args(argv)
     raw = argv if argv is not None else sys.argv[1:]
     if args.data is not None or args.resume:
@@ -410,7 +418,8 @@ def _main_data(args: argparse.Namespace, raw: list[str]) -> int:
     req = TrainRequest(
         data=args.data, out=args.out, epochs=args.epochs or 50, imgsz=args.imgsz, batch=args.batch,
         workers=args.workers, seed=args.seed, init_weights=args.init_weights, resume=args.resume,
-        model=args.model, cache=not args.no_cache,
+        model=args.model, cache=not args.no_cache, optimizer=args.optimizer, lr0=args.lr0, cos_lr=args.cos_lr,
+        close_mosaic=args.close_mosaic,
         command="gridwatch models train " + " ".join(shlex.quote(a) for a in raw),
     )
     last = train_on_data(req)

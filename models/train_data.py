@@ -49,6 +49,10 @@ class TrainRequest:
     model: str = "yolo11n.yaml"
     cache: bool = True
     command: str = ""
+    optimizer: str = "auto"
+    lr0: float | None = None
+    cos_lr: bool = False
+    close_mosaic: int | None = None
 
 
 def last_weights(out: Path) -> Path:
@@ -86,6 +90,12 @@ def _check(req: TrainRequest) -> None:
         )
     if req.init_weights is not None and not req.init_weights.is_file():
         raise TrainError(f"--init-weights {req.init_weights} does not exist")
+    if req.lr0 is not None and req.optimizer == "auto":
+        raise TrainError("--lr0 is ignored by --optimizer auto (it picks its own); add --optimizer SGD or AdamW")
+    if req.lr0 is not None and not 0.0 < req.lr0 <= 1.0:
+        raise TrainError(f"--lr0 {req.lr0}: give a learning rate in (0, 1], e.g. 0.002 to fine-tune")
+    if req.close_mosaic is not None and req.close_mosaic < 0:
+        raise TrainError(f"--close-mosaic {req.close_mosaic}: give 0 (keep mosaic) or a number of final epochs")
 
 
 def _provenance(req: TrainRequest) -> dict[str, Any]:
@@ -104,6 +114,7 @@ def _provenance(req: TrainRequest) -> dict[str, Any]:
         "model": req.model if req.init_weights is None else None,
         "init_weights": str(req.init_weights) if req.init_weights is not None else None,
         "epochs": req.epochs, "imgsz": req.imgsz, "batch": req.batch, "seed": req.seed,
+        "optimizer": req.optimizer, "lr0": req.lr0, "cos_lr": req.cos_lr,
         "commands": [req.command],
         "previous_stage": previous,
         "seconds": 0.0,
@@ -206,7 +217,8 @@ def train_on_data(req: TrainRequest) -> Path:
             seed=req.seed, device="cpu", project=str(req.out.resolve().parent), name=req.out.name, exist_ok=True,
             pretrained=req.init_weights is not None, amp=False, plots=False, val=False, patience=0,
             cache="ram" if req.cache else False, deterministic=False,
-            close_mosaic=max(1, min(10, req.epochs // 5)),
+            close_mosaic=req.close_mosaic if req.close_mosaic is not None else max(1, min(10, req.epochs // 5)),
+            optimizer=req.optimizer, cos_lr=req.cos_lr, **({"lr0": req.lr0} if req.lr0 is not None else {}),
             warmup_epochs=1.0 if req.init_weights is None else 0.3,
             warmup_bias_lr=0.1 if req.init_weights is None else 0.01,
         )

@@ -39,6 +39,18 @@ def test_an_existing_run_is_never_overwritten(tmp_path: Path, capsys: pytest.Cap
     assert (run / "weights" / "last.pt").read_bytes() == b"weights"
 
 
+def test_learning_rate_options_are_checked_before_training(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["models", "train", "--data", "d.yaml", "--out", str(tmp_path / "run"), "--epochs", "3"]
+    code, err = _run([*base, "--lr0", "0.002"], capsys)
+    assert code == 2 and "add --optimizer SGD or AdamW" in err
+    code, err = _run([*base, "--optimizer", "SGD", "--lr0", "5"], capsys)
+    assert code == 2 and "--lr0 5.0: give a learning rate in (0, 1]" in err
+    code, err = _run([*base, "--close-mosaic", "-1"], capsys)
+    assert code == 2 and "--close-mosaic -1" in err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(("text", "wh"), [("384x224", (384, 224)), ("320", (320, 320)), ("640X384", (640, 384))])
 def test_imgsz_is_width_x_height(text: str, wh: tuple[int, int]) -> None:
     assert _wxh(text) == wh
