@@ -4,9 +4,10 @@
 
 1. Street model (`models/street/*.onnx`, not `*-int8`): AP50 / AP50-95 per class on `garbage_cn_street/val`
    (the shared real data, `$GRIDWATCH_SHARED/data/real`). Goal: AP50 >= 0.6 for `garbage` and for `overflow`.
-   It replaces nothing that could see garbage (YOLOX-Nano, COCO classes, has no garbage/bin/overflow class), so
-   it is reported as the first model. When `models/street/` has no model the goals are reported as not met with
-   "model missing"; the benchmark does not fail.
+   Side by side with the version it replaced (the previous committed street ONNX, read from git) on the same
+   photos, with a verdict per class; the first street version replaced nothing that could see garbage
+   (YOLOX-Nano has no garbage/bin/overflow class). When `models/street/` has no model the goals are reported as
+   not met with "model missing"; the benchmark does not fail.
 2. Demo model (`models/demo/`): mAP50 on freshly generated synthetic images (a seed training never used), side
    by side with the version it replaced (the previous committed `models/demo` ONNX, read from git) on the same
    images, with a verdict per class. Goal: mAP50 >= 0.5.
@@ -79,19 +80,36 @@ def _measure_street(model: Path, data: Path, limit: int | None) -> tuple[list[di
     dataset = load_dataset(data)
     images = dataset.images("val")[:limit] if limit else dataset.images("val")
     new = evaluate_detector(detector, images, dataset.names)
-    rows = compare(new, None, MARGIN)
-    print(table(rows, new, None, MARGIN))
-    print("baseline: none (YOLOX-Nano, the detector it runs beside, has no garbage, garbage_bin or overflow class)")
+    baseline = _street_baseline(model, images, dataset.names)
+    rows = compare(new, baseline, MARGIN)
+    print(table(rows, new, baseline, MARGIN))
+    if baseline is None:
+        print("baseline: none (the first street model; YOLOX-Nano, the detector it runs beside, has no garbage, "
+              "garbage_bin or overflow class)")
     goals = []
     for c in STREET_GOAL_CLASSES:
         v = new.ap50(c)
         goals.append({"name": f"street_ap50[{c}]", "value": _round(v), "target": STREET_TARGET, "unit": "AP50",
-                      "met": v is not None and v >= STREET_TARGET, "note": "first model (replaces nothing)"})
+                      "met": v is not None and v >= STREET_TARGET,
+                      "baseline": _round(baseline.ap50(c)) if baseline else None,
+                      "note": "against the previous committed version" if baseline else "first model"})
     details = {"model": str(model), "sha256": new.sha256, "images": len(images),
                "mAP50": _round(new.result.map50), "mAP50_95": _round(new.result.map50_95),
+               "baseline_sha256": baseline.sha256 if baseline else None,
+               "baseline_mAP50": _round(baseline.result.map50) if baseline else None,
                "per_class": [{"name": r.name, "ap50": _round(r.ap50), "ap50_95": _round(r.ap50_95),
-                              "verdict": r.verdict} for r in rows]}
+                              "baseline_ap50": _round(r.base_ap50), "verdict": r.verdict} for r in rows]}
     return goals, details
+
+
+def _street_baseline(model: Path, images: list[Path], names: list[str]) -> ModelEval | None:
+    """The street model this one replaced (previous committed version), evaluated on the same photos."""
+    with tempfile.TemporaryDirectory(prefix="gridwatch-street-prev-") as tmp:
+        prev = previous_version(model, Path(tmp))
+        if prev is None:
+            return None
+        base = evaluate_detector(load_for_eval(prev), images, names)
+    return ModelEval(base.model + " (previous commit)", base.sha256, base.result, base.missing)
 
 
 def previous_version(model: Path, into: Path) -> Path | None:
