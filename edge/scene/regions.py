@@ -206,10 +206,16 @@ def _misfit(image: npt.NDArray[np.uint8], hole: Mask, own: Mask) -> float:
     return float(np.median(np.abs(image[own].astype(np.float32) - predicted[own].astype(np.float32))))
 
 
+SHADOW_SEARCH_PX = 2
+"""The shadow test compares the frame with the background shifted by up to this many work pixels each way."""
+SHADOW_PEAK_PX = 1
+"""... and the best match must lie this close to the registered position (the stabiliser's residual error)."""
+
+
 def is_shadow(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
               ratio: tuple[float, float], min_correlation: float = 0.6) -> bool:
     """True when the region is the background darkened: its brightness ratio to the long-term background is in
-    `ratio` and, where the background has texture, the texture is the same (frame and background correlate).
+    `ratio` and, where the background has texture, the texture is the same *and in place* (`texture_in_place`).
 
     Texture is what separates a dark bag on grey paving (smooth, uncorrelated with the paving) from a shadow."""
     x1, y1, x2, y2 = region.box
@@ -222,7 +228,45 @@ def is_shadow(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray:
         return float(f.std()) < 6.0
     if float(f.std()) < 1e-3:
         return False
-    return float(np.corrcoef(f, b)[0, 1]) >= min_correlation
+    return texture_in_place(region, frame_gray, long_term_gray) >= min_correlation
+
+
+def texture_in_place(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
+                     search_px: int = SHADOW_SEARCH_PX, peak_px: int = SHADOW_PEAK_PX) -> float:
+    """How well the region's pixels in the frame reproduce the background's texture where it lies: the best
+    correlation of the frame with the background shifted by up to `peak_px`, or -1 when a shift farther out
+    (up to `search_px`) correlates better.
+
+    A shadow keeps the ground's texture in place: the correlation peaks at the registered position, give or take
+    the stabiliser's residual error (a pixel on a shaking camera, which lowers the correlation at the nominal
+    position; the best nearby shift recovers it). An object correlates with the ground only by chance, through
+    smooth shading (a dark bag's ramp and its contact shadow against the paving's light-to-dark gradient), and
+    such a correlation keeps growing as the background is shifted along the gradient: its peak is not in place.
+    Measured on real paving (the ABODA clip, still and with a hand-held pan and shake): synthetic cast shadows,
+    blob and pole-thin, peak within 1 px in 95-100 % of frames; the real dropped bag, whose correlation at the
+    nominal position reads 0.42-0.67, never does."""
+    x1, y1, x2, y2 = region.box
+    h, w = frame_gray.shape[:2]
+    ys, xs = np.nonzero(region.pixels)
+    ys, xs = ys + y1, xs + x1
+    f = frame_gray[ys, xs].astype(np.float32)
+    f -= f.mean()
+    fn = float(np.sqrt(np.dot(f, f)))
+    if fn < 1e-6:
+        return -1.0
+    best, best_far = -1.0, -1.0
+    for dy in range(-search_px, search_px + 1):
+        yy = np.clip(ys + dy, 0, h - 1)
+        for dx in range(-search_px, search_px + 1):
+            b = long_term_gray[yy, np.clip(xs + dx, 0, w - 1)].astype(np.float32)
+            b -= b.mean()
+            bn = float(np.sqrt(np.dot(b, b)))
+            c = float(np.dot(f, b)) / (fn * bn) if bn > 1e-6 else -1.0
+            if max(abs(dx), abs(dy)) <= peak_px:
+                best = max(best, c)
+            else:
+                best_far = max(best_far, c)
+    return best if best >= best_far else -1.0
 
 
 def is_departed_shadow(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
