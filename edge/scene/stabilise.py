@@ -44,7 +44,9 @@ class StabiliseParams:
     counts as steady while paused. grace_s: how long too few matches (the scenery hidden by a bus, a crowd, a plain
     synthetic scene) keep the last transform before the stage pauses; a measured large shift pauses at once.
     refresh_s: how often a well-registered frame, warped into the reference view, renews the reference features
-    (the slow re-anchoring: scenery that parked cars hid, the light of another hour)."""
+    (the slow re-anchoring: scenery that parked cars hid, the light of another hour). renew_tolerance_px: the
+    largest correction (px at the image corners) a renewal's fit to the anchor may make; a larger one means a
+    wrong fit, and the renewal is skipped."""
 
     max_shift_frac: float = 0.08
     min_inliers: int = 12
@@ -53,6 +55,7 @@ class StabiliseParams:
     steady_px: float = 1.5
     grace_s: float = 2.0
     refresh_s: float = 10.0
+    renew_tolerance_px: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -152,19 +155,30 @@ class Stabiliser:
     def _refresh(self, gray: npt.NDArray[np.uint8], transform: FloatArray, ts: float) -> None:
         """New reference features from this frame warped into the reference view: the scenery that parked cars
         hid, lighting of a new hour; the reference coordinates (and so the backgrounds) stay the same."""
+        self._ref_ts = ts  # renewed or not, the next attempt is `refresh_s` away
         view = self._features(warp_to_reference(gray, transform))
         if len(view.points) < 2 * self.params.min_inliers:
             return
-        self._ref, self._ref_ts = self._anchored(view), ts
+        anchored = self._anchored(view, gray.shape[:2])
+        if anchored is not None:
+            self._ref = anchored
 
-    def _anchored(self, view: _View) -> _View:
+    def _anchored(self, view: _View, shape: tuple[int, ...]) -> _View | None:
         """`view` (features of a frame warped into the reference view) with its points moved into the anchor's
-        coordinates by its own fit to the anchor (see the module docstring); unchanged when that fit fails."""
+        coordinates by its own fit to the anchor (see the module docstring); `view` itself when the anchor does
+        not match any more; None when the two disagree by more than `renew_tolerance_px` at the image corners:
+        the frame's registration or the fit to the anchor is wrong (a few features on something that moves), and
+        renewing from it would move the reference, so the renewal waits."""
         if self._anchor is None:
             return view
         residual, fit = self._fit(self._anchor, view)  # anchor -> warped frame: the fitting error left over
         if residual is None or fit.inliers < self.params.min_inliers:
             return view
+        h, w = shape
+        corners = np.array([[0.0, 0.0], [w, 0.0], [0.0, h], [w, h]])
+        moved = corners @ residual[:, :2].T + residual[:, 2]
+        if float(np.linalg.norm(moved - corners, axis=1).max()) > self.params.renew_tolerance_px:
+            return None
         back = np.asarray(cv2.invertAffineTransform(residual), dtype=np.float64)
         return _View(view.points @ back[:, :2].T + back[:, 2], view.descriptors)
 
