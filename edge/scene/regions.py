@@ -245,7 +245,7 @@ def texture_in_place(region: Region, frame_gray: npt.NDArray[np.uint8], long_ter
     Measured on real paving (the ABODA clip, still and with a hand-held pan and shake): synthetic cast shadows,
     blob and pole-thin, peak within 1 px in 95-100 % of frames; the real dropped bag, whose correlation at the
     nominal position reads 0.42-0.67, never does."""
-    x1, y1, x2, y2 = region.box
+    x1, y1 = region.box[:2]
     h, w = frame_gray.shape[:2]
     ys, xs = np.nonzero(region.pixels)
     ys, xs = ys + y1, xs + x1
