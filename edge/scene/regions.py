@@ -206,10 +206,16 @@ def _misfit(image: npt.NDArray[np.uint8], hole: Mask, own: Mask) -> float:
     return float(np.median(np.abs(image[own].astype(np.float32) - predicted[own].astype(np.float32))))
 
 
+SHADOW_SEARCH_PX = 2
+"""The shadow test compares the frame with the background shifted by up to this many work pixels each way."""
+SHADOW_PEAK_PX = 1
+"""... and the best match must lie this close to the registered position (the stabiliser's residual error)."""
+
+
 def is_shadow(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
               ratio: tuple[float, float], min_correlation: float = 0.6) -> bool:
     """True when the region is the background darkened: its brightness ratio to the long-term background is in
-    `ratio` and, where the background has texture, the texture is the same (frame and background correlate).
+    `ratio` and, where the background has texture, the texture is the same *and in place* (`texture_in_place`).
 
     Texture is what separates a dark bag on grey paving (smooth, uncorrelated with the paving) from a shadow."""
     x1, y1, x2, y2 = region.box
@@ -222,7 +228,49 @@ def is_shadow(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray:
         return float(f.std()) < 6.0
     if float(f.std()) < 1e-3:
         return False
-    return float(np.corrcoef(f, b)[0, 1]) >= min_correlation
+    return texture_in_place(region, frame_gray, long_term_gray) >= min_correlation
+
+
+def texture_in_place(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
+                     search_px: int = SHADOW_SEARCH_PX, peak_px: int = SHADOW_PEAK_PX) -> float:
+    """The correlation of the region's pixels in the frame with the background at the registered position, or -1
+    when the texture match is not in place: the background shifted by more than `peak_px` (up to `search_px`)
+    correlates better than every shift within `peak_px` does.
+
+    A shadow keeps the ground's texture in place: the correlation peaks at the registered position, give or take
+    the stabiliser's residual error (a pixel on a shaking camera). An object correlates with the ground only by
+    chance, through smooth shading (a dark bag's ramp and its contact shadow against the paving's gradient, a
+    ground edge it hides), and such a correlation keeps growing as the background is shifted further: its peak
+    is not in place. Measured on real paving (the ABODA clip, still and with a hand-held pan and shake):
+    synthetic cast shadows, blob and pole-thin, peak within 1 px in 95-100 % of frames; the real dropped bag,
+    whose correlation at the registered position reads 0.42-0.67 under shake (the 0.6 cutoff let it pass as a
+    shadow in some frames), never does. The score itself stays the correlation at the registered position: the
+    best of nine shifts would inflate a chance correlation (a bag on a squashed 640x360 view went from 0.59 to
+    0.73 that way)."""
+    x1, y1 = region.box[:2]
+    h, w = frame_gray.shape[:2]
+    ys, xs = np.nonzero(region.pixels)
+    ys, xs = ys + y1, xs + x1
+    f = frame_gray[ys, xs].astype(np.float32)
+    f -= f.mean()
+    fn = float(np.sqrt(np.dot(f, f)))
+    if fn < 1e-6:
+        return -1.0
+    nominal, best_near, best_far = -1.0, -1.0, -1.0
+    for dy in range(-search_px, search_px + 1):
+        yy = np.clip(ys + dy, 0, h - 1)
+        for dx in range(-search_px, search_px + 1):
+            b = long_term_gray[yy, np.clip(xs + dx, 0, w - 1)].astype(np.float32)
+            b -= b.mean()
+            bn = float(np.sqrt(np.dot(b, b)))
+            c = float(np.dot(f, b)) / (fn * bn) if bn > 1e-6 else -1.0
+            if dx == 0 and dy == 0:
+                nominal = c
+            if max(abs(dx), abs(dy)) <= peak_px:
+                best_near = max(best_near, c)
+            else:
+                best_far = max(best_far, c)
+    return nominal if best_near >= best_far else -1.0
 
 
 def is_departed_shadow(region: Region, frame_gray: npt.NDArray[np.uint8], long_term_gray: npt.NDArray[np.uint8],
