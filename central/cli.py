@@ -138,7 +138,8 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--site", action="append", default=[], dest="sites", metavar="SITE",
                      help="subscribe to this site's topics only (repeatable; default every site): several centrals, "
                      "each with its own --client-id and disjoint --site lists, split the city without loss")
-    run.add_argument("--evidence-dir", help="store snapshots here (not subscribed when omitted)")
+    run.add_argument("--evidence-dir", help="store snapshots here (when omitted they are acknowledged and receipted "
+                     "to the gateway, and counted as evidence_discarded, but not stored)")
     run.add_argument("--events-log", help="append every incident payload, one line each, to this file")
     run.add_argument("--roster", help="grid cell -> cleaner YAML")
     run.add_argument("--categories", help="category table YAML (default: the shipped GB/T 47678.5-2026 table)")
