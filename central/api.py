@@ -6,7 +6,9 @@ or, when configured, an OIDC JWT (`central.oidc`). What the caller's role may re
 not read something is 403, a case the caller may not see is 404 like a missing one. Every request to a data
 endpoint, allowed or not, is written to the audit log (who, what, status, when, client address) before the
 answer leaves; if that write fails the answer is 503, not the data. Tokens are never accepted in the URL (it
-would land in access logs).
+would land in access logs). The failed sign-in limit counts those audit rows (`auth.FailureLimiter`), so it holds
+across API processes and restarts; rows older than `ApiSettings.audit_retention_days` are pruned at start-up and
+then every `audit_prune_every_s` (`auth.AuditPruner`).
 
 - `GET /healthz`: the database answers (no authentication; no data).
 - `GET /me`: who the token belongs to.
