@@ -6,7 +6,9 @@ or, when configured, an OIDC JWT (`central.oidc`). What the caller's role may re
 not read something is 403, a case the caller may not see is 404 like a missing one. Every request to a data
 endpoint, allowed or not, is written to the audit log (who, what, status, when, client address) before the
 answer leaves; if that write fails the answer is 503, not the data. Tokens are never accepted in the URL (it
-would land in access logs).
+would land in access logs). The failed sign-in limit counts those audit rows (`auth.FailureLimiter`), so it holds
+across API processes and restarts; rows older than `ApiSettings.audit_retention_days` are pruned at start-up and
+then every `audit_prune_every_s` (`auth.AuditPruner`).
 
 - `GET /healthz`: the database answers (no authentication; no data).
 - `GET /me`: who the token belongs to.
@@ -38,12 +40,14 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridwatch.central.auth import (
+    AUTH_FAILED,
     READ_ALL_CASES,
     READ_AUDIT,
     READ_INCIDENT_IDS,
     READ_OWN_CASES,
     READ_SNAPSHOTS,
     READ_USERS,
+    AuditPruner,
     FailureLimiter,
     Principal,
     Unauthenticated,
@@ -54,6 +58,7 @@ from gridwatch.central.auth import (
     principal_for_subject,
 )
 from gridwatch.central.dashboard import APP_JS, CSP, cleaner_fragment, dashboard_fragment, shell
+from gridwatch.central.errors import CentralError
 from gridwatch.central.oidc import OidcSettings, verify_jwt
 from gridwatch.central.store import Case, Store, open_store, utcnow
 from gridwatch.central.views import CaseRow, cases_as_rows
@@ -69,13 +74,37 @@ PERMISSION_TEXT = {
 }
 
 
+DEFAULT_AUDIT_RETENTION_DAYS = 365
+MAX_AUDIT_RETENTION_DAYS = 36500
+
+
 @dataclass(frozen=True)
 class ApiSettings:
-    """Authentication settings: OIDC (None: opaque tokens only) and the failed sign-in limit per address."""
+    """Authentication settings: OIDC (None: opaque tokens only), the failed sign-in limit per address, and how long
+    the audit log keeps its rows (pruned at start-up and then every `audit_prune_every_s`). Out of range:
+    `CentralError` naming the field (`api.audit_retention_days: ...`)."""
 
     oidc: OidcSettings | None = None
     max_failures: int = 10
     failure_window_s: float = 60.0
+    audit_retention_days: int = DEFAULT_AUDIT_RETENTION_DAYS
+    audit_prune_every_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("max_failures", 1 <= self.max_failures <= 1_000_000, "1 or more failed sign-ins"),
+            ("failure_window_s", 0 < self.failure_window_s <= 86_400, "more than 0 and at most 86400 seconds"),
+            ("audit_retention_days", isinstance(self.audit_retention_days, int)
+             and 1 <= self.audit_retention_days <= MAX_AUDIT_RETENTION_DAYS,
+             f"a whole number of days from 1 to {MAX_AUDIT_RETENTION_DAYS}"),
+            ("audit_prune_every_s", 1 <= self.audit_prune_every_s <= 7 * 86_400, "1 to 604800 seconds"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise CentralError(f"api.{name}: {getattr(self, name)!r} is out of range; use {allowed}")
+        if self.failure_window_s > self.audit_retention_days * 86_400:
+            raise CentralError("api.failure_window_s: longer than api.audit_retention_days; the limiter counts audit "
+                               "rows, so keep them at least as long as the window")
 
 
 class ApiCase(BaseModel):
@@ -153,21 +182,28 @@ class UserEntry(BaseModel):
     tokens: list[str]
 
 
-def create_app(db_url: str, settings: ApiSettings | None = None) -> FastAPI:
-    """The API over the store at `db_url` (opened at startup, its missing tables created, closed at shutdown)."""
+def create_app(db_url: str, settings: ApiSettings | None = None, *, wall: Callable[[], datetime] = utcnow,
+               clock: Callable[[], float] = time.monotonic) -> FastAPI:
+    """The API over the store at `db_url` (opened at startup, its missing tables created, its audit log pruned;
+    closed at shutdown). `wall` (UTC) stamps audit rows and ages failures and audit rows; `clock` (monotonic
+    seconds) schedules the pruning; tests pass fakes."""
     settings = settings or ApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = open_store(db_url)
         try:
+            await run_in_threadpool(app.state.pruner.prune, app.state.store)
             yield
         finally:
             app.state.store.close()
 
     app = FastAPI(title="gridwatch central", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
-    app.state.limiter = FailureLimiter(time.monotonic, settings.max_failures, settings.failure_window_s)
+    app.state.wall = wall
+    app.state.limiter = FailureLimiter(wall, settings.max_failures, settings.failure_window_s)
+    app.state.pruner = AuditPruner(settings.audit_retention_days, settings.audit_prune_every_s, wall=wall,
+                                   clock=clock)
     app.middleware("http")(_audit_and_headers)
     _add_routes(app)
     _add_pages(app)
@@ -204,7 +240,7 @@ def _principal(request: Request, session: Annotated[Session, Depends(_session)])
     """The caller, or 401 (429 for an address with too many recent failures)."""
     limiter: FailureLimiter = request.app.state.limiter
     remote = _remote(request)
-    wait = limiter.retry_after(remote)
+    wait = limiter.retry_after(session, remote)
     if wait > 0:
         raise HTTPException(
             429,
@@ -213,8 +249,7 @@ def _principal(request: Request, session: Annotated[Session, Depends(_session)])
         )
     try:
         principal = _authenticate(request, session)
-    except Unauthenticated as exc:
-        limiter.failed(remote)  # with or without a header: each 401 is an audit row, so each one counts
+    except Unauthenticated as exc:  # with or without a header: each 401 is an `auth_failed` audit row, which counts
         error = ', error="invalid_token"' if "authorization" in request.headers else ""
         raise HTTPException(
             401, f"not authenticated: {exc}", headers={"WWW-Authenticate": f'Bearer realm="gridwatch"{error}'}
@@ -262,12 +297,16 @@ async def _audit_and_headers(request: Request, call_next: Callable[[Request], Aw
 
 def _write_audit(request: Request, status: int) -> None:
     principal: Principal | None = getattr(request.state, "principal", None)
-    action = {401: "auth_failed", 403: "denied"}.get(status, "read" if request.method in ("GET", "HEAD") else "change")
+    action = {401: AUTH_FAILED, 403: "denied"}.get(status, "read" if request.method in ("GET", "HEAD") else "change")
     target = request.method + " " + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     store: Store = request.app.state.store
     with store.session() as session:
-        audit(session, actor=principal, action=action, target=target, remote=_remote(request), status=status)
+        audit(session, actor=principal, action=action, target=target, remote=_remote(request), status=status,
+              at=request.app.state.wall())
         session.commit()
+    pruner: AuditPruner = request.app.state.pruner
+    if pruner.due():
+        pruner.prune(store)
 
 
 # --- routes ------------------------------------------------------------------------------------------------

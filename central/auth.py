@@ -16,26 +16,31 @@ has an expiry and can be revoked; disabling a user revokes all of theirs. OIDC b
 comes from the user table, never from the token.
 
 `FailureLimiter` answers 429 to an address after too many failed sign-ins in a minute, so tokens cannot be
-guessed online (they carry 256 random bits anyway).
+guessed online (they carry 256 random bits anyway). It counts the `auth_failed` rows of the audit log, so the
+count is shared by every API process on the same database and survives a restart: restarting the API does not
+lift a lockout. `prune_audit` deletes audit rows older than the retention (`ApiSettings.audit_retention_days`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
-from collections import deque
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from gridwatch.central.errors import CentralError
-from gridwatch.central.store import ApiToken, ApiUser, AuditRow, utcnow
+from gridwatch.central.store import ApiToken, ApiUser, AuditRow, Store, utcnow
+
+log = logging.getLogger("gridwatch.central.api")
 
 VIEWER, CLEANER, DISPATCHER, SUPERVISOR = "viewer", "cleaner", "dispatcher", "supervisor"
 ROLES: tuple[str, ...] = (DISPATCHER, CLEANER, SUPERVISOR, VIEWER)
@@ -55,6 +60,8 @@ USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # the roster's cle
 TOKEN_PREFIX = "gwt_"
 TOKEN_SHAPE = re.compile(r"^gwt_([0-9a-f]{12})\.([A-Za-z0-9_-]{43})$")
 DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS = 90, 3650
+AUTH_FAILED = "auth_failed"  # the audit action of a 401: what the failure limiter counts
+PRUNE_BATCH = 5000  # audit rows deleted per statement, so a long-due prune never holds the write lock for long
 
 
 class AuthError(CentralError, ValueError):
@@ -260,40 +267,91 @@ def audit_rows(session: Session, limit: int = 100, actor: str | None = None) -> 
     return list(session.scalars(query))
 
 
+def prune_audit(session: Session, older_than: datetime, batch: int = PRUNE_BATCH) -> int:
+    """Delete the audit rows from before `older_than`, `batch` rows per statement (the caller commits each
+    batch by calling again: see `central.api`); returns how many were deleted by this call."""
+    doomed = select(AuditRow.id).where(AuditRow.at < older_than).order_by(AuditRow.id).limit(batch)
+    ids = list(session.scalars(doomed))
+    if ids:
+        session.execute(delete(AuditRow).where(AuditRow.id.in_(ids)))
+    return len(ids)
+
+
+class AuditPruner:
+    """Keeps the audit log to `days` days: `prune(store)` runs at the API's start-up and then whenever `due()`
+    (at most every `every_s` seconds, checked after each audit write, so there is no timer thread). Each run
+    deletes in batches of `PRUNE_BATCH` (a commit each) and, when it deleted anything, leaves an `audit.prune`
+    row saying how many rows before which time went. `pruned` counts every row deleted since start. Several API
+    processes may prune the same table: each deletes what is still there, nothing is counted twice.
+    `wall` is the UTC clock of the cutoff, `clock` monotonic seconds for the schedule."""
+
+    def __init__(self, days: int, every_s: float, *, wall: Callable[[], datetime] = utcnow,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.days, self.every_s, self.wall, self.clock = days, every_s, wall, clock
+        self.pruned = 0
+        self.runs = 0
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        return self._last is None or self.clock() - self._last >= self.every_s
+
+    def prune(self, store: Store) -> int:
+        """Delete what is older than the retention now; returns how many rows went (0 if another thread is at it)."""
+        if not self._lock.acquire(blocking=False):
+            return 0
+        try:
+            self._last = self.clock()
+            cutoff = self.wall() - timedelta(days=self.days)
+            deleted = 0
+            with store.session() as session:
+                while True:
+                    batch = prune_audit(session, cutoff, PRUNE_BATCH)
+                    session.commit()
+                    deleted += batch
+                    if batch < PRUNE_BATCH:
+                        break
+                if deleted:
+                    audit(session, actor="system:retention", action="audit.prune", remote="local",
+                          target=f"{deleted} rows from before {cutoff.isoformat(timespec='seconds')} "
+                                 f"({self.days}-day retention)", at=self.wall())
+                    session.commit()
+            self.pruned += deleted
+            self.runs += 1
+            if deleted:
+                log.info("api: pruned %d audit rows older than %d days", deleted, self.days)
+            return deleted
+        finally:
+            self._lock.release()
+
+
 # --- rate limit ------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class FailureLimiter:
     """At most `max_failures` failed sign-ins per address in `window_s` seconds; past that the address is
-    refused (429) until its oldest failure leaves the window. `clock` is monotonic seconds. Thread-safe: the
-    API's dependencies run in a thread pool. Per process: several API processes each count on their own."""
+    refused (429) until enough of its failures left the window. The failures are the audit log's `auth_failed`
+    rows (each 401 is one, written before the answer leaves), so every API process on the database sees the same
+    count and a restart forgets nothing. 429s are not audited, so a refused address does not extend its own
+    lockout. Requests racing in parallel may each pass the check before the others' rows are committed: at most
+    the server's concurrency more attempts, then the limit holds. `clock` is the wall clock (UTC)."""
 
-    clock: Callable[[], float]
+    clock: Callable[[], datetime] = utcnow
     max_failures: int = 10
     window_s: float = 60.0
-    max_addresses: int = 10_000
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def retry_after(self, address: str) -> float:
+    def retry_after(self, session: Session, address: str) -> float:
         """Seconds until `address` may try again (0: now)."""
-        with self._lock:
-            if address not in self._failures:
-                return 0.0
-            times = self._prune(address)
-            if len(times) < self.max_failures:
-                return 0.0
-            return max(times[0] + self.window_s - self.clock(), 0.0)
-
-    def failed(self, address: str) -> None:
-        with self._lock:
-            if address not in self._failures and len(self._failures) >= self.max_addresses:
-                self._failures.pop(next(iter(self._failures)))  # the oldest address: memory stays bounded
-            self._prune(address).append(self.clock())
-
-    def _prune(self, address: str) -> deque[float]:
-        times = self._failures.setdefault(address, deque())
-        while times and times[0] <= self.clock() - self.window_s:
-            times.popleft()
-        return times
+        now = self.clock()
+        query = (
+            select(AuditRow.at)
+            .where(AuditRow.action == AUTH_FAILED, AuditRow.remote == address[:128],
+                   AuditRow.at > now - timedelta(seconds=self.window_s))
+            .order_by(AuditRow.at.desc())
+            .limit(self.max_failures)
+        )
+        recent = list(session.scalars(query))
+        if len(recent) < self.max_failures:
+            return 0.0
+        return max((recent[-1] - now).total_seconds() + self.window_s, 0.0)

@@ -45,6 +45,7 @@ DEFAULT_DB = DEFAULT_DB_URL.removeprefix("sqlite:///")
 BROKER_ENV, DB_ENV = "GRIDWATCH_CENTRAL_BROKER", "GRIDWATCH_CENTRAL_DB"
 OIDC_ENV = {"issuer": "GRIDWATCH_API_OIDC_ISSUER", "audience": "GRIDWATCH_API_OIDC_AUDIENCE",
             "jwks": "GRIDWATCH_API_OIDC_JWKS"}
+RETENTION_ENV = "GRIDWATCH_API_AUDIT_RETENTION_DAYS"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,6 +84,9 @@ def _add_api(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                       ("jwks", "the issuer's public keys: a JWKS JSON file or a PEM file; OIDC is off without it")):
         api.add_argument(f"--oidc-{key}", default=os.environ.get(OIDC_ENV[key]),
                          help=f"{what} (default ${OIDC_ENV[key]})")
+    api.add_argument("--audit-retention-days", type=int, default=os.environ.get(RETENTION_ENV, "365"),
+                     help=f"delete audit rows older than this many days, at start-up and hourly (default "
+                     f"${RETENTION_ENV} or 365)")
     api.set_defaults(func=cmd_api)
 
 
@@ -134,7 +138,8 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--site", action="append", default=[], dest="sites", metavar="SITE",
                      help="subscribe to this site's topics only (repeatable; default every site): several centrals, "
                      "each with its own --client-id and disjoint --site lists, split the city without loss")
-    run.add_argument("--evidence-dir", help="store snapshots here (not subscribed when omitted)")
+    run.add_argument("--evidence-dir", help="store snapshots here (when omitted they are acknowledged and receipted "
+                     "to the gateway, and counted as evidence_discarded, but not stored)")
     run.add_argument("--events-log", help="append every incident payload, one line each, to this file")
     run.add_argument("--roster", help="grid cell -> cleaner YAML")
     run.add_argument("--categories", help="category table YAML (default: the shipped GB/T 47678.5-2026 table)")
@@ -244,6 +249,11 @@ def cmd_api(args: argparse.Namespace) -> int:
     from inside the server; the user, token and audit tables are added to an older store.
     """
     db_url = _db_url(args)
+    from gridwatch.central.api import ApiSettings, create_app
+    from gridwatch.central.oidc import load_settings
+
+    settings = ApiSettings(oidc=load_settings(args.oidc_issuer, args.oidc_audience, args.oidc_jwks),
+                           audit_retention_days=args.audit_retention_days)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CentralError("--tls-cert and --tls-key go together")
     for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
@@ -260,10 +270,6 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     import uvicorn  # the api extra: imported only when serving
 
-    from gridwatch.central.api import ApiSettings, create_app
-    from gridwatch.central.oidc import load_settings
-
-    settings = ApiSettings(oidc=load_settings(args.oidc_issuer, args.oidc_audience, args.oidc_jwks))
     uvicorn.run(create_app(db_url, settings), host=args.host, port=args.port, log_level="info",
                 ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     return 0

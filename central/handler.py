@@ -80,6 +80,7 @@ class Counters:
     duplicates: int = 0
     dead_letters: int = 0
     evidence: int = 0
+    evidence_discarded: int = 0  # evidence acknowledged and receipted but not stored (no evidence folder)
     dispatched: int = 0
     errors: int = 0
 

@@ -1,8 +1,15 @@
 """OIDC bearer JWTs checked offline against the issuer's public keys (a JWKS file or one PEM key).
 
 The identity provider (Keycloak, Authentik, Azure AD, ...) signs access tokens; the API verifies them with keys
-read at start-up from a file (`--oidc-jwks`, e.g. the provider's `jwks_uri` document saved by the operator), so
-it needs no network and no JWT library: `cryptography` does the signatures.
+read from a file (`--oidc-jwks`, e.g. the provider's `jwks_uri` document saved by the operator), so it needs no
+network and no JWT library: `cryptography` does the signatures.
+
+Key rotation: the file is read at start-up (a bad file stops the start) and again (`KeyRing`) when it changed
+(its modification time, size or inode, looked at no more than every `STAT_EVERY_S` seconds) or when a token
+names a key id the ring does not hold (a re-read at most every `REREAD_UNKNOWN_KID_S` seconds, so tokens with
+made-up key ids cannot make the server read the file on every request). A file that cannot be read or parsed
+while the server runs keeps the keys in use and is logged; replace the file atomically (write a temporary file,
+then rename it over the old one) so a reader never sees half a file.
 
 Accepted: RS256 (RSA), ES256 (P-256) and EdDSA (Ed25519), each only with a key of its own type (no `none`, no
 HMAC, so a public key can never be used as a shared secret). The token must name the configured issuer (`iss`),
@@ -15,6 +22,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,33 +41,108 @@ from gridwatch.central.auth import Unauthenticated
 from gridwatch.central.errors import CentralError
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | Ed25519PublicKey
+Keys = dict[str | None, PublicKey]
 MAX_JWT_BYTES = 16 * 1024
+STAT_EVERY_S = 5.0
+REREAD_UNKNOWN_KID_S = 30.0
+
+log = logging.getLogger("gridwatch.central.api")
 
 
 class OidcError(CentralError, ValueError):
     """The OIDC settings cannot be used (missing issuer or audience, an unreadable or invalid key file)."""
 
 
+@dataclass
+class KeyRingStats:
+    reloads: int = 0  # times the file was read again and its keys taken
+    failures: int = 0  # re-reads that failed (the keys in use were kept)
+    unknown_kid_rereads: int = 0  # re-reads asked for by a token with a key id the ring did not hold
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+class KeyRing:
+    """The issuer's public keys from `path`, re-read when the file changes or a token names an unknown key id
+    (module docstring). `clock` is monotonic seconds; thread-safe (the API verifies tokens in a thread pool)."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic, stat_every_s: float = STAT_EVERY_S,
+                 reread_unknown_kid_s: float = REREAD_UNKNOWN_KID_S) -> None:
+        self.path, self.clock = path, clock
+        self.stat_every_s, self.reread_unknown_kid_s = stat_every_s, reread_unknown_kid_s
+        self.stats = KeyRingStats()
+        self._lock = threading.Lock()
+        self._seen = _signature(path)
+        self.keys: Keys = load_keys(path)  # at start-up a bad file is an error, not a warning
+        self._statted = self._reread = clock()
+
+    def find(self, kid: str | None) -> PublicKey | None:
+        """The key for `kid` (or the key without an id), after a re-read if the file changed or `kid` is new."""
+        with self._lock:
+            now = self.clock()
+            if now - self._statted >= self.stat_every_s:
+                self._statted = now
+                if _signature(self.path) != self._seen:
+                    self._reload(now)
+            key = _lookup(self.keys, kid)
+            if key is None and now - self._reread >= self.reread_unknown_kid_s:
+                self.stats.unknown_kid_rereads += 1
+                self._reload(now)
+                key = _lookup(self.keys, kid)
+            return key
+
+    def _reload(self, now: float) -> None:
+        self._reread = now
+        seen = _signature(self.path)
+        try:
+            keys = load_keys(self.path)
+        except OidcError as exc:
+            self.stats.failures += 1
+            log.warning("api: %s; keeping the %d OIDC keys in use", exc, len(self.keys))
+            return
+        self._seen = seen
+        if keys != self.keys:
+            log.info("api: OIDC keys reloaded from %s: key ids %s", self.path, sorted(map(str, keys)))
+        self.keys = keys
+        self.stats.reloads += 1
+
+
+def _lookup(keys: Keys, kid: str | None) -> PublicKey | None:
+    return keys.get(kid) or keys.get(None)
+
+
 @dataclass(frozen=True)
 class OidcSettings:
-    """Issuer, audience and the issuer's public keys by key id (`None`: a key without an id)."""
+    """Issuer, audience and the issuer's public keys: a `KeyRing` over the key file, or fixed keys by key id
+    (`None`: a key without an id)."""
 
     issuer: str
     audience: str
-    keys: dict[str | None, PublicKey]
+    keys: KeyRing | Keys
     leeway_s: float = 60.0
 
+    def key(self, kid: str | None) -> PublicKey | None:
+        return self.keys.find(kid) if isinstance(self.keys, KeyRing) else _lookup(self.keys, kid)
 
-def load_settings(issuer: str | None, audience: str | None, key_file: str | None) -> OidcSettings | None:
-    """The settings when a key file is given (None: OIDC is off); issuer and audience are then required."""
+
+def load_settings(issuer: str | None, audience: str | None, key_file: str | None, *,
+                  clock: Callable[[], float] = time.monotonic) -> OidcSettings | None:
+    """The settings when a key file is given (None: OIDC is off); issuer and audience are then required. The keys
+    are a `KeyRing`: read now (an unusable file is an `OidcError`) and again when the file changes."""
     if not key_file:
         return None
     if not issuer or not audience:
         raise OidcError("OIDC needs the issuer and the audience too (--oidc-issuer, --oidc-audience)")
-    return OidcSettings(issuer, audience, load_keys(Path(key_file)))
+    return OidcSettings(issuer, audience, KeyRing(Path(key_file), clock=clock))
 
 
-def load_keys(path: Path) -> dict[str | None, PublicKey]:
+def load_keys(path: Path) -> Keys:
     """The public keys in a JWKS JSON file or a PEM public key file."""
     try:
         data = path.read_bytes()
@@ -121,7 +208,7 @@ def verify_jwt(token: str, settings: OidcSettings, now: float) -> dict[str, Any]
     kid = header.get("kid")
     if not isinstance(kid, str | None):
         raise Unauthenticated("malformed JWT")
-    key = settings.keys.get(kid) or settings.keys.get(None)
+    key = settings.key(kid)
     if key is None:
         raise Unauthenticated("JWT signed with an unknown key id")
     _verify_signature(key, str(header.get("alg")), signature, f"{head_b64}.{body_b64}".encode())

@@ -1,10 +1,11 @@
 """Receipts to gateways: after a message's transaction committed, tell its gateway (`gridwatch.wire.receipts`).
 
 The service calls `ReceiptSender.after_commit(msg, result)` once per committed message (any final outcome: stored,
-duplicate, dead-lettered) and `flush()` when its inbox has been idle for a moment. Ids are collected per gateway
-and published at QoS 1 on `{prefix}/{site}/{gateway}/receipt` in batches of at most `MAX_RECEIPT_IDS`: when a
-batch is full, when the oldest id waited `max_delay_s` (1 s), or on `flush()`. Memory is bounded by one batch,
-and a trickle of messages costs the broker about one receipt per gateway per second, not one per message.
+duplicate, dead-lettered), `after_discard(msg)` for evidence it does not store (no evidence folder), and `flush()`
+when its inbox has been idle for a moment. Ids are collected per gateway and published at QoS 1 on
+`{prefix}/{site}/{gateway}/receipt` in batches of at most `MAX_RECEIPT_IDS`: when a batch is full, when the oldest
+id waited `max_delay_s` (1 s), or on `flush()`. Memory is bounded by one batch, and a trickle of messages costs the
+broker about one receipt per gateway per second, not one per message.
 
 Nothing here needs to be durable: a receipt lost (central dies before the flush, the connection is down, the
 broker crashes) only means the gateway sends the message again after its timeout or reconnect, central finds it
@@ -61,9 +62,16 @@ class ReceiptSender:
 
     def after_commit(self, msg: Inbound, result: IngestResult) -> None:
         """`msg` is committed with `result`: note its id for its gateway; publish if a batch is due."""
+        self._note(msg, result.event_id if result.kind != "dead_letter" else _dead_letter_id(msg))
+
+    def after_discard(self, msg: Inbound) -> None:
+        """`msg` is evidence this central does not store (no evidence folder): receipt it by the event id it
+        carries (as a dead letter is), so the gateway stops resending it; there is nothing to commit first."""
+        self._note(msg, _dead_letter_id(msg))
+
+    def _note(self, msg: Inbound, event_id: str | None) -> None:
         where = parse_edge_topic(self.prefix, msg.topic)
         kind: ReceiptKind = "evidence" if msg.is_evidence else "incident"
-        event_id = result.event_id if result.kind != "dead_letter" else _dead_letter_id(msg)
         if where is None or where.kind != kind or not is_event_id(event_id):
             self.stats.unnamed += 1
             return

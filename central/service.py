@@ -24,6 +24,10 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
   (`central.receipts`), so the gateway can delete its outbox row; the broker's PUBACK alone is not enough, as
   the broker may crash before saving what it acknowledged.
 
+- Evidence without an `evidence_dir`: central still subscribes to the evidence topic, acknowledges each message
+  at once, receipts it by the event id it carries and counts it as `evidence_discarded`, so a gateway that
+  publishes snapshots drains its outbox instead of resending them forever.
+
 Topics: a plain persistent subscription to `{prefix}/+/+/+/incident` and `.../evidence` by default (or to the
 `sites` given: `{prefix}/{site}/+/+/incident`). That is the mode that loses nothing over a broker restart: the
 broker restores the subscription from its persistence and queues for it while central is away. A `share_group`
@@ -113,7 +117,8 @@ class CentralService:
           default, and always on MQTT 3.1.1) subscribes to the plain topics: every instance gets every message.
         - `sites`: subscribe to these sites' topics only (default: every site), so several centrals with plain
           persistent sessions can split the city without loss.
-        - `evidence_dir`: where snapshots are written; `None` does not subscribe to the evidence topic.
+        - `evidence_dir`: where snapshots are written; with `None` evidence is acknowledged, receipted and counted
+          as `evidence_discarded`, not stored.
         - `events_log`: a file that gets every incident payload as received, one line each, before
           validation (CR/LF inside a payload become spaces); the demo's `events.jsonl`.
         - `roster` / `categories`: default to "everything to dispatch-desk" and the shipped category table.
@@ -155,7 +160,7 @@ class CentralService:
 
     def topics(self) -> list[str]:
         """The subscription filters (shared on MQTT 5 when a share group is set)."""
-        names: list[EdgeKind] = ["incident", "evidence"] if self.evidence_dir is not None else ["incident"]
+        names: list[EdgeKind] = ["incident", "evidence"]  # evidence even without a folder: to receipt it
         plain = [edge_filter(self.prefix, name, site) for site in self.sites or ("+",) for name in names]
         if self.protocol == "5" and self.share_group:
             return [f"$share/{self.share_group}/{t}" for t in plain]
@@ -323,6 +328,16 @@ class CentralService:
             self._publisher.notify()
 
 
+    def _discard(self, msg: Inbound) -> None:
+        """Evidence this central does not store (no `evidence_dir`): nothing to commit, so acknowledge it and
+        receipt it now (on the network thread), and count it."""
+        if self._session is not None:
+            self._session.ack(msg)
+        if self.receipts is not None:
+            self.receipts.after_discard(msg)
+        self._tally.bump("evidence_discarded")
+
+
 def check_batch(batch_size: int, batch_ms: float) -> tuple[int, float]:
     """The batch settings, or a `CentralError` that says what is allowed."""
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
@@ -365,8 +380,12 @@ class _Events:
             log.warning("central: disconnected from %s; reconnecting", svc.broker)
 
     def on_message(self, msg: Inbound) -> None:
-        self.service._inbox.put(msg)
-        self.service._tally.bump("received")
+        svc = self.service
+        if msg.is_evidence and svc.evidence_dir is None:
+            svc._discard(msg)
+        else:
+            svc._inbox.put(msg)
+        svc._tally.bump("received")
 
     def on_ack(self, mid: int, reason_code: int) -> None:
         if self.service._publisher is not None:

@@ -21,6 +21,7 @@ from gridwatch.central import auth
 from gridwatch.central.api import ApiSettings, create_app
 from gridwatch.central.categories import load_categories
 from gridwatch.central.dashboard import svg_map
+from gridwatch.central.errors import CentralError
 from gridwatch.central.ingest import ingest_evidence, ingest_incident, write_files
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import ApiToken, AuditRow, open_store, utcnow
@@ -259,6 +260,61 @@ def test_failed_sign_ins_are_limited_per_address(tmp_path: Path) -> None:
         with open_store(api.url) as store, store.session() as session:
             statuses = list(session.scalars(select(AuditRow.status)))
         assert statuses == [401, 401, 401]  # 429s are not written: a flood cannot fill the log
+
+
+def test_a_lockout_holds_across_api_processes_and_restarts(tmp_path: Path) -> None:
+    """The failures are counted in the database: two API apps on one store share the count, and a new app (a
+    restarted process) still refuses the locked-out address."""
+    settings = ApiSettings(max_failures=3, failure_window_s=60)
+    bad = {"Authorization": "Bearer gwt_000000000000." + "A" * 43}
+    for api in make_api(tmp_path, settings):
+        with TestClient(create_app(api.url, settings)) as other:
+            assert api.client.get("/cases", headers=bad).status_code == 401
+            assert other.get("/cases", headers=bad).status_code == 401
+            assert api.client.get("/cases", headers=bad).status_code == 401
+            assert other.get("/cases", headers=bad).status_code == 429  # 3 failures over both processes
+    with TestClient(create_app(api.url, settings)) as restarted:
+        limited = restarted.get("/cases", headers={"Authorization": f"Bearer {api.tokens['disp']}"})
+    assert limited.status_code == 429 and 0 < int(limited.headers["retry-after"]) <= 60
+
+
+def test_the_audit_log_is_pruned_at_start_up_and_then_periodically(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    tokens = fill(url, tmp_path)
+    now, ticks = [utcnow()], [0.0]
+    with open_store(url) as store, store.session() as session:
+        for days in (400, 30):
+            auth.audit(session, actor="sup", action="read", target=f"GET /old/{days}", remote="r", status=200,
+                       at=now[0] - timedelta(days=days))
+        session.commit()
+    app = create_app(url, ApiSettings(audit_retention_days=90, audit_prune_every_s=3600),
+                     wall=lambda: now[0], clock=lambda: ticks[0])
+
+    def targets() -> list[str]:
+        with open_store(url) as store, store.session() as session:
+            return [r.target for r in auth.audit_rows(session, 100)]
+
+    with TestClient(app) as client:
+        assert "GET /old/400" not in targets() and "GET /old/30" in targets()  # at start-up
+        assert app.state.pruner.pruned == 1
+        now[0] += timedelta(days=70)  # the 30-day-old row is 100 days old now
+        client.get("/me", headers={"Authorization": f"Bearer {tokens['sup']}"})
+        assert "GET /old/30" in targets()  # not due yet: at most one prune per hour
+        ticks[0] = 3600.0
+        client.get("/me", headers={"Authorization": f"Bearer {tokens['sup']}"})
+        assert "GET /old/30" not in targets() and app.state.pruner.pruned == 2
+    assert targets()[0].startswith("1 rows from before")  # the prune is in the log itself
+    assert [t for t in targets() if t == "GET /me"] == ["GET /me", "GET /me"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("audit_retention_days", 0), ("audit_retention_days", 40000), ("audit_retention_days", 1.5),
+     ("failure_window_s", 0), ("max_failures", 0), ("audit_prune_every_s", 0)],
+)
+def test_bad_api_settings_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(CentralError, match=rf"^api\.{field}: {value!r} is out of range"):
+        ApiSettings(**{field: value})  # type: ignore[arg-type]
 
 
 def test_healthz_is_open_and_tells_nothing(api: Api) -> None:

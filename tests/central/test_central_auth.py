@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from unittest import mock
 
 import pytest
 from sqlalchemy import inspect, select, text
@@ -101,20 +102,65 @@ def test_audit_rows_newest_first_and_by_actor(store: Store) -> None:
     assert len(rows[0].target) == 512 and [r.target for r in mine] == ["GET /cases"]
 
 
-def test_the_limiter_refuses_an_address_until_its_failures_age_out() -> None:
-    now = [0.0]
-    limiter = FailureLimiter(lambda: now[0], max_failures=3, window_s=60, max_addresses=2)
-    for _ in range(3):
-        assert limiter.retry_after("a") == 0
-        limiter.failed("a")
-        now[0] += 1
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
-    assert limiter.retry_after("a") == 57 and limiter.retry_after("b") == 0
-    now[0] = 60.5
-    assert limiter.retry_after("a") == 0  # the first failure left the window
-    limiter.failed("b")
-    limiter.failed("c")  # a third address pushes out the oldest one: memory stays bounded
-    assert set(limiter._failures) == {"b", "c"}
+
+def failed_at(store: Store, address: str, *seconds: float) -> None:
+    """An `auth_failed` audit row for `address` at each T0 + seconds (what the API writes for a 401)."""
+    with store.session() as session:
+        for s in seconds:
+            auth.audit(session, actor=None, action=auth.AUTH_FAILED, target="GET /cases", remote=address, status=401,
+                       at=T0 + timedelta(seconds=s))
+        session.commit()
+
+
+def test_the_limiter_counts_the_audit_logs_failures_until_they_age_out(store: Store) -> None:
+    now = [T0]
+    limiter = FailureLimiter(lambda: now[0], max_failures=3, window_s=60)
+    with store.session() as session:
+        auth.audit(session, actor=None, action="denied", target="GET /audit", remote="a", status=403, at=T0)
+        session.commit()
+    failed_at(store, "a", 0, 1)
+    failed_at(store, "b", 1)
+    now[0] = T0 + timedelta(seconds=3)
+    with store.session() as session:
+        assert limiter.retry_after(session, "a") == 0  # two failures (a 403 is not one)
+    failed_at(store, "a", 2)
+    with store.session() as session:
+        assert limiter.retry_after(session, "a") == 57 and limiter.retry_after(session, "b") == 0
+        now[0] = T0 + timedelta(seconds=60.5)
+        assert limiter.retry_after(session, "a") == 0  # the first failure left the window
+
+
+def test_more_failures_than_the_limit_hold_until_enough_left_the_window(store: Store) -> None:
+    """Parallel requests can write more failures than the limit: the lockout lasts until fewer than the limit
+    are left in the window, not only until the oldest one leaves."""
+    failed_at(store, "a", 0, 1, 2, 3, 4)
+    limiter = FailureLimiter(lambda: T0 + timedelta(seconds=5), max_failures=3, window_s=60)
+    with store.session() as session:
+        assert limiter.retry_after(session, "a") == 57
+
+
+def test_the_audit_log_is_pruned_in_batches_and_the_prune_is_counted_and_audited(store: Store) -> None:
+    ages_days = [400, 366, 364, 1]
+    with store.session() as session:
+        for i, days in enumerate(ages_days):
+            auth.audit(session, actor="sup", action="read", target=f"GET /cases/{i}", remote="r", status=200,
+                       at=T0 - timedelta(days=days))
+        session.commit()
+    ticks = [0.0]
+    pruner = auth.AuditPruner(365, 3600, wall=lambda: T0, clock=lambda: ticks[0])
+    assert pruner.due()
+    with mock.patch.object(auth, "PRUNE_BATCH", 1):  # two batches of one row, then an empty one
+        assert pruner.prune(store) == 2
+    assert not pruner.due() and (pruner.pruned, pruner.runs) == (2, 1)
+    ticks[0] = 3600
+    assert pruner.due() and pruner.prune(store) == 0 and pruner.pruned == 2
+    with store.session() as session:
+        rows = auth.audit_rows(session)
+    assert [r.target for r in rows[1:]] == ["GET /cases/3", "GET /cases/2"]
+    assert (rows[0].actor, rows[0].action) == ("system:retention", "audit.prune")
+    assert rows[0].target.startswith("2 rows from before 2025-11-30T12:00:00")
 
 
 def test_an_older_store_gets_the_new_tables_on_open(db_url: str) -> None:

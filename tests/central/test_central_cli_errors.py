@@ -115,3 +115,15 @@ def test_broker_and_db_come_from_the_environment_so_nothing_secret_is_on_argv(
     assert main(["central", "run"]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "scheme must be" in line and "s3cret" not in line
+
+
+def test_api_with_a_bad_audit_retention_is_one_line_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "cases.db")
+    open_store(f"sqlite:///{db}").close()
+    assert main(["central", "api", "--db", db, "--audit-retention-days", "0"]) == 2
+    assert "api.audit_retention_days: 0 is out of range" in one_error_line(capsys.readouterr().err)
+    monkeypatch.setenv("GRIDWATCH_API_AUDIT_RETENTION_DAYS", "99999")
+    assert main(["central", "api", "--db", db]) == 2
+    assert "api.audit_retention_days: 99999" in one_error_line(capsys.readouterr().err)

@@ -21,7 +21,16 @@ with warnings.catch_warnings():
 from gridwatch.central import auth
 from gridwatch.central.api import ApiSettings, create_app
 from gridwatch.central.auth import Unauthenticated
-from gridwatch.central.oidc import OidcError, OidcSettings, load_keys, load_settings, verify_jwt
+from gridwatch.central.oidc import (
+    REREAD_UNKNOWN_KID_S,
+    STAT_EVERY_S,
+    KeyRing,
+    OidcError,
+    OidcSettings,
+    load_keys,
+    load_settings,
+    verify_jwt,
+)
 from gridwatch.central.store import open_store
 from tests.central.jwt_helpers import AUDIENCE, ISSUER, KEYS, NOW, b64, jwk, mint
 
@@ -124,6 +133,95 @@ def test_settings_need_issuer_and_audience_and_a_readable_file(tmp_path: Path) -
         load_settings(ISSUER, None, str(tmp_path / "jwks.json"))
     with pytest.raises(OidcError, match="No such file"):
         load_settings(ISSUER, AUDIENCE, str(tmp_path / "missing.json"))
+
+
+# --- key rotation -------------------------------------------------------------------------------------------
+
+
+def write_jwks(path: Path, **keys: str) -> None:
+    """Replace the key file atomically (temporary file, then rename), as an operator or a sync job would."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"keys": [jwk(KEYS[alg], kid) for kid, alg in keys.items()]}))
+    tmp.replace(path)
+
+
+def rotating(tmp_path: Path) -> tuple[Path, list[float], OidcSettings]:
+    path = tmp_path / "rotating.json"
+    write_jwks(path, old="ES256")
+    ticks = [0.0]
+    loaded = load_settings(ISSUER, AUDIENCE, str(path), clock=lambda: ticks[0])
+    assert loaded is not None and isinstance(loaded.keys, KeyRing)
+    return path, ticks, loaded
+
+
+def test_a_token_with_a_new_key_id_rereads_the_key_file(tmp_path: Path) -> None:
+    path, ticks, _ = rotating(tmp_path)
+    ring = KeyRing(path, clock=lambda: ticks[0], stat_every_s=1e9)  # only the unknown kid can make it look
+    settings = OidcSettings(ISSUER, AUDIENCE, ring)
+    new_token = mint(KEYS["EdDSA"], "EdDSA", kid="new")
+    with pytest.raises(Unauthenticated, match="unknown key id"):
+        verify_jwt(new_token, settings, NOW)  # not in the file yet; the file was just read: no re-read
+    write_jwks(path, old="ES256", new="EdDSA")  # the provider publishes its next key
+    ticks[0] = REREAD_UNKNOWN_KID_S - 1
+    with pytest.raises(Unauthenticated, match="unknown key id"):
+        verify_jwt(new_token, settings, NOW)  # ... at most every REREAD_UNKNOWN_KID_S
+    ticks[0] = REREAD_UNKNOWN_KID_S
+    assert verify_jwt(new_token, settings, NOW)["sub"] == "user-42"
+    assert verify_jwt(mint(KEYS["ES256"], "ES256", kid="old"), settings, NOW)["sub"] == "user-42"
+    assert (ring.stats.unknown_kid_rereads, ring.stats.reloads) == (1, 1)
+
+
+def test_made_up_key_ids_cannot_make_the_server_read_the_file_on_every_request(tmp_path: Path) -> None:
+    _, ticks, settings = rotating(tmp_path)
+    assert isinstance(settings.keys, KeyRing)
+    for i in range(100):
+        ticks[0] = REREAD_UNKNOWN_KID_S + i * 0.1  # 10 s of made-up key ids
+        with pytest.raises(Unauthenticated, match="unknown key id"):
+            verify_jwt(mint(KEYS["EdDSA"], "EdDSA", kid=f"junk-{i}"), settings, NOW)
+    assert settings.keys.stats.unknown_kid_rereads == 1 and settings.keys.stats.reloads == 1
+
+
+def test_a_changed_file_drops_a_retired_key_within_the_stat_interval(tmp_path: Path) -> None:
+    path, ticks, settings = rotating(tmp_path)
+    old_token = mint(KEYS["ES256"], "ES256", kid="old")
+    assert verify_jwt(old_token, settings, NOW)
+    write_jwks(path, new="EdDSA")  # the old key is retired (e.g. leaked)
+    ticks[0] = STAT_EVERY_S - 0.1
+    assert verify_jwt(old_token, settings, NOW)  # not looked at yet
+    ticks[0] = STAT_EVERY_S
+    with pytest.raises(Unauthenticated, match="unknown key id"):
+        verify_jwt(old_token, settings, NOW)
+    assert verify_jwt(mint(KEYS["EdDSA"], "EdDSA", kid="new"), settings, NOW)
+
+
+def test_a_broken_key_file_keeps_the_keys_in_use_and_is_counted(tmp_path: Path) -> None:
+    path, ticks, settings = rotating(tmp_path)
+    path.write_text('{"keys": [')  # half a file, written in place
+    ticks[0] = STAT_EVERY_S
+    assert verify_jwt(mint(KEYS["ES256"], "ES256", kid="old"), settings, NOW)
+    assert isinstance(settings.keys, KeyRing) and settings.keys.stats.failures == 1
+    write_jwks(path, old="ES256", new="EdDSA")  # fixed
+    ticks[0] = 2 * STAT_EVERY_S
+    assert verify_jwt(mint(KEYS["EdDSA"], "EdDSA", kid="new"), settings, NOW)
+    assert settings.keys.stats.reloads == 1
+
+
+def test_the_api_takes_a_rotated_key_without_a_restart(tmp_path: Path) -> None:
+    path, ticks, settings = rotating(tmp_path)
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    with open_store(url) as store, store.session() as session:
+        auth.add_user(session, "li", auth.DISPATCHER, oidc_subject="user-42")
+        session.commit()
+
+    def me(client: TestClient, alg: str, kid: str) -> int:
+        token = mint(KEYS[alg], alg, kid=kid, exp=time.time() + 60, iat=time.time())
+        return client.get("/me", headers={"Authorization": f"Bearer {token}"}).status_code
+
+    with TestClient(create_app(url, ApiSettings(oidc=settings))) as client:
+        assert (me(client, "ES256", "old"), me(client, "EdDSA", "new")) == (200, 401)
+        write_jwks(path, new="EdDSA")
+        ticks[0] = REREAD_UNKNOWN_KID_S
+        assert (me(client, "EdDSA", "new"), me(client, "ES256", "old")) == (200, 401)
 
 
 @pytest.fixture

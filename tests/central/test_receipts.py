@@ -142,6 +142,44 @@ def test_evidence_is_receipted_under_its_own_kind(tmp_path: Path) -> None:
     assert receipted(session) == []
 
 
+def test_evidence_without_an_evidence_folder_is_acknowledged_receipted_and_counted_not_stored(
+    tmp_path: Path,
+) -> None:
+    """Without `evidence_dir` central still takes the evidence topic, so a gateway that publishes snapshots gets
+    its receipts and drains its outbox (before: not subscribed, never receipted, resent every 15 min and more)."""
+    import base64
+    import hashlib
+
+    from sqlalchemy import func, select
+
+    from gridwatch.central.store import EvidenceRow
+
+    session = FakeSession()
+    event, jpeg = make_event("inc-rcpt-0005"), b"\xff\xd8\xff" + b"\x00" * 100
+    props = {"content_type": "image/jpeg", "incident_id": event.incident_id, "event_id": str(event.event_id),
+             "sha256": hashlib.sha256(jpeg).hexdigest()}
+    older = eid()  # MQTT 3.1.1: the ids travel in a JSON envelope
+    envelope = json.dumps({"incident_id": event.incident_id, "event_id": older, "content_type": "image/jpeg",
+                           "sha256": props["sha256"], "data_b64": base64.b64encode(jpeg).decode()}).encode()
+    service = CentralService("mqtt://127.0.0.1:1", f"sqlite:///{tmp_path / 'cases.db'}", prefix=PREFIX,
+                             session=lambda: session)
+    with service:
+        assert EVIDENCE.replace("site-1/gw-1/cam-1", "+/+/+") in session.subscriptions
+        sent = [session.deliver(EVIDENCE, jpeg, props), session.deliver(EVIDENCE, envelope),
+                session.deliver(EVIDENCE, b"no id in here")]
+        session.deliver(TOPIC, payload(event))
+        assert wait_until(lambda: len(receipted(session, "evidence")) == 2 and receipted(session)), session.published
+        assert service.counters.evidence_discarded == 3 and service.counters.evidence == 0
+        assert service.counters.stored == 1 and service.counters.dead_letters == 0
+        with service.store.session() as db:
+            assert db.scalar(select(func.count()).select_from(EvidenceRow)) == 0
+    assert sorted(receipted(session, "evidence")) == sorted([str(event.event_id), older])
+    assert receipted(session) == [str(event.event_id)]
+    assert {m.mid for m in sent} <= set(session.acked)  # the one without an id too: nothing would take it
+    assert service.receipts is not None and service.receipts.stats.unnamed == 1
+    assert not (tmp_path / "evidence").exists()
+
+
 def test_nothing_is_receipted_when_the_commit_did_not_happen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A message left un-acknowledged (here: the store raised and the dead letter failed too) is not receipted:
     the broker delivers it again, and the gateway keeps its row."""

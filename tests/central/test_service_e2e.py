@@ -108,6 +108,7 @@ def test_lifecycle_duplicate_and_garbage_make_one_case_and_one_dead_letter(
         "duplicates": 1,
         "dead_letters": 1,
         "evidence": 1,
+        "evidence_discarded": 0,
         "dispatched": 1,
         "errors": 0,
     }

@@ -57,7 +57,8 @@ def test_subscribes_on_connect_and_acks_after_the_commit(tmp_path: Path) -> None
     session = RecordingSession()
     with make_service(tmp_path, session) as service:
         session.store = lambda: service.store
-        assert session.subscriptions == ["gridwatch/v1/+/+/+/incident"]  # plain: the default that loses nothing
+        assert session.subscriptions == ["gridwatch/v1/+/+/+/incident",  # plain: the default that loses nothing
+                                         "gridwatch/v1/+/+/+/evidence"]
         msg = session.deliver(TOPIC, payload(make_event("inc-unit-0001")))
         assert service.wait_for(lambda: service.counters.stored == 1, 5)
         assert wait_until(lambda: session.acked == [msg.mid])
@@ -126,8 +127,9 @@ def test_share_group_is_opt_in_and_sites_narrow_the_filters(tmp_path: Path) -> N
     def topics(**kw: object) -> list[str]:
         return CentralService("mqtt://127.0.0.1:1883", f"sqlite:///{tmp_path / 'c.db'}", **kw).topics()  # type: ignore[arg-type]
 
-    assert topics() == ["gridwatch/v1/+/+/+/incident"]
-    assert topics(share_group="central", evidence_dir=tmp_path) == [
-        "$share/central/gridwatch/v1/+/+/+/incident", "$share/central/gridwatch/v1/+/+/+/evidence"]
-    assert topics(share_group="central", protocol="3.1.1") == ["gridwatch/v1/+/+/+/incident"]
-    assert topics(sites=("north", "east")) == ["gridwatch/v1/north/+/+/incident", "gridwatch/v1/east/+/+/incident"]
+    both = ["gridwatch/v1/+/+/+/incident", "gridwatch/v1/+/+/+/evidence"]
+    assert topics() == both  # evidence too without a folder: it is receipted, not stored
+    assert topics(share_group="central", evidence_dir=tmp_path) == [f"$share/central/{t}" for t in both]
+    assert topics(share_group="central", protocol="3.1.1") == both
+    assert topics(sites=("north", "east")) == [f"gridwatch/v1/{site}/+/+/{kind}" for site in ("north", "east")
+                                               for kind in ("incident", "evidence")]
