@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from gridwatch.central.categories import CategoryTable
-from gridwatch.central.dispatch import DispatchOutbox, enqueue_assignment
+from gridwatch.central.dispatch import DispatchOutbox, enqueue_assignment, enqueue_assignments
 from gridwatch.central.ingest import (
     EXPIRE_EVERY_S,
     IngestResult,
@@ -51,6 +51,7 @@ from gridwatch.central.ingest import (
     sweep_partial_files,
     write_files,
 )
+from gridwatch.central.ingest_batch import ingest_incident_batch
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Store, utcnow
 from gridwatch.central.transport import Inbound
@@ -177,6 +178,8 @@ class MessageHandler:
     - `outbox`: the dispatch outbox whose bookkeeping (PUBACK deletes, attempts) each batch transaction writes.
     """
 
+    batch_incidents = True  # False: every message in its own savepoint through `ingest_incident` (the reference)
+
     def __init__(self, store: Store, categories: CategoryTable, roster: Roster, *, prefix: str,
                  evidence_dir: Path | None = None, tally: Tally | None = None,
                  pause: Callable[[float], bool] = _never_stop, outbox: DispatchOutbox | None = None) -> None:
@@ -228,13 +231,17 @@ class MessageHandler:
                 return [item for msg in msgs for item in self._commit_with_retry([msg])]
 
     def _commit_batch(self, msgs: list[Inbound]) -> list[_Staged]:
-        """One transaction: the held-evidence sweep when due, then each message in its own savepoint."""
+        """One transaction: the held-evidence sweep when due, then each run of incident messages through the batch
+        path (`_stage_run`) and each evidence message in its own savepoint."""
         with self.store.write_session() as session:
             now = utcnow()
             sweep = self._sweep_due(msgs, now)
             if sweep:
                 expire_held_evidence(session, now)
-            staged = [self._stage(session, msg) for msg in msgs]
+            staged: list[_Staged] = []
+            for run in self._runs(msgs):
+                staged.extend(self._stage_run(session, run) if self._batched(run[0])
+                              else [self._stage(session, msg) for msg in run])
             done = self.outbox.write_bookkeeping(session) if self.outbox is not None else None
             session.commit()
         if done is not None and self.outbox is not None:
@@ -257,6 +264,39 @@ class MessageHandler:
         if self.evidence_dir is None or not any(msg.is_evidence for msg in msgs):
             return False
         return self._expired_at is None or (now - self._expired_at).total_seconds() >= EXPIRE_EVERY_S
+
+    def _batched(self, msg: Inbound) -> bool:
+        """Whether `msg` is an incident message for the batch path (evidence goes one savepoint each)."""
+        return self.batch_incidents and not (msg.is_evidence and self.evidence_dir is not None)
+
+    def _runs(self, msgs: list[Inbound]) -> list[list[Inbound]]:
+        """The batch cut where it changes between the batch path and one savepoint each (order kept)."""
+        runs: list[list[Inbound]] = []
+        for msg in msgs:
+            if runs and self._batched(msg) and self._batched(runs[-1][0]):
+                runs[-1].append(msg)
+            else:
+                runs.append([msg])
+        return runs
+
+    def _stage_run(self, session: Session, run: list[Inbound]) -> list[_Staged]:
+        """A run of incident messages in one savepoint with a few multi-row statements (`ingest_batch`). If that
+        fails short of a database outage (a write race, a value the database refuses, a bug), the savepoint is
+        rolled back and the run is ingested one savepoint per message, so a bad message is dead-lettered alone."""
+        try:
+            with session.begin_nested():
+                results = ingest_incident_batch(session, [(m.topic, m.payload) for m in run], self.categories,
+                                                self.roster, prefix=self.prefix)
+                enqueue_assignments(session, self.prefix, [r.dispatch for r in results if r.dispatch is not None])
+        except (OperationalError, InterfaceError):
+            raise  # the database is unavailable: the whole batch is rolled back and retried
+        except Exception as exc:
+            log.warning("central: the batch path failed on %d message(s) (%r); one savepoint each instead",
+                        len(run), exc)
+            session.expire_all()
+            return [self._stage(session, msg) for msg in run]
+        session.expire_all()  # ORM objects read earlier in the batch may be stale now
+        return [_Staged(result) for result in results]
 
     def _stage(self, session: Session, msg: Inbound) -> _Staged:
         """Ingest one message inside its own savepoint: a failure rolls back this message only."""
