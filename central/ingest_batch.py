@@ -124,13 +124,14 @@ def ingest_incident_batch(
     roster: Roster,
     *,
     prefix: str,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Callable[[], datetime] | None = None,
 ) -> list[IngestResult]:
     """Ingest `(topic, payload)` incident messages in order in the caller's transaction; one result each.
 
     The same outcomes as `ingest_incident` on each in turn (see the module docstring); raises on any database
-    error, leaving the caller to roll back.
+    error, leaving the caller to roll back. `clock` gives each message's time (default: `store.utcnow`).
     """
+    clock = clock or utcnow
     parsed = [_parse(topic, payload, prefix, clock()) for topic, payload in messages]
     run = _load(session, [p for p in parsed if isinstance(p, _Parsed)])
     outcomes = [p if isinstance(p, _Outcome) else _decide(run, p, categories, roster, clock()) for p in parsed]

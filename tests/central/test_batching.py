@@ -161,7 +161,7 @@ def test_a_message_the_database_refuses_in_the_batch_path_is_dead_lettered_alone
     assert "the batch path failed on 5 message(s)" in caplog.text
     assert [r.kind if r else None for r in results] == ["created", "dead_letter", "created", "updated", "updated"]
     after = state(store)
-    status, last_seq, ended, steps = after["cases"]["inc-batch-0025"]
+    _status, last_seq, ended, steps = after["cases"]["inc-batch-0025"]
     assert (last_seq, ended, steps.count("updated")) == (3, True, 1)  # seq 2 and the end; never seq 1
     assert after["EventRow"] == 4 and after["DeadLetter"] == 1 and after["DispatchRow"] == 2
     with store.session() as session:
