@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gridwatch.central.store import Case, DispatchRow, Store
@@ -36,6 +36,7 @@ from gridwatch.wire.topics import dispatch_topic
 log = logging.getLogger("gridwatch.central")
 
 KIND = "assignment"
+OUTBOX: Table = DispatchRow.__table__  # type: ignore[assignment]
 
 
 def build_assignment(case: Case, assigned_at: datetime) -> CaseAssignment:
@@ -86,7 +87,7 @@ def enqueue_assignments(session: Session, prefix: str, assignments: Iterable[Cas
              "payload": a.model_dump_json().encode(), "created_at": a.assigned_at, "attempts": 0}
             for a in assignments]
     if rows:
-        session.execute(insert(DispatchRow.__table__), rows)
+        session.execute(insert(OUTBOX), rows)
 
 
 class DispatchOutbox:
