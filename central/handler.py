@@ -1,16 +1,22 @@
 """The message handler: a batch of received messages in, one committed transaction out. No MQTT in here.
 
 `MessageHandler.handle_batch(msgs)` validates and stores a batch of `Inbound` messages (incident or evidence) in
-one transaction, each inside its own SAVEPOINT, together with the case assignment a new case needs
-(`dispatch.enqueue_assignment`); after the commit it writes the snapshot files (`ingest.write_files`) and counts
-the outcomes. It returns one result per message, in order: the `IngestResult` once the transaction committed and
-its file is written (the caller may acknowledge the message), or None when the message must stay
-un-acknowledged (stopping while the database is down, its file could not be written, or even the dead letter
-could not be written): the broker then delivers it again. `handle(msg)` is a batch of one.
+one transaction, together with the case assignment a new case needs (`dispatch.enqueue_assignment`); after the
+commit it writes the snapshot files (`ingest.write_files`) and counts the outcomes. Each run of incident messages
+goes through `ingest_batch` in one SAVEPOINT (a query per table to read, a multi-row statement per table to
+write: issue 8's ingest rate); evidence messages, and a run whose batch path failed, go one SAVEPOINT per message
+through `ingest_incident` / `ingest_evidence`, the reference the batch path is tested against.
+
+It returns one result per message, in order: the `IngestResult` once the transaction committed and its file is
+written (the caller may acknowledge the message), or None when the message must stay un-acknowledged (stopping
+while the database is down, its file could not be written, or even the dead letter could not be written): the
+broker then delivers it again. `handle(msg)` is a batch of one.
 
 A batch behaves as its messages sent one by one: they are ingested in order in one session, so a later event of
 the same incident sees the case an earlier one created or updated, and a repeated `event_id` is a `duplicate`.
 
+- A run whose batch path raises (a write race, a value the database refuses, a bug) is rolled back to its savepoint
+  and ingested again one savepoint per message, so the message at fault is dead-lettered alone.
 - A message that raises rolls back its own savepoint only: the others stay in the transaction.
 - A write race (`IntegrityError`: another central instance stored the same event or case first) is retried in a
   fresh savepoint up to `MAX_RACE_RETRIES` times; the retry sees the other write and becomes a duplicate or an
@@ -134,10 +140,15 @@ class EventsLog:
         self._file: IO[bytes] = self.path.open("ab")
 
     def append(self, payload: bytes) -> None:
-        line = one_line(self._bounded(payload))
-        if self._file.tell() > 0 and self._file.tell() + len(line) > self.max_bytes:
-            self._rotate()
-        self._file.write(line)
+        self.append_many([payload])
+
+    def append_many(self, payloads: Sequence[bytes]) -> None:
+        """One line per payload, handed to the OS once for all of them (a batch: one write, not one each)."""
+        for payload in payloads:
+            line = one_line(self._bounded(payload))
+            if self._file.tell() > 0 and self._file.tell() + len(line) > self.max_bytes:
+                self._rotate()
+            self._file.write(line)
         self._file.flush()
 
     def _bounded(self, payload: bytes) -> bytes:
