@@ -21,10 +21,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gridwatch.central.store import Case, DispatchRow, Store
@@ -35,6 +36,7 @@ from gridwatch.wire.topics import dispatch_topic
 log = logging.getLogger("gridwatch.central")
 
 KIND = "assignment"
+OUTBOX: Table = DispatchRow.__table__  # type: ignore[assignment]
 
 
 def build_assignment(case: Case, assigned_at: datetime) -> CaseAssignment:
@@ -77,6 +79,15 @@ def enqueue_assignment(session: Session, prefix: str, assignment: CaseAssignment
             attempts=0,
         )
     )
+
+
+def enqueue_assignments(session: Session, prefix: str, assignments: Iterable[CaseAssignment]) -> None:
+    """`enqueue_assignment` for many, in one multi-row INSERT (the batch ingest path)."""
+    rows = [{"assignment_id": str(a.assignment_id), "topic": assignment_topic(prefix, a),
+             "payload": a.model_dump_json().encode(), "created_at": a.assigned_at, "attempts": 0}
+            for a in assignments]
+    if rows:
+        session.execute(insert(OUTBOX), rows)
 
 
 class DispatchOutbox:

@@ -1,16 +1,22 @@
 """The message handler: a batch of received messages in, one committed transaction out. No MQTT in here.
 
 `MessageHandler.handle_batch(msgs)` validates and stores a batch of `Inbound` messages (incident or evidence) in
-one transaction, each inside its own SAVEPOINT, together with the case assignment a new case needs
-(`dispatch.enqueue_assignment`); after the commit it writes the snapshot files (`ingest.write_files`) and counts
-the outcomes. It returns one result per message, in order: the `IngestResult` once the transaction committed and
-its file is written (the caller may acknowledge the message), or None when the message must stay
-un-acknowledged (stopping while the database is down, its file could not be written, or even the dead letter
-could not be written): the broker then delivers it again. `handle(msg)` is a batch of one.
+one transaction, together with the case assignment a new case needs (`dispatch.enqueue_assignment`); after the
+commit it writes the snapshot files (`ingest.write_files`) and counts the outcomes. Each run of incident messages
+goes through `ingest_batch` in one SAVEPOINT (a query per table to read, a multi-row statement per table to
+write: issue 8's ingest rate); evidence messages, and a run whose batch path failed, go one SAVEPOINT per message
+through `ingest_incident` / `ingest_evidence`, the reference the batch path is tested against.
+
+It returns one result per message, in order: the `IngestResult` once the transaction committed and its file is
+written (the caller may acknowledge the message), or None when the message must stay un-acknowledged (stopping
+while the database is down, its file could not be written, or even the dead letter could not be written): the
+broker then delivers it again. `handle(msg)` is a batch of one.
 
 A batch behaves as its messages sent one by one: they are ingested in order in one session, so a later event of
 the same incident sees the case an earlier one created or updated, and a repeated `event_id` is a `duplicate`.
 
+- A run whose batch path raises (a write race, a value the database refuses, a bug) is rolled back to its savepoint
+  and ingested again one savepoint per message, so the message at fault is dead-lettered alone.
 - A message that raises rolls back its own savepoint only: the others stay in the transaction.
 - A write race (`IntegrityError`: another central instance stored the same event or case first) is retried in a
   fresh savepoint up to `MAX_RACE_RETRIES` times; the retry sees the other write and becomes a duplicate or an
@@ -40,7 +46,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from gridwatch.central.categories import CategoryTable
-from gridwatch.central.dispatch import DispatchOutbox, enqueue_assignment
+from gridwatch.central.dispatch import DispatchOutbox, enqueue_assignment, enqueue_assignments
 from gridwatch.central.ingest import (
     EXPIRE_EVERY_S,
     IngestResult,
@@ -51,6 +57,7 @@ from gridwatch.central.ingest import (
     sweep_partial_files,
     write_files,
 )
+from gridwatch.central.ingest_batch import ingest_incident_batch
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Store, utcnow
 from gridwatch.central.transport import Inbound
@@ -134,10 +141,15 @@ class EventsLog:
         self._file: IO[bytes] = self.path.open("ab")
 
     def append(self, payload: bytes) -> None:
-        line = one_line(self._bounded(payload))
-        if self._file.tell() > 0 and self._file.tell() + len(line) > self.max_bytes:
-            self._rotate()
-        self._file.write(line)
+        self.append_many([payload])
+
+    def append_many(self, payloads: Sequence[bytes]) -> None:
+        """One line per payload, handed to the OS once for all of them (a batch: one write, not one each)."""
+        for payload in payloads:
+            line = one_line(self._bounded(payload))
+            if self._file.tell() > 0 and self._file.tell() + len(line) > self.max_bytes:
+                self._rotate()
+            self._file.write(line)
         self._file.flush()
 
     def _bounded(self, payload: bytes) -> bytes:
@@ -177,6 +189,8 @@ class MessageHandler:
       stop event); tests pass a function that does not sleep.
     - `outbox`: the dispatch outbox whose bookkeeping (PUBACK deletes, attempts) each batch transaction writes.
     """
+
+    batch_incidents = True  # False: every message in its own savepoint through `ingest_incident` (the reference)
 
     def __init__(self, store: Store, categories: CategoryTable, roster: Roster, *, prefix: str,
                  evidence_dir: Path | None = None, tally: Tally | None = None,
@@ -229,13 +243,17 @@ class MessageHandler:
                 return [item for msg in msgs for item in self._commit_with_retry([msg])]
 
     def _commit_batch(self, msgs: list[Inbound]) -> list[_Staged]:
-        """One transaction: the held-evidence sweep when due, then each message in its own savepoint."""
+        """One transaction: the held-evidence sweep when due, then each run of incident messages through the batch
+        path (`_stage_run`) and each evidence message in its own savepoint."""
         with self.store.write_session() as session:
             now = utcnow()
             sweep = self._sweep_due(msgs, now)
             if sweep:
                 expire_held_evidence(session, now)
-            staged = [self._stage(session, msg) for msg in msgs]
+            staged: list[_Staged] = []
+            for run in self._runs(msgs):
+                staged.extend(self._stage_run(session, run) if self._batched(run[0])
+                              else [self._stage(session, msg) for msg in run])
             done = self.outbox.write_bookkeeping(session) if self.outbox is not None else None
             session.commit()
         if done is not None and self.outbox is not None:
@@ -258,6 +276,39 @@ class MessageHandler:
         if self.evidence_dir is None or not any(msg.is_evidence for msg in msgs):
             return False
         return self._expired_at is None or (now - self._expired_at).total_seconds() >= EXPIRE_EVERY_S
+
+    def _batched(self, msg: Inbound) -> bool:
+        """Whether `msg` is an incident message for the batch path (evidence goes one savepoint each)."""
+        return self.batch_incidents and not (msg.is_evidence and self.evidence_dir is not None)
+
+    def _runs(self, msgs: list[Inbound]) -> list[list[Inbound]]:
+        """The batch cut where it changes between the batch path and one savepoint each (order kept)."""
+        runs: list[list[Inbound]] = []
+        for msg in msgs:
+            if runs and self._batched(msg) and self._batched(runs[-1][0]):
+                runs[-1].append(msg)
+            else:
+                runs.append([msg])
+        return runs
+
+    def _stage_run(self, session: Session, run: list[Inbound]) -> list[_Staged]:
+        """A run of incident messages in one savepoint with a few multi-row statements (`ingest_batch`). If that
+        fails short of a database outage (a write race, a value the database refuses, a bug), the savepoint is
+        rolled back and the run is ingested one savepoint per message, so a bad message is dead-lettered alone."""
+        try:
+            with session.begin_nested():
+                results = ingest_incident_batch(session, [(m.topic, m.payload) for m in run], self.categories,
+                                                self.roster, prefix=self.prefix)
+                enqueue_assignments(session, self.prefix, [r.dispatch for r in results if r.dispatch is not None])
+        except (OperationalError, InterfaceError):
+            raise  # the database is unavailable: the whole batch is rolled back and retried
+        except Exception as exc:
+            log.warning("central: the batch path failed on %d message(s) (%r); one savepoint each instead",
+                        len(run), exc)
+            session.expire_all()
+            return [self._stage(session, msg) for msg in run]
+        session.expire_all()  # ORM objects read earlier in the batch may be stale now
+        return [_Staged(result) for result in results]
 
     def _stage(self, session: Session, msg: Inbound) -> _Staged:
         """Ingest one message inside its own savepoint: a failure rolls back this message only."""

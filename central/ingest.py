@@ -81,6 +81,8 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_CONTENT_TYPE = "image/jpeg"
 INCIDENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 
+Note = Callable[["Case", datetime, str, str], None]  # records a timeline step: (case, at, step, detail)
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -131,14 +133,19 @@ class _Evidence:
 
 def dead_letter(session: Session, topic: str, payload: bytes, error: str, now: datetime) -> IngestResult:
     """Keep the reason, the payload's first `DEAD_LETTER_PREFIX_BYTES`, its size and its sha256, and say so."""
-    error = error[:MAX_ERROR_CHARS]
+    row = dead_letter_row(topic, payload, error, now)
+    session.add(DeadLetter(**row))
+    return IngestResult("dead_letter", error=row["error"])
+
+
+def dead_letter_row(topic: str, payload: bytes, error: str, now: datetime) -> dict[str, Any]:
+    """The `dead_letters` columns for a payload that could not be processed (bounded: see `dead_letter`)."""
     data = bytes(payload)
-    session.add(DeadLetter(topic=topic[:512], payload=data[:DEAD_LETTER_PREFIX_BYTES], error=error, received_at=now,
-                           payload_size=len(data), payload_sha256=hashlib.sha256(data).hexdigest()))
-    return IngestResult("dead_letter", error=error)
+    return {"topic": topic[:512], "payload": data[:DEAD_LETTER_PREFIX_BYTES], "error": error[:MAX_ERROR_CHARS],
+            "received_at": now, "payload_size": len(data), "payload_sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _validation_summary(exc: ValidationError, limit: int = 5) -> str:
+def validation_summary(exc: ValidationError, limit: int = 5) -> str:
     """`N errors: loc: msg; ...` — short enough to read in the dead-letter listing."""
     parts = [
         f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']} [{err['type']}]" for err in exc.errors()
@@ -170,7 +177,7 @@ def ingest_incident(
     try:
         event = IncidentEvent.model_validate_json(payload)
     except ValidationError as exc:
-        return dead_letter(session, topic, payload, _validation_summary(exc), now)
+        return dead_letter(session, topic, payload, validation_summary(exc), now)
     event_id = str(event.event_id)
     if session.get(EventRow, event_id) is not None:
         return IngestResult("duplicate", event.incident_id, event_id)
@@ -186,10 +193,14 @@ def ingest_incident(
             "created", event.incident_id, event_id, case.case_number, dispatch=build_assignment(case, now)
         )
     if event.seq <= case.last_seq:
-        _step(case, now, "stale", f"{event.phase} seq {event.seq} <= last seq {case.last_seq}: not applied")
+        _step(case, now, "stale", stale_detail(event, case))
         return IngestResult("stale", event.incident_id, event_id, case.case_number)
-    _apply_event(case, event, now)
+    apply_event(case, event, now, _step)
     return IngestResult("updated", event.incident_id, event_id, case.case_number)
+
+
+def stale_detail(event: IncidentEvent, case: Case) -> str:
+    return f"{event.phase} seq {event.seq} <= last seq {case.last_seq}: not applied"
 
 
 def _trusted_case(session: Session, event: IncidentEvent, where: EdgeTopic, roster: Roster,
@@ -217,7 +228,12 @@ def _locked_case(session: Session, incident_id: str) -> Case | None:
 
 
 def _event_row(event: IncidentEvent, topic: str, payload: bytes, now: datetime) -> EventRow:
-    return EventRow(
+    return EventRow(**event_row(event, topic, payload, now))
+
+
+def event_row(event: IncidentEvent, topic: str, payload: bytes, now: datetime) -> dict[str, Any]:
+    """The `events` columns of a stored incident message."""
+    return dict(
         event_id=str(event.event_id),
         incident_id=event.incident_id,
         seq=event.seq,
@@ -245,7 +261,7 @@ def next_case_number(session: Session, now: datetime) -> str:
     until the commit; SQLite has a single writer). A rolled-back transaction leaves no gap either.
     """
     day = f"{now:%Y%m%d}"
-    insert = _upsert_for(session.get_bind().dialect.name)
+    insert = upsert_for(session.get_bind().dialect.name)
     stmt = (
         insert(CaseCounter)
         .values(day=day, last=1)
@@ -256,7 +272,7 @@ def next_case_number(session: Session, now: datetime) -> str:
     return f"GW-{day}-{number:04d}"
 
 
-def _upsert_for(dialect: str) -> Callable[..., Any]:
+def upsert_for(dialect: str) -> Callable[..., Any]:
     if dialect == "postgresql":
         return postgresql.insert
     if dialect == "sqlite":
@@ -268,10 +284,20 @@ def _create_case(
     session: Session, event: IncidentEvent, categories: CategoryTable, roster: Roster, now: datetime
 ) -> Case:
     """A new case from the first message of an incident (any phase), with intake steps on its timeline."""
+    case = new_case(event, categories, roster, now, next_case_number(session, now))
+    session.add(case)
+    intake(case, event, categories, now, _step)
+    _link_evidence(session, case, now)
+    return case
+
+
+def new_case(event: IncidentEvent, categories: CategoryTable, roster: Roster, now: datetime,
+             case_number: str) -> Case:
+    """The case an incident's first message opens, before its intake steps (`intake`); not in any session."""
     category = categories.for_type(event.type)
     grid_cell = event.location.grid_cell if event.location else None
-    case = Case(
-        case_number=next_case_number(session, now),
+    return Case(
+        case_number=case_number,
         incident_id=event.incident_id,
         type=event.type,
         category_code=category.code if category else None,
@@ -288,30 +314,32 @@ def _create_case(
         created_at=now,
         timeline=[],
     )
-    session.add(case)
+
+
+def intake(case: Case, event: IncidentEvent, categories: CategoryTable, now: datetime, note: Note) -> None:
+    """The intake steps of a new case (`note`d), its auto-filing, and the state of its first message."""
+    category = categories.for_type(event.type)
     where = f"{event.site_id}/{event.camera_id}" + (f" zone {event.zone}" if event.zone else "")
-    _step(case, now, "intake", f"video discovery: {event.type} at {where} (first message: {event.phase})")
+    note(case, now, "intake", f"video discovery: {event.type} at {where} (first message: {event.phase})")
     if category is None:
         detail = f"no category for type {event.type!r} in table {categories.version}"
-        _step(case, now, "uncategorised", detail)
-    _step(case, now, "assigned", f"cleaner {case.cleaner} (grid cell {grid_cell or 'none'})")
+        note(case, now, "uncategorised", detail)
+    note(case, now, "assigned", f"cleaner {case.cleaner} (grid cell {case.grid_cell or 'none'})")
     if category is not None and category.auto_file:
-        _transition(case, "auto_file", now, f"auto-filed as {category.code} {category.name}")
-    _apply_event(case, event, now)
-    _link_evidence(session, case, now)
-    return case
+        _transition(case, "auto_file", now, f"auto-filed as {category.code} {category.name}", note)
+    apply_event(case, event, now, note)
 
 
-def _transition(case: Case, trigger: str, now: datetime, detail: str) -> None:
+def _transition(case: Case, trigger: str, now: datetime, detail: str, note: Note) -> None:
     """Move the case along the workflow when `trigger` applies; record the step."""
     new = workflow.next_status(case.status, trigger)
     if new is not None and new != case.status:
         case.status = new
-        _step(case, now, new, detail)
+        note(case, now, new, detail)
 
 
-def _apply_event(case: Case, event: IncidentEvent, now: datetime) -> None:
-    """Copy the state of a message that is newer than the case (`event.seq > case.last_seq`)."""
+def apply_event(case: Case, event: IncidentEvent, now: datetime, note: Note) -> None:
+    """Copy the state of a message that is newer than the case (`event.seq > case.last_seq`); steps go to `note`."""
     case.zone = event.zone or case.zone
     case.last_observed_at = event.observed_at
     case.dwell_s = event.dwell_s
@@ -325,25 +353,25 @@ def _apply_event(case: Case, event: IncidentEvent, now: datetime) -> None:
     case.updated_at = now
     if event.phase != "ended" and case.ended_at is not None:
         case.ended_at = None
-        _step(case, now, "observed", f"camera sees it again (seq {event.seq}): the same incident continues")
+        note(case, now, "observed", f"camera sees it again (seq {event.seq}): the same incident continues")
     if event.phase == "updated":
-        _step(case, now, "updated", f"seq {event.seq} dwell {event.dwell_s:.0f}s conf {event.confidence:.2f}")
+        note(case, now, "updated", f"seq {event.seq} dwell {event.dwell_s:.0f}s conf {event.confidence:.2f}")
     if event.phase == "ended":
-        _apply_end(case, event, now)
+        _apply_end(case, event, now, note)
 
 
-def _apply_end(case: Case, event: IncidentEvent, now: datetime) -> None:
+def _apply_end(case: Case, event: IncidentEvent, now: datetime, note: Note) -> None:
     """Only an end the camera saw (`gone`) moves the case; other ends note that the camera stopped watching."""
     case.ended_at = event.ended_at
     at = f"{event.ended_at:%Y-%m-%dT%H:%M:%SZ}"
     trigger = workflow.end_trigger(event.end_reason)
     if trigger is None:
         reason = event.end_reason or f"reason not given (schema {event.schema_version})"
-        _step(case, now, "unobserved", f"camera stopped watching: {reason}; seq {event.seq} at {at}; "
+        note(case, now, "unobserved", f"camera stopped watching: {reason}; seq {event.seq} at {at}; "
                                        f"status stays {case.status}")
         return
-    _step(case, now, "ended", f"seq {event.seq} at {at}: the camera saw it leave")
-    _transition(case, trigger, now, f"incident ended on camera after {event.dwell_s:.0f}s")
+    note(case, now, "ended", f"seq {event.seq} at {at}: the camera saw it leave")
+    _transition(case, trigger, now, f"incident ended on camera after {event.dwell_s:.0f}s", note)
 
 
 # --- evidence -------------------------------------------------------------------------------------
@@ -496,16 +524,20 @@ def _link_evidence(session: Session, case: Case, now: datetime) -> None:
     if case.snapshot_path is not None:
         return
     evidence = session.get(EvidenceRow, case.incident_id)
-    if evidence is None:
-        return
-    sender = (evidence.site_id, evidence.gateway_id, evidence.camera_id)
-    if evidence.gateway_id is not None and sender != (case.site_id, case.gateway_id, case.camera_id):
-        _step(case, now, "snapshot_refused", f"held snapshot came from {'/'.join(map(str, sender))}: deleted")
+    if evidence is not None and not link_snapshot(case, evidence, now, _step):
         Path(evidence.path).unlink(missing_ok=True)
         session.delete(evidence)
-        return
+
+
+def link_snapshot(case: Case, evidence: EvidenceRow, now: datetime, note: Note) -> bool:
+    """Link a held snapshot to its new case; False when another gateway camera sent it (the caller deletes it)."""
+    sender = (evidence.site_id, evidence.gateway_id, evidence.camera_id)
+    if evidence.gateway_id is not None and sender != (case.site_id, case.gateway_id, case.camera_id):
+        note(case, now, "snapshot_refused", f"held snapshot came from {'/'.join(map(str, sender))}: deleted")
+        return False
     case.snapshot_path, case.snapshot_sha256 = evidence.path, evidence.sha256
-    _step(case, now, "snapshot", f"{evidence.size_bytes} bytes sha256 {evidence.sha256[:12]}")
+    note(case, now, "snapshot", f"{evidence.size_bytes} bytes sha256 {evidence.sha256[:12]}")
+    return True
 
 
 def write_atomically(path: Path, data: bytes) -> None:

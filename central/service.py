@@ -14,8 +14,9 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
   acknowledges them (`dispatch`): at least once, deduplicated by the app on `assignment_id`.
 - Messages are handled in arrival order by one worker thread, so the network loop never blocks on the
   database. The worker takes a batch: the first message waiting, then whatever arrives within `batch_ms` of it,
-  up to `batch_size` messages; the batch is committed in one transaction (a savepoint per message, see
-  `handler`), and only then is each of its messages acknowledged (`_after_commit`). A crash before the commit
+  up to `batch_size` messages; the batch is committed in one transaction (runs of incident messages with a few
+  multi-row statements, falling back to a savepoint per message when that fails; see `handler`), and only then
+  is each of its messages acknowledged (`_after_commit`). A crash before the commit
   acknowledges nothing: the broker delivers the whole batch again and the `event_id` key makes each a duplicate.
   One commit per batch instead of per message is what lets central keep up with the broker (issue 8:
   `benchmarks/chaos_rate.py`). Over MQTT 5 central asks the broker (Receive Maximum) for `2 * batch_size`
@@ -308,9 +309,7 @@ class CentralService:
 
     def _handle_batch(self, batch: list[Inbound]) -> None:
         if self._log is not None:
-            for msg in batch:
-                if not msg.is_evidence:
-                    self._log.append(msg.payload)
+            self._log.append_many([msg.payload for msg in batch if not msg.is_evidence])
         assert self._handler is not None
         results = self._handler.handle_batch(batch)
         # not committed (None): left un-acknowledged for redelivery

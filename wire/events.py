@@ -26,6 +26,7 @@ makes from above it, of a pure, light module (pydantic only; no numpy or OpenCV 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -75,8 +76,11 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f]")  # C0 controls and DEL; one regex search, not a loop per char
+
+
 def _no_control_chars(value: object) -> object:
-    if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if isinstance(value, str) and _CONTROL_CHARS.search(value):
         raise ValueError("text must not contain control characters (NUL, newlines, escapes)")
     return value
 

@@ -81,6 +81,7 @@ def test_a_batch_is_one_transaction_and_behaves_as_its_messages_one_by_one(store
     assert len(commits) == 1
     with open_store("sqlite://") as alone_store:
         alone = make_handler(alone_store)
+        alone.batch_incidents = False  # the reference: ingest_incident, one savepoint per message
         singles = [alone.handle(m) for m in msgs]
         expected = state(alone_store)
     kinds = [r.kind if r else None for r in batched]
@@ -103,7 +104,8 @@ def test_duplicates_inside_one_batch_are_duplicates(store: Store) -> None:
 
 
 def test_a_failing_message_rolls_back_only_itself(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bad message changed the case before it raised: its savepoint undoes that, the rest of the batch stays."""
+    """One savepoint per message (the reference path): the bad message changed the case before it raised; its
+    savepoint undoes that, the rest of the batch stays."""
     real = handler_module.ingest_incident
     events = lifecycle("inc-batch-0020", updates=2)
     poison = events[1].event_id
@@ -117,6 +119,7 @@ def test_a_failing_message_rolls_back_only_itself(store: Store, monkeypatch: pyt
 
     monkeypatch.setattr(handler_module, "ingest_incident", half_then_raise)
     handler = make_handler(store)
+    handler.batch_incidents = False
     other = make_event("inc-batch-0021")
     results = handler.handle_batch(inbound(events[0], events[1], other, events[2]))
     assert [r.kind if r else None for r in results] == ["created", "dead_letter", "created", "updated"]
@@ -129,6 +132,45 @@ def test_a_failing_message_rolls_back_only_itself(store: Store, monkeypatch: pyt
         [letter] = session.scalars(select(DeadLetter))
         assert "bug after the case was changed" in letter.error
     assert handler.tally.snapshot()["errors"] == 1
+
+
+def poison_event_inserts(store: Store, event_id: str) -> None:
+    """A trigger that makes the database refuse the `events` row of `event_id` (a value it will not store)."""
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event_id = '{event_id}' "
+                                 "BEGIN SELECT RAISE(ABORT, 'poisoned event'); END")
+            return
+        conn.exec_driver_sql(f"CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.event_id = '{event_id}' "
+                             "THEN RAISE EXCEPTION 'poisoned event'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+        conn.exec_driver_sql("CREATE TRIGGER poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION poison()")
+
+
+def test_a_message_the_database_refuses_in_the_batch_path_is_dead_lettered_alone(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch path writes a run with one INSERT per table; the database refuses one event row, so the run's
+    savepoint is rolled back and the run goes again one savepoint per message: only that message is a dead letter,
+    the updates before and after it (same incident, same batch) and the other incident are stored."""
+    events = lifecycle("inc-batch-0025", updates=2)
+    poison_event_inserts(store, str(events[1].event_id))
+    handler = make_handler(store)
+    other = make_event("inc-batch-0026")
+    with caplog.at_level("WARNING", logger="gridwatch.central"):
+        results = handler.handle_batch(inbound(events[0], events[1], other, events[2], events[3]))
+    assert "the batch path failed on 5 message(s)" in caplog.text
+    assert [r.kind if r else None for r in results] == ["created", "dead_letter", "created", "updated", "updated"]
+    after = state(store)
+    _status, last_seq, ended, steps = after["cases"]["inc-batch-0025"]
+    assert (last_seq, ended, steps.count("updated")) == (3, True, 1)  # seq 2 and the end; never seq 1
+    assert after["EventRow"] == 4 and after["DeadLetter"] == 1 and after["DispatchRow"] == 2
+    with store.session() as session:
+        assert session.get(EventRow, str(events[1].event_id)) is None
+        [letter] = session.scalars(select(DeadLetter))
+        assert "poisoned event" in letter.error
+    assert handler.tally.snapshot()["errors"] == 1
+    again = handler.handle_batch(inbound(events[0], events[2], other))  # a redelivery: the batch path again
+    assert [r.kind if r else None for r in again] == ["duplicate", "duplicate", "duplicate"]
 
 
 def test_a_failed_commit_keeps_nothing_and_the_redelivery_is_idempotent(
@@ -159,19 +201,25 @@ def test_a_failed_commit_keeps_nothing_and_the_redelivery_is_idempotent(
     assert state(store) == {**once, "DeadLetter": once["DeadLetter"] * 2}  # garbage is noted each time it comes
 
 
-def test_an_outage_mid_batch_retries_the_whole_batch(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = handler_module.ingest_incident
-    failures = iter([False, True])  # the second message of the first attempt finds the database gone
+@pytest.mark.parametrize("batch_path", [True, False])
+def test_an_outage_mid_batch_retries_the_whole_batch(
+    store: Store, monkeypatch: pytest.MonkeyPatch, batch_path: bool
+) -> None:
+    name = "ingest_incident_batch" if batch_path else "ingest_incident"
+    real = getattr(handler_module, name)
+    failures = iter([False, True]) if not batch_path else iter([True])  # the database is gone mid-batch
 
     def flaky(*args: Any, **kw: Any) -> Any:
         if next(failures, False):
             raise OperationalError("SELECT ...", {}, ConnectionError("database is down"))
         return real(*args, **kw)
 
-    monkeypatch.setattr(handler_module, "ingest_incident", flaky)
+    monkeypatch.setattr(handler_module, name, flaky)
     delays: list[float] = []
     events = lifecycle("inc-batch-0030", updates=1)
-    results = make_handler(store, pause=lambda d: delays.append(d) or False).handle_batch(inbound(*events))
+    handler = make_handler(store, pause=lambda d: delays.append(d) or False)
+    handler.batch_incidents = batch_path
+    results = handler.handle_batch(inbound(*events))
     assert [r.kind if r else None for r in results] == ["created", "updated", "updated"]
     assert delays == [0.1] and state(store)["EventRow"] == 3
 

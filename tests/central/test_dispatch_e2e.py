@@ -62,7 +62,7 @@ def received(listener: Listener) -> list[dict[str, object]]:
 def test_an_assignment_made_while_the_broker_is_down_arrives_after_it_returns(
     broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_ingest = handler_module.ingest_incident
+    real_ingest = handler_module.ingest_incident_batch
     stopped: list[bool] = []
 
     def broker_goes_down_first(*args: object, **kw: object) -> object:
@@ -71,7 +71,7 @@ def test_an_assignment_made_while_the_broker_is_down_arrives_after_it_returns(
             broker.stop()  # the message is in central's hands; the broker goes away before the case exists
         return real_ingest(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(handler_module, "ingest_incident", broker_goes_down_first)
+    monkeypatch.setattr(handler_module, "ingest_incident_batch", broker_goes_down_first)
     with persistent(broker.url, "app-broker-down") as app, make_service(broker, tmp_path) as service:
         listener = Listener(app, f"{PREFIX}/dispatch/#")
         with connected(broker.url, name="pub") as pub:

@@ -77,13 +77,20 @@ def test_a_failed_commit_leaves_neither_case_nor_assignment(
         real_enqueue(session, *args)  # type: ignore[arg-type]
         raise OperationalError("INSERT ...", {}, ConnectionError("database is down"))
 
-    monkeypatch.setattr(handler_module, "enqueue_assignment", database_gone)
+    real_enqueue_many = handler_module.enqueue_assignments
+
+    def database_gone_many(session: object, *args: object) -> None:
+        real_enqueue_many(session, *args)  # type: ignore[arg-type]
+        raise OperationalError("INSERT ...", {}, ConnectionError("database is down"))
+
+    monkeypatch.setattr(handler_module, "enqueue_assignment", database_gone)  # one savepoint per message
+    monkeypatch.setattr(handler_module, "enqueue_assignments", database_gone_many)  # the batch path
     assert handler.handle(Inbound(TOPIC, payload(make_event("inc-handler-3")))) is None  # not acked
     assert (rows(memory_store, Case), rows(memory_store, DispatchRow)) == ([], [])
 
 
 def test_a_database_outage_is_retried_until_it_ends(memory_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_ingest = handler_module.ingest_incident
+    real_ingest = handler_module.ingest_incident_batch
     failures = iter([True, True, False])
     delays: list[float] = []
 
@@ -92,7 +99,7 @@ def test_a_database_outage_is_retried_until_it_ends(memory_store: Store, monkeyp
             raise OperationalError("SELECT ...", {}, ConnectionError("database is down"))
         return real_ingest(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(handler_module, "ingest_incident", flaky)
+    monkeypatch.setattr(handler_module, "ingest_incident_batch", flaky)
     handler = make_handler(memory_store, pause=lambda delay: delays.append(delay) or False)
     result = handler.handle(Inbound(TOPIC, payload(make_event("inc-handler-4"))))
     assert result is not None and result.kind == "created"
@@ -103,6 +110,7 @@ def test_a_write_race_is_retried_then_dead_lettered(memory_store: Store, monkeyp
     def always_racing(*_a: object, **_kw: object) -> object:
         raise IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed"))
 
+    monkeypatch.setattr(handler_module, "ingest_incident_batch", always_racing)  # then one savepoint each
     monkeypatch.setattr(handler_module, "ingest_incident", always_racing)
     handler = make_handler(memory_store)
     result = handler.handle(Inbound(TOPIC, payload(make_event("inc-handler-5"))))
@@ -114,6 +122,7 @@ def test_a_handler_bug_is_dead_lettered(memory_store: Store, monkeypatch: pytest
     def bug(*_a: object, **_kw: object) -> object:
         raise RuntimeError("bug in a handler")
 
+    monkeypatch.setattr(handler_module, "ingest_incident_batch", bug)  # then one savepoint each
     monkeypatch.setattr(handler_module, "ingest_incident", bug)
     handler = make_handler(memory_store)
     result = handler.handle(Inbound(TOPIC, payload(make_event("inc-handler-6"))))

@@ -152,19 +152,19 @@ def test_message_is_acked_only_after_commit(
     """The database is down while a message arrives: it stays un-acked and is redelivered after a restart."""
     import gridwatch.central.handler as service_module
 
-    real_ingest = service_module.ingest_incident
+    real_ingest = service_module.ingest_incident_batch
 
     def database_down(*_a: object, **_kw: object) -> object:
         raise OperationalError("INSERT ...", {}, ConnectionError("database is down"))
 
     make_service(broker, tmp_path, "5").start().stop()
-    monkeypatch.setattr(service_module, "ingest_incident", database_down)
+    monkeypatch.setattr(service_module, "ingest_incident_batch", database_down)
     with make_service(broker, tmp_path, "5") as service, connected(broker.url) as pub:
         publish(pub, INCIDENT_TOPIC, payload(make_event("inc-redeliver")))
         assert service.wait_for(lambda: service.counters.received == 1, 5)
     assert service.snapshot()["stored"] == 0
 
-    monkeypatch.setattr(service_module, "ingest_incident", real_ingest)
+    monkeypatch.setattr(service_module, "ingest_incident_batch", real_ingest)
     with make_service(broker, tmp_path, "5") as service:
         assert service.wait_for(lambda: service.counters.stored == 1, 10), service.snapshot()
         with service.store.session() as session:
@@ -183,7 +183,15 @@ def test_handler_exception_is_dead_lettered_and_the_loop_goes_on(
             raise RuntimeError("bug in a handler")
         return real_ingest(session, topic, data, *args, **kw)  # type: ignore[arg-type]
 
+    real_batch = service_module.ingest_incident_batch
+
+    def flaky_batch(session: object, messages: list[tuple[str, bytes]], *args: object, **kw: object) -> object:
+        if any(b"inc-poison" in data for _topic, data in messages):
+            raise RuntimeError("bug in a handler")  # the run goes again one savepoint per message
+        return real_batch(session, messages, *args, **kw)  # type: ignore[arg-type]
+
     monkeypatch.setattr(service_module, "ingest_incident", flaky)
+    monkeypatch.setattr(service_module, "ingest_incident_batch", flaky_batch)
     with make_service(broker, tmp_path, "5") as service, connected(broker.url) as pub:
         publish(pub, INCIDENT_TOPIC, payload(make_event("inc-poison-01")))
         publish(pub, INCIDENT_TOPIC, payload(make_event("inc-healthy-1")))

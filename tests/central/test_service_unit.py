@@ -67,14 +67,14 @@ def test_subscribes_on_connect_and_acks_after_the_commit(tmp_path: Path) -> None
 
 def test_a_message_of_a_dropped_connection_is_not_acked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     session = FakeSession()
-    real_ingest = handler_module.ingest_incident
+    real_ingest = handler_module.ingest_incident_batch
 
     def drop_first(*args: object, **kw: object) -> object:
         session.set_connected(False)  # the connection the message came on goes away while it is handled
         session.set_connected(True)
         return real_ingest(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(handler_module, "ingest_incident", drop_first)
+    monkeypatch.setattr(handler_module, "ingest_incident_batch", drop_first)
     with make_service(tmp_path, session) as service:
         session.deliver(TOPIC, payload(make_event("inc-unit-0002")))
         assert service.wait_for(lambda: service.counters.stored == 1, 5)
