@@ -7,13 +7,13 @@ evidence rows waited as `published` and were resent after every reconnect and ev
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from gridwatch.app.broker import MosquittoBroker
+from gridwatch.app.poll import wait_until
 from gridwatch.central.service import CentralService
 from gridwatch.central.store import Case, EvidenceRow
 from gridwatch.wire.mqtt import BrokerURL
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.e2e
 
 PREFIX, SITE, GATEWAY = "gridwatch/v1", "site-noev", "gw-noev"
 EVENTS = 12
-
-
-def until(predicate: object, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return bool(predicate())  # type: ignore[operator]
 
 
 def put_burst(box: Outbox) -> None:
@@ -64,10 +55,10 @@ def test_a_central_without_an_evidence_folder_receipts_evidence_so_the_outbox_dr
         transport.subscribe(listener.topic, listener.on_message)
         publisher = Publisher(box, transport, confirm="receipt").start()  # as a gateway does by default
         try:
-            assert until(lambda: publisher.stats.reconnects, 10), "gateway not connected"
+            assert wait_until(lambda: publisher.stats.reconnects > 0, 10), "gateway not connected"
             put_burst(box)
             publisher.notify()
-            drained = until(lambda: len(box) == 0, 30)
+            drained = wait_until(lambda: len(box) == 0, 30)
             counts = box.counts()
             with service.store.session() as session:
                 cases = session.scalar(select(func.count()).select_from(Case))
