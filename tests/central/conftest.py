@@ -10,6 +10,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,9 @@ from gridwatch.central.store import Store, open_store  # noqa: E402
 PG_URL = os.environ.get("GRIDWATCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+@contextmanager
+def fresh_pg_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped on exit."""
     schema = f"gw_central_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
     try:
@@ -40,6 +41,13 @@ def pg_url() -> Iterator[str]:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         finally:
             admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    with fresh_pg_schema() as url:
+        yield url
 
 
 @pytest.fixture

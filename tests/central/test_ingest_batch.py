@@ -105,25 +105,11 @@ def twin(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 def _pg_twin(batch_store: Store, tmp_path: Path) -> Iterator[Twin]:
     """The reference on PostgreSQL too: a second fresh schema next to the first."""
-    import uuid
+    from tests.central.conftest import fresh_pg_schema
 
-    from sqlalchemy import create_engine, make_url, text
-
-    from tests.central.conftest import PG_URL
-
-    schema = f"gw_central_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        with open_store(url.render_as_string(hide_password=False)) as reference_store:
-            yield (handler(batch_store, tmp_path / "ev-batch", True),
-                   handler(reference_store, tmp_path / "ev-reference", False))
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_pg_schema() as url, open_store(url) as reference_store:
+        yield (handler(batch_store, tmp_path / "ev-batch", True),
+               handler(reference_store, tmp_path / "ev-reference", False))
 
 
 def run_both(twin: Twin, batches: list[list[Inbound]]) -> dict[str, Any]:
