@@ -53,6 +53,7 @@ class TrainRequest:
     lr0: float | None = None
     cos_lr: bool = False
     close_mosaic: int | None = None
+    oversample: tuple[str, ...] = ()  # CLASS=K specs (models/oversample.py)
 
 
 def last_weights(out: Path) -> Path:
@@ -77,6 +78,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def _check(req: TrainRequest) -> None:
     last = last_weights(req.out)
+    if req.oversample and req.resume:
+        raise TrainError("--resume keeps the run's own sampling; drop --oversample")
     if req.resume:
         if not last.is_file():
             raise TrainError(f"--resume: {last} does not exist; start the run without --resume first")
@@ -191,15 +194,36 @@ def _trainable_init(req: TrainRequest) -> Path:
     return out
 
 
+def _train_yaml(req: TrainRequest, info: dict[str, Any]) -> Path:
+    """The data YAML Ultralytics trains on: the request's, or (``--oversample``) a derived one in the run folder,
+    recorded in ``info`` so ``--resume`` trains on the same list."""
+    if req.resume:
+        return Path(info.get("train_data") or req.data)
+    if not req.oversample:
+        return req.data
+    from gridwatch.models.oversample import parse_factors, write_oversampled
+
+    dataset = load_dataset(req.data)
+    factors = parse_factors(list(req.oversample), dataset.names)
+    made = write_oversampled(dataset, factors, req.out / "oversampled")
+    info["oversample"] = {dataset.names[c]: k for c, k in factors.items()}
+    info["train_data"] = str(made.yaml_path.resolve())
+    info["train_list_entries"] = made.train_images
+    print(f"[train] --oversample {' '.join(req.oversample)}: {made.repeated_images} of {len(dataset.images('train'))} "
+          f"train images repeated, {made.train_images} per epoch ({made.yaml_path})", flush=True)
+    return made.yaml_path
+
+
 def train_on_data(req: TrainRequest) -> Path:
     """Train (or resume) as `req` says; return the run's last.pt. Raise TrainError for impossible requests."""
     _check(req)
     if req.resume:
         _check_resumable(last_weights(req.out))
+    info = _provenance(req)
+    train_yaml = _train_yaml(req, info)
     os.environ.setdefault("YOLO_OFFLINE", "1")  # no downloads, no telemetry, no runtime pip installs
     from ultralytics import YOLO
 
-    info = _provenance(req)
     req.out.mkdir(parents=True, exist_ok=True)
     _write_json(req.out / TRAINING_JSON, info)
     started = time.monotonic()
@@ -207,13 +231,13 @@ def train_on_data(req: TrainRequest) -> Path:
         model = YOLO(str(last_weights(req.out)))
         model.add_callback("on_fit_epoch_end", _progress_callback(req, started))
         # Ultralytics 8.4 would otherwise replace the run's data set by its default (coco8, a download)
-        model.train(resume=True, data=str(req.data))
+        model.train(resume=True, data=str(train_yaml))
     else:
         init = _trainable_init(req) if req.init_weights is not None else None
         model = YOLO(str(init) if init is not None else req.model)
         model.add_callback("on_fit_epoch_end", _progress_callback(req, started))
         model.train(
-            data=str(req.data.resolve()), epochs=req.epochs, imgsz=req.imgsz, batch=req.batch, workers=req.workers,
+            data=str(train_yaml.resolve()), epochs=req.epochs, imgsz=req.imgsz, batch=req.batch, workers=req.workers,
             seed=req.seed, device="cpu", project=str(req.out.resolve().parent), name=req.out.name, exist_ok=True,
             pretrained=req.init_weights is not None, amp=False, plots=False, val=False, patience=0,
             cache="ram" if req.cache else False, deterministic=False,
