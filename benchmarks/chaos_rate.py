@@ -14,7 +14,9 @@ updates, ended gone) as fast as the broker acknowledges them:
 
 A leg's rate is messages / (last one received or stored - first one published); central's count is the
 `events` rows in its store, polled every 50 ms. Goals: SQLite >= 0.5x raw, PostgreSQL >= 0.8x raw (the
-issue's "close to it"), every event stored exactly once.
+issue's "close to it"), every event stored exactly once. Each central leg also reports central's own CPU (user +
+system, from /proc) per stored message, and each leg the load average: on a shared machine the raw rate swings
+with the load, so the CPU per message says more about central than one ratio does.
 """
 
 from __future__ import annotations
