@@ -25,10 +25,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from gridwatch.central.store import Case, DispatchRow, Store
+from gridwatch.central.store import Case, CaseDraft, DispatchRow, Store
 from gridwatch.wire.assignment import CaseAssignment
 from gridwatch.wire.outbox import OutboxItem
 from gridwatch.wire.topics import dispatch_topic
@@ -37,9 +37,14 @@ log = logging.getLogger("gridwatch.central")
 
 KIND = "assignment"
 OUTBOX: Table = DispatchRow.__table__  # type: ignore[assignment]
+# Built once: Core statements on the table, run on the transaction's connection (no ORM bookkeeping per call)
+_ENQUEUE = insert(OUTBOX)
+_DELETE_ACKED = delete(OUTBOX).where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+_ADD_ATTEMPTS = (update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
+                 .values(attempts=OUTBOX.c.attempts + bindparam("tries")))
 
 
-def build_assignment(case: Case, assigned_at: datetime) -> CaseAssignment:
+def build_assignment(case: Case | CaseDraft, assigned_at: datetime) -> CaseAssignment:
     """The assignment message for `case` (its current state)."""
     return CaseAssignment(
         case_number=case.case_number,
@@ -87,7 +92,7 @@ def enqueue_assignments(session: Session, prefix: str, assignments: Iterable[Cas
              "payload": a.model_dump_json().encode(), "created_at": a.assigned_at, "attempts": 0}
             for a in assignments]
     if rows:
-        session.execute(insert(OUTBOX), rows)
+        session.connection().execute(_ENQUEUE, rows)
 
 
 class DispatchOutbox:
@@ -111,9 +116,9 @@ class DispatchOutbox:
         with self._lock:
             skip = set(exclude or ()) | self._acked
             tried = dict(self._attempts)
-        query = select(DispatchRow).order_by(DispatchRow.id).limit(limit + len(skip))
-        with self.store.session() as session:
-            rows = [r for r in session.scalars(query) if r.id not in skip]
+        query = select(OUTBOX).order_by(OUTBOX.c.id).limit(limit + len(skip))
+        with self.store.engine.connect() as conn:  # plain rows: this runs after every batch that opened a case
+            rows = [r for r in conn.execute(query) if r.id not in skip]
         return [OutboxItem(r.id, KIND, r.topic, bytes(r.payload), {}, r.attempts + tried.get(r.id, 0),
                            r.assignment_id) for r in rows[:limit]]
 
@@ -139,14 +144,20 @@ class DispatchOutbox:
 
     def write_bookkeeping(self, session: Session) -> Bookkeeping:
         """Delete the acknowledged rows and add the attempts, in the caller's transaction; pass the result to
-        `settled` once it committed (if it does not, the next call writes the same again)."""
+        `settled` once it committed (if it does not, the next call writes the same again).
+
+        At most two statements whatever the numbers: one DELETE for the acknowledged rows, one UPDATE executed for
+        the attempts of the rows that stay (an attempt counted for a row deleted here changes nothing: a PUBACK
+        that came before `mark_attempt` leaves one behind for every assignment)."""
         with self._lock:
             done = Bookkeeping(frozenset(self._acked), dict(self._attempts))
-        if done.acked:
-            session.execute(delete(DispatchRow).where(DispatchRow.id.in_(done.acked)))
-        for item_id, tries in sorted(done.attempts.items()):
-            session.execute(update(DispatchRow).where(DispatchRow.id == item_id)
-                            .values(attempts=DispatchRow.attempts + tries))
+        conn = session.connection()
+        for chunk in _chunks(sorted(done.acked)):
+            conn.execute(_DELETE_ACKED, {"ids": chunk})
+        tried = [{"row_id": item_id, "tries": tries} for item_id, tries in sorted(done.attempts.items())
+                 if item_id not in done.acked]
+        if tried:
+            conn.execute(_ADD_ATTEMPTS, tried)
         return done
 
     def settled(self, done: Bookkeeping) -> None:
@@ -159,6 +170,11 @@ class DispatchOutbox:
                     self._attempts[item_id] = left
                 else:
                     self._attempts.pop(item_id, None)
+
+
+def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+    """Ids in lists of at most `size` (well under SQLite's and PostgreSQL's parameter limits)."""
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
@@ -52,7 +52,16 @@ from gridwatch.central import workflow
 from gridwatch.central.categories import CategoryTable
 from gridwatch.central.dispatch import build_assignment
 from gridwatch.central.roster import Roster
-from gridwatch.central.store import Case, CaseCounter, DeadLetter, EventRow, EvidenceRow, TimelineRow, utcnow
+from gridwatch.central.store import (
+    Case,
+    CaseCounter,
+    CaseDraft,
+    DeadLetter,
+    EventRow,
+    EvidenceRow,
+    TimelineRow,
+    utcnow,
+)
 from gridwatch.central.trust import (
     MAX_EVIDENCE_BYTES,
     MAX_INCIDENT_BYTES,
@@ -81,7 +90,10 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_CONTENT_TYPE = "image/jpeg"
 INCIDENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 
-Note = Callable[["Case", datetime, str, str], None]  # records a timeline step: (case, at, step, detail)
+# The case rules below work on an ORM `Case` (one message at a time, `ingest_incident`) and on a plain `CaseDraft`
+# (the batch path, `ingest_batch`), checked by mypy for each.
+C = TypeVar("C", Case, CaseDraft)
+Note = Callable[[C, datetime, str, str], None]  # records a timeline step: (case, at, step, detail)
 
 
 @dataclass(frozen=True)
@@ -199,7 +211,7 @@ def ingest_incident(
     return IngestResult("updated", event.incident_id, event_id, case.case_number)
 
 
-def stale_detail(event: IncidentEvent, case: Case) -> str:
+def stale_detail(event: IncidentEvent, case: Case | CaseDraft) -> str:
     return f"{event.phase} seq {event.seq} <= last seq {case.last_seq}: not applied"
 
 
@@ -284,19 +296,22 @@ def _create_case(
     session: Session, event: IncidentEvent, categories: CategoryTable, roster: Roster, now: datetime
 ) -> Case:
     """A new case from the first message of an incident (any phase), with intake steps on its timeline."""
-    case = new_case(event, categories, roster, now, next_case_number(session, now))
+    case = new_case(Case, event, categories, roster, now, next_case_number(session, now))
+    case.timeline = []
     session.add(case)
     intake(case, event, categories, now, _step)
     _link_evidence(session, case, now)
     return case
 
 
-def new_case(event: IncidentEvent, categories: CategoryTable, roster: Roster, now: datetime,
-             case_number: str) -> Case:
-    """The case an incident's first message opens, before its intake steps (`intake`); not in any session."""
+def new_case(kind: type[C], event: IncidentEvent, categories: CategoryTable, roster: Roster, now: datetime,
+             case_number: str) -> C:
+    """The case (a `Case` or a `CaseDraft`) an incident's first message opens, before its intake steps (`intake`,
+    which applies the message with `apply_event`: the state columns set here are the ones it sets); not in any
+    session."""
     category = categories.for_type(event.type)
     grid_cell = event.location.grid_cell if event.location else None
-    return Case(
+    return kind(
         case_number=case_number,
         incident_id=event.incident_id,
         type=event.type,
@@ -312,11 +327,16 @@ def new_case(event: IncidentEvent, categories: CategoryTable, roster: Roster, no
         cleaner=roster.cleaner_for(grid_cell),
         last_seq=-1,
         created_at=now,
-        timeline=[],
+        last_observed_at=event.observed_at,
+        dwell_s=event.dwell_s,
+        confidence=event.confidence,
+        model_name=event.model.name,
+        model_version=event.model.version,
+        updated_at=now,
     )
 
 
-def intake(case: Case, event: IncidentEvent, categories: CategoryTable, now: datetime, note: Note) -> None:
+def intake(case: C, event: IncidentEvent, categories: CategoryTable, now: datetime, note: Note[C]) -> None:
     """The intake steps of a new case (`note`d), its auto-filing, and the state of its first message."""
     category = categories.for_type(event.type)
     where = f"{event.site_id}/{event.camera_id}" + (f" zone {event.zone}" if event.zone else "")
@@ -330,7 +350,7 @@ def intake(case: Case, event: IncidentEvent, categories: CategoryTable, now: dat
     apply_event(case, event, now, note)
 
 
-def _transition(case: Case, trigger: str, now: datetime, detail: str, note: Note) -> None:
+def _transition(case: C, trigger: str, now: datetime, detail: str, note: Note[C]) -> None:
     """Move the case along the workflow when `trigger` applies; record the step."""
     new = workflow.next_status(case.status, trigger)
     if new is not None and new != case.status:
@@ -338,7 +358,7 @@ def _transition(case: Case, trigger: str, now: datetime, detail: str, note: Note
         note(case, now, new, detail)
 
 
-def apply_event(case: Case, event: IncidentEvent, now: datetime, note: Note) -> None:
+def apply_event(case: C, event: IncidentEvent, now: datetime, note: Note[C]) -> None:
     """Copy the state of a message that is newer than the case (`event.seq > case.last_seq`); steps go to `note`."""
     case.zone = event.zone or case.zone
     case.last_observed_at = event.observed_at
@@ -360,7 +380,7 @@ def apply_event(case: Case, event: IncidentEvent, now: datetime, note: Note) -> 
         _apply_end(case, event, now, note)
 
 
-def _apply_end(case: Case, event: IncidentEvent, now: datetime, note: Note) -> None:
+def _apply_end(case: C, event: IncidentEvent, now: datetime, note: Note[C]) -> None:
     """Only an end the camera saw (`gone`) moves the case; other ends note that the camera stopped watching."""
     case.ended_at = event.ended_at
     at = f"{event.ended_at:%Y-%m-%dT%H:%M:%SZ}"
@@ -529,7 +549,7 @@ def _link_evidence(session: Session, case: Case, now: datetime) -> None:
         session.delete(evidence)
 
 
-def link_snapshot(case: Case, evidence: EvidenceRow, now: datetime, note: Note) -> bool:
+def link_snapshot(case: C, evidence: EvidenceRow, now: datetime, note: Note[C]) -> bool:
     """Link a held snapshot to its new case; False when another gateway camera sent it (the caller deletes it)."""
     sender = (evidence.site_id, evidence.gateway_id, evidence.camera_id)
     if evidence.gateway_id is not None and sender != (case.site_id, case.gateway_id, case.camera_id):

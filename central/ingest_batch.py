@@ -6,6 +6,11 @@ the two), but reads what the run needs in one query per table (events already st
 incidents, locked `FOR UPDATE` in incident order, held snapshots), decides every message in Python, and writes
 with one multi-row statement per table (one counter upsert per intake day numbers all new cases).
 
+What keeps it cheap per message (issue 8: central's CPU per message is what limits its ingest rate on a shared
+machine): the statements are built once at import and run on the transaction's connection (SQLAlchemy Core: no
+ORM session bookkeeping and no statement compilation per run), the `IN (...)` lists are expanding parameters (one
+cached statement whatever the run's length), and cases are plain `CaseDraft` objects rather than ORM instances.
+
 It never commits and never catches database errors: the handler runs it in one savepoint, and if anything fails
 there (another instance won a write race, a value the database refuses, a bug) it rolls that savepoint back and
 ingests the same messages one savepoint each with `ingest_incident`, so a bad message is still dead-lettered alone.
@@ -14,14 +19,15 @@ ingests the same messages one savepoint each with `ingest_incident`, so a bad me
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from gridwatch.central.categories import CategoryTable
 from gridwatch.central.dispatch import build_assignment
@@ -42,6 +48,7 @@ from gridwatch.central.roster import Roster
 from gridwatch.central.store import (
     Case,
     CaseCounter,
+    CaseDraft,
     DeadLetter,
     EventRow,
     EvidenceRow,
@@ -70,7 +77,22 @@ GATEWAYS: Table = GatewayRow.__table__  # type: ignore[assignment]
 EVIDENCE: Table = EvidenceRow.__table__  # type: ignore[assignment]
 TIMELINE: Table = TimelineRow.__table__  # type: ignore[assignment]
 LETTERS: Table = DeadLetter.__table__  # type: ignore[assignment]
+COUNTERS: Table = CaseCounter.__table__  # type: ignore[assignment]
 CASE_COLUMNS = tuple(c.key for c in CASES.columns if c.key != "id")
+
+# Built once (module docstring); `ids` is an expanding IN list
+_STORED = select(EVENTS.c.event_id).where(EVENTS.c.event_id.in_(bindparam("ids", expanding=True)))
+_GATEWAYS = select(GATEWAYS.c.gateway_id, GATEWAYS.c.site_id).where(
+    GATEWAYS.c.gateway_id.in_(bindparam("ids", expanding=True)))
+# incident order: two instances that lock overlapping runs take the locks in the same order
+_CASES = (select(CASES).where(CASES.c.incident_id.in_(bindparam("ids", expanding=True)))
+          .order_by(CASES.c.incident_id).with_for_update())
+_HELD = select(EVIDENCE).where(EVIDENCE.c.incident_id.in_(bindparam("ids", expanding=True)))
+_INSERT_CASES = insert(CASES).returning(CASES.c.id, CASES.c.incident_id)
+_UPDATE_CASES = update(CASES).where(CASES.c.id == bindparam("case_id")).values(
+    {key: bindparam(key) for key in CASE_COLUMNS})
+_INSERT = {table.name: insert(table) for table in (GATEWAYS, EVENTS, TIMELINE, LETTERS)}
+_NUMBER: dict[str, Insert] = {}  # the counter upsert, per dialect
 
 T = TypeVar("T")
 
@@ -92,9 +114,9 @@ class _Outcome:
     kind: ResultKind
     now: datetime
     event: IncidentEvent | None = None
-    case: Case | None = None
+    case: CaseDraft | None = None
     error: str | None = None
-    opened: dict[str, Any] | None = None  # a new case's columns when it was opened (for its assignment)
+    opened: CaseDraft | None = None  # a new case as it was opened (for its assignment)
 
 
 @dataclass
@@ -103,17 +125,17 @@ class _Run:
 
     stored: set[str] = field(default_factory=set)  # event ids already stored or stored earlier in the run
     gateway_sites: dict[str, str] = field(default_factory=dict)
-    cases: dict[str, Case] = field(default_factory=dict)  # by incident id: loaded, then as changed in the run
+    cases: dict[str, CaseDraft] = field(default_factory=dict)  # by incident id: loaded, then as changed in the run
     held: dict[str, EvidenceRow] = field(default_factory=dict)  # snapshots held for incidents with no case yet
     new_gateways: list[dict[str, Any]] = field(default_factory=list)
-    new_cases: list[Case] = field(default_factory=list)
-    changed: dict[str, Case] = field(default_factory=dict)  # loaded cases the run changed
+    new_cases: list[CaseDraft] = field(default_factory=list)
+    changed: dict[str, CaseDraft] = field(default_factory=dict)  # loaded cases the run changed
     events: list[dict[str, Any]] = field(default_factory=list)
-    steps: list[tuple[Case, dict[str, Any]]] = field(default_factory=list)
+    steps: list[tuple[CaseDraft, dict[str, Any]]] = field(default_factory=list)
     letters: list[dict[str, Any]] = field(default_factory=list)
     refused_snapshots: list[EvidenceRow] = field(default_factory=list)
 
-    def note(self, case: Case, at: datetime, step: str, detail: str = "") -> None:
+    def note(self, case: CaseDraft, at: datetime, step: str, detail: str = "") -> None:
         self.steps.append((case, {"at": at, "step": step, "detail": detail}))
 
 
@@ -132,14 +154,15 @@ def ingest_incident_batch(
     error, leaving the caller to roll back. `clock` gives each message's time (default: `store.utcnow`).
     """
     clock = clock or utcnow
+    conn = session.connection()
     parsed = [_parse(topic, payload, prefix, clock()) for topic, payload in messages]
-    run = _load(session, [p for p in parsed if isinstance(p, _Parsed)])
+    run = _load(conn, [p for p in parsed if isinstance(p, _Parsed)])
     outcomes = [p if isinstance(p, _Outcome) else _decide(run, p, categories, roster, clock()) for p in parsed]
     for outcome, (topic, payload) in zip(outcomes, messages, strict=True):
         if outcome.kind == "dead_letter":
             run.letters.append(dead_letter_row(topic, payload, outcome.error or "", outcome.now))
-    _number_cases(session, run)
-    _write(session, run)
+    _number_cases(conn, run)
+    _write(conn, run)
     return [_result(outcome) for outcome in outcomes]
 
 
@@ -158,24 +181,20 @@ def _parse(topic: str, payload: bytes, prefix: str, now: datetime) -> _Parsed | 
     return _Parsed(topic, payload, where, event)
 
 
-def _load(session: Session, parsed: list[_Parsed]) -> _Run:
+def _load(conn: Connection, parsed: list[_Parsed]) -> _Run:
     """One query per table for everything the run reads; the cases are locked until the commit."""
     run = _Run()
     event_ids = sorted({str(p.event.event_id) for p in parsed})
     gateways = sorted({p.where.gateway for p in parsed})
     incidents = sorted({p.event.incident_id for p in parsed})
     for chunk in _chunks(event_ids):
-        run.stored.update(session.scalars(select(EVENTS.c.event_id).where(EVENTS.c.event_id.in_(chunk))))
+        run.stored.update(conn.execute(_STORED, {"ids": chunk}).scalars())
     for chunk in _chunks(gateways):
-        query = select(GATEWAYS.c.gateway_id, GATEWAYS.c.site_id).where(GATEWAYS.c.gateway_id.in_(chunk))
-        run.gateway_sites.update({row.gateway_id: row.site_id for row in session.execute(query)})
+        run.gateway_sites.update({row.gateway_id: row.site_id for row in conn.execute(_GATEWAYS, {"ids": chunk})})
     for chunk in _chunks(incidents):
-        # incident order: two instances that lock overlapping runs take the locks in the same order
-        query = select(CASES).where(CASES.c.incident_id.in_(chunk)).order_by(CASES.c.incident_id).with_for_update()
-        run.cases.update({row.incident_id: Case(**row._asdict()) for row in session.execute(query)})
+        run.cases.update({row.incident_id: CaseDraft(**row._asdict()) for row in conn.execute(_CASES, {"ids": chunk})})
     for chunk in _chunks([i for i in incidents if i not in run.cases]):
-        query = select(EVIDENCE).where(EVIDENCE.c.incident_id.in_(chunk))
-        run.held.update({row.incident_id: EvidenceRow(**row._asdict()) for row in session.execute(query)})
+        run.held.update({row.incident_id: EvidenceRow(**row._asdict()) for row in conn.execute(_HELD, {"ids": chunk})})
     return run
 
 
@@ -198,7 +217,7 @@ def _decide(run: _Run, msg: _Parsed, categories: CategoryTable, roster: Roster, 
     run.events.append(event_row(event, msg.topic, msg.payload, now))
     if case is None:
         case = _open_case(run, event, categories, roster, now)
-        return _Outcome("created", now, event, case, opened=_columns(case))
+        return _Outcome("created", now, event, case, opened=replace(case))
     if event.seq <= case.last_seq:
         run.note(case, now, "stale", stale_detail(event, case))
         return _Outcome("stale", now, event, case)
@@ -208,7 +227,8 @@ def _decide(run: _Run, msg: _Parsed, categories: CategoryTable, roster: Roster, 
     return _Outcome("updated", now, event, case)
 
 
-def _trusted_case(run: _Run, event: IncidentEvent, where: EdgeTopic, roster: Roster, now: datetime) -> Case | None:
+def _trusted_case(run: _Run, event: IncidentEvent, where: EdgeTopic, roster: Roster,
+                  now: datetime) -> CaseDraft | None:
     """`ingest._trusted_case` against the run's gateways and cases."""
     check_matches_topic(where, event.site_id, event.gateway_id, event.camera_id)
     check_account(event.gateway_id, roster.cleaners())
@@ -225,9 +245,10 @@ def _trusted_case(run: _Run, event: IncidentEvent, where: EdgeTopic, roster: Ros
     return case
 
 
-def _open_case(run: _Run, event: IncidentEvent, categories: CategoryTable, roster: Roster, now: datetime) -> Case:
+def _open_case(run: _Run, event: IncidentEvent, categories: CategoryTable, roster: Roster,
+               now: datetime) -> CaseDraft:
     """A new case (numbered once the run is decided), its intake steps, and any snapshot held for it."""
-    case = new_case(event, categories, roster, now, case_number="")
+    case = new_case(CaseDraft, event, categories, roster, now, case_number="")
     run.cases[event.incident_id] = case
     run.new_cases.append(case)
     intake(case, event, categories, now, run.note)
@@ -237,54 +258,54 @@ def _open_case(run: _Run, event: IncidentEvent, categories: CategoryTable, roste
     return case
 
 
-def _columns(case: Case) -> dict[str, Any]:
+def _columns(case: CaseDraft) -> dict[str, Any]:
     return {key: getattr(case, key) for key in CASE_COLUMNS}
 
 
-def _number_cases(session: Session, run: _Run) -> None:
+def _number_cases(conn: Connection, run: _Run) -> None:
     """Number the new cases in the order they were opened: one counter upsert per intake day for all of them."""
-    insert_for = upsert_for(session.get_bind().dialect.name)
-    days: dict[str, list[Case]] = {}
+    days: dict[str, list[CaseDraft]] = {}
     for case in run.new_cases:
         days.setdefault(f"{case.created_at:%Y%m%d}", []).append(case)
     for day, cases in days.items():
-        stmt = (
-            insert_for(CaseCounter)
-            .values(day=day, last=len(cases))
-            .on_conflict_do_update(index_elements=[CaseCounter.day], set_={"last": CaseCounter.last + len(cases)})
-            .returning(CaseCounter.last)
-        )
-        last = int(session.execute(stmt).scalar_one())
+        last = int(conn.execute(_number_statement(conn.dialect.name), {"day": day, "n": len(cases)}).scalar_one())
         for number, case in enumerate(cases, last - len(cases) + 1):
             case.case_number = f"GW-{day}-{number:04d}"
 
 
+def _number_statement(dialect: str) -> Insert:
+    """`INSERT .. ON CONFLICT DO UPDATE .. RETURNING` that adds `n` to the day's counter (built once per dialect)."""
+    if dialect not in _NUMBER:
+        stmt = upsert_for(dialect)(COUNTERS).values(day=bindparam("day"), last=bindparam("n"))
+        _NUMBER[dialect] = stmt.on_conflict_do_update(
+            index_elements=[COUNTERS.c.day], set_={"last": COUNTERS.c.last + bindparam("n")}
+        ).returning(COUNTERS.c.last)
+    return _NUMBER[dialect]
+
+
 # --- writing -------------------------------------------------------------------------------------------------
-def _write(session: Session, run: _Run) -> None:
+def _write(conn: Connection, run: _Run) -> None:
     """Every row the run adds or changes, one statement per table (rows in the order they were made)."""
-    _insert(session, GATEWAYS, run.new_gateways)
+    _insert(conn, GATEWAYS, run.new_gateways)
     if run.new_cases:
-        rows = [_columns(case) for case in run.new_cases]
-        returned = session.execute(insert(CASES).returning(CASES.c.id, CASES.c.incident_id), rows)
+        returned = conn.execute(_INSERT_CASES, [_columns(case) for case in run.new_cases])
         ids = {row.incident_id: row.id for row in returned}
         for case in run.new_cases:
             case.id = ids[case.incident_id]
     if run.changed:
-        stmt = update(CASES).where(CASES.c.id == bindparam("case_id")).values(
-            {key: bindparam(key) for key in CASE_COLUMNS})
-        session.execute(stmt, [{"case_id": case.id, **_columns(case)} for case in run.changed.values()])
-    _insert(session, EVENTS, run.events)
-    _insert(session, TIMELINE, [{"case_id": case.id, **step} for case, step in run.steps])
+        conn.execute(_UPDATE_CASES, [{"case_id": case.id, **_columns(case)} for case in run.changed.values()])
+    _insert(conn, EVENTS, run.events)
+    _insert(conn, TIMELINE, [{"case_id": case.id, **step} for case, step in run.steps])
     for held in run.refused_snapshots:
         Path(held.path).unlink(missing_ok=True)
-        session.execute(delete(EVIDENCE).where(EVIDENCE.c.incident_id == held.incident_id))
-    _insert(session, LETTERS, run.letters)
+        conn.execute(delete(EVIDENCE).where(EVIDENCE.c.incident_id == held.incident_id))
+    _insert(conn, LETTERS, run.letters)
 
 
-def _insert(session: Session, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+def _insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> None:
     batch = list(rows)
     if batch:
-        session.execute(insert(table), batch)
+        conn.execute(_INSERT[table.name], batch)
 
 
 def _result(outcome: _Outcome) -> IngestResult:
@@ -296,7 +317,7 @@ def _result(outcome: _Outcome) -> IngestResult:
         return IngestResult("duplicate", incident_id, event_id)
     if outcome.opened is None:
         return IngestResult(outcome.kind, incident_id, event_id, case.case_number)
-    opened = Case(**{**outcome.opened, "case_number": case.case_number})
-    assignment = build_assignment(opened, outcome.now)
+    outcome.opened.case_number = case.case_number
+    assignment = build_assignment(outcome.opened, outcome.now)
     return IngestResult("created", incident_id, event_id, case.case_number, dispatch=assignment)
 

@@ -151,6 +151,43 @@ class Case(Base):
     )
 
 
+@dataclass(slots=True)
+class CaseDraft:
+    """A case's columns as a plain object, without the ORM's attribute instrumentation: what the batch ingest path
+    (`central.ingest_batch`) reads, decides on and writes with Core statements. The names and types are `Case`'s
+    columns (`tests/central/test_ingest_batch.py` keeps the two in step); `id` is None until the row is inserted."""
+
+    case_number: str
+    incident_id: str
+    type: str
+    category_code: str | None
+    category_name: str | None
+    category_version: str | None
+    status: str
+    site_id: str
+    gateway_id: str
+    camera_id: str
+    started_at: datetime
+    last_observed_at: datetime
+    dwell_s: float
+    confidence: float
+    cleaner: str
+    last_seq: int
+    model_name: str
+    model_version: str
+    created_at: datetime
+    updated_at: datetime
+    zone: str | None = None
+    ended_at: datetime | None = None
+    lat: float | None = None
+    lon: float | None = None
+    accuracy_m: float | None = None
+    grid_cell: str | None = None
+    snapshot_path: str | None = None
+    snapshot_sha256: str | None = None
+    id: int | None = None
+
+
 class TimelineRow(Base):
     """One step in the life of a case."""
 

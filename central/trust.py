@@ -23,7 +23,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from gridwatch.central.store import Case, GatewayRow
+from gridwatch.central.store import Case, CaseDraft, GatewayRow
 from gridwatch.errors import GridwatchError
 from gridwatch.wire.topics import EdgeKind, EdgeTopic, parse_edge_topic
 
@@ -78,7 +78,7 @@ def bind_gateway(session: Session, topic: EdgeTopic, now: datetime) -> None:
         raise TrustError(f"gateway {topic.gateway!r} belongs to site {row.site_id!r}, not {topic.site!r}")
 
 
-def check_case_owner(case: Case, topic: EdgeTopic) -> None:
+def check_case_owner(case: Case | CaseDraft, topic: EdgeTopic) -> None:
     """Only the gateway camera that opened a case may update it (or send its evidence)."""
     owner = (case.site_id, case.gateway_id, case.camera_id)
     if owner != (topic.site, topic.gateway, topic.camera):
@@ -86,7 +86,7 @@ def check_case_owner(case: Case, topic: EdgeTopic) -> None:
                          f"{topic.site}/{topic.gateway}/{topic.camera}")
 
 
-def check_seq_plausible(seq: int, case: Case, now: datetime) -> None:
+def check_seq_plausible(seq: int, case: Case | CaseDraft, now: datetime) -> None:
     """A `seq` may run ahead of the case by the messages the elapsed wall time allows, no more."""
     elapsed = max(0.0, (now - case.updated_at).total_seconds())
     allowed = case.last_seq + SEQ_SLACK + int(MAX_MESSAGES_PER_S * elapsed)

@@ -395,3 +395,40 @@ def test_a_pubacked_assignment_leaves_the_books_at_once_and_the_table_with_the_n
     with store.session() as session:
         rows = {row.id: row.attempts for row in session.scalars(select(DispatchRow))}
     assert first.id not in rows and rows[second.id] == 1 and len(rows) == 2  # + the assignment of -0004
+
+
+def test_bookkeeping_is_two_statements_however_many_rows(store: Store) -> None:
+    """Issue 8: the bookkeeping goes into every batch transaction, so its cost must not grow with the number of
+    PUBACKs and attempts: one DELETE for the acknowledged rows, one UPDATE (run once for all) for the attempts of
+    the rows that stay. An attempt noted after its row's PUBACK (paho may report the PUBACK before `publish()`
+    returns) is not written: the row is gone."""
+    handler = make_handler(store)
+    handler.outbox = outbox = DispatchOutbox(store)
+    handler.handle_batch(inbound(*[make_event(f"inc-books2-{i:04d}") for i in range(30)]))
+    items = outbox.pending()
+    assert len(items) == 30
+    for item in items[:20]:  # acknowledged, half of them before their attempt was noted
+        if item.id % 2:
+            outbox.ack(item.id)
+            outbox.mark_attempt(item.id)
+        else:
+            outbox.mark_attempt(item.id)
+            outbox.ack(item.id)
+    for item in items[20:]:  # sent (twice for some), not acknowledged yet
+        for _ in range(1 + item.id % 2):
+            outbox.mark_attempt(item.id)
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_a: Any) -> None:
+        statements.append(statement.split()[0])
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        handler.write_bookkeeping()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert [s for s in statements if s in ("DELETE", "UPDATE")] == ["DELETE", "UPDATE"]
+    assert not outbox.has_bookkeeping()
+    with store.session() as session:
+        rows = {row.id: row.attempts for row in session.scalars(select(DispatchRow))}
+    assert rows == {item.id: 1 + item.id % 2 for item in items[20:]}

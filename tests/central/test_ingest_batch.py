@@ -4,6 +4,7 @@ assignments and dead letters, and give the same results, on SQLite and on Postgr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -23,6 +24,7 @@ from gridwatch.central.ingest import IngestResult
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import (
     Case,
+    CaseDraft,
     DeadLetter,
     DispatchRow,
     EventRow,
@@ -213,17 +215,60 @@ def _nearly_sorted(msgs: list[Inbound], rng: random.Random) -> list[Inbound]:
 
 def test_a_run_takes_a_few_statements_not_several_per_message(store: Store, tmp_path: Path) -> None:
     """What makes it fast: 100 messages (25 new cases) in well under one statement per message."""
+    statements, results = _run_counting(store, tmp_path, "inc-cost", 25)
+    assert [r.kind if r else None for r in results].count("created") == 25
+    assert len(statements) <= 20, statements
+
+
+def test_the_statements_of_a_run_do_not_grow_with_it(store: Store, tmp_path: Path) -> None:
+    """Issue 8 regression guard: a run of 8 messages and one of 400 (new cases, and updates of cases opened by an
+    earlier run) take the same statements, each table read and written once, and build no ORM `Case` (an ORM
+    instance per case cost more CPU than the rest of the decision)."""
+    built: list[object] = []
+
+    def on_init(target: object, *_a: Any) -> None:
+        built.append(target)
+
+    event.listen(Case, "init", on_init)
+    try:
+        _run_counting(store, tmp_path, "inc-first", 1)  # the gateway's first message binds it to its site
+        small, _ = _run_counting(store, tmp_path, "inc-small", 2)
+        large, results = _run_counting(store, tmp_path, "inc-large", 100)
+        again, _ = _run_counting(store, tmp_path, "inc-large", 100, first_seq=4)  # updates of loaded cases
+    finally:
+        event.remove(Case, "init", on_init)
+    assert [r.kind if r else None for r in results].count("created") == 100
+    assert built == []
+    assert small == large and len(large) == len(set(large)) and "INSERT INTO events" in large, large
+    assert "UPDATE cases SET" in again and "INSERT INTO cases" not in again and len(again) == len(set(again)), again
+
+
+def _run_counting(store: Store, tmp_path: Path, prefix: str, incidents: int,
+                  first_seq: int = 0) -> tuple[list[str], list[IngestResult | None]]:
+    """One batch of `incidents` x 4 events (from `first_seq` on) through the batch path: the statements it sent
+    (their first three words: `INSERT INTO events`) and the results."""
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_a: Any) -> None:
-        statements.append(statement)
+        statements.append(" ".join(statement.split()[:3]))
 
-    msgs = [incident(e) for i in range(25) for e in lifecycle(f"inc-cost-{i:04d}", updates=2)]
+    msgs = [incident(make_event(f"{prefix}-{i:04d}", seq, "updated" if seq else "started"))
+            for i in range(incidents) for seq in range(first_seq, first_seq + 4)]
     batched = handler(store, tmp_path / "ev", True)
     event.listen(store.engine, "before_cursor_execute", count)
     try:
         results = batched.handle_batch(msgs)
     finally:
         event.remove(store.engine, "before_cursor_execute", count)
-    assert [r.kind if r else None for r in results].count("created") == 25
-    assert len(statements) <= 20, statements
+    assert None not in results and "dead_letter" not in [r.kind for r in results if r]
+    return statements, results
+
+
+def test_the_batch_paths_plain_case_has_the_columns_of_the_orm_case() -> None:
+    """`CaseDraft` mirrors `Case`'s columns (names and nullability), so a column added to one is not lost by the
+    batch path's Core statements."""
+    columns = {c.key: c.nullable for c in Case.__table__.columns}
+    fields = {f.name: f for f in dataclasses.fields(CaseDraft)}
+    assert set(fields) == set(columns)
+    nullable = {name for name, f in fields.items() if "None" in str(f.type)}
+    assert nullable == {name for name, null in columns.items() if null} | {"id"}
