@@ -59,6 +59,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from gridwatch.edge.scene.chroma import ChromaBackground, ChromaDifference
 from gridwatch.edge.scene.unstable import FlickerMask, FlickerParams
 
 F32 = npt.NDArray[np.float32]
@@ -83,6 +84,18 @@ class BackgroundParams:
     """A gap between frames longer than this counts as this long (a stalled stream must not jump ages)."""
     flicker_window_s: float = 15.0
     flicker_changes: float = 2.5
+    chroma_threshold: float = 0.15
+    """Chroma difference ((R-G)/Y or (B-G)/Y) that counts as 'different' like `diff_threshold` grey levels do; 0
+    turns the chroma path off."""
+    thin_length_px: float = 20.0
+    """A static piece too thin for the 3x3 opening (a cable one or two work pixels wide) is kept when it is at
+    least this long (its box's diagonal, work pixels): noise is speckle, a cable is a line."""
+    edge_margin_px: int = 4
+    """... and does not come within this many work pixels of the frame's edge, where the stabiliser's resampling
+    and the frame's own border leave lines that change with every shift (nothing there can be measured whole)."""
+    chroma_grey: tuple[float, float] = (48.0, 225.0)
+    """Grey levels (frame and long-term background both) between which chroma is measured: below, a few grey
+    levels of sensor noise swing the ratios by more than the threshold; above, a saturated channel clips them."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,8 @@ class BackgroundResult:
     `rest_s`: seconds each pixel has shown what it shows now (at least `age_s`; for a static pixel, how long ago
     the thing on it came to rest, masked time included); `difference`: grey-level difference to the long-term
     background (offset-corrected); `unstable`: pixels that keep changing (`gridwatch.edge.scene.unstable`);
-    `relearnt`: the backgrounds were rebuilt on this frame (global change), so nothing is reported."""
+    `relearnt`: the backgrounds were rebuilt on this frame (global change), so nothing is reported.
+    `chroma_difference`: the chroma part of `difference` (grey-equivalent units; zeros without colour input)."""
 
     established: Mask
     age_s: F32
@@ -99,13 +113,15 @@ class BackgroundResult:
     difference: F32
     unstable: Mask
     relearnt: bool
+    chroma_difference: F32 | None = None
 
 
 class DualBackground:
     """Long- and short-term backgrounds of grey uint8 work-resolution frames (already stabilised).
 
-    Grey, not colour: a third of the cost, and a dropped bag, a pile or a wire differs from the ground in
-    brightness far more often than in hue alone."""
+    Grey first: a dropped bag, a pile or a wire differs from the ground in brightness far more often than in hue
+    alone. With a half-resolution colour frame (`update(colour=...)`) the chroma difference joins the grey one
+    (`gridwatch.edge.scene.chroma`): every difference below is the larger of the two."""
 
     def __init__(self, params: BackgroundParams | None = None) -> None:
         self.params = params or BackgroundParams()
@@ -125,6 +141,8 @@ class DualBackground:
         self._ts: float | None = None
         p = self.params
         self.flicker = FlickerMask(FlickerParams(p.flicker_window_s, p.flicker_changes, p.diff_threshold))
+        self.chroma = ChromaBackground(p.chroma_threshold, p.diff_threshold, p.chroma_grey) \
+            if p.chroma_threshold > 0 else None
 
     @property
     def long_term(self) -> F32 | None:
@@ -136,6 +154,8 @@ class DualBackground:
         self._confirmed = self._arrived = self._left_early = None
         self._ts = None
         self.flicker.reset()
+        if self.chroma is not None:
+            self.chroma.reset()
 
     def absorb(self, region: Mask) -> None:
         """Learn `region` into the long-term background now (a ghost, or a region old enough to be scenery)."""
@@ -148,15 +168,19 @@ class DualBackground:
             _put(self._seen, self._nothing, region)
         if self._confirmed is not None:
             self._confirmed |= region  # the long-term now holds what is there
+        if self.chroma is not None:
+            self.chroma.absorb(region)
 
     def update(self, frame: npt.NDArray[np.uint8], masked: Mask, ts: float,
-               ignored: Mask | None = None) -> BackgroundResult:
+               ignored: Mask | None = None, colour: npt.NDArray[np.uint8] | None = None) -> BackgroundResult:
         """One frame: `masked` pixels (tracked persons and vehicles) never start to count; `ignored` pixels (the
-        camera's ignore masks) never count at all."""
+        camera's ignore masks, the stabiliser's warp border) never count at all. `colour`: the same frame in BGR
+        at half the work resolution, for the chroma difference (None: grey only)."""
         f = frame.astype(np.float32)
+        chroma = self.chroma if colour is not None else None
         if (self._long is None or self._short is None or self._age is None or self._arrived is None
-                or self._ts is None):
-            return self._start(f, ts, frame)
+                or self._ts is None or (chroma is not None and chroma.long_term is None)):
+            return self._start(f, ts, frame, colour)
         p = self.params
         dt = min(max(ts - self._ts, 0.0), p.max_gap_s)
         self._ts = ts
@@ -164,17 +188,29 @@ class DualBackground:
         free = ~blocked
         offset = _median_offset(f, self._long, free)
         diff_long = np.asarray(cv2.absdiff(f, self._long + offset), dtype=np.float32)
+        cd: ChromaDifference | None = None
+        if chroma is not None:
+            assert colour is not None
+            cd = chroma.update(colour, f.shape[:2], free)
+            np.maximum(diff_long, cd.long, out=diff_long)
         fg_long = diff_long > p.diff_threshold
         n_free = np.count_nonzero(free)  # counts, not boolean indexing: a ragged mask makes that cost up to 1 ms
         if n_free and np.count_nonzero(fg_long & free) / n_free > p.relearn_fraction:
-            return self._start(f, ts, frame)
+            return self._start(f, ts, frame, colour)
         diff_short = np.asarray(cv2.absdiff(f, self._short), dtype=np.float32)
+        if cd is not None:
+            np.maximum(diff_short, cd.short, out=diff_short)
         corrected = f - np.float32(offset)
         unstable = self.flicker.update(frame, free, dt)
         jumped = self._jumped(f, masked)
+        if cd is not None:
+            jumped |= cd.step > p.diff_threshold  # set down: its colour steps even where its grey level does not
         arrived = self._arrive(fg_long, diff_short, diff_long, jumped & masked)
-        static = fg_long & (diff_short <= p.diff_threshold) & free & arrived
-        static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
+        raw = fg_long & (diff_short <= p.diff_threshold) & free & arrived
+        static = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
+        thin = raw & ~static
+        if np.count_nonzero(thin) >= p.thin_length_px * 0.7:  # fewer pixels span no piece that long
+            static |= thin_pieces(thin, p.thin_length_px, p.edge_margin_px)
         assert self._confirmed is not None
         if ts - self._started >= p.min_static_s:  # whatever passed through the first frame has moved on by now
             self._confirmed |= free & ~fg_long
@@ -193,11 +229,13 @@ class DualBackground:
         if ignored is not None:
             _put(age, self._zeros, ignored)
         self._learn(f, offset, fg_long | masked, dt)
+        if chroma is not None:
+            chroma.learn(fg_long | masked, dt, p.short_term_s, p.long_term_s)
         old = age > p.absorb_after_s
         if old.any():
             self.absorb(old)
         return BackgroundResult(age >= p.min_static_s, age.copy(), np.maximum(age, held), diff_long, unstable,
-                                False)
+                                False, None if cd is None else cd.long)
 
     def _jumped(self, frame: F32, masked: Mask) -> Mask:
         """Pixels that stepped by more than the threshold since the previous frame, beyond the frames' global
@@ -263,8 +301,13 @@ class DualBackground:
         self._arrived &= diff_long > 0.5 * thr
         return self._arrived
 
-    def _start(self, f: F32, ts: float, frame: npt.NDArray[np.uint8]) -> BackgroundResult:
+    def _start(self, f: F32, ts: float, frame: npt.NDArray[np.uint8],
+               colour: npt.NDArray[np.uint8] | None = None) -> BackgroundResult:
         h, w = f.shape[:2]
+        if self.chroma is not None:
+            self.chroma.reset()
+            if colour is not None:
+                self.chroma.start(colour)
         self._long, self._short = f.copy(), f.copy()
         self._age = np.zeros((h, w), np.float32)
         self._anchor, self._prev = f.copy(), f.copy()
@@ -296,6 +339,25 @@ def _put(dst: F32, src: F32, where: Mask) -> None:
     """dst[where] = src[where], in place. OpenCV's masked copy: numpy's boolean indexing (and `where=`) costs
     up to a millisecond on a 320x180 frame when the mask is ragged, as masks of noise and edges are."""
     cv2.copyTo(src, np.ascontiguousarray(where).view(np.uint8), dst)
+
+
+def thin_pieces(thin: Mask, min_length_px: float, edge_margin_px: int) -> Mask:
+    """The connected pieces of `thin` (static pixels the 3x3 opening removed) at least `min_length_px` long (their
+    box's diagonal) that stay `edge_margin_px` or more inside the frame: a fallen cable one or two work pixels
+    wide, which the opening that clears compression and rain speckle would erase. A line along the frame's edge
+    is left out: resampling a shifted view refills the edge rows, and an object cut by the edge cannot be
+    measured as a wire anyway."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(thin.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros_like(thin)
+    h, w = thin.shape
+    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    m = edge_margin_px
+    keep = (np.hypot(bw, bh) >= min_length_px) & (x >= m) & (y >= m) & (x + bw <= w - m) & (y + bh <= h - m)
+    keep[0] = False
+    if not keep.any():
+        return np.zeros_like(thin)
+    return np.asarray(keep[labels], dtype=bool)
 
 
 def _frame_gain(f: F32, prev: F32, free: Mask) -> np.float32:

@@ -1,0 +1,152 @@
+"""Chroma: the colour half of "different", for things that match the ground in grey level.
+
+A green bag on grey paving, a brown box on brown-grey asphalt: 9-35 grey levels off the ground, below the grey
+threshold (raising the sensitivity of grey would let in compression noise and light flicker everywhere), but a
+clearly different colour. `ChromaBackground` keeps long- and short-term backgrounds of two brightness-free chroma
+planes, (R - G) / Y and (B - G) / Y, and reports per pixel how far the frame is from each (and from the previous
+frame) in *grey-equivalent* units: a chroma difference of `threshold` reads as `diff_threshold` grey levels. The
+dual background takes the larger of the grey and the chroma difference everywhere, so a pixel is foreground when
+its grey level *or* its colour changed, and every rule of the grey path (arrival, static, hold, relearn) applies
+unchanged.
+
+**Half resolution.** The planes are kept at half the work resolution (160x90 at the default 320 px): street video
+is coded with its chroma at half resolution (4:2:0) anyway, and averaging 2x2 work pixels quarters the noise
+the ratio amplifies. The cost is a resize of the colour frame, a few float operations on a quarter of the work
+pixels and one nearest-neighbour upsampling per frame (`benchmarks/scene_change.py` measures the stage).
+
+**Only where chroma means something.** The ratios divide by the brightness: below `grey_range[0]` a few grey
+levels of sensor noise swing them by more than the threshold, and above `grey_range[1]` a clipped channel bends
+them. Pixels outside the range, in the frame or in the long-term background, have no chroma difference (their
+grey difference still counts). A global colour cast (white balance, the blue of dusk) is removed first, as the
+grey path removes a global brightness offset: the median chroma offset over the unmasked valid pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+Mask = npt.NDArray[np.bool_]
+
+
+Planes = tuple[F32, F32, F32]
+
+
+def chroma_planes(bgr: U8) -> Planes:
+    """Grey level Y (OpenCV's BGR -> grey, rounded) and the chroma planes (R - G) / Y and (B - G) / Y, float32."""
+    f = bgr.astype(np.float32)
+    b, g, r = f[..., 0], f[..., 1], f[..., 2]
+    y = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    inv = 1.0 / np.maximum(y, np.float32(1.0))
+    return y, (r - g) * inv, (b - g) * inv
+
+
+@dataclass(frozen=True)
+class ChromaDifference:
+    """Per work pixel, in grey-equivalent units (0 where chroma is not measured): `long` against the long-term
+    background (colour cast removed), `short` against the short-term one, `step` against the previous frame."""
+
+    long: F32
+    short: F32
+    step: F32
+
+
+class ChromaBackground:
+    """Long- and short-term backgrounds of the chroma planes at half work resolution (see the module docstring).
+
+    `update` measures a frame against them (without learning); `learn` then follows the frame, the long-term
+    background only where the caller's foreground mask is clear, as the grey backgrounds do. Each image is kept
+    as separate 2-D planes: OpenCV's per-plane operations, no merging and splitting of channels."""
+
+    def __init__(self, threshold: float, grey_equivalent: float, grey_range: tuple[float, float]) -> None:
+        self.threshold = threshold
+        self.scale = np.float32(grey_equivalent / threshold)
+        self.grey_range = grey_range
+        self._long: Planes | None = None
+        self._short: Planes | None = None
+        self._prev: Planes | None = None
+        self._now: Planes | None = None
+
+    def reset(self) -> None:
+        self._long = self._short = self._prev = self._now = None
+
+    @property
+    def long_term(self) -> Planes | None:
+        return self._long
+
+    @property
+    def current(self) -> Planes | None:
+        return self._now
+
+    def start(self, bgr: U8) -> None:
+        planes = chroma_planes(bgr)
+        self._now = planes
+        self._long, self._short, self._prev = _copy(planes), _copy(planes), planes
+
+    def update(self, bgr: U8, shape: tuple[int, int], free: Mask) -> ChromaDifference:
+        """Differences of this (half-resolution, stabilised) BGR frame, upsampled to `shape` (work h, w). `free`
+        (work resolution): the unmasked pixels the colour cast is measured on."""
+        assert self._long is not None and self._short is not None and self._prev is not None
+        now = chroma_planes(bgr)
+        self._now = now
+        lo, hi = self.grey_range
+        y, c1, c2 = now
+        ly, l1, l2 = self._long
+        valid = (y >= lo) & (y <= hi) & (ly >= lo) & (ly <= hi)
+        d1, d2 = c1 - l1, c2 - l2
+        h2, w2 = y.shape
+        sample = valid[::4, ::4] & (cv2.resize(np.ascontiguousarray(free).view(np.uint8), (w2, h2),
+                                               interpolation=cv2.INTER_NEAREST)[::4, ::4] > 0)
+        n = int(np.count_nonzero(sample))
+        if n >= 16:  # the colour cast: median offset over a sixteenth of the valid pixels
+            for d in (d1, d2):
+                d -= np.float32(np.partition(d[::4, ::4][sample], n // 2)[n // 2])
+        gain = valid.astype(np.float32) * self.scale
+        h, w = shape
+        d_long = np.maximum(np.abs(d1), np.abs(d2))
+        d_short = cv2.max(cv2.absdiff(c1, self._short[1]), cv2.absdiff(c2, self._short[2]))
+        d_step = cv2.max(cv2.absdiff(c1, self._prev[1]), cv2.absdiff(c2, self._prev[2]))
+        return ChromaDifference(*(_up(d * gain, (w, h)) for d in (d_long, d_short, d_step)))
+
+    def learn(self, foreground: Mask, dt: float, short_term_s: float, long_term_s: float) -> None:
+        """Follow the frame last given to `update`: the short-term background everywhere, the long-term one where
+        no pixel of `foreground` (work resolution) lies in the half-resolution pixel."""
+        assert self._long is not None and self._short is not None and self._now is not None
+        h2, w2 = self._now[0].shape
+        keep = (~_any_half(foreground, (w2, h2))).view(np.uint8)
+        a_short = 1.0 - math.exp(-dt / short_term_s)
+        a_long = 1.0 - math.exp(-dt / long_term_s)
+        for now, short, long in zip(self._now, self._short, self._long, strict=True):
+            cv2.accumulateWeighted(now, short, a_short)
+            cv2.accumulateWeighted(now, long, a_long, mask=keep)
+        self._prev = self._now
+
+    def absorb(self, region: Mask) -> None:
+        """Learn `region` (work resolution) into the long-term background now (from the short-term one)."""
+        if self._long is None or self._short is None:
+            return
+        h2, w2 = self._long[0].shape
+        half = _any_half(region, (w2, h2))
+        for long, short in zip(self._long, self._short, strict=True):
+            long[half] = short[half]
+
+
+def _up(half: F32, size: tuple[int, int]) -> F32:
+    return np.asarray(cv2.resize(half, size, interpolation=cv2.INTER_NEAREST), dtype=np.float32)
+
+
+def _copy(planes: Planes) -> Planes:
+    return planes[0].copy(), planes[1].copy(), planes[2].copy()
+
+
+def _any_half(mask: Mask, size: tuple[int, int]) -> Mask:
+    """`mask` (work resolution) shrunk to `size` (w, h): true where any work pixel it covers is (INTER_AREA of
+    0/255 is above 0 there)."""
+    u8 = np.ascontiguousarray(mask).view(np.uint8) * np.uint8(255)
+    return np.asarray(cv2.resize(u8, size, interpolation=cv2.INTER_AREA), dtype=np.uint8) > 0
