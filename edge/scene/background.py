@@ -104,8 +104,7 @@ class BackgroundResult:
     `rest_s`: seconds each pixel has shown what it shows now (at least `age_s`; for a static pixel, how long ago
     the thing on it came to rest, masked time included); `difference`: grey-level difference to the long-term
     background (offset-corrected); `unstable`: pixels that keep changing (`gridwatch.edge.scene.unstable`);
-    `relearnt`: the backgrounds were rebuilt on this frame (global change), so nothing is reported.
-    `chroma_difference`: the chroma part of `difference` (grey-equivalent units; zeros without colour input)."""
+    `relearnt`: the backgrounds were rebuilt on this frame (global change), so nothing is reported."""
 
     established: Mask
     age_s: F32
@@ -113,7 +112,6 @@ class BackgroundResult:
     difference: F32
     unstable: Mask
     relearnt: bool
-    chroma_difference: F32 | None = None
 
 
 class DualBackground:
@@ -139,6 +137,10 @@ class DualBackground:
         self._zeros: F32 = np.empty((0, 0), np.float32)
         self._arrived: Mask | None = None
         self._ts: float | None = None
+        self._n = 0  # frames since the backgrounds were (re)built
+        self._chroma_dt = 0.0  # seconds since the chroma backgrounds last learnt
+        self._cd: ChromaDifference | None = None
+        self._thin: Mask | None = None
         p = self.params
         self.flicker = FlickerMask(FlickerParams(p.flicker_window_s, p.flicker_changes, p.diff_threshold))
         self.chroma = ChromaBackground(p.chroma_threshold, p.diff_threshold, p.chroma_grey) \
@@ -188,10 +190,20 @@ class DualBackground:
         free = ~blocked
         offset = _median_offset(f, self._long, free)
         diff_long = np.asarray(cv2.absdiff(f, self._long + offset), dtype=np.float32)
+        grey_fg = diff_long > p.diff_threshold
+        self._n += 1
+        self._chroma_dt += dt
         cd: ChromaDifference | None = None
+        fresh = False
         if chroma is not None:
+            # Sampled on every other analysed frame (half the cost); its differences hold in between: a static
+            # thing's colour does not change in half a second, and only its step is not repeated.
             assert colour is not None
-            cd = chroma.update(colour, f.shape[:2], free)
+            fresh = self._n % 2 == 1 or self._cd is None or self._cd.long.shape != f.shape[:2]
+            if fresh:
+                self._cd = chroma.update(colour, f.shape[:2], free)
+            cd = self._cd
+            assert cd is not None
             np.maximum(diff_long, cd.long, out=diff_long)
         fg_long = diff_long > p.diff_threshold
         n_free = np.count_nonzero(free)  # counts, not boolean indexing: a ragged mask makes that cost up to 1 ms
@@ -203,14 +215,19 @@ class DualBackground:
         corrected = f - np.float32(offset)
         unstable = self.flicker.update(frame, free, dt)
         jumped = self._jumped(f, masked)
-        if cd is not None:
+        if cd is not None and fresh:
             jumped |= cd.step > p.diff_threshold  # set down: its colour steps even where its grey level does not
         arrived = self._arrive(fg_long, diff_short, diff_long, jumped & masked)
         raw = fg_long & (diff_short <= p.diff_threshold) & free & arrived
         static = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
-        thin = raw & ~static
-        if np.count_nonzero(thin) >= p.thin_length_px * 0.7:  # fewer pixels span no piece that long
-            static |= thin_pieces(thin, p.thin_length_px, p.edge_margin_px)
+        # Thin pieces by their grey level only: chroma at half resolution cannot resolve a piece one or two work
+        # pixels wide, and where it seems to (a colour edge shifted by a fraction of its half-resolution pixel)
+        # it is resampling, not a thing.
+        thin = raw & ~static & grey_fg
+        if self._n % 2 == 0 or self._thin is None:  # labelled on the frames chroma skips; a piece stays put
+            many = np.count_nonzero(thin) >= p.thin_length_px * 0.7  # fewer pixels span no piece that long
+            self._thin = thin_pieces(thin, p.thin_length_px, p.edge_margin_px) if many else np.zeros_like(thin)
+        static |= thin & self._thin
         assert self._confirmed is not None
         if ts - self._started >= p.min_static_s:  # whatever passed through the first frame has moved on by now
             self._confirmed |= free & ~fg_long
@@ -229,13 +246,14 @@ class DualBackground:
         if ignored is not None:
             _put(age, self._zeros, ignored)
         self._learn(f, offset, fg_long | masked, dt)
-        if chroma is not None:
-            chroma.learn(fg_long | masked, dt, p.short_term_s, p.long_term_s)
+        if chroma is not None and fresh:
+            chroma.learn(fg_long | masked, self._chroma_dt, p.short_term_s, p.long_term_s)
+            self._chroma_dt = 0.0
         old = age > p.absorb_after_s
         if old.any():
             self.absorb(old)
         return BackgroundResult(age >= p.min_static_s, age.copy(), np.maximum(age, held), diff_long, unstable,
-                                False, None if cd is None else cd.long)
+                                False)
 
     def _jumped(self, frame: F32, masked: Mask) -> Mask:
         """Pixels that stepped by more than the threshold since the previous frame, beyond the frames' global
@@ -318,6 +336,7 @@ class DualBackground:
         self._arrived = np.zeros((h, w), bool)
         self._started = ts
         self._ts = ts
+        self._n, self._chroma_dt, self._cd, self._thin = 0, 0.0, None, None
         self.flicker.reset()
         self.flicker.update(frame, np.ones((h, w), bool), 0.0)
         zeros = np.zeros((h, w), np.float32)

@@ -35,16 +35,22 @@ U8 = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
 
 
-Planes = tuple[F32, F32, F32]
+Planes = tuple[F32, F32, F32, F32, F32]
+CHANNEL_RANGE = (16.0, 250.0)
+"""Every colour channel must lie in this range (frame and long-term background) for chroma to be measured: a
+channel near 0 is sensor noise and compression (a saturated orange's green: its ratios swing with every change
+of light), one near 255 is clipped."""
 
 
 def chroma_planes(bgr: U8) -> Planes:
-    """Grey level Y (OpenCV's BGR -> grey, rounded) and the chroma planes (R - G) / Y and (B - G) / Y, float32."""
+    """Grey level Y (OpenCV's BGR -> grey, rounded), the chroma planes (R - G) / Y and (B - G) / Y, and the
+    smallest and largest channel, float32."""
     f = bgr.astype(np.float32)
     b, g, r = f[..., 0], f[..., 1], f[..., 2]
     y = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
     inv = 1.0 / np.maximum(y, np.float32(1.0))
-    return y, (r - g) * inv, (b - g) * inv
+    return (y, (r - g) * inv, (b - g) * inv, np.minimum(np.minimum(b, g), r),
+            np.maximum(np.maximum(b, g), r))
 
 
 @dataclass(frozen=True)
@@ -96,9 +102,11 @@ class ChromaBackground:
         now = chroma_planes(bgr)
         self._now = now
         lo, hi = self.grey_range
-        y, c1, c2 = now
-        ly, l1, l2 = self._long
-        valid = (y >= lo) & (y <= hi) & (ly >= lo) & (ly <= hi)
+        y, c1, c2, mn, mx = now
+        ly, l1, l2, lmn, lmx = self._long
+        cl, ch = CHANNEL_RANGE
+        valid = ((y >= lo) & (y <= hi) & (ly >= lo) & (ly <= hi) & (mn >= cl) & (mx <= ch) & (lmn >= cl)
+                 & (lmx <= ch))
         d1, d2 = c1 - l1, c2 - l2
         h2, w2 = y.shape
         sample = valid[::4, ::4] & (cv2.resize(np.ascontiguousarray(free).view(np.uint8), (w2, h2),
@@ -142,7 +150,8 @@ def _up(half: F32, size: tuple[int, int]) -> F32:
 
 
 def _copy(planes: Planes) -> Planes:
-    return planes[0].copy(), planes[1].copy(), planes[2].copy()
+    y, c1, c2, mn, mx = planes
+    return y.copy(), c1.copy(), c2.copy(), mn.copy(), mx.copy()
 
 
 def _any_half(mask: Mask, size: tuple[int, int]) -> Mask:

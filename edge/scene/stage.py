@@ -152,13 +152,10 @@ class SceneChangeStage:
             return SceneOutput(_empty(), shift.median_px * scale, False, True)
         regions = find_regions(bg.established, bg.rest_s, bg.difference, self.config.min_area_px)
         changed = bg.difference > self.config.diff_threshold
-        coloured = {id(r) for r in regions if self._colour_only(r, warped, bg.chroma_difference)}
-        regions = self._drop_ghosts(regions, warped, changed, coloured)  # first: a ghost is learnt in
+        regions = self._drop_ghosts(regions, warped, changed)  # first: a ghost is learnt in, flickering or not
         regions = [r for r in regions
                    if unstable_share(r.pixels, r.box, bg.unstable) < self.config.max_unstable_share]
-        # a shadow darkens the ground and keeps its colour: a region that stands out by its colour is none
-        regions = [r for r in regions if id(r) in coloured] + self._drop_shadows(
-            [r for r in regions if id(r) not in coloured], warped)
+        regions = self._drop_shadows(regions, warped)
         regions = merge_fragments(regions, FRAGMENT_GAP_PX, FRAGMENT_BIRTH_GAP_S)
         return SceneOutput(self._detections(regions, transform, scale), shift.median_px * scale, False, False)
 
@@ -222,23 +219,9 @@ class SceneChangeStage:
         self._border = (corners, border, shape)
         return border
 
-    def _colour_only(self, region: Region, warped: npt.NDArray[np.uint8],
-                     chroma: npt.NDArray[np.float32] | None) -> bool:
-        """Whether `region` stands out by its colour rather than its grey level (a green bag as bright as the
-        paving): most of its pixels differ more in chroma than the threshold and less in grey."""
-        long_term = self.background.long_term
-        if chroma is None or long_term is None:
-            return False
-        x1, y1, x2, y2 = region.box
-        c = chroma[y1:y2, x1:x2][region.pixels]
-        g = np.abs(warped[y1:y2, x1:x2][region.pixels].astype(np.float32) - long_term[y1:y2, x1:x2][region.pixels])
-        return bool(np.median(c) > self.config.diff_threshold and np.median(c) > np.median(g))
-
     def _drop_ghosts(self, regions: list[Region], warped: npt.NDArray[np.uint8],
-                     changed: npt.NDArray[np.bool_], coloured: set[int] | None = None) -> list[Region]:
-        """Learn the ghosts in (`regions.is_ghost`, its ring without the `changed` pixels) and keep the rest.
-        A `coloured` region (ids, `_colour_only`) is judged on the chroma plane it differs in: in grey it fits
-        its surroundings as well now as before, and the test would be a coin toss."""
+                     changed: npt.NDArray[np.bool_]) -> list[Region]:
+        """Learn the ghosts in (`regions.is_ghost`, its ring without the `changed` pixels) and keep the rest."""
         long_term = self.background.long_term
         if not regions or long_term is None:
             return regions
@@ -246,32 +229,11 @@ class SceneChangeStage:
         gray_before = np.clip(long_term, 0, 255).astype(np.uint8)
         kept: list[Region] = []
         for region in regions:
-            now, before = gray_now, gray_before
-            if coloured and id(region) in coloured:
-                now, before = self._chroma_images(region, gray_now.shape[:2])
-            if is_ghost(region, now, before, self.config.ghost_contrast_ratio, changed=changed):
+            if is_ghost(region, gray_now, gray_before, self.config.ghost_contrast_ratio, changed=changed):
                 self._absorb(region, gray_now.shape)
             else:
                 kept.append(region)
         return kept
-
-    def _chroma_images(self, region: Region, shape: tuple[int, int],
-                       ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-        """The chroma plane in which `region` differs most from the long-term background, now and before, at
-        work resolution as uint8 (128 + 400 x chroma: a threshold of 0.15 is 60 levels)."""
-        chroma = self.background.chroma
-        assert chroma is not None and chroma.current is not None and chroma.long_term is not None
-        h, w = shape
-        x1, y1, x2, y2 = region.box
-        best: tuple[float, npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
-        for k in (1, 2):
-            now = np.asarray(cv2.resize(chroma.current[k], (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
-            before = np.asarray(cv2.resize(chroma.long_term[k], (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
-            d = float(np.abs(now[y1:y2, x1:x2][region.pixels] - before[y1:y2, x1:x2][region.pixels]).mean())
-            if best is None or d > best[0]:
-                best = (d, now, before)
-        assert best is not None
-        return _chroma_u8(best[1]), _chroma_u8(best[2])
 
     def _drop_shadows(self, regions: list[Region], warped: npt.NDArray[np.uint8]) -> list[Region]:
         long_term = self.background.long_term
@@ -324,14 +286,11 @@ class SceneChangeStage:
         return float(0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
-def _chroma_u8(plane: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    return np.clip(128.0 + 400.0 * plane, 0, 255).astype(np.uint8)
-
-
-def outside_view(transform: FloatArray, shape: tuple[int, int], margin_px: int = 1,
+def outside_view(transform: FloatArray, shape: tuple[int, int], margin_px: int = 2,
                  ) -> npt.NDArray[np.bool_] | None:
     """Work pixels of the reference view that the warped frame does not cover (plus `margin_px`, where
-    interpolation mixes in the refilled border); None for the identity (nothing is refilled).
+    interpolation mixes in the refilled border: two, one pixel of the half-resolution chroma); None for the
+    identity (nothing is refilled).
 
     `warp_to_reference` fills them by replicating the frame's edge: rows and columns that change with every
     shift of a shaking camera and are no scene at all, so they are masked like the ignore zones (found on the

@@ -41,7 +41,7 @@ def regions_over(frames: list[np.ndarray], **kw: object) -> list[SceneOutput]:
 
 
 def test_the_green_bag_is_as_bright_as_the_paving() -> None:
-    y, c1, c2 = chroma_planes(np.array([[GREEN_AS_PAVING, (PAVING,) * 3]], np.uint8))
+    y, c1, c2, _, _ = chroma_planes(np.array([[GREEN_AS_PAVING, (PAVING,) * 3]], np.uint8))
     assert abs(float(y[0, 0]) - PAVING) < 1.0 and abs(float(y[0, 1]) - PAVING) < 1.0
     assert min(abs(float(c1[0, 0])), abs(float(c2[0, 0]))) > 0.25 and float(c1[0, 1]) == float(c2[0, 1]) == 0.0
 
@@ -140,9 +140,9 @@ def test_outside_view_masks_the_refilled_border_of_a_shifted_view() -> None:
     shift = np.array([[1.0, 0.0, 3.0], [0.0, 1.0, -2.0]])  # reference -> frame: the frame moved
     out = outside_view(shift, (H, W))
     assert out is not None
-    # reference x maps to frame x + 3: the last 3 columns (+1 margin) have no source; y - 2: the first 2 rows
-    assert out[:, W - 4:].all() and not out[10:H - 10, W - 6].any()
-    assert out[:3, :].all() and not out[5, 10:W - 10].any()
+    # reference x maps to frame x + 3: the last 3 columns (+2 margin) have no source; y - 2: the first 2 rows
+    assert out[:, W - 5:].all() and not out[10:H - 10, W - 7].any()
+    assert out[:4, :].all() and not out[6, 10:W - 10].any()
 
 
 def test_only_a_detection_of_a_class_a_rule_reads_stands_for_a_region() -> None:
