@@ -107,17 +107,20 @@ class ChromaBackground:
         cl, ch = CHANNEL_RANGE
         valid = ((y >= lo) & (y <= hi) & (ly >= lo) & (ly <= hi) & (mn >= cl) & (mx <= ch) & (lmn >= cl)
                  & (lmx <= ch))
-        d1, d2 = c1 - l1, c2 - l2
+        d1, d2 = c1 - l1, c2 - l2  # for the colour cast
         h2, w2 = y.shape
         sample = valid[::4, ::4] & (cv2.resize(np.ascontiguousarray(free).view(np.uint8), (w2, h2),
                                                interpolation=cv2.INTER_NEAREST)[::4, ::4] > 0)
         n = int(np.count_nonzero(sample))
+        cast = [np.float32(0.0), np.float32(0.0)]
         if n >= 16:  # the colour cast: median offset over a sixteenth of the valid pixels
-            for d in (d1, d2):
-                d -= np.float32(np.partition(d[::4, ::4][sample], n // 2)[n // 2])
+            cast = [np.float32(np.partition(d[::4, ::4][sample], n // 2)[n // 2]) for d in (d1, d2)]
         gain = valid.astype(np.float32) * self.scale
         h, w = shape
-        d_long = np.maximum(np.abs(d1), np.abs(d2))
+        # Against the range of the long-term's 3x3 neighbourhood: a colour edge that residual misregistration
+        # moves by up to one half-resolution pixel is no change (seen on shaking synthetic cameras: a lane
+        # line's colour edge became a thin chroma-only region); a thing's inside differs from every neighbour.
+        d_long = np.maximum(_outside(c1 - cast[0], l1), _outside(c2 - cast[1], l2))
         d_short = cv2.max(cv2.absdiff(c1, self._short[1]), cv2.absdiff(c2, self._short[2]))
         d_step = cv2.max(cv2.absdiff(c1, self._prev[1]), cv2.absdiff(c2, self._prev[2]))
         return ChromaDifference(*(_up(d * gain, (w, h)) for d in (d_long, d_short, d_step)))
@@ -143,6 +146,16 @@ class ChromaBackground:
         half = _any_half(region, (w2, h2))
         for long, short in zip(self._long, self._short, strict=True):
             long[half] = short[half]
+
+
+_NEIGHBOURS = np.ones((3, 3), np.uint8)
+
+
+def _outside(c: F32, background: F32) -> F32:
+    """How far `c` lies outside the range of `background`'s 3x3 neighbourhood (0 inside it)."""
+    over = c - np.asarray(cv2.dilate(background, _NEIGHBOURS), dtype=np.float32)
+    under = np.asarray(cv2.erode(background, _NEIGHBOURS), dtype=np.float32) - c
+    return np.maximum(np.maximum(over, under), np.float32(0.0))
 
 
 def _up(half: F32, size: tuple[int, int]) -> F32:
