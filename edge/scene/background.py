@@ -138,8 +138,6 @@ class DualBackground:
         self._arrived: Mask | None = None
         self._ts: float | None = None
         self._n = 0  # frames since the backgrounds were (re)built
-        self._chroma_dt = 0.0  # seconds since the chroma backgrounds last learnt
-        self._cd: ChromaDifference | None = None
         self._thin: Mask | None = None
         p = self.params
         self.flicker = FlickerMask(FlickerParams(p.flicker_window_s, p.flicker_changes, p.diff_threshold))
@@ -192,18 +190,10 @@ class DualBackground:
         diff_long = np.asarray(cv2.absdiff(f, self._long + offset), dtype=np.float32)
         grey_fg = diff_long > p.diff_threshold
         self._n += 1
-        self._chroma_dt += dt
         cd: ChromaDifference | None = None
-        fresh = False
         if chroma is not None:
-            # Sampled on every other analysed frame (half the cost); its differences hold in between: a static
-            # thing's colour does not change in half a second, and only its step is not repeated.
             assert colour is not None
-            fresh = self._n % 2 == 1 or self._cd is None or self._cd.long.shape != f.shape[:2]
-            if fresh:
-                self._cd = chroma.update(colour, f.shape[:2], free)
-            cd = self._cd
-            assert cd is not None
+            cd = chroma.update(colour, f.shape[:2], free)
             np.maximum(diff_long, cd.long, out=diff_long)
         fg_long = diff_long > p.diff_threshold
         n_free = np.count_nonzero(free)  # counts, not boolean indexing: a ragged mask makes that cost up to 1 ms
@@ -215,7 +205,7 @@ class DualBackground:
         corrected = f - np.float32(offset)
         unstable = self.flicker.update(frame, free, dt)
         jumped = self._jumped(f, masked)
-        if cd is not None and fresh:
+        if cd is not None:
             jumped |= cd.step > p.diff_threshold  # set down: its colour steps even where its grey level does not
         arrived = self._arrive(fg_long, diff_short, diff_long, jumped & masked)
         raw = fg_long & (diff_short <= p.diff_threshold) & free & arrived
@@ -224,7 +214,7 @@ class DualBackground:
         # pixels wide, and where it seems to (a colour edge shifted by a fraction of its half-resolution pixel)
         # it is resampling, not a thing.
         thin = raw & ~static & grey_fg
-        if self._n % 2 == 0 or self._thin is None:  # labelled on the frames chroma skips; a piece stays put
+        if self._n % 2 == 1 or self._thin is None:  # labelled every other frame: a piece stays put
             many = np.count_nonzero(thin) >= p.thin_length_px * 0.7  # fewer pixels span no piece that long
             self._thin = thin_pieces(thin, p.thin_length_px, p.edge_margin_px) if many else np.zeros_like(thin)
         static |= thin & self._thin
@@ -246,9 +236,8 @@ class DualBackground:
         if ignored is not None:
             _put(age, self._zeros, ignored)
         self._learn(f, offset, fg_long | masked, dt)
-        if chroma is not None and fresh:
-            chroma.learn(fg_long | masked, self._chroma_dt, p.short_term_s, p.long_term_s)
-            self._chroma_dt = 0.0
+        if chroma is not None:
+            chroma.learn(fg_long | masked, dt, p.short_term_s, p.long_term_s)
         old = age > p.absorb_after_s
         if old.any():
             self.absorb(old)
@@ -336,7 +325,7 @@ class DualBackground:
         self._arrived = np.zeros((h, w), bool)
         self._started = ts
         self._ts = ts
-        self._n, self._chroma_dt, self._cd, self._thin = 0, 0.0, None, None
+        self._n, self._thin = 0, None
         self.flicker.reset()
         self.flicker.update(frame, np.ones((h, w), bool), 0.0)
         zeros = np.zeros((h, w), np.float32)
@@ -385,7 +374,7 @@ def _frame_gain(f: F32, prev: F32, free: Mask) -> np.float32:
     sub = free[::4, ::4] & (p >= 16.0)
     if not sub.any():
         return np.float32(1.0)
-    return np.float32(np.median(f[::4, ::4][sub] / p[sub]))
+    return np.float32(_median(f[::4, ::4][sub] / p[sub]))
 
 
 def _median_offset(f: F32, background: F32, free: Mask) -> float:
@@ -397,4 +386,14 @@ def _median_offset(f: F32, background: F32, free: Mask) -> float:
     step = max(1, n // 4000)  # a sample is enough for a median
     d = f[::2, ::2] - background[::2, ::2]
     d = d.ravel()[::step] if n == sub.size else d[sub][::step]  # all free: no boolean indexing, same sample
-    return float(np.median(d))
+    return float(_median(d))
+
+
+def _median(values: F32) -> float:
+    """`np.median` of a 1-D array (non-empty, no NaN) by one partition, without its overhead (twice per frame)."""
+    n = values.size
+    k = n // 2
+    if n % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, (k - 1, k))
+    return 0.5 * (float(part[k - 1]) + float(part[k]))

@@ -55,12 +55,13 @@ def chroma_planes(bgr: U8) -> Planes:
 
 @dataclass(frozen=True)
 class ChromaDifference:
-    """Per work pixel, in grey-equivalent units (0 where chroma is not measured): `long` against the long-term
-    background (colour cast removed), `short` against the short-term one, `step` against the previous frame."""
+    """Per work pixel, in grey-equivalent units (uint8, saturating at 255; 0 where chroma is not measured):
+    `long` against the long-term background (colour cast removed), `short` against the short-term one, `step`
+    against the previous frame."""
 
-    long: F32
-    short: F32
-    step: F32
+    long: U8
+    short: U8
+    step: U8
 
 
 class ChromaBackground:
@@ -123,7 +124,10 @@ class ChromaBackground:
         d_long = np.maximum(_outside(c1 - cast[0], l1), _outside(c2 - cast[1], l2))
         d_short = cv2.max(cv2.absdiff(c1, self._short[1]), cv2.absdiff(c2, self._short[2]))
         d_step = cv2.max(cv2.absdiff(c1, self._prev[1]), cv2.absdiff(c2, self._prev[2]))
-        return ChromaDifference(*(_up(d * gain, (w, h)) for d in (d_long, d_short, d_step)))
+        # One upsampling for the three: grey-equivalent levels as uint8 (a grey difference is 0-255 too)
+        merged = cv2.merge([np.asarray(cv2.multiply(d, gain), dtype=np.float32) for d in (d_long, d_short, d_step)])
+        up = cv2.resize(np.clip(merged, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        return ChromaDifference(*(np.asarray(p, dtype=np.uint8) for p in cv2.split(up)))
 
     def learn(self, foreground: Mask, dt: float, short_term_s: float, long_term_s: float) -> None:
         """Follow the frame last given to `update`: the short-term background everywhere, the long-term one where
@@ -156,10 +160,6 @@ def _outside(c: F32, background: F32) -> F32:
     over = c - np.asarray(cv2.dilate(background, _NEIGHBOURS), dtype=np.float32)
     under = np.asarray(cv2.erode(background, _NEIGHBOURS), dtype=np.float32) - c
     return np.maximum(np.maximum(over, under), np.float32(0.0))
-
-
-def _up(half: F32, size: tuple[int, int]) -> F32:
-    return np.asarray(cv2.resize(half, size, interpolation=cv2.INTER_NEAREST), dtype=np.float32)
 
 
 def _copy(planes: Planes) -> Planes:

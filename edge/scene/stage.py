@@ -50,6 +50,7 @@ from gridwatch.edge.scene.stabilise import (
     Stabiliser,
     boxes_to_frame,
     boxes_to_reference,
+    is_identity,
     scale_registration,
     warp_to_reference,
 )
@@ -295,7 +296,7 @@ def outside_view(transform: FloatArray, shape: tuple[int, int], margin_px: int =
     `warp_to_reference` fills them by replicating the frame's edge: rows and columns that change with every
     shift of a shaking camera and are no scene at all, so they are masked like the ignore zones (found on the
     synthetic shake scenarios: the refilled edge became thin static pieces along the frame's edge)."""
-    if np.allclose(transform, IDENTITY, atol=1e-3):
+    if is_identity(transform):
         return None
     h, w = shape
     covered = cv2.warpAffine(np.full((h, w), 255, np.uint8), transform, (w, h),
