@@ -45,22 +45,23 @@ of light), one near 255 is clipped."""
 def chroma_planes(bgr: U8) -> Planes:
     """Grey level Y (OpenCV's BGR -> grey, rounded), the chroma planes (R - G) / Y and (B - G) / Y, and the
     smallest and largest channel, float32."""
-    f = bgr.astype(np.float32)
-    b, g, r = f[..., 0], f[..., 1], f[..., 2]
-    y = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    inv = 1.0 / np.maximum(y, np.float32(1.0))
-    return (y, (r - g) * inv, (b - g) * inv, np.minimum(np.minimum(b, g), r),
-            np.maximum(np.maximum(b, g), r))
+    b, g, r = cv2.split(bgr)
+    y = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    inv = 1.0 / np.maximum(y, 1).astype(np.float32)
+    c1 = cv2.multiply(cv2.subtract(r, g, dtype=cv2.CV_32F), inv)
+    c2 = cv2.multiply(cv2.subtract(b, g, dtype=cv2.CV_32F), inv)
+    return (y.astype(np.float32), np.asarray(c1, np.float32), np.asarray(c2, np.float32),
+            cv2.min(cv2.min(b, g), r).astype(np.float32), cv2.max(cv2.max(b, g), r).astype(np.float32))
 
 
 @dataclass(frozen=True)
 class ChromaDifference:
-    """Per work pixel, in grey-equivalent units (uint8, saturating at 255; 0 where chroma is not measured):
-    `long` against the long-term background (colour cast removed), `short` against the short-term one, `step`
-    against the previous frame."""
+    """Per work pixel, in grey-equivalent units (whole levels, saturating at 255; 0 where chroma is not
+    measured): `long` against the long-term background (colour cast removed), `short` against the short-term one
+    (both float32, to combine with the grey differences), `step` against the previous frame (uint8)."""
 
-    long: U8
-    short: U8
+    long: F32
+    short: F32
     step: U8
 
 
@@ -79,9 +80,12 @@ class ChromaBackground:
         self._short: Planes | None = None
         self._prev: Planes | None = None
         self._now: Planes | None = None
+        self._summary: tuple[F32, F32, F32, F32, Mask] | None = None  # the long-term's ranges and validity
+        self._learnt = 0
 
     def reset(self) -> None:
         self._long = self._short = self._prev = self._now = None
+        self._summary = None
 
     @property
     def long_term(self) -> Planes | None:
@@ -95,6 +99,7 @@ class ChromaBackground:
         planes = chroma_planes(bgr)
         self._now = planes
         self._long, self._short, self._prev = _copy(planes), _copy(planes), planes
+        self._summary = None
 
     def update(self, bgr: U8, shape: tuple[int, int], free: Mask) -> ChromaDifference:
         """Differences of this (half-resolution, stabilised) BGR frame, upsampled to `shape` (work h, w). `free`
@@ -104,10 +109,10 @@ class ChromaBackground:
         self._now = now
         lo, hi = self.grey_range
         y, c1, c2, mn, mx = now
-        ly, l1, l2, lmn, lmx = self._long
+        _, l1, l2, _, _ = self._long
+        lo1, hi1, lo2, hi2, long_valid = self._long_summary()
         cl, ch = CHANNEL_RANGE
-        valid = ((y >= lo) & (y <= hi) & (ly >= lo) & (ly <= hi) & (mn >= cl) & (mx <= ch) & (lmn >= cl)
-                 & (lmx <= ch))
+        valid = (y >= lo) & (y <= hi) & (mn >= cl) & (mx <= ch) & long_valid
         d1, d2 = c1 - l1, c2 - l2  # for the colour cast
         h2, w2 = y.shape
         sample = valid[::4, ::4] & (cv2.resize(np.ascontiguousarray(free).view(np.uint8), (w2, h2),
@@ -121,13 +126,32 @@ class ChromaBackground:
         # Against the range of the long-term's 3x3 neighbourhood: a colour edge that residual misregistration
         # moves by up to one half-resolution pixel is no change (seen on shaking synthetic cameras: a lane
         # line's colour edge became a thin chroma-only region); a thing's inside differs from every neighbour.
-        d_long = np.maximum(_outside(c1 - cast[0], l1), _outside(c2 - cast[1], l2))
+        d_long = np.maximum(_outside(c1 - cast[0], lo1, hi1), _outside(c2 - cast[1], lo2, hi2))
         d_short = cv2.max(cv2.absdiff(c1, self._short[1]), cv2.absdiff(c2, self._short[2]))
         d_step = cv2.max(cv2.absdiff(c1, self._prev[1]), cv2.absdiff(c2, self._prev[2]))
-        # One upsampling for the three: grey-equivalent levels as uint8 (a grey difference is 0-255 too)
-        merged = cv2.merge([np.asarray(cv2.multiply(d, gain), dtype=np.float32) for d in (d_long, d_short, d_step)])
-        up = cv2.resize(np.clip(merged, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-        return ChromaDifference(*(np.asarray(p, dtype=np.uint8) for p in cv2.split(up)))
+        # Upsampled as uint8 grey-equivalent levels (a grey difference is 0-255 too): a quarter of the bytes
+        long_u8, short_u8, step_u8 = (
+            np.asarray(cv2.resize(cv2.convertScaleAbs(cv2.multiply(d, gain)), (w, h),
+                                  interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
+            for d in (d_long, d_short, d_step))
+        return ChromaDifference(long_u8.astype(np.float32), short_u8.astype(np.float32), step_u8)
+
+    def _long_summary(self) -> tuple[F32, F32, F32, F32, Mask]:
+        """The long-term chroma planes' 3x3 neighbourhood ranges and where the long-term is valid for chroma,
+        recomputed after a start or an absorb and every `SUMMARY_EVERY` learns: the long-term background moves by
+        less than 1 % in that time where it learns at all, so this is the same and saves four morphological
+        operations and four comparisons per frame."""
+        if self._summary is None:
+            assert self._long is not None
+            ly, l1, l2, lmn, lmx = self._long
+            lo, hi = self.grey_range
+            cl, ch = CHANNEL_RANGE
+            self._summary = (np.asarray(cv2.erode(l1, _NEIGHBOURS), np.float32),
+                             np.asarray(cv2.dilate(l1, _NEIGHBOURS), np.float32),
+                             np.asarray(cv2.erode(l2, _NEIGHBOURS), np.float32),
+                             np.asarray(cv2.dilate(l2, _NEIGHBOURS), np.float32),
+                             (ly >= lo) & (ly <= hi) & (lmn >= cl) & (lmx <= ch))
+        return self._summary
 
     def learn(self, foreground: Mask, dt: float, short_term_s: float, long_term_s: float) -> None:
         """Follow the frame last given to `update`: the short-term background everywhere, the long-term one where
@@ -137,29 +161,37 @@ class ChromaBackground:
         keep = (~_any_half(foreground, (w2, h2))).view(np.uint8)
         a_short = 1.0 - math.exp(-dt / short_term_s)
         a_long = 1.0 - math.exp(-dt / long_term_s)
-        for now, short, long in zip(self._now, self._short, self._long, strict=True):
-            cv2.accumulateWeighted(now, short, a_short)
+        for k in (1, 2):  # the short-term's grey and channel planes are never read
+            cv2.accumulateWeighted(self._now[k], self._short[k], a_short)
+        for now, long in zip(self._now, self._long, strict=True):
             cv2.accumulateWeighted(now, long, a_long, mask=keep)
         self._prev = self._now
+        self._learnt += 1
+        if self._learnt % SUMMARY_EVERY == 0:
+            self._summary = None
 
     def absorb(self, region: Mask) -> None:
-        """Learn `region` (work resolution) into the long-term background now (from the short-term one)."""
+        """Learn `region` (work resolution) into the long-term background now (the chroma from the short-term
+        background, the grey and channel planes, which only gate where chroma is measured, from the frame)."""
         if self._long is None or self._short is None:
             return
         h2, w2 = self._long[0].shape
         half = _any_half(region, (w2, h2))
-        for long, short in zip(self._long, self._short, strict=True):
-            long[half] = short[half]
+        assert self._now is not None
+        for k, (long, short, now) in enumerate(zip(self._long, self._short, self._now, strict=True)):
+            long[half] = short[half] if k in (1, 2) else now[half]
+        self._summary = None
 
 
 _NEIGHBOURS = np.ones((3, 3), np.uint8)
 
 
-def _outside(c: F32, background: F32) -> F32:
-    """How far `c` lies outside the range of `background`'s 3x3 neighbourhood (0 inside it)."""
-    over = c - np.asarray(cv2.dilate(background, _NEIGHBOURS), dtype=np.float32)
-    under = np.asarray(cv2.erode(background, _NEIGHBOURS), dtype=np.float32) - c
-    return np.maximum(np.maximum(over, under), np.float32(0.0))
+SUMMARY_EVERY = 10
+
+
+def _outside(c: F32, low: F32, high: F32) -> F32:
+    """How far `c` lies outside [low, high] (a background's 3x3 neighbourhood range; 0 inside it)."""
+    return np.maximum(np.maximum(c - high, low - c), np.float32(0.0))
 
 
 def _copy(planes: Planes) -> Planes:

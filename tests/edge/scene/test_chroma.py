@@ -66,17 +66,20 @@ def test_dark_and_saturated_pixels_do_not_trigger_chroma() -> None:
     dark, bright, mid = (30, 30, 30), (240, 240, 240), (PAVING,) * 3
     frame = np.zeros((size[1], size[0], 3), np.uint8)
     frame[:, :25], frame[:, 25:50], frame[:, 50:] = dark, bright, mid
+    # the same grey levels (within 3), other colours: chroma ratios 0.48 (dark) and 0.43 (bright) off
+    frame[35:45, 55:75] = (5, 150, 200)  # mid grey (149), but its blue channel is next to nothing
     bg.start(frame)
     changed = frame.copy()
-    # the same grey levels (within 3), other colours: chroma ratios 0.48 (dark) and 0.43 (bright) off
     changed[:, :25], changed[:, 25:50], changed[10:30, 55:70] = (40, 25, 40), (150, 255, 255), GREEN_AS_PAVING
+    changed[35:45, 55:75] = (5, 120, 250)  # grey 146, (R - G) / Y 0.34 -> 0.89: a channel at 5 is no colour
     y = chroma_planes(changed)[0]
     assert abs(float(y[0, 0]) - 30) < 3 and abs(float(y[0, 30]) - 240) < 4
     diff = bg.update(changed, (2 * size[1], 2 * size[0]), np.ones((2 * size[1], 2 * size[0]), bool))
     assert float(diff.long[:, :100].max()) == 0.0  # dark and saturated (work columns 0-99): not measured
     assert float(diff.short[:, :100].max()) == 0.0 and float(diff.step[:, :100].max()) == 0.0
     assert float(diff.long[20:60, 110:140].min()) > 20.0  # the green patch at mid grey: > 20 grey-equivalent
-    assert float(diff.long[70:, 100:].max()) == 0.0  # the unchanged paving
+    assert float(diff.long[70:, 100:].max()) == 0.0  # the unchanged paving and the clipped-channel patch
+    assert float(diff.short[70:90, 110:150].max()) == 0.0
 
 
 def test_a_global_colour_cast_is_no_chroma_difference() -> None:
