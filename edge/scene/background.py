@@ -203,7 +203,7 @@ class DualBackground:
         if cd is not None:
             np.maximum(diff_short, cd.short, out=diff_short)
         corrected = f - np.float32(offset)
-        unstable = self.flicker.update(frame, free, dt)
+        unstable = self.flicker.update(frame, free, dt, None if cd is None else cd.long > p.diff_threshold)
         jumped = self._jumped(f, masked)
         if cd is not None:
             jumped |= cd.step > p.diff_threshold  # set down: its colour steps even where its grey level does not
