@@ -353,8 +353,9 @@ def merge_regions(detections: sv.Detections, regions: sv.Detections,
     if covering is not None and len(detections):
         names = detections.data.get("class_name")
         which = np.array([names is not None and str(names[i]) in covering for i in range(len(detections))], bool)
-        covers = detections[which]
-        assert isinstance(covers, sv.Detections)
+        read = detections[which]
+        assert isinstance(read, sv.Detections)
+        covers = read
     if len(covers):
         r, d = np.asarray(regions.xyxy, np.float64), np.asarray(covers.xyxy, np.float64)
         ix = np.clip(np.minimum(r[:, None, 2], d[None, :, 2]) - np.maximum(r[:, None, 0], d[None, :, 0]), 0, None)
