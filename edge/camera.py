@@ -25,7 +25,7 @@ import supervision as sv
 
 from gridwatch.calibration.grid import GridLayer
 from gridwatch.calibration.ground import GroundMapping
-from gridwatch.edge.config import CameraConfig, enabled_incidents, scene_change_enabled
+from gridwatch.edge.config import CameraConfig, enabled_incidents, read_classes, scene_change_enabled
 from gridwatch.edge.detectors import CameraDetectors, DetectorSet, camera_detectors
 from gridwatch.edge.evidence import Snapshot, snapshot
 from gridwatch.edge.frames import Frame
@@ -119,6 +119,7 @@ class CameraPipeline:
     _tracks: sv.Detections | None = None
     _size: tuple[int, int] | None = None
     _last: Frame | None = None
+    _read: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.sampler = Sampler(self.camera.analysis_fps)
@@ -139,6 +140,7 @@ class CameraPipeline:
             self.scene = SceneChangeStage(self.camera.scene_change, mapping, self.camera.id, self.ignore)
         self.zones = build_zones(self.camera.zones, mapping)
         self.rules = build_rules(self.camera, self.zones, self.camera.id, self.new_token)
+        self._read = read_classes(self.camera)
         records = [to_capture(saved, frame.ts, frame.wall) for saved in self.restored]
         for rule in self.rules:
             rule.restore(records, frame.ts)
@@ -153,7 +155,7 @@ class CameraPipeline:
         raw = self.detectors.detect(frame.image, frame.ts)  # a model update may swap a detector between frames
         scene = self.scene.update(frame.image, frame.ts, self._tracks) if self.scene is not None else None
         kept = drop_ignored(raw, self.ignore)
-        found = merge_regions(kept, scene.regions) if scene is not None else kept
+        found = merge_regions(kept, scene.regions, self._read) if scene is not None else kept
         tracked = self.geotagger.with_ground(self.tracker.update(found, frame.ts))
         self._tracks = tracked
         observations = observations_from_detections(tracked)

@@ -201,6 +201,19 @@ def scene_change_enabled(camera: CameraConfig) -> bool:
     return bool(setting)
 
 
+def read_classes(camera: CameraConfig) -> frozenset[str]:
+    """Every detector class an enabled incident type on `camera` reads (each `*classes` list of its config):
+    the detections that may stand for a scene-change region (`gridwatch.edge.scene.stage.merge_regions`). A
+    class no rule reads (YOLOX-Nano calls a green bag on the pavement a "sports ball") labels nothing."""
+    out: set[str] = set()
+    for _, cfg in enabled_incidents(camera):
+        for name in type(cfg).model_fields:
+            value = getattr(cfg, name)
+            if name.endswith("classes") and isinstance(value, list | tuple | set | frozenset):
+                out.update(str(v) for v in value)
+    return frozenset(out)
+
+
 def enabled_incidents(camera: CameraConfig) -> list[tuple[IncidentType[Any], RuleConfig]]:
     """The incident types that run on `camera`, each with its config, in registry order."""
     return camera.incidents.enabled()
@@ -261,6 +274,12 @@ class SceneChangeConfig(_Model):
         20.0, gt=0, le=255,
         description="Grey-level difference (0-255, after removing the global brightness offset) that counts as "
         "'different'. Higher ignores faint objects and compression noise.",
+    )
+    chroma_threshold: float = Field(
+        0.15, ge=0, le=2,
+        description="Chroma difference ((R-G)/Y or (B-G)/Y, at half the work resolution, where the grey level is "
+        "48-225) that counts as 'different' like diff_threshold grey levels: a green bag or a brown box as bright "
+        "as the ground. 0 = grey only (cheaper; also the case for grey input).",
     )
     min_area_px: int = Field(
         20, ge=1, le=100_000,

@@ -59,6 +59,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from gridwatch.edge.scene.chroma import ChromaBackground, ChromaDifference
 from gridwatch.edge.scene.unstable import FlickerMask, FlickerParams
 
 F32 = npt.NDArray[np.float32]
@@ -83,6 +84,18 @@ class BackgroundParams:
     """A gap between frames longer than this counts as this long (a stalled stream must not jump ages)."""
     flicker_window_s: float = 15.0
     flicker_changes: float = 2.5
+    chroma_threshold: float = 0.15
+    """Chroma difference ((R-G)/Y or (B-G)/Y) that counts as 'different' like `diff_threshold` grey levels do; 0
+    turns the chroma path off."""
+    thin_length_px: float = 20.0
+    """A static piece too thin for the 3x3 opening (a cable one or two work pixels wide) is kept when it is at
+    least this long (its box's diagonal, work pixels): noise is speckle, a cable is a line."""
+    edge_margin_px: int = 4
+    """... and does not come within this many work pixels of the frame's edge, where the stabiliser's resampling
+    and the frame's own border leave lines that change with every shift (nothing there can be measured whole)."""
+    chroma_grey: tuple[float, float] = (48.0, 225.0)
+    """Grey levels (frame and long-term background both) between which chroma is measured: below, a few grey
+    levels of sensor noise swing the ratios by more than the threshold; above, a saturated channel clips them."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +117,9 @@ class BackgroundResult:
 class DualBackground:
     """Long- and short-term backgrounds of grey uint8 work-resolution frames (already stabilised).
 
-    Grey, not colour: a third of the cost, and a dropped bag, a pile or a wire differs from the ground in
-    brightness far more often than in hue alone."""
+    Grey first: a dropped bag, a pile or a wire differs from the ground in brightness far more often than in hue
+    alone. With a half-resolution colour frame (`update(colour=...)`) the chroma difference joins the grey one
+    (`gridwatch.edge.scene.chroma`): every difference below is the larger of the two."""
 
     def __init__(self, params: BackgroundParams | None = None) -> None:
         self.params = params or BackgroundParams()
@@ -123,8 +137,12 @@ class DualBackground:
         self._zeros: F32 = np.empty((0, 0), np.float32)
         self._arrived: Mask | None = None
         self._ts: float | None = None
+        self._n = 0  # frames since the backgrounds were (re)built
+        self._thin: Mask | None = None
         p = self.params
         self.flicker = FlickerMask(FlickerParams(p.flicker_window_s, p.flicker_changes, p.diff_threshold))
+        self.chroma = ChromaBackground(p.chroma_threshold, p.diff_threshold, p.chroma_grey) \
+            if p.chroma_threshold > 0 else None
 
     @property
     def long_term(self) -> F32 | None:
@@ -136,6 +154,8 @@ class DualBackground:
         self._confirmed = self._arrived = self._left_early = None
         self._ts = None
         self.flicker.reset()
+        if self.chroma is not None:
+            self.chroma.reset()
 
     def absorb(self, region: Mask) -> None:
         """Learn `region` into the long-term background now (a ghost, or a region old enough to be scenery)."""
@@ -148,15 +168,19 @@ class DualBackground:
             _put(self._seen, self._nothing, region)
         if self._confirmed is not None:
             self._confirmed |= region  # the long-term now holds what is there
+        if self.chroma is not None:
+            self.chroma.absorb(region)
 
     def update(self, frame: npt.NDArray[np.uint8], masked: Mask, ts: float,
-               ignored: Mask | None = None) -> BackgroundResult:
+               ignored: Mask | None = None, colour: npt.NDArray[np.uint8] | None = None) -> BackgroundResult:
         """One frame: `masked` pixels (tracked persons and vehicles) never start to count; `ignored` pixels (the
-        camera's ignore masks) never count at all."""
+        camera's ignore masks, the stabiliser's warp border) never count at all. `colour`: the same frame in BGR
+        at half the work resolution, for the chroma difference (None: grey only)."""
         f = frame.astype(np.float32)
+        chroma = self.chroma if colour is not None else None
         if (self._long is None or self._short is None or self._age is None or self._arrived is None
-                or self._ts is None):
-            return self._start(f, ts, frame)
+                or self._ts is None or (chroma is not None and chroma.long_term is None)):
+            return self._start(f, ts, frame, colour)
         p = self.params
         dt = min(max(ts - self._ts, 0.0), p.max_gap_s)
         self._ts = ts
@@ -164,17 +188,36 @@ class DualBackground:
         free = ~blocked
         offset = _median_offset(f, self._long, free)
         diff_long = np.asarray(cv2.absdiff(f, self._long + offset), dtype=np.float32)
+        grey_fg = diff_long > p.diff_threshold
+        self._n += 1
+        cd: ChromaDifference | None = None
+        if chroma is not None:
+            assert colour is not None
+            cd = chroma.update(colour, f.shape[:2], free)
+            np.maximum(diff_long, cd.long, out=diff_long)
         fg_long = diff_long > p.diff_threshold
         n_free = np.count_nonzero(free)  # counts, not boolean indexing: a ragged mask makes that cost up to 1 ms
         if n_free and np.count_nonzero(fg_long & free) / n_free > p.relearn_fraction:
-            return self._start(f, ts, frame)
+            return self._start(f, ts, frame, colour)
         diff_short = np.asarray(cv2.absdiff(f, self._short), dtype=np.float32)
+        if cd is not None:
+            np.maximum(diff_short, cd.short, out=diff_short)
         corrected = f - np.float32(offset)
-        unstable = self.flicker.update(frame, free, dt)
+        unstable = self.flicker.update(frame, free, dt, None if cd is None else cd.long > p.diff_threshold)
         jumped = self._jumped(f, masked)
+        if cd is not None:
+            jumped |= cd.step > p.diff_threshold  # set down: its colour steps even where its grey level does not
         arrived = self._arrive(fg_long, diff_short, diff_long, jumped & masked)
-        static = fg_long & (diff_short <= p.diff_threshold) & free & arrived
-        static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
+        raw = fg_long & (diff_short <= p.diff_threshold) & free & arrived
+        static = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
+        # Thin pieces by their grey level only: chroma at half resolution cannot resolve a piece one or two work
+        # pixels wide, and where it seems to (a colour edge shifted by a fraction of its half-resolution pixel)
+        # it is resampling, not a thing.
+        thin = raw & ~static & grey_fg
+        if self._n % 2 == 1 or self._thin is None:  # labelled every other frame: a piece stays put
+            many = np.count_nonzero(thin) >= p.thin_length_px * 0.7  # fewer pixels span no piece that long
+            self._thin = thin_pieces(thin, p.thin_length_px, p.edge_margin_px) if many else np.zeros_like(thin)
+        static |= thin & self._thin
         assert self._confirmed is not None
         if ts - self._started >= p.min_static_s:  # whatever passed through the first frame has moved on by now
             self._confirmed |= free & ~fg_long
@@ -193,6 +236,8 @@ class DualBackground:
         if ignored is not None:
             _put(age, self._zeros, ignored)
         self._learn(f, offset, fg_long | masked, dt)
+        if chroma is not None:
+            chroma.learn(fg_long | masked, dt, p.short_term_s, p.long_term_s)
         old = age > p.absorb_after_s
         if old.any():
             self.absorb(old)
@@ -263,8 +308,13 @@ class DualBackground:
         self._arrived &= diff_long > 0.5 * thr
         return self._arrived
 
-    def _start(self, f: F32, ts: float, frame: npt.NDArray[np.uint8]) -> BackgroundResult:
+    def _start(self, f: F32, ts: float, frame: npt.NDArray[np.uint8],
+               colour: npt.NDArray[np.uint8] | None = None) -> BackgroundResult:
         h, w = f.shape[:2]
+        if self.chroma is not None:
+            self.chroma.reset()
+            if colour is not None:
+                self.chroma.start(colour)
         self._long, self._short = f.copy(), f.copy()
         self._age = np.zeros((h, w), np.float32)
         self._anchor, self._prev = f.copy(), f.copy()
@@ -275,6 +325,7 @@ class DualBackground:
         self._arrived = np.zeros((h, w), bool)
         self._started = ts
         self._ts = ts
+        self._n, self._thin = 0, None
         self.flicker.reset()
         self.flicker.update(frame, np.ones((h, w), bool), 0.0)
         zeros = np.zeros((h, w), np.float32)
@@ -298,13 +349,32 @@ def _put(dst: F32, src: F32, where: Mask) -> None:
     cv2.copyTo(src, np.ascontiguousarray(where).view(np.uint8), dst)
 
 
+def thin_pieces(thin: Mask, min_length_px: float, edge_margin_px: int) -> Mask:
+    """The connected pieces of `thin` (static pixels the 3x3 opening removed) at least `min_length_px` long (their
+    box's diagonal) that stay `edge_margin_px` or more inside the frame: a fallen cable one or two work pixels
+    wide, which the opening that clears compression and rain speckle would erase. A line along the frame's edge
+    is left out: resampling a shifted view refills the edge rows, and an object cut by the edge cannot be
+    measured as a wire anyway."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(thin.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros_like(thin)
+    h, w = thin.shape
+    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    m = edge_margin_px
+    keep = (np.hypot(bw, bh) >= min_length_px) & (x >= m) & (y >= m) & (x + bw <= w - m) & (y + bh <= h - m)
+    keep[0] = False
+    if not keep.any():
+        return np.zeros_like(thin)
+    return np.asarray(keep[labels], dtype=bool)
+
+
 def _frame_gain(f: F32, prev: F32, free: Mask) -> np.float32:
     """Median ratio of this frame to the previous one over unmasked pixels: a global exposure or light step."""
     p = prev[::4, ::4]
     sub = free[::4, ::4] & (p >= 16.0)
     if not sub.any():
         return np.float32(1.0)
-    return np.float32(np.median(f[::4, ::4][sub] / p[sub]))
+    return np.float32(_median(f[::4, ::4][sub] / p[sub]))
 
 
 def _median_offset(f: F32, background: F32, free: Mask) -> float:
@@ -316,4 +386,14 @@ def _median_offset(f: F32, background: F32, free: Mask) -> float:
     step = max(1, n // 4000)  # a sample is enough for a median
     d = f[::2, ::2] - background[::2, ::2]
     d = d.ravel()[::step] if n == sub.size else d[sub][::step]  # all free: no boolean indexing, same sample
-    return float(np.median(d))
+    return float(_median(d))
+
+
+def _median(values: F32) -> float:
+    """`np.median` of a 1-D array (non-empty, no NaN) by one partition, without its overhead (twice per frame)."""
+    n = values.size
+    k = n // 2
+    if n % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, (k - 1, k))
+    return 0.5 * (float(part[k - 1]) + float(part[k]))

@@ -65,7 +65,7 @@ def find_regions(established: Mask, rest_s: F32, difference: F32, min_area_px: i
         rect = cv2.minAreaRect(pts)
         (cx, cy), (rw, rh), angle = rect
         long_side, short_side = max(rw, rh) + 1.0, min(rw, rh) + 1.0
-        elongation = max(long_side / short_side, band_elongation(crop))
+        elongation = max(long_side / short_side, band_elongation(fill_holes(crop)))
         out.append(Region(
             box=(x, y, x + w, y + h),
             rect=((float(cx), float(cy)), (float(rw) + 1.0, float(rh) + 1.0), float(angle)),
@@ -120,9 +120,25 @@ def _union(a: Region, b: Region) -> Region:
         rect=((float(cx), float(cy)), (float(rw) + 1.0, float(rh) + 1.0), float(angle)),
         pixels=pixels,
         age_s=max(a.age_s, b.age_s),
-        elongation=float(max(long_side / short_side, band_elongation(pixels))),
+        elongation=float(max(long_side / short_side, band_elongation(fill_holes(pixels)))),
         contrast=float((a.contrast * na + b.contrast * nb) / max(1, na + nb)),
     )
+
+
+def fill_holes(pixels: Mask) -> Mask:
+    """`pixels` with every hole (background not connected to the crop's border) filled.
+
+    A thing is measured by its outline, not by what of it differs from the ground: a bag whose middle matches
+    the paving is established as a ring (its darker rim and contact shadow), and a ring is a long thin band to
+    `band_elongation` (composite footage: the second piece of a bag reported as a fallen wire). Filled, it is the
+    compact blob it is; a cable, bent or straight, has no holes and is unchanged."""
+    if pixels.size == 0:
+        return pixels
+    padded = np.pad(pixels, 1).astype(np.uint8)
+    reached = padded.copy()
+    mask = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
+    cv2.floodFill(reached, mask, (0, 0), 2)
+    return np.asarray(reached[1:-1, 1:-1] != 2, dtype=bool)
 
 
 def band_elongation(pixels: Mask) -> float:

@@ -217,9 +217,17 @@ def scale_registration(reg: Registration, factor: float) -> Registration:
     return Registration(t, shift, reg.paused, reg.reanchored)
 
 
+_IDENTITY_TOLERANCE = 1e-3 + 1e-5 * np.abs(IDENTITY)
+
+
+def is_identity(transform: FloatArray) -> bool:
+    """`np.allclose(transform, IDENTITY, atol=1e-3)` without its overhead (called several times per frame)."""
+    return bool((np.abs(transform - IDENTITY) <= _IDENTITY_TOLERANCE).all())
+
+
 def warp_to_reference(image: npt.NDArray[Any], transform: FloatArray) -> npt.NDArray[Any]:
     """`image` (frame coordinates) resampled into the reference view; identity is returned unchanged."""
-    if np.allclose(transform, IDENTITY, atol=1e-3):
+    if is_identity(transform):
         return image
     h, w = image.shape[:2]
     out = cv2.warpAffine(image, transform, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,

@@ -50,6 +50,7 @@ from gridwatch.edge.scene.stabilise import (
     Stabiliser,
     boxes_to_frame,
     boxes_to_reference,
+    is_identity,
     scale_registration,
     warp_to_reference,
 )
@@ -104,9 +105,10 @@ class SceneChangeStage:
             min_static_s=config.min_static_s, short_term_s=config.short_term_s, long_term_s=config.long_term_s,
             diff_threshold=config.diff_threshold, relearn_fraction=config.relearn_fraction,
             absorb_after_s=config.absorb_after_s, flicker_window_s=config.flicker_window_s,
-            flicker_changes=config.flicker_changes))
+            flicker_changes=config.flicker_changes, chroma_threshold=config.chroma_threshold))
         self._mask_classes = frozenset(config.mask_classes)
         self._paused_since: float | None = None
+        self._border: tuple[FloatArray, npt.NDArray[np.bool_] | None, tuple[int, int]] | None = None
         self._warned = False
 
     def update(self, image: npt.NDArray[np.uint8], ts: float, tracks: sv.Detections | None = None) -> SceneOutput:
@@ -114,8 +116,17 @@ class SceneChangeStage:
         ww = min(self.config.work_width, w)
         wh = max(8, round(h * ww / w))
         scale = w / ww
-        full = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        gray = np.asarray(cv2.resize(full, (ww, wh), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        colour = None
+        if self.config.chroma_threshold > 0 and image.ndim == 3:
+            # colour at work resolution first: its grey costs a quarter of the full frame's, and halving it again
+            # (a 2x2 area average, OpenCV's fast path) is the chroma's resolution
+            small = image if (w, h) == (ww, wh) else cv2.resize(image, (ww, wh), interpolation=cv2.INTER_AREA)
+            gray = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+            colour = np.asarray(cv2.resize(small, (max(1, ww // 2), max(1, wh // 2)), interpolation=cv2.INTER_AREA),
+                                dtype=np.uint8)
+        else:
+            full = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            gray = np.asarray(cv2.resize(full, (ww, wh), interpolation=cv2.INTER_AREA), dtype=np.uint8)
         transform, shift, paused, reanchored = IDENTITY.copy(), ShiftResult(False, 0.0, 0), False, False
         if self.config.stabilise:
             rw, rh = max(16, ww // REGISTER_DOWNSCALE), max(16, wh // REGISTER_DOWNSCALE)
@@ -128,8 +139,16 @@ class SceneChangeStage:
         if reanchored:
             self.background.reset()
         warped = warp_to_reference(gray, transform)
+        if colour is not None:
+            half = transform.copy()
+            half[:, 2] *= colour.shape[1] / ww
+            colour = warp_to_reference(colour, half)
         masked = self._mask(tracks, transform, scale, (wh, ww))
-        bg = self.background.update(warped, masked, ts, self._ignore_mask(scale, (wh, ww)))
+        ignored = self._ignore_mask(scale, (wh, ww))
+        border = self._outside_view(transform, (wh, ww))
+        if border is not None:
+            ignored = border if ignored is None else ignored | border
+        bg = self.background.update(warped, masked, ts, ignored, colour)
         if bg.relearnt:
             return SceneOutput(_empty(), shift.median_px * scale, False, True)
         regions = find_regions(bg.established, bg.rest_s, bg.difference, self.config.min_area_px)
@@ -189,6 +208,17 @@ class SceneChangeStage:
             if xb > xa and yb > ya:
                 out[ya:yb, xa:xb] = True
         return out
+
+    def _outside_view(self, transform: FloatArray, shape: tuple[int, int]) -> npt.NDArray[np.bool_] | None:
+        """`outside_view`, recomputed only when the transform moved the frame's corners by a tenth of a pixel."""
+        h, w = shape
+        corners = np.array([[0.0, 0.0], [w, 0.0], [0.0, h], [w, h]]) @ transform[:, :2].T + transform[:, 2]
+        cached = self._border
+        if cached is not None and cached[2] == shape and float(np.abs(cached[0] - corners).max()) < 0.1:
+            return cached[1]
+        border = outside_view(transform, shape)
+        self._border = (corners, border, shape)
+        return border
 
     def _drop_ghosts(self, regions: list[Region], warped: npt.NDArray[np.uint8],
                      changed: npt.NDArray[np.bool_]) -> list[Region]:
@@ -257,6 +287,30 @@ class SceneChangeStage:
         return float(0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
+def outside_view(transform: FloatArray, shape: tuple[int, int], margin_px: int = 2,
+                 ) -> npt.NDArray[np.bool_] | None:
+    """Work pixels of the reference view that the warped frame does not cover (plus `margin_px`, where
+    interpolation mixes in the refilled border: two, one pixel of the half-resolution chroma); None for the
+    identity (nothing is refilled).
+
+    `warp_to_reference` fills them by replicating the frame's edge: rows and columns that change with every
+    shift of a shaking camera and are no scene at all, so they are masked like the ignore zones (found on the
+    synthetic shake scenarios: the refilled edge became thin static pieces along the frame's edge)."""
+    if is_identity(transform):
+        return None
+    h, w = shape
+    covered = cv2.warpAffine(np.full((h, w), 255, np.uint8), transform, (w, h),
+                             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=0)
+    outside = np.asarray(covered, dtype=np.uint8) == 0
+    if not outside.any():
+        return None
+    if margin_px > 0:
+        k = np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8)
+        outside = np.asarray(cv2.dilate(outside.view(np.uint8), k), dtype=bool)
+    return outside
+
+
 def _empty() -> sv.Detections:
     return _with_fields(sv.Detections.empty(), "scene")
 
@@ -284,14 +338,26 @@ def _with_fields(detections: sv.Detections, source: str, like: sv.Detections | N
     )
 
 
-def merge_regions(detections: sv.Detections, regions: sv.Detections) -> sv.Detections:
+def merge_regions(detections: sv.Detections, regions: sv.Detections,
+                  covering: frozenset[str] | None = None) -> sv.Detections:
     """The detector's detections plus the regions no detector box covers (a region that lies mostly inside a
-    known-class box is that object: the detector's class wins, nothing is duplicated). Inputs are not mutated."""
+    known-class box is that object: the detector's class wins, nothing is duplicated). Inputs are not mutated.
+
+    `covering`: the classes that may stand for a region, the ones a rule reads (`gridwatch.edge.config.
+    read_classes`); None = every class. A detection of a class no rule reads would otherwise hide the region
+    from every rule: YOLOX-Nano calls a green bag set down on real paving a "sports ball"."""
     if len(regions) == 0:
         return detections
     keep = np.ones(len(regions), bool)
-    if len(detections):
-        r, d = np.asarray(regions.xyxy, np.float64), np.asarray(detections.xyxy, np.float64)
+    covers = detections
+    if covering is not None and len(detections):
+        names = detections.data.get("class_name")
+        which = np.array([names is not None and str(names[i]) in covering for i in range(len(detections))], bool)
+        read = detections[which]
+        assert isinstance(read, sv.Detections)
+        covers = read
+    if len(covers):
+        r, d = np.asarray(regions.xyxy, np.float64), np.asarray(covers.xyxy, np.float64)
         ix = np.clip(np.minimum(r[:, None, 2], d[None, :, 2]) - np.maximum(r[:, None, 0], d[None, :, 0]), 0, None)
         iy = np.clip(np.minimum(r[:, None, 3], d[None, :, 3]) - np.maximum(r[:, None, 1], d[None, :, 1]), 0, None)
         area = np.maximum((r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1]), 1e-9)

@@ -92,9 +92,10 @@ class FlickerMask:
         """The current decaying change count per pixel (None before the first frame)."""
         return self._count
 
-    def update(self, frame: U8, counted: Mask, dt: float) -> Mask:
+    def update(self, frame: U8, counted: Mask, dt: float, recoloured: Mask | None = None) -> Mask:
         """Add this frame's changes on `counted` pixels (the unmasked ones) of a grey uint8 frame and return the
-        unstable mask."""
+        unstable mask. `recoloured`: pixels whose colour now differs from the long-term background's (the
+        chroma path): a look they never held even where its grey level is one they did."""
         if (self._low is None or self._high is None or self._count is None or self._unstable is None
                 or self._run is None or self._run_added is None or self._was_unstable is None
                 or self._quiet is None or self._low.shape != frame.shape):
@@ -119,7 +120,7 @@ class FlickerMask:
         self._unstable = (self._count >= p.min_changes) | (self._unstable & (self._count >= 0.5 * p.min_changes))
         ended = self._run & (self._quiet >= np.float32(p.settle_s))
         if ended.any():
-            self._end_run(frame, ended & counted)
+            self._end_run(frame, ended & counted, recoloured)
             self._run &= ~ended
         return self._unstable.copy()
 
@@ -146,14 +147,18 @@ class FlickerMask:
         _put(self._run_added, np.zeros_like(self._run_added), began)
         _put(self._was_unstable, self._unstable, began)
 
-    def _end_run(self, frame: U8, ended: Mask) -> None:
+    def _end_run(self, frame: U8, ended: Mask, recoloured: Mask | None = None) -> None:
         """Runs whose last look has now stayed `settle_s` end. One that settled on a look the pixel never held
         before it (neither home) and made about three changes or more (`MIN_RUN`: fewer forgive too little to
-        matter) counts as one change, hysteresis as before the run."""
+        matter) counts as one change, hysteresis as before the run. A `recoloured` pixel is never back: its grey
+        level may match a home's, its colour does not (composite footage: a car rolled over the spot as a green
+        box 20 grey levels off the asphalt appeared, and the box was dropped as unstable)."""
         assert self._count is not None and self._run_added is not None and self._unstable is not None
         assert self._was_unstable is not None
         lo1, hi1, lo2, hi2 = self._homes
         back = ((frame >= lo1) & (frame <= hi1)) | ((frame >= lo2) & (frame <= hi2))
+        if recoloured is not None:  # a green box as bright as the ground it covers is a new look all the same
+            back &= ~recoloured
         new = ended & ~back & (self._run_added >= np.float32(MIN_RUN))
         if not new.any():
             return

@@ -179,3 +179,17 @@ def test_a_bag_that_appears_as_an_untracked_car_rolls_over_it_is_found() -> None
     first = next((t for t, o in results if len(o.regions)), None)
     assert first is not None and first <= 8.0 + 3.0 + 2.0, f"first region at {first}"
     assert len(results[-1][1].regions) == 1
+
+
+def test_a_run_that_settles_on_a_new_colour_counts_once_even_at_an_old_grey_level() -> None:
+    """A car rolls over the spot as a green box 10 grey levels off the asphalt appears: in grey the box is the
+    look the pixel held before (an excursion, every change counts, unstable), in colour it is new (`recoloured`,
+    from the chroma path): one change."""
+    everywhere = np.ones((2, 2), bool)
+    for recoloured, unstable_after in ((None, True), (everywhere, False)):
+        mask = FlickerMask(FlickerParams(window_s=15.0, min_changes=2.5, step=20.0, settle_s=1.5))
+        mask.update(np.full((2, 2), 100, np.uint8), everywhere, 0.0)
+        for v in (200, 40, 220, 60, 110):
+            mask.update(np.full((2, 2), v, np.uint8), everywhere, 0.5, recoloured)
+        after = [mask.update(np.full((2, 2), 110, np.uint8), everywhere, 0.5, recoloured) for _ in range(5)]
+        assert bool(after[-1].all()) is unstable_after, recoloured is not None
