@@ -359,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--oversample", action="append", default=[], metavar="CLASS=K",
                    help="with --data: list each train image holding a CLASS box K times per epoch (repeatable; "
                         "val unchanged), for a rare or hard class")
+    p.add_argument("--hyp", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --data: an Ultralytics training hyperparameter (repeatable), e.g. mixup=0.1, "
+                        "copy_paste=0.1, scale=0.7, cls=1.0; checked against its range (models/hyp.py)")
     args = p.parse_args(argv)
     raw = argv if argv is not None else sys.argv[1:]
     if args.data is not None or args.resume:
@@ -422,7 +425,7 @@ def _main_data(args: argparse.Namespace, raw: list[str]) -> int:
         data=args.data, out=args.out, epochs=args.epochs or 50, imgsz=args.imgsz, batch=args.batch,
         workers=args.workers, seed=args.seed, init_weights=args.init_weights, resume=args.resume,
         model=args.model, cache=not args.no_cache, optimizer=args.optimizer, lr0=args.lr0, cos_lr=args.cos_lr,
-        close_mosaic=args.close_mosaic, oversample=tuple(args.oversample),
+        close_mosaic=args.close_mosaic, oversample=tuple(args.oversample), hyp=tuple(args.hyp),
         command="gridwatch models train " + " ".join(shlex.quote(a) for a in raw),
     )
     last = train_on_data(req)

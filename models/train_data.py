@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gridwatch.errors import GridwatchError
+from gridwatch.models.hyp import parse_hyp
 from gridwatch.models.yolo_data import fingerprint, load_dataset
 
 TRAINING_JSON = "training.json"
@@ -54,6 +55,7 @@ class TrainRequest:
     cos_lr: bool = False
     close_mosaic: int | None = None
     oversample: tuple[str, ...] = ()  # CLASS=K specs (models/oversample.py)
+    hyp: tuple[str, ...] = ()  # KEY=VALUE Ultralytics hyperparameters (models/hyp.py)
 
 
 def last_weights(out: Path) -> Path:
@@ -80,6 +82,9 @@ def _check(req: TrainRequest) -> None:
     last = last_weights(req.out)
     if req.oversample and req.resume:
         raise TrainError("--resume keeps the run's own sampling; drop --oversample")
+    if req.hyp and req.resume:
+        raise TrainError("--resume keeps the run's own hyperparameters; drop --hyp")
+    parse_hyp(req.hyp)
     if req.resume:
         if not last.is_file():
             raise TrainError(f"--resume: {last} does not exist; start the run without --resume first")
@@ -117,7 +122,7 @@ def _provenance(req: TrainRequest) -> dict[str, Any]:
         "model": req.model if req.init_weights is None else None,
         "init_weights": str(req.init_weights) if req.init_weights is not None else None,
         "epochs": req.epochs, "imgsz": req.imgsz, "batch": req.batch, "seed": req.seed,
-        "optimizer": req.optimizer, "lr0": req.lr0, "cos_lr": req.cos_lr,
+        "optimizer": req.optimizer, "lr0": req.lr0, "cos_lr": req.cos_lr, "hyp": parse_hyp(req.hyp),
         "commands": [req.command],
         "previous_stage": previous,
         "seconds": 0.0,
@@ -236,7 +241,7 @@ def train_on_data(req: TrainRequest) -> Path:
         init = _trainable_init(req) if req.init_weights is not None else None
         model = YOLO(str(init) if init is not None else req.model)
         model.add_callback("on_fit_epoch_end", _progress_callback(req, started))
-        model.train(
+        kwargs = dict(
             data=str(train_yaml.resolve()), epochs=req.epochs, imgsz=req.imgsz, batch=req.batch, workers=req.workers,
             seed=req.seed, device="cpu", project=str(req.out.resolve().parent), name=req.out.name, exist_ok=True,
             pretrained=req.init_weights is not None, amp=False, plots=False, val=False, patience=0,
@@ -245,7 +250,8 @@ def train_on_data(req: TrainRequest) -> Path:
             optimizer=req.optimizer, cos_lr=req.cos_lr, **({"lr0": req.lr0} if req.lr0 is not None else {}),
             warmup_epochs=1.0 if req.init_weights is None else 0.3,
             warmup_bias_lr=0.1 if req.init_weights is None else 0.01,
-        )
+        ) | parse_hyp(req.hyp)
+        model.train(**kwargs)
     info["seconds"] = round(float(info.get("seconds", 0.0)) + time.monotonic() - started, 1)
     _write_json(req.out / TRAINING_JSON, info)
     return last_weights(req.out)

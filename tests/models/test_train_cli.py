@@ -60,3 +60,24 @@ def test_imgsz_is_width_x_height(text: str, wh: tuple[int, int]) -> None:
 def test_imgsz_must_be_multiples_of_32(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="multiples of 32"):
         _wxh(text)
+
+
+@pytest.mark.parametrize(("spec", "fix"), [("mixup", "give KEY=VALUE"), ("data=x.yaml", "give KEY=VALUE"),
+                                           ("mixup=lots", "is not a number"), ("mixup=1.5", "[0, 1]"),
+                                           ("scale=nan", "[0, 0.95]"), ("cls=-1", "[0, 50]")])
+def test_a_bad_hyperparameter_is_refused_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         spec: str, fix: str) -> None:
+    code, err = _run(["models", "train", "--data", "d.yaml", "--out", str(tmp_path / "run"), "--hyp", spec], capsys)
+    assert code == 2 and f"--hyp {spec!r}" in err and fix in err
+    assert not (tmp_path / "run").exists()
+    code, err = _run(["models", "train", "--data", "d.yaml", "--out", str(tmp_path / "run"), "--resume",
+                      "--hyp", "mixup=0.1"], capsys)
+    assert code == 2
+
+
+def test_hyperparameters_parse_to_floats_and_the_last_one_wins() -> None:
+    from gridwatch.models.hyp import parse_hyp
+
+    assert parse_hyp(["mixup=0.1", "copy_paste=0", "mixup=0.2", " cls = 1.5"]) == {
+        "mixup": 0.2, "copy_paste": 0.0, "cls": 1.5}
+    assert parse_hyp([]) == {}
