@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from gridwatch.edge.secrets import check_references
 from gridwatch.errors import GridwatchError
-from gridwatch.models.registry import DetectorSpec
+from gridwatch.models.registry import FACTORIES, DetectorSpec
 from gridwatch.pipelines.registry import IncidentType, Registry, default_registry, unknown_message
 from gridwatch.pipelines.rule_config import RuleConfig
 from gridwatch.wire.model_signing import SigningKeyError, parse_public_key
@@ -621,10 +621,19 @@ def verify_ground_zones_calibrated(cfg: SiteConfig) -> None:
                 )
 
 
+def _yaml_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """`loc` as the path in the YAML: without the detector backend tag pydantic's discriminated union inserts
+    (``detectors.street.onnx.conf`` is ``detectors.street.conf`` in the file)."""
+    at = 1 if loc[:1] == ("detector",) else 2 if loc[:1] == ("detectors",) else None
+    if at is not None and len(loc) > at + 1 and loc[at] in FACTORIES:
+        return loc[:at] + loc[at + 1:]
+    return loc
+
+
 def _format_errors(exc: ValidationError, source: str) -> str:
     lines = [f"invalid site config {source}:"]
     for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        path = ".".join(str(p) for p in _yaml_loc(err["loc"])) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field; remove it or check its spelling"

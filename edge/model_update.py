@@ -68,7 +68,7 @@ def spec_for(cfg: SiteConfig, model: InstalledModel | Path, manifest: Path | Non
     path, mpath = (model.model, model.manifest) if isinstance(model, InstalledModel) else (model, manifest)
     providers = getattr(d, "providers", ["CPUExecutionProvider"])
     return OnnxDetectorSpec(type="onnx", model=path, manifest=mpath, conf=d.conf, iou=d.iou, classes=d.classes,
-                            threads=d.threads, verify_sha256=True, providers=providers)
+                            threads=d.threads, verify_sha256=True, providers=providers, tta=d.tta)
 
 
 def startup_detector(cfg: SiteConfig, configured: Detector) -> tuple[Detector, dict[str, Any] | None]:

@@ -2,6 +2,9 @@
 
 Writes into ``--out``: ``metrics.json`` (everything printed, plus the confusion matrix), ``confusion_matrix.png``
 and ``pr_curves.png``; ``baseline_confusion_matrix.png`` too when a baseline is given.
+
+``--tta flip`` evaluates the model as a gateway with ``tta: flip`` runs it; the baseline runs with ``--baseline-tta``
+(default: the same), so ``eval M --tta flip --baseline M --baseline-tta none`` measures what TTA adds.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class EvalRequest:
     limit: int | None = None
     threads: int | None = None
     quiet: bool = False
+    tta: str = "none"  # the model's test-time augmentation ('none' / 'flip')
+    baseline_tta: str | None = None  # the baseline's; None = the same as `tta`
 
 
 def _progress(label: str, quiet: bool) -> Callable[[int, int], None]:
@@ -51,11 +56,12 @@ def run_eval(req: EvalRequest) -> tuple[ModelEval, ModelEval | None, str]:
     """Evaluate the model (and the baseline) on the split; write JSON and PNGs; return them and the table."""
     dataset = load_dataset(req.data)
     images = dataset.images(req.split)[: req.limit] if req.limit else dataset.images(req.split)
-    new = evaluate_detector(load_for_eval(req.model, req.threads), images, dataset.names,
+    new = evaluate_detector(load_for_eval(req.model, req.threads, req.tta), images, dataset.names,
                             progress=_progress(str(req.model.name), req.quiet))
     baseline = None
     if req.baseline is not None:
-        baseline = evaluate_detector(load_for_eval(req.baseline, req.threads), images, dataset.names,
+        base_tta = req.tta if req.baseline_tta is None else req.baseline_tta
+        baseline = evaluate_detector(load_for_eval(req.baseline, req.threads, base_tta), images, dataset.names,
                                      progress=_progress(str(req.baseline.name), req.quiet))
     rows = compare(new, baseline, req.margin)
     text = table(rows, new, baseline, req.margin)

@@ -7,6 +7,9 @@ data: a model class the data does not label is ignored, a data class the model l
 With a baseline (the deployed model), both run on the same images and each class gets a plain verdict:
 ``better`` / ``worse`` when AP50 moved by more than the margin, else ``unchanged``; ``new class`` when the
 baseline cannot detect it, ``first model`` when there is no baseline.
+
+With ``tta="flip"`` (`--tta flip`) the model runs as a gateway with ``tta: flip`` runs it (`gridwatch.models.tta`:
+the image and its mirror, merged by class-aware NMS at the evaluation IoU); its name then ends in ``+ flip TTA``.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gridwatch.models.base import ModelConfigError
+from gridwatch.models.base import Detector, ModelConfigError
 from gridwatch.models.detection_metrics import DetectionEvaluator, DetectionResult
 from gridwatch.models.onnx_backend import OnnxDetector
+from gridwatch.models.tta import FlipTtaDetector, with_tta
 from gridwatch.models.yolo_data import read_labels
 
 EVAL_CONF = 0.001  # AP needs the whole ranking (Ultralytics' val uses the same)
@@ -39,6 +43,7 @@ class ModelEval:
     sha256: str
     result: DetectionResult
     missing: list[str]
+    tta: str = "none"  # test-time augmentation it ran with ('none' / 'flip')
 
     def ap50(self, name: str) -> float | None:
         """AP50 of a data class, None when the model cannot detect it."""
@@ -60,7 +65,7 @@ def class_mapping(model_classes: Sequence[str], data_classes: Sequence[str]) -> 
 
 
 def evaluate_detector(
-    detector: OnnxDetector,
+    detector: Detector,
     images: Sequence[Path],
     data_classes: Sequence[str],
     *,
@@ -86,13 +91,16 @@ def evaluate_detector(
         if progress is not None:
             progress(k + 1, len(images))
     missing = [n for n in data_classes if n not in model_classes]
-    return ModelEval(detector.info.name + " " + detector.info.version, detector.info.sha256, evaluator.result(),
-                     missing)
+    tta = "flip" if isinstance(detector, FlipTtaDetector) else "none"
+    name = detector.info.name + " " + detector.info.version + (" + flip TTA" if tta == "flip" else "")
+    return ModelEval(name, detector.info.sha256, evaluator.result(), missing, tta)
 
 
-def load_for_eval(model: str | Path, threads: int | None = None) -> OnnxDetector:
-    """The detector as the edge would load it (manifest next to the model, sha256 checked), at eval thresholds."""
-    return OnnxDetector.from_path(model, conf_threshold=EVAL_CONF, iou_threshold=EVAL_IOU, threads=threads)
+def load_for_eval(model: str | Path, threads: int | None = None, tta: str = "none") -> Detector:
+    """The detector as the edge would load it (manifest next to the model, sha256 checked), at eval thresholds,
+    with test-time augmentation `tta` ('none' or 'flip', like a detector entry's `tta`)."""
+    detector = OnnxDetector.from_path(model, conf_threshold=EVAL_CONF, iou_threshold=EVAL_IOU, threads=threads)
+    return with_tta(detector, tta, EVAL_IOU)
 
 
 @dataclass(frozen=True)
@@ -173,7 +181,9 @@ def metrics_dict(new: ModelEval, split: str, data_yaml: Path) -> dict[str, Any]:
         "mAP50_95": _num(new.result.map50_95),
         "per_class_mAP50": {c.name: _num(new.ap50(c.name)) for c in new.result.classes},
         "per_class_mAP50_95": {c.name: _num(new.ap50_95(c.name)) for c in new.result.classes},
-        "evaluated_with": f"gridwatch models eval (ONNX Runtime, conf {EVAL_CONF}, NMS IoU {EVAL_IOU}, COCO 101-point)",
+        "tta": new.tta,
+        "evaluated_with": f"gridwatch models eval (ONNX Runtime, conf {EVAL_CONF}, NMS IoU {EVAL_IOU}, COCO 101-point"
+        + (", flip TTA merged by NMS at the same IoU)" if new.tta == "flip" else ")"),
     }
 
 
@@ -184,6 +194,7 @@ def report_dict(rows: Sequence[ClassRow], new: ModelEval, baseline: ModelEval | 
         "model": new.model, "sha256": new.sha256,
         "baseline": baseline.model if baseline else None,
         "baseline_sha256": baseline.sha256 if baseline else None,
+        "baseline_tta": baseline.tta if baseline else None,
         "margin_ap50": margin,
         "metrics": metrics_dict(new, split, data_yaml),
         "baseline_mAP50": _num(baseline.result.map50) if baseline else None,

@@ -173,7 +173,8 @@ def _cmd_models_eval(args: argparse.Namespace) -> int:
 
     req = EvalRequest(model=Path(args.model), data=Path(args.data), split=args.split,
                       baseline=Path(args.baseline) if args.baseline else None, out=Path(args.out),
-                      margin=args.margin, limit=args.limit, threads=args.threads, quiet=args.quiet)
+                      margin=args.margin, limit=args.limit, threads=args.threads, quiet=args.quiet,
+                      tta=args.tta, baseline_tta=args.baseline_tta)
     _, _, text = run_eval(req)
     print(text)
     if args.scenarios != 0:
@@ -190,7 +191,8 @@ def _incident_eval(args: argparse.Namespace, metrics: Path) -> str:
     req = IncidentRequest(model=Path(args.model), baseline=Path(args.baseline) if args.baseline else None,
                           cache=Path(args.scenario_cache), scenarios=args.scenarios, variants=args.scenario_variants,
                           names=tuple(args.scenario or ()), conf=args.incident_conf, threads=args.threads,
-                          quiet=args.quiet, **({"suite": Path(args.suite)} if args.suite else {}))
+                          quiet=args.quiet, tta=args.tta, baseline_tta=args.baseline_tta,
+                          **({"suite": Path(args.suite)} if args.suite else {}))
     _, text, part = run_incident_eval(req)
     report = json.loads(metrics.read_text(encoding="utf-8"))
     report["incidents"] = part
@@ -296,6 +298,12 @@ def build_parser(groups: Collection[str] | None = None) -> argparse.ArgumentPars
     p.add_argument("--limit", type=int, default=None, help="only the first N images (quick look)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress")
+    p.add_argument("--tta", choices=["none", "flip"], default="none",
+                   help="test-time augmentation, as a detector entry's `tta:` runs it (flip: the image and its "
+                        "mirror, one batch of 2, merged by class-aware NMS)")
+    p.add_argument("--baseline-tta", choices=["none", "flip"], default=None,
+                   help="the baseline's test-time augmentation (default: as --tta); `--baseline MODEL --tta flip "
+                        "--baseline-tta none` measures what TTA adds to one model")
     p.add_argument("--scenarios", type=int, default=None, metavar="N",
                    help="incident level: the first N scenarios of the synthetic suite (positives and negatives "
                         "alternate; 10 cover every type; default: all 17; 0: skip the incident level)")

@@ -36,6 +36,7 @@ from gridwatch.app.scenario_suite import (
 )
 from gridwatch.models.base import Detector
 from gridwatch.models.onnx_backend import OnnxDetector
+from gridwatch.models.tta import with_tta
 from gridwatch.synth.incident_match import TypeScore
 
 DEFAULT_CONF = 0.25  # the site config's default `detector.conf`: what a gateway runs unless told otherwise
@@ -53,6 +54,8 @@ class IncidentRequest:
     threads: int | None = None
     quiet: bool = False
     suite: Path = SUITE_DIR
+    tta: str = "none"  # the model's test-time augmentation ('none' / 'flip'), as a detector entry's `tta`
+    baseline_tta: str | None = None  # the baseline's; None = the same as `tta`
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,9 @@ def _progress(total: int, quiet: bool) -> Iterator[Callable[[str], None]]:
         yield advance
 
 
-def _detector(path: Path, req: IncidentRequest) -> Callable[[Path], Detector]:
-    detector = OnnxDetector.from_path(path, conf_threshold=req.conf, threads=req.threads)
+def _detector(path: Path, req: IncidentRequest, tta: str) -> Callable[[Path], Detector]:
+    onnx = OnnxDetector.from_path(path, conf_threshold=req.conf, threads=req.threads)
+    detector = with_tta(onnx, tta, onnx.iou_threshold)
     return lambda _clip: detector
 
 
@@ -167,9 +171,10 @@ def run_incident_eval(req: IncidentRequest) -> tuple[list[IncidentRow], str, dic
     scenarios = select_scenarios(req.scenarios, req.variants, req.names, req.suite)
     per_run = 2 * len(scenarios)
     with _progress(per_run * (2 if req.baseline is not None else 1), req.quiet) as advance:
-        new = run_suite(scenarios, req.cache, _detector(req.model, req), advance, "model")
+        new = run_suite(scenarios, req.cache, _detector(req.model, req, req.tta), advance, "model")
         base = (
-            run_suite(scenarios, req.cache, _detector(req.baseline, req), advance, "baseline")
+            run_suite(scenarios, req.cache, _detector(req.baseline, req, req.baseline_tta or req.tta), advance,
+                      "baseline")
             if req.baseline is not None
             else None
         )

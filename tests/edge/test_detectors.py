@@ -79,7 +79,7 @@ def test_a_camera_without_detectors_runs_every_detector_of_the_site_and_detector
                    "detectors": {"default": {"type": "onnx", "model": "n.onnx"}}}},
          "detectors.default: the name 'default' is the `detector:` section's"),
         ({"site": {"detectors": {"street": {"type": "onnx", "model": "s.onnx", "rename": "x"}}}},
-         "detectors.street.onnx.rename: Input should be a valid dictionary"),
+         "detectors.street.rename: Input should be a valid dictionary"),
     ],
     ids=["unknown", "twice", "negative-rate", "typo", "no-default", "none", "default-twice", "bad-rename"],
 )
