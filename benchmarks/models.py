@@ -1,13 +1,19 @@
 """Accuracy of the shipped models against the models they replace, through the edge's ONNX runtime (no torch).
 
-    python benchmarks/models.py --json out/models.json [--images 200] [--seed 4242] [--limit N]
+    python benchmarks/models.py --json out/models.json [--images 200] [--seed 4242] [--limit N] [--cost-frames 40]
 
 1. Street model (`models/street/*.onnx`, not `*-int8`): AP50 / AP50-95 per class on `garbage_cn_street/val`
-   (the shared real data, `$GRIDWATCH_SHARED/data/real`). Goal: AP50 >= 0.6 for `garbage` and for `overflow`.
-   Side by side with the version it replaced (the previous committed street ONNX, read from git) on the same
-   photos, with a verdict per class; the first street version replaced nothing that could see garbage
+   (the shared real data, `$GRIDWATCH_SHARED/data/real`), once without test-time augmentation and once with
+   `tta: flip` (`gridwatch.models.tta`), one row each. Goal: AP50 >= 0.6 for `garbage` and for `overflow`,
+   measured on the variant the shipped site config runs (`detectors.street.tta` in
+   `deploy/examples/site-two-models.yaml`); each goal row names that variant and carries the other's number.
+   Side by side with the version it replaced (the previous committed street ONNX, read from git, same variant) on
+   the same photos, with a verdict per class; the first street version replaced nothing that could see garbage
    (YOLOX-Nano has no garbage/bin/overflow class). When `models/street/` has no model the goals are reported as
    not met with "model missing"; the benchmark does not fail.
+   Cost: ms per 640x360 frame (val photos resized) at 1 inference thread (the shipped config's `threads: 1`),
+   without TTA, with flip TTA as one batch of 2, and with flip TTA as two runs (the fallback for a fixed-batch
+   export), interleaved frame by frame in the same run, with the load average before and after.
 2. Demo model (`models/demo/`): mAP50 on freshly generated synthetic images (a seed training never used), side
    by side with the version it replaced (the previous committed `models/demo` ONNX, read from git) on the same
    images, with a verdict per class. Goal: mAP50 >= 0.5.
@@ -24,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +38,23 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from gridwatch.edge.config import parse_site_config  # noqa: E402
 from gridwatch.errors import GridwatchError  # noqa: E402
 from gridwatch.models.evaluate import ModelEval, compare, evaluate_detector, load_for_eval, table  # noqa: E402
+from gridwatch.models.onnx_backend import OnnxDetector  # noqa: E402
+from gridwatch.models.tta import FlipTtaDetector  # noqa: E402
 from gridwatch.models.yolo_data import load_dataset  # noqa: E402
 
 STREET_DIR = REPO / "models" / "street"
 DEMO_MODEL = REPO / "models" / "demo" / "gridwatch-demo-yolo11n.onnx"
+DEPLOYED_CONFIG = REPO / "deploy" / "examples" / "site-two-models.yaml"
 STREET_GOAL_CLASSES = ("garbage", "overflow")
+TTA_VARIANTS = ("none", "flip")
+COST_WH = (640, 360)
 STREET_TARGET = 0.6
 DEMO_TARGET = 0.5
 MARGIN = 0.02
@@ -63,58 +80,159 @@ def _not_met(note: str) -> list[dict[str, Any]]:
              "note": note} for c in STREET_GOAL_CLASSES]
 
 
-def street_goals(model: Path | None, data: Path, limit: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Goals and details for the street model; goals not met, with the reason, when it cannot be measured."""
+def deployed_street_tta(config: Path = DEPLOYED_CONFIG) -> str:
+    """The test-time augmentation the shipped site config runs the street model with (`detectors.street.tta`)."""
+    cfg = parse_site_config(yaml.safe_load(config.read_text(encoding="utf-8")), str(config))
+    spec = cfg.detectors.get("street")
+    return spec.tta if spec is not None else "none"
+
+
+def street_goals(model: Path | None, data: Path, limit: int | None, *, tta: str = "none",
+                 cost_frames: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Goals and details for the street model, the goals on variant `tta`; goals not met, with the reason, when it
+    cannot be measured."""
     if model is None:
         print("street model: missing (no .onnx with a manifest in models/street/); goals not met")
         return _not_met("model missing: no .onnx with a manifest in models/street/"), {"model": None}
     try:
-        return _measure_street(model, data, limit)
+        return _measure_street(model, data, limit, tta, cost_frames)
     except GridwatchError as exc:  # a model that does not load, data that is not there: a result, not a crash
         print(f"street model: cannot be measured: {exc}")
         return _not_met(f"cannot be measured: {exc}"), {"model": str(model), "error": str(exc)}
 
 
-def _measure_street(model: Path, data: Path, limit: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    detector = load_for_eval(model)  # first: a model that does not load is the news, not the data
+def _variant_label(tta: str) -> str:
+    return "flip TTA" if tta == "flip" else "no TTA"
+
+
+def _measure_street(model: Path, data: Path, limit: int | None, tta: str,
+                    cost_frames: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    load_for_eval(model)  # first: a model that does not load is the news, not the data
     dataset = load_dataset(data)
     images = dataset.images("val")[:limit] if limit else dataset.images("val")
-    new = evaluate_detector(detector, images, dataset.names)
-    baseline = _street_baseline(model, images, dataset.names)
+    evals = {v: evaluate_detector(load_for_eval(model, tta=v), images, dataset.names) for v in TTA_VARIANTS}
+    new = evals[tta]
+    baseline = _street_baseline(model, images, dataset.names, tta)
     rows = compare(new, baseline, MARGIN)
     print(table(rows, new, baseline, MARGIN))
     if baseline is None:
         print("baseline: none (the first street model; YOLOX-Nano, the detector it runs beside, has no garbage, "
               "garbage_bin or overflow class)")
+    cost = street_cost(model, images, cost_frames) if cost_frames else None
+    variants = [_variant_row(v, evals[v], v == tta, cost) for v in TTA_VARIANTS]
+    print(variant_table(variants, len(images), cost))
+    other = "flip" if tta == "none" else "none"
     goals = []
     for c in STREET_GOAL_CLASSES:
         v = new.ap50(c)
         goals.append({"name": f"street_ap50[{c}]", "value": _round(v), "target": STREET_TARGET, "unit": "AP50",
-                      "met": v is not None and v >= STREET_TARGET,
+                      "met": v is not None and v >= STREET_TARGET, "tta": tta,
+                      f"value_{other}_tta": _round(evals[other].ap50(c)),
                       "baseline": _round(baseline.ap50(c)) if baseline else None,
-                      "note": "against the previous committed version" if baseline else "first model"})
-    details = {"model": str(model), "sha256": new.sha256, "images": len(images),
+                      "note": f"{_variant_label(tta)}, as {DEPLOYED_CONFIG.relative_to(REPO)} runs the street model; "
+                      + ("against the previous committed version" if baseline else "first model")})
+    details = {"model": str(model), "sha256": new.sha256, "images": len(images), "goal_tta": tta,
+               "goal_tta_from": str(DEPLOYED_CONFIG.relative_to(REPO)),
                "mAP50": _round(new.result.map50), "mAP50_95": _round(new.result.map50_95),
                "baseline_sha256": baseline.sha256 if baseline else None,
                "baseline_mAP50": _round(baseline.result.map50) if baseline else None,
                "per_class": [{"name": r.name, "ap50": _round(r.ap50), "ap50_95": _round(r.ap50_95),
-                              "baseline_ap50": _round(r.base_ap50), "verdict": r.verdict} for r in rows]}
+                              "baseline_ap50": _round(r.base_ap50), "verdict": r.verdict} for r in rows],
+               "variants": variants, "cost": cost}
     return goals, details
 
 
-def _street_baseline(model: Path, images: list[Path], names: list[str]) -> ModelEval | None:
-    """The street model this one replaced (previous committed version), evaluated on the same photos."""
+def _variant_row(tta: str, found: ModelEval, deployed: bool, cost: dict[str, Any] | None) -> dict[str, Any]:
+    ms = None if cost is None else cost["ms_per_frame"]["flip_batch2" if tta == "flip" else "none"]
+    return {"tta": tta, "deployed": deployed, "mAP50": _round(found.result.map50),
+            "mAP50_95": _round(found.result.map50_95),
+            "ap50": {c.name: _round(found.ap50(c.name)) for c in found.result.classes},
+            "ap50_95": {c.name: _round(found.ap50_95(c.name)) for c in found.result.classes}, "ms_per_frame": ms}
+
+
+def _f3(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def variant_table(variants: list[dict[str, Any]], images: int, cost: dict[str, Any] | None) -> str:
+    """One row per TTA variant: AP50 per class, mAP50, ms per 640x360 frame."""
+    names = list(variants[0]["ap50"])
+    lines = [f"street model with and without test-time augmentation, {images} val photos (AP50):",
+             f"{'variant':22}" + "".join(f" {n:>11}" for n in names) + f" {'mAP50':>6} {'ms/frame':>9}"]
+    for v in variants:
+        label = _variant_label(v["tta"]) + (" (shipped)" if v["deployed"] else "")
+        ms = "-" if v["ms_per_frame"] is None else f"{v['ms_per_frame']:.1f}"
+        lines.append(f"{label:22}" + "".join(f" {_f3(v['ap50'][n]):>11}" for n in names)
+                     + f" {_f3(v['mAP50']):>6} {ms:>9}")
+    if cost is not None:
+        ms = cost["ms_per_frame"]
+        lines.append(f"cost: {cost['frames']} frames {COST_WH[0]}x{COST_WH[1]}, 1 thread, median ms per frame: no TTA "
+                     f"{ms['none']:.1f}, flip batch of 2 {ms['flip_batch2']:.1f} ({cost['ratio_flip_batch2']:.2f}x), "
+                     f"flip 2 runs {ms['flip_2runs']:.1f} ({cost['ratio_flip_2runs']:.2f}x); load average "
+                     f"{cost['loadavg_before'][0]:.2f} before, {cost['loadavg_after'][0]:.2f} after")
+    return "\n".join(lines)
+
+
+class _TwoRuns:
+    """An `OnnxDetector` seen without its batch ability: flip TTA then runs it twice (a fixed-batch export)."""
+
+    def __init__(self, inner: OnnxDetector) -> None:
+        self.inner = inner
+        self.info = inner.info
+
+    def detect(self, image: np.ndarray) -> Any:
+        return self.inner.detect(image)
+
+
+def _frame(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise GridwatchError(f"cannot read image {path}")
+    return cv2.resize(image, COST_WH, interpolation=cv2.INTER_AREA)
+
+
+def street_cost(model: Path, images: list[Path], frames: int, warmup: int = 3) -> dict[str, Any]:
+    """Median ms per 640x360 frame at 1 thread: no TTA, flip as one batch of 2, flip as two runs; the three take
+    turns on every frame (rotating who goes first) so a busy moment of the shared machine hits them alike."""
+    det = OnnxDetector.from_path(model, conf_threshold=0.25, iou_threshold=0.45, threads=1)  # a gateway's settings
+    runners = {"none": det.detect, "flip_batch2": FlipTtaDetector(det, 0.45).detect,
+               "flip_2runs": FlipTtaDetector(_TwoRuns(det), 0.45).detect}
+    picked = [images[round(i * (len(images) - 1) / max(frames - 1, 1))] for i in range(frames)]
+    frames_wh = [_frame(path) for path in picked]
+    for run in runners.values():  # first runs allocate; not timed
+        for _ in range(warmup):
+            run(frames_wh[0])
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    before = os.getloadavg()
+    for i, frame in enumerate(frames_wh):
+        for name in list(runners)[i % 3:] + list(runners)[:i % 3]:
+            start = time.perf_counter()
+            runners[name](frame)
+            times[name].append((time.perf_counter() - start) * 1000)
+    after = os.getloadavg()
+    ms = {k: round(float(np.median(v)), 2) for k, v in times.items()}
+    return {"frames": len(times["none"]), "frame_wh": list(COST_WH), "threads": 1, "ms_per_frame": ms,
+            "ratio_flip_batch2": round(ms["flip_batch2"] / ms["none"], 3),
+            "ratio_flip_2runs": round(ms["flip_2runs"] / ms["none"], 3),
+            "loadavg_before": [round(x, 2) for x in before], "loadavg_after": [round(x, 2) for x in after]}
+
+
+def _street_baseline(model: Path, images: list[Path], names: list[str], tta: str = "none") -> ModelEval | None:
+    """The street model this one replaced (previous committed version), evaluated on the same photos and with the
+    same test-time augmentation."""
     with tempfile.TemporaryDirectory(prefix="gridwatch-street-prev-") as tmp:
         prev = previous_version(model, Path(tmp))
         if prev is None:
             return None
-        base = evaluate_detector(load_for_eval(prev), images, names)
-    return ModelEval(base.model + " (previous commit)", base.sha256, base.result, base.missing)
+        base = evaluate_detector(load_for_eval(prev, tta=tta), images, names)
+    return ModelEval(base.model + " (previous commit)", base.sha256, base.result, base.missing, base.tta)
 
 
 def previous_version(model: Path, into: Path) -> Path | None:
     """The last committed version of `model` (and its manifest) that differs from HEAD's, from git; None if none."""
-    rel = model.relative_to(REPO).as_posix()
+    if not model.resolve().is_relative_to(REPO):
+        return None  # not a file of this repository: no history
+    rel = model.resolve().relative_to(REPO).as_posix()
     try:
         log = subprocess.run(["git", "-C", str(REPO), "log", "--format=%H", "--", rel], capture_output=True,
                              text=True, check=True).stdout.split()
@@ -169,15 +287,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--limit", type=int, default=None, help="only the first N street val images (quick look)")
     parser.add_argument("--street-dir", type=Path, default=STREET_DIR)
+    parser.add_argument("--cost-frames", type=int, default=40,
+                        help="640x360 frames timed with and without TTA (0: skip the cost)")
     args = parser.parse_args(argv)
 
+    tta = deployed_street_tta()
+    print(f"street goals on the shipped variant: tta {tta} ({DEPLOYED_CONFIG.relative_to(REPO)})")
     street, street_info = street_goals(street_model(args.street_dir), shared_real() / "garbage_cn_street",
-                                       args.limit)
+                                       args.limit, tta=tta, cost_frames=args.cost_frames)
     with tempfile.TemporaryDirectory(prefix="gridwatch-models-bench-") as tmp:
         demo, demo_info = demo_goals(args.images, args.seed, Path(tmp))
     goals = street + demo
     for g in goals:
         print(f"goal {g['name']}: {g['value']} (target >= {g['target']}) {'met' if g['met'] else 'NOT met'}"
+              + (f" [tta {g['tta']}]" if g.get("tta") else "")
               + (f" [{g['note']}]" if g.get("note") else ""))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -33,3 +33,32 @@ def test_a_broken_street_model_is_a_result_not_a_crash(tmp_path: Path) -> None:
     goals, info = bench.street_goals(model, tmp_path / "no-data", None)
     assert all(not g["met"] and "sha256 mismatch" in g["note"] for g in goals)
     assert "sha256 mismatch" in info["error"]
+
+
+def test_the_goal_variant_is_the_shipped_configs_tta() -> None:
+    assert bench.deployed_street_tta() == "flip"  # deploy/examples/site-two-models.yaml: detectors.street.tta
+
+
+def test_street_rows_with_and_without_tta_and_goals_on_the_asked_variant(tmp_path: Path) -> None:
+    import cv2
+
+    from tests.models.test_tta import build_bright_box_onnx, left_object
+
+    model = build_bright_box_onnx(tmp_path / "bb.onnx")
+    (tmp_path / "data" / "val" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "val" / "labels").mkdir(parents=True)
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "data" / "val" / "images" / f"{i}.png"), left_object())
+        (tmp_path / "data" / "val" / "labels" / f"{i}.txt").write_text("2 0.1953125 0.390625 0.234375 0.46875\n")
+    (tmp_path / "data" / "classes.txt").write_text("garbage\ngarbage_bin\noverflow\n")  # like garbage_cn_street
+    goals, info = bench.street_goals(model, tmp_path / "data", None, tta="flip", cost_frames=2)
+    assert [(g["name"], g["tta"]) for g in goals] == [("street_ap50[garbage]", "flip"),
+                                                       ("street_ap50[overflow]", "flip")]
+    overflow = goals[1]
+    assert overflow["value"] == 1.0 and overflow["value_none_tta"] == 1.0 and overflow["met"]
+    assert "flip TTA, as deploy/examples/site-two-models.yaml runs the street model" in overflow["note"]
+    assert [(v["tta"], v["deployed"]) for v in info["variants"]] == [("none", False), ("flip", True)]
+    cost = info["cost"]
+    assert cost["frame_wh"] == [640, 360] and cost["frames"] == 2 and set(cost["ms_per_frame"]) == {
+        "none", "flip_batch2", "flip_2runs"}
+    assert all(v["ms_per_frame"] is not None and v["ms_per_frame"] > 0 for v in info["variants"])
