@@ -64,3 +64,24 @@ def test_a_tampered_street_model_is_refused(tmp_path: Path) -> None:
     (tmp_path / STREET.with_suffix(".json").name).write_bytes(STREET.with_suffix(".json").read_bytes())
     with pytest.raises(ModelError, match="sha256"):
         load_detector(OnnxDetectorSpec(type="onnx", model=bad, verify_sha256=True))
+
+
+def test_flip_tta_on_the_street_model_is_one_batch_of_two_equal_to_two_separate_runs(shared_data: Path) -> None:
+    """The shipped export's dynamic batch really is a batch: the mirror's row of a batch of two gives the boxes a
+    run on the mirror alone gives, so `tta: flip` costs one network call and changes nothing but the speed."""
+    from gridwatch.models.onnx_backend import OnnxDetector
+    from gridwatch.models.tta import FlipTtaDetector, merge_views, mirror, unmirror
+    from tests.models.test_tta import counting
+
+    detector = load_detector(OnnxDetectorSpec(type="onnx", model=STREET, conf=0.25, tta="flip"))
+    assert isinstance(detector, FlipTtaDetector) and isinstance(detector.inner, OnnxDetector)
+    (frame, _), = labelled(shared_data / "garbage_cn_street" / "val", 1)
+    frame = cv2.resize(frame, (640, 360))
+    inner = detector.inner
+    separate = merge_views([inner.detect(frame), unmirror(inner.detect(mirror(frame)), 640)], 0.45)
+    session = counting(inner)
+    batched = detector.detect(frame)
+    assert session.shapes == [(2, 3, 384, 384)]
+    assert len(batched) == len(separate) > 0
+    np.testing.assert_allclose(batched.xyxy, separate.xyxy, atol=0.05)
+    assert batched.data["class_name"].tolist() == separate.data["class_name"].tolist()
