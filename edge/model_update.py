@@ -62,13 +62,14 @@ def updatable_name(cfg: SiteConfig) -> str:
 
 
 def spec_for(cfg: SiteConfig, model: InstalledModel | Path, manifest: Path | None = None) -> OnnxDetectorSpec:
-    """The updatable detector's configured settings with another ONNX model (published models are ONNX, always
-    verified)."""
+    """The updatable detector's configured settings (thresholds, classes, renames, TTA) with another ONNX model
+    (published models are ONNX, always verified)."""
     d = cfg.detector_specs()[updatable_name(cfg)]
     path, mpath = (model.model, model.manifest) if isinstance(model, InstalledModel) else (model, manifest)
     providers = getattr(d, "providers", ["CPUExecutionProvider"])
     return OnnxDetectorSpec(type="onnx", model=path, manifest=mpath, conf=d.conf, iou=d.iou, classes=d.classes,
-                            threads=d.threads, verify_sha256=True, providers=providers, tta=d.tta)
+                            threads=d.threads, verify_sha256=True, providers=providers, tta=d.tta,
+                            rename=dict(d.rename))
 
 
 def startup_detector(cfg: SiteConfig, configured: Detector) -> tuple[Detector, dict[str, Any] | None]:

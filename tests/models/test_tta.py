@@ -256,6 +256,14 @@ def test_the_edge_runs_a_detector_entry_with_tta_flip(tmp_path: Path) -> None:
     assert found.data["detector"].tolist() == ["street"]
 
 
+def test_a_model_update_keeps_the_entrys_renames_and_classes(tmp_path: Path) -> None:
+    site = street_site(tmp_path / "m.onnx")
+    site["detectors"]["street"] |= {"rename": {"garbage": "street_garbage"}, "classes": ["garbage", "overflow"]}
+    spec = spec_for(parse_site_config(site), tmp_path / "other.onnx", tmp_path / "other.json")
+    assert spec.rename == {"garbage": "street_garbage"} and spec.classes == ["garbage", "overflow"]
+    assert (spec.model, spec.tta, spec.verify_sha256) == (tmp_path / "other.onnx", "flip", True)
+
+
 @pytest.mark.parametrize("bad", ["flop", "hflip", True, 2])
 def test_an_unknown_tta_names_the_field_and_the_fix(tmp_path: Path, bad: Any) -> None:
     with pytest.raises(ConfigError) as err:
