@@ -57,11 +57,11 @@ def chroma_planes(bgr: U8) -> Planes:
 @dataclass(frozen=True)
 class ChromaDifference:
     """Per work pixel, in grey-equivalent units (whole levels, saturating at 255; 0 where chroma is not
-    measured): `long` against the long-term background (colour cast removed), `short` against the short-term one
-    (both float32, to combine with the grey differences), `step` against the previous frame (uint8)."""
+    measured; uint8 like a grey difference): `long` against the long-term background (colour cast removed),
+    `short` against the short-term one, `step` against the previous frame."""
 
-    long: F32
-    short: F32
+    long: U8
+    short: U8
     step: U8
 
 
@@ -113,14 +113,14 @@ class ChromaBackground:
         lo1, hi1, lo2, hi2, long_valid = self._long_summary()
         cl, ch = CHANNEL_RANGE
         valid = (y >= lo) & (y <= hi) & (mn >= cl) & (mx <= ch) & long_valid
-        d1, d2 = c1 - l1, c2 - l2  # for the colour cast
         h2, w2 = y.shape
         sample = valid[::4, ::4] & (cv2.resize(np.ascontiguousarray(free).view(np.uint8), (w2, h2),
                                                interpolation=cv2.INTER_NEAREST)[::4, ::4] > 0)
         n = int(np.count_nonzero(sample))
         cast = [np.float32(0.0), np.float32(0.0)]
         if n >= 16:  # the colour cast: median offset over a sixteenth of the valid pixels
-            cast = [np.float32(np.partition(d[::4, ::4][sample], n // 2)[n // 2]) for d in (d1, d2)]
+            cast = [np.float32(np.partition((c[::4, ::4] - lc[::4, ::4])[sample], n // 2)[n // 2])
+                    for c, lc in ((c1, l1), (c2, l2))]
         gain = valid.astype(np.float32) * self.scale
         h, w = shape
         # Against the range of the long-term's 3x3 neighbourhood: a colour edge that residual misregistration
@@ -134,7 +134,7 @@ class ChromaBackground:
             np.asarray(cv2.resize(cv2.convertScaleAbs(cv2.multiply(d, gain)), (w, h),
                                   interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
             for d in (d_long, d_short, d_step))
-        return ChromaDifference(long_u8.astype(np.float32), short_u8.astype(np.float32), step_u8)
+        return ChromaDifference(long_u8, short_u8, step_u8)
 
     def _long_summary(self) -> tuple[F32, F32, F32, F32, Mask]:
         """The long-term chroma planes' 3x3 neighbourhood ranges and where the long-term is valid for chroma,
