@@ -215,7 +215,7 @@ class DualBackground:
             jumped |= _over(cd.step, p.diff_threshold)  # set down: its colour steps even where its grey level does not
         arrived = self._arrive(fg_long, moving, diff_long, jumped & masked)
         raw = fg_long & ~moving & free & arrived
-        static = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
+        static = np.asarray(cv2.morphologyEx(raw.view(np.uint8), cv2.MORPH_OPEN, _KERNEL)).view(bool)  # 0/1 stay 0/1
         # Thin pieces by their grey level only: chroma at half resolution cannot resolve a piece one or two work
         # pixels wide, and where it seems to (a colour edge shifted by a fraction of its half-resolution pixel)
         # it is resampling, not a thing.
@@ -241,9 +241,10 @@ class DualBackground:
         _put(age, self._zeros, masked & ~established)
         if ignored is not None:
             _put(age, self._zeros, ignored)
-        self._learn(f, offset, fg_long | masked, dt)
+        not_learnt = fg_long | masked
+        self._learn(f, offset, not_learnt, dt)
         if chroma is not None:
-            chroma.learn(fg_long | masked, dt, p.short_term_s, p.long_term_s)
+            chroma.learn(not_learnt, dt, p.short_term_s, p.long_term_s)
         old = age > p.absorb_after_s
         if old.any():
             self.absorb(old)
@@ -343,7 +344,7 @@ class DualBackground:
         a_short = 1.0 - math.exp(-dt / self.params.short_term_s)
         a_long = 1.0 - math.exp(-dt / self.params.long_term_s)
         cv2.accumulateWeighted(f, self._short, a_short)
-        cv2.accumulateWeighted(f, self._long, a_long, mask=(~foreground).astype(np.uint8))
+        cv2.accumulateWeighted(f, self._long, a_long, mask=(~foreground).view(np.uint8))
         # Follow a global brightness drift in the whole long-term background, objects included, so a slow change
         # (dusk) never piles up into an offset the relearn has to catch.
         self._long += np.float32(min(1.0, a_long * 10.0) * offset)

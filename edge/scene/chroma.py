@@ -36,22 +36,26 @@ Mask = npt.NDArray[np.bool_]
 
 
 Planes = tuple[F32, F32, F32, F32, F32]
+"""A background's planes: grey level, the two chroma planes, smallest and largest channel (float32, learnt)."""
+FramePlanes = tuple[U8, F32, F32, U8, U8]
+"""A frame's planes: the same, with the grey level and the channels as the frame's whole uint8 levels."""
 CHANNEL_RANGE = (16.0, 250.0)
 """Every colour channel must lie in this range (frame and long-term background) for chroma to be measured: a
 channel near 0 is sensor noise and compression (a saturated orange's green: its ratios swing with every change
 of light), one near 255 is clipped."""
 
 
-def chroma_planes(bgr: U8) -> Planes:
-    """Grey level Y (OpenCV's BGR -> grey, rounded), the chroma planes (R - G) / Y and (B - G) / Y, and the
-    smallest and largest channel, float32."""
+def chroma_planes(bgr: U8) -> FramePlanes:
+    """Grey level Y (OpenCV's BGR -> grey, rounded), the chroma planes (R - G) / Y and (B - G) / Y (float32), and
+    the smallest and largest channel; Y and the channels stay uint8 (compared as whole levels, learnt into the
+    float32 backgrounds by `cv2.accumulateWeighted`, which reads uint8 as the same values)."""
     b, g, r = cv2.split(bgr)
     y = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     inv = 1.0 / np.maximum(y, 1).astype(np.float32)
     c1 = cv2.multiply(cv2.subtract(r, g, dtype=cv2.CV_32F), inv)
     c2 = cv2.multiply(cv2.subtract(b, g, dtype=cv2.CV_32F), inv)
-    return (y.astype(np.float32), np.asarray(c1, np.float32), np.asarray(c2, np.float32),
-            cv2.min(cv2.min(b, g), r).astype(np.float32), cv2.max(cv2.max(b, g), r).astype(np.float32))
+    return (np.asarray(y, np.uint8), np.asarray(c1, np.float32), np.asarray(c2, np.float32),
+            np.asarray(cv2.min(cv2.min(b, g), r), np.uint8), np.asarray(cv2.max(cv2.max(b, g), r), np.uint8))
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,8 @@ class ChromaBackground:
         self.grey_range = grey_range
         self._long: Planes | None = None
         self._short: Planes | None = None
-        self._prev: Planes | None = None
-        self._now: Planes | None = None
+        self._prev: FramePlanes | None = None
+        self._now: FramePlanes | None = None
         self._summary: tuple[F32, F32, F32, F32, Mask] | None = None  # the long-term's ranges and validity
         self._learnt = 0
 
@@ -92,7 +96,7 @@ class ChromaBackground:
         return self._long
 
     @property
-    def current(self) -> Planes | None:
+    def current(self) -> FramePlanes | None:
         return self._now
 
     def start(self, bgr: U8) -> None:
@@ -112,7 +116,7 @@ class ChromaBackground:
         _, l1, l2, _, _ = self._long
         lo1, hi1, lo2, hi2, long_valid = self._long_summary()
         cl, ch = CHANNEL_RANGE
-        valid = (y >= lo) & (y <= hi) & (mn >= cl) & (mx <= ch) & long_valid
+        valid = _at_least(y, lo) & _at_most(y, hi) & _at_least(mn, cl) & _at_most(mx, ch) & long_valid
         h2, w2 = y.shape
         sample = valid[::4, ::4] & (cv2.resize(np.ascontiguousarray(free).view(np.uint8), (w2, h2),
                                                interpolation=cv2.INTER_NEAREST)[::4, ::4] > 0)
@@ -194,9 +198,26 @@ def _outside(c: F32, low: F32, high: F32) -> F32:
     return np.maximum(np.maximum(c - high, low - c), np.float32(0.0))
 
 
-def _copy(planes: Planes) -> Planes:
+def _copy(planes: FramePlanes) -> Planes:
+    """A frame's planes as a background's (float32 copies)."""
     y, c1, c2, mn, mx = planes
-    return y.copy(), c1.copy(), c2.copy(), mn.copy(), mx.copy()
+    return y.astype(np.float32), c1.copy(), c2.copy(), mn.astype(np.float32), mx.astype(np.float32)
+
+
+def _at_least(levels: U8, value: float) -> Mask:
+    """`levels >= value` for whole uint8 levels, compared in uint8."""
+    k = math.ceil(value)
+    if k <= 0:
+        return np.ones(levels.shape, bool)
+    return np.zeros(levels.shape, bool) if k > 255 else np.asarray(levels >= np.uint8(k), dtype=bool)
+
+
+def _at_most(levels: U8, value: float) -> Mask:
+    """`levels <= value` for whole uint8 levels, compared in uint8."""
+    k = math.floor(value)
+    if k >= 255:
+        return np.ones(levels.shape, bool)
+    return np.zeros(levels.shape, bool) if k < 0 else np.asarray(levels <= np.uint8(k), dtype=bool)
 
 
 def _any_half(mask: Mask, size: tuple[int, int]) -> Mask:

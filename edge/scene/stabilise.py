@@ -188,7 +188,8 @@ class Stabiliser:
         kps, desc = self._orb.detectAndCompute(gray, None)
         if desc is None:
             return _View(np.zeros((0, 2)), np.zeros((0, 32), dtype=np.uint8))
-        return _View(np.array([kp.pt for kp in kps], dtype=np.float64), np.asarray(desc, dtype=np.uint8))
+        return _View(np.asarray(cv2.KeyPoint_convert(kps), dtype=np.float64).reshape(-1, 2),
+                     np.asarray(desc, dtype=np.uint8))
 
     def _fit(self, ref: _View, cur: _View) -> tuple[FloatArray | None, ShiftResult]:
         if len(ref.points) < self.params.min_inliers or len(cur.points) < self.params.min_inliers:

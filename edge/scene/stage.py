@@ -312,7 +312,11 @@ def outside_view(transform: FloatArray, shape: tuple[int, int], margin_px: int =
 
 
 def _empty() -> sv.Detections:
-    return _with_fields(sv.Detections.empty(), "scene")
+    """No regions, with every region field: copies of one template (built once; most frames have no region)."""
+    e = _EMPTY
+    return sv.Detections(xyxy=e.xyxy.copy(), confidence=None if e.confidence is None else e.confidence.copy(),
+                         class_id=None if e.class_id is None else e.class_id.copy(),
+                         data={k: np.asarray(v).copy() for k, v in e.data.items()})
 
 
 def _with_fields(detections: sv.Detections, source: str, like: sv.Detections | None = None) -> sv.Detections:
@@ -336,6 +340,9 @@ def _with_fields(detections: sv.Detections, source: str, like: sv.Detections | N
         tracker_id=None if detections.tracker_id is None else detections.tracker_id.copy(),
         data=data,
     )
+
+
+_EMPTY = _with_fields(sv.Detections.empty(), "scene")
 
 
 def merge_regions(detections: sv.Detections, regions: sv.Detections,
