@@ -176,7 +176,7 @@ class DualBackground:
                ignored: Mask | None = None, colour: npt.NDArray[np.uint8] | None = None) -> BackgroundResult:
         """One frame: `masked` pixels (tracked persons and vehicles) never start to count; `ignored` pixels (the
         camera's ignore masks, the stabiliser's warp border) never count at all. `colour`: the same frame in BGR
-        at half the work resolution, for the chroma difference (None: grey only)."""
+        (or BGRA) at half the work resolution, for the chroma difference (None: grey only)."""
         f = frame.astype(np.float32)
         chroma = self.chroma if colour is not None else None
         if (self._long is None or self._short is None or self._age is None or self._arrived is None

@@ -49,8 +49,8 @@ def chroma_planes(bgr: U8) -> FramePlanes:
     """Grey level Y (OpenCV's BGR -> grey, rounded), the chroma planes (R - G) / Y and (B - G) / Y (float32), and
     the smallest and largest channel; Y and the channels stay uint8 (compared as whole levels, learnt into the
     float32 backgrounds by `cv2.accumulateWeighted`, which reads uint8 as the same values)."""
-    b, g, r = cv2.split(bgr)
-    y = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    b, g, r = cv2.split(bgr)[:3]  # BGR or BGRA (the stage warps 4 channels: OpenCV's fast path)
+    y = cv2.cvtColor(bgr, cv2.COLOR_BGRA2GRAY if bgr.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
     inv = 1.0 / np.maximum(y, 1).astype(np.float32)
     c1 = cv2.multiply(cv2.subtract(r, g, dtype=cv2.CV_32F), inv)
     c2 = cv2.multiply(cv2.subtract(b, g, dtype=cv2.CV_32F), inv)
@@ -106,7 +106,7 @@ class ChromaBackground:
         self._summary = None
 
     def update(self, bgr: U8, shape: tuple[int, int], free: Mask) -> ChromaDifference:
-        """Differences of this (half-resolution, stabilised) BGR frame, upsampled to `shape` (work h, w). `free`
+        """Differences of this (half-resolution, stabilised) BGR or BGRA frame, upsampled to `shape` (work h, w). `free`
         (work resolution): the unmasked pixels the colour cast is measured on."""
         assert self._long is not None and self._short is not None and self._prev is not None
         now = chroma_planes(bgr)

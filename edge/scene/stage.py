@@ -124,6 +124,9 @@ class SceneChangeStage:
             gray = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
             colour = np.asarray(cv2.resize(small, (max(1, ww // 2), max(1, wh // 2)), interpolation=cv2.INTER_AREA),
                                 dtype=np.uint8)
+            # as BGRA: OpenCV warps four channels about three times faster than three (the same values; measured
+            # 50-70 us against 160-170 us at 160x90), and the alpha plane is never read
+            colour = np.asarray(cv2.cvtColor(colour, cv2.COLOR_BGR2BGRA), dtype=np.uint8)
         else:
             full = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
             gray = np.asarray(cv2.resize(full, (ww, wh), interpolation=cv2.INTER_AREA), dtype=np.uint8)
