@@ -394,11 +394,12 @@ def thin_pieces(thin: Mask, min_length_px: float, edge_margin_px: int) -> Mask:
 
 def _frame_gain(f: F32, prev: F32, free: Mask) -> np.float32:
     """Median ratio of this frame to the previous one over unmasked pixels: a global exposure or light step."""
-    p = prev[::4, ::4]
-    sub = free[::4, ::4] & (p >= 16.0)
+    at = _grid(f.shape[0], f.shape[1], 4)  # the every-fourth-pixel grid, gathered (not strided, then masked)
+    p = np.take(prev, at)
+    sub = np.take(free, at) & (p >= 16.0)
     if not sub.any():
         return np.float32(1.0)
-    return np.float32(_median(f[::4, ::4][sub] / p[sub]))
+    return np.float32(_median(np.take(f, at)[sub] / p[sub]))
 
 
 def _median_offset(f: F32, background: F32, free: Mask) -> float:
@@ -409,7 +410,7 @@ def _median_offset(f: F32, background: F32, free: Mask) -> float:
     n = np.count_nonzero(sub)
     step = max(1, n // 4000)  # a sample is enough for a median
     if n == sub.size:  # all free: the grid's sample, its indices kept
-        at = _grid_sample(f.shape[0], f.shape[1], step)
+        at = _grid(f.shape[0], f.shape[1], 2)[::step]
     else:  # every `step`-th free pixel of the grid, in raster order
         k = np.flatnonzero(sub)[::step]
         at = (k // sub.shape[1]) * (2 * f.shape[1]) + (k % sub.shape[1]) * 2
@@ -418,10 +419,10 @@ def _median_offset(f: F32, background: F32, free: Mask) -> float:
 
 
 @functools.lru_cache(maxsize=8)
-def _grid_sample(h: int, w: int, step: int) -> npt.NDArray[np.intp]:
-    """Flat indices of every `step`-th pixel (raster order) of the every-other-pixel grid of an h x w image."""
-    rows, cols = np.arange(0, h, 2), np.arange(0, w, 2)
-    return np.asarray((rows[:, None] * w + cols[None, :]).ravel()[::step], dtype=np.intp)
+def _grid(h: int, w: int, every: int) -> npt.NDArray[np.intp]:
+    """Flat indices, in raster order, of `image[::every, ::every]` for an h x w image (read only)."""
+    rows, cols = np.arange(0, h, every), np.arange(0, w, every)
+    return np.asarray((rows[:, None] * w + cols[None, :]).ravel(), dtype=np.intp)
 
 
 def _median(values: F32) -> float:
