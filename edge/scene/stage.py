@@ -155,6 +155,8 @@ class SceneChangeStage:
         if bg.relearnt:
             return SceneOutput(_empty(), shift.median_px * scale, False, True)
         regions = find_regions(bg.established, bg.rest_s, bg.difference, self.config.min_area_px)
+        if not regions:  # nothing established (most frames), or only specks: nothing to test
+            return SceneOutput(_empty(), shift.median_px * scale, False, False)
         changed = bg.difference > self.config.diff_threshold
         regions = self._drop_ghosts(regions, warped, changed)  # first: a ghost is learnt in, flickering or not
         regions = [r for r in regions
