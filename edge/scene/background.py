@@ -409,11 +409,9 @@ def _median_offset(f: F32, background: F32, free: Mask) -> float:
     sub = free[::2, ::2]
     n = np.count_nonzero(sub)
     step = max(1, n // 4000)  # a sample is enough for a median
-    if n == sub.size:  # all free: the grid's sample, its indices kept
-        at = _grid(f.shape[0], f.shape[1], 2)[::step]
-    else:  # every `step`-th free pixel of the grid, in raster order
-        k = np.flatnonzero(sub)[::step]
-        at = (k // sub.shape[1]) * (2 * f.shape[1]) + (k % sub.shape[1]) * 2
+    grid = _grid(f.shape[0], f.shape[1], 2)
+    # all free: every `step`-th pixel of the grid; else every `step`-th free one (raster order, as `d[sub]`)
+    at = grid[::step] if n == sub.size else grid[np.flatnonzero(sub)[::step]]
     # only the sampled pixels are subtracted (a gather), not the whole grid
     return float(_median(np.take(f, at) - np.take(background, at)))
 
