@@ -125,7 +125,7 @@ class ChromaBackground:
         if n >= 16:  # the colour cast: median offset over a sixteenth of the valid pixels
             cast = [np.float32(np.partition((c[::4, ::4] - lc[::4, ::4])[sample], n // 2)[n // 2])
                     for c, lc in ((c1, l1), (c2, l2))]
-        gain = valid.astype(np.float32) * self.scale
+        measured = np.ascontiguousarray(valid).view(np.uint8) * np.uint8(255)  # AND-mask: 0 where not measured
         h, w = shape
         # Against the range of the long-term's 3x3 neighbourhood: a colour edge that residual misregistration
         # moves by up to one half-resolution pixel is no change (seen on shaking synthetic cameras: a lane
@@ -133,10 +133,12 @@ class ChromaBackground:
         d_long = np.maximum(_outside(c1 - cast[0], lo1, hi1), _outside(c2 - cast[1], lo2, hi2))
         d_short = cv2.max(cv2.absdiff(c1, self._short[1]), cv2.absdiff(c2, self._short[2]))
         d_step = cv2.max(cv2.absdiff(c1, self._prev[1]), cv2.absdiff(c2, self._prev[2]))
-        # Upsampled as uint8 grey-equivalent levels (a grey difference is 0-255 too): a quarter of the bytes
+        # Upsampled as uint8 grey-equivalent levels (a grey difference is 0-255 too): a quarter of the bytes.
+        # Scaled and rounded in one call, then cleared where chroma is not measured (the same levels as scaling
+        # by a 0/scale gain plane: d * 0 rounds to 0)
         long_u8, short_u8, step_u8 = (
-            np.asarray(cv2.resize(cv2.convertScaleAbs(cv2.multiply(d, gain)), (w, h),
-                                  interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
+            np.asarray(cv2.resize(cv2.bitwise_and(cv2.convertScaleAbs(d, alpha=float(self.scale)), measured),
+                                  (w, h), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
             for d in (d_long, d_short, d_step))
         return ChromaDifference(long_u8, short_u8, step_u8)
 
