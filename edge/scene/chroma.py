@@ -169,8 +169,9 @@ class ChromaBackground:
         a_long = 1.0 - math.exp(-dt / long_term_s)
         for k in (1, 2):  # the short-term's grey and channel planes are never read
             cv2.accumulateWeighted(self._now[k], self._short[k], a_short)
-        for now, long in zip(self._now, self._long, strict=True):
-            cv2.accumulateWeighted(now, long, a_long, mask=keep)
+        for k in range(len(self._long)):  # the frame's grey and channel planes are uint8: read as their values
+            now: U8 | F32 = self._now[k]
+            cv2.accumulateWeighted(now, self._long[k], a_long, mask=keep)
         self._prev = self._now
         self._learnt += 1
         if self._learnt % SUMMARY_EVERY == 0:
@@ -184,8 +185,9 @@ class ChromaBackground:
         h2, w2 = self._long[0].shape
         half = _any_half(region, (w2, h2))
         assert self._now is not None
-        for k, (long, short, now) in enumerate(zip(self._long, self._short, self._now, strict=True)):
-            long[half] = short[half] if k in (1, 2) else now[half]
+        for k in range(len(self._long)):
+            now: U8 | F32 = self._now[k]
+            self._long[k][half] = self._short[k][half] if k in (1, 2) else now[half]
         self._summary = None
 
 

@@ -188,7 +188,7 @@ class Stabiliser:
         kps, desc = self._orb.detectAndCompute(gray, None)
         if desc is None:
             return _View(np.zeros((0, 2)), np.zeros((0, 32), dtype=np.uint8))
-        return _View(np.asarray(cv2.KeyPoint_convert(kps), dtype=np.float64).reshape(-1, 2),
+        return _View(np.asarray(cv2.KeyPoint.convert(kps), dtype=np.float64).reshape(-1, 2),
                      np.asarray(desc, dtype=np.uint8))
 
     def _fit(self, ref: _View, cur: _View) -> tuple[FloatArray | None, ShiftResult]:

@@ -175,7 +175,7 @@ class FlickerMask:
     def _remember(self, frame: U8) -> None:
         """The bounds the next frame must leave to count a change: the 3x3 neighbourhood's range widened by
         `step`, in uint8 (a bound past 0 or 255 is clipped there, where no grey level can pass it)."""
-        step = float(min(255, round(self.params.step)))
+        step = np.full(frame.shape, min(255, round(self.params.step)), np.uint8)
         # OpenCV's saturating uint8 arithmetic: one pass each instead of a clip and an add
         self._high = np.asarray(cv2.add(cv2.dilate(frame, _GROW), step), dtype=np.uint8)
         self._low = np.asarray(cv2.subtract(cv2.erode(frame, _GROW), step), dtype=np.uint8)
