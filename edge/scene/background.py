@@ -52,6 +52,7 @@ Failure modes handled here:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -175,7 +176,7 @@ class DualBackground:
                ignored: Mask | None = None, colour: npt.NDArray[np.uint8] | None = None) -> BackgroundResult:
         """One frame: `masked` pixels (tracked persons and vehicles) never start to count; `ignored` pixels (the
         camera's ignore masks, the stabiliser's warp border) never count at all. `colour`: the same frame in BGR
-        at half the work resolution, for the chroma difference (None: grey only)."""
+        (or BGRA) at half the work resolution, for the chroma difference (None: grey only)."""
         f = frame.astype(np.float32)
         chroma = self.chroma if colour is not None else None
         if (self._long is None or self._short is None or self._age is None or self._arrived is None
@@ -191,25 +192,30 @@ class DualBackground:
         grey_fg = diff_long > p.diff_threshold
         self._n += 1
         cd: ChromaDifference | None = None
+        recoloured: Mask | None = None
+        fg_long = grey_fg
         if chroma is not None:
             assert colour is not None
             cd = chroma.update(colour, f.shape[:2], free)
             np.maximum(diff_long, cd.long, out=diff_long)
-        fg_long = diff_long > p.diff_threshold
+            # max(grey, chroma) > threshold, without comparing the combined float plane again
+            recoloured = _over(cd.long, p.diff_threshold)
+            fg_long = grey_fg | recoloured
         n_free = np.count_nonzero(free)  # counts, not boolean indexing: a ragged mask makes that cost up to 1 ms
         if n_free and np.count_nonzero(fg_long & free) / n_free > p.relearn_fraction:
             return self._start(f, ts, frame, colour)
-        diff_short = np.asarray(cv2.absdiff(f, self._short), dtype=np.float32)
+        # differs from the short-term background (grey or chroma): moving foreground
+        moving = np.asarray(cv2.absdiff(f, self._short), dtype=np.float32) > p.diff_threshold
         if cd is not None:
-            np.maximum(diff_short, cd.short, out=diff_short)
+            moving |= _over(cd.short, p.diff_threshold)
         corrected = f - np.float32(offset)
-        unstable = self.flicker.update(frame, free, dt, None if cd is None else cd.long > p.diff_threshold)
+        unstable = self.flicker.update(frame, free, dt, recoloured)
         jumped = self._jumped(f, masked)
         if cd is not None:
-            jumped |= cd.step > p.diff_threshold  # set down: its colour steps even where its grey level does not
-        arrived = self._arrive(fg_long, diff_short, diff_long, jumped & masked)
-        raw = fg_long & (diff_short <= p.diff_threshold) & free & arrived
-        static = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL).astype(bool)
+            jumped |= _over(cd.step, p.diff_threshold)  # set down: its colour steps even where its grey level does not
+        arrived = self._arrive(fg_long, moving, diff_long, jumped & masked)
+        raw = fg_long & ~moving & free & arrived
+        static = np.asarray(cv2.morphologyEx(raw.view(np.uint8), cv2.MORPH_OPEN, _KERNEL)).view(bool)  # 0/1 stay 0/1
         # Thin pieces by their grey level only: chroma at half resolution cannot resolve a piece one or two work
         # pixels wide, and where it seems to (a colour edge shifted by a fraction of its half-resolution pixel)
         # it is resampling, not a thing.
@@ -235,9 +241,10 @@ class DualBackground:
         _put(age, self._zeros, masked & ~established)
         if ignored is not None:
             _put(age, self._zeros, ignored)
-        self._learn(f, offset, fg_long | masked, dt)
+        not_learnt = fg_long | masked
+        self._learn(f, offset, not_learnt, dt)
         if chroma is not None:
-            chroma.learn(fg_long | masked, dt, p.short_term_s, p.long_term_s)
+            chroma.learn(not_learnt, dt, p.short_term_s, p.long_term_s)
         old = age > p.absorb_after_s
         if old.any():
             self.absorb(old)
@@ -292,7 +299,7 @@ class DualBackground:
         self._left_early &= ~self._confirmed
         return static & self._left_early
 
-    def _arrive(self, fg_long: Mask, diff_short: F32, diff_long: F32, jumped: Mask) -> Mask:
+    def _arrive(self, fg_long: Mask, moving: Mask, diff_long: F32, jumped: Mask) -> Mask:
         """Pixels that stepped away from the long-term background (moving foreground: different from both
         backgrounds, masked or not; or, under a tracked person's or vehicle's box, a jump from the previous frame:
         `jumped`) since they last matched it clearly (within half the threshold).
@@ -304,7 +311,7 @@ class DualBackground:
         does not see (a frame's edge filled anew by the stabiliser) is not an arrival. A slow drift never steps."""
         assert self._arrived is not None
         thr = self.params.diff_threshold
-        self._arrived |= fg_long & ((diff_short > thr) | jumped)
+        self._arrived |= fg_long & (moving | jumped)
         self._arrived &= diff_long > 0.5 * thr
         return self._arrived
 
@@ -337,10 +344,21 @@ class DualBackground:
         a_short = 1.0 - math.exp(-dt / self.params.short_term_s)
         a_long = 1.0 - math.exp(-dt / self.params.long_term_s)
         cv2.accumulateWeighted(f, self._short, a_short)
-        cv2.accumulateWeighted(f, self._long, a_long, mask=(~foreground).astype(np.uint8))
+        cv2.accumulateWeighted(f, self._long, a_long, mask=(~foreground).view(np.uint8))
         # Follow a global brightness drift in the whole long-term background, objects included, so a slow change
         # (dusk) never piles up into an offset the relearn has to catch.
         self._long += np.float32(min(1.0, a_long * 10.0) * offset)
+
+
+def _over(levels: npt.NDArray[np.uint8], threshold: float) -> Mask:
+    """`levels > threshold` for whole uint8 levels, compared in uint8 (as float32 `levels > threshold` is): a
+    whole level is above a threshold exactly when it is above the threshold's floor."""
+    k = math.floor(np.float32(threshold))
+    if k < 0:
+        return np.ones(levels.shape, bool)
+    if k >= 255:
+        return np.zeros(levels.shape, bool)
+    return np.asarray(levels > np.uint8(k), dtype=bool)
 
 
 def _put(dst: F32, src: F32, where: Mask) -> None:
@@ -355,26 +373,33 @@ def thin_pieces(thin: Mask, min_length_px: float, edge_margin_px: int) -> Mask:
     wide, which the opening that clears compression and rain speckle would erase. A line along the frame's edge
     is left out: resampling a shifted view refills the edge rows, and an object cut by the edge cannot be
     measured as a wire anyway."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(thin.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return np.zeros_like(thin)
     h, w = thin.shape
+    # 16-bit labels where they cannot overflow (8-connected pieces of one pixel are at most every other pixel in
+    # each direction): half the bytes to write for the same labels
+    ltype = cv2.CV_16U if ((h + 1) // 2) * ((w + 1) // 2) < 65535 else cv2.CV_32S
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(thin).view(np.uint8), connectivity=8,
+                                                           ltype=ltype)
+    out = np.zeros_like(thin)
+    if n <= 1:
+        return out
     x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
     m = edge_margin_px
     keep = (np.hypot(bw, bh) >= min_length_px) & (x >= m) & (y >= m) & (x + bw <= w - m) & (y + bh <= h - m)
     keep[0] = False
-    if not keep.any():
-        return np.zeros_like(thin)
-    return np.asarray(keep[labels], dtype=bool)
+    for i in np.flatnonzero(keep):  # few pieces are kept: each within its own box, not a lookup of every pixel
+        xa, ya, xb, yb = int(x[i]), int(y[i]), int(x[i] + bw[i]), int(y[i] + bh[i])
+        out[ya:yb, xa:xb] |= labels[ya:yb, xa:xb] == i
+    return out
 
 
 def _frame_gain(f: F32, prev: F32, free: Mask) -> np.float32:
     """Median ratio of this frame to the previous one over unmasked pixels: a global exposure or light step."""
-    p = prev[::4, ::4]
-    sub = free[::4, ::4] & (p >= 16.0)
+    at = _grid(f.shape[0], f.shape[1], 4)  # the every-fourth-pixel grid, gathered (not strided, then masked)
+    p = np.take(prev, at)
+    sub = np.take(free, at) & (p >= 16.0)
     if not sub.any():
         return np.float32(1.0)
-    return np.float32(_median(f[::4, ::4][sub] / p[sub]))
+    return np.float32(_median(np.take(f, at)[sub] / p[sub]))
 
 
 def _median_offset(f: F32, background: F32, free: Mask) -> float:
@@ -384,9 +409,18 @@ def _median_offset(f: F32, background: F32, free: Mask) -> float:
     sub = free[::2, ::2]
     n = np.count_nonzero(sub)
     step = max(1, n // 4000)  # a sample is enough for a median
-    d = f[::2, ::2] - background[::2, ::2]
-    d = d.ravel()[::step] if n == sub.size else d[sub][::step]  # all free: no boolean indexing, same sample
-    return float(_median(d))
+    grid = _grid(f.shape[0], f.shape[1], 2)
+    # all free: every `step`-th pixel of the grid; else every `step`-th free one (raster order, as `d[sub]`)
+    at = grid[::step] if n == sub.size else grid[np.flatnonzero(sub)[::step]]
+    # only the sampled pixels are subtracted (a gather), not the whole grid
+    return float(_median(np.take(f, at) - np.take(background, at)))
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(h: int, w: int, every: int) -> npt.NDArray[np.intp]:
+    """Flat indices, in raster order, of `image[::every, ::every]` for an h x w image (read only)."""
+    rows, cols = np.arange(0, h, every), np.arange(0, w, every)
+    return np.asarray((rows[:, None] * w + cols[None, :]).ravel(), dtype=np.intp)
 
 
 def _median(values: F32) -> float:

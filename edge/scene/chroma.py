@@ -36,32 +36,36 @@ Mask = npt.NDArray[np.bool_]
 
 
 Planes = tuple[F32, F32, F32, F32, F32]
+"""A background's planes: grey level, the two chroma planes, smallest and largest channel (float32, learnt)."""
+FramePlanes = tuple[U8, F32, F32, U8, U8]
+"""A frame's planes: the same, with the grey level and the channels as the frame's whole uint8 levels."""
 CHANNEL_RANGE = (16.0, 250.0)
 """Every colour channel must lie in this range (frame and long-term background) for chroma to be measured: a
 channel near 0 is sensor noise and compression (a saturated orange's green: its ratios swing with every change
 of light), one near 255 is clipped."""
 
 
-def chroma_planes(bgr: U8) -> Planes:
-    """Grey level Y (OpenCV's BGR -> grey, rounded), the chroma planes (R - G) / Y and (B - G) / Y, and the
-    smallest and largest channel, float32."""
-    b, g, r = cv2.split(bgr)
-    y = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+def chroma_planes(bgr: U8) -> FramePlanes:
+    """Grey level Y (OpenCV's BGR -> grey, rounded), the chroma planes (R - G) / Y and (B - G) / Y (float32), and
+    the smallest and largest channel; Y and the channels stay uint8 (compared as whole levels, learnt into the
+    float32 backgrounds by `cv2.accumulateWeighted`, which reads uint8 as the same values)."""
+    b, g, r = cv2.split(bgr)[:3]  # BGR or BGRA (the stage warps 4 channels: OpenCV's fast path)
+    y = cv2.cvtColor(bgr, cv2.COLOR_BGRA2GRAY if bgr.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
     inv = 1.0 / np.maximum(y, 1).astype(np.float32)
     c1 = cv2.multiply(cv2.subtract(r, g, dtype=cv2.CV_32F), inv)
     c2 = cv2.multiply(cv2.subtract(b, g, dtype=cv2.CV_32F), inv)
-    return (y.astype(np.float32), np.asarray(c1, np.float32), np.asarray(c2, np.float32),
-            cv2.min(cv2.min(b, g), r).astype(np.float32), cv2.max(cv2.max(b, g), r).astype(np.float32))
+    return (np.asarray(y, np.uint8), np.asarray(c1, np.float32), np.asarray(c2, np.float32),
+            np.asarray(cv2.min(cv2.min(b, g), r), np.uint8), np.asarray(cv2.max(cv2.max(b, g), r), np.uint8))
 
 
 @dataclass(frozen=True)
 class ChromaDifference:
     """Per work pixel, in grey-equivalent units (whole levels, saturating at 255; 0 where chroma is not
-    measured): `long` against the long-term background (colour cast removed), `short` against the short-term one
-    (both float32, to combine with the grey differences), `step` against the previous frame (uint8)."""
+    measured; uint8 like a grey difference): `long` against the long-term background (colour cast removed),
+    `short` against the short-term one, `step` against the previous frame."""
 
-    long: F32
-    short: F32
+    long: U8
+    short: U8
     step: U8
 
 
@@ -78,8 +82,8 @@ class ChromaBackground:
         self.grey_range = grey_range
         self._long: Planes | None = None
         self._short: Planes | None = None
-        self._prev: Planes | None = None
-        self._now: Planes | None = None
+        self._prev: FramePlanes | None = None
+        self._now: FramePlanes | None = None
         self._summary: tuple[F32, F32, F32, F32, Mask] | None = None  # the long-term's ranges and validity
         self._learnt = 0
 
@@ -92,7 +96,7 @@ class ChromaBackground:
         return self._long
 
     @property
-    def current(self) -> Planes | None:
+    def current(self) -> FramePlanes | None:
         return self._now
 
     def start(self, bgr: U8) -> None:
@@ -102,7 +106,7 @@ class ChromaBackground:
         self._summary = None
 
     def update(self, bgr: U8, shape: tuple[int, int], free: Mask) -> ChromaDifference:
-        """Differences of this (half-resolution, stabilised) BGR frame, upsampled to `shape` (work h, w). `free`
+        """Differences of this (half-resolution, stabilised) BGR or BGRA frame, upsampled to `shape` (work h, w). `free`
         (work resolution): the unmasked pixels the colour cast is measured on."""
         assert self._long is not None and self._short is not None and self._prev is not None
         now = chroma_planes(bgr)
@@ -112,16 +116,16 @@ class ChromaBackground:
         _, l1, l2, _, _ = self._long
         lo1, hi1, lo2, hi2, long_valid = self._long_summary()
         cl, ch = CHANNEL_RANGE
-        valid = (y >= lo) & (y <= hi) & (mn >= cl) & (mx <= ch) & long_valid
-        d1, d2 = c1 - l1, c2 - l2  # for the colour cast
+        valid = _at_least(y, lo) & _at_most(y, hi) & _at_least(mn, cl) & _at_most(mx, ch) & long_valid
         h2, w2 = y.shape
         sample = valid[::4, ::4] & (cv2.resize(np.ascontiguousarray(free).view(np.uint8), (w2, h2),
                                                interpolation=cv2.INTER_NEAREST)[::4, ::4] > 0)
         n = int(np.count_nonzero(sample))
         cast = [np.float32(0.0), np.float32(0.0)]
         if n >= 16:  # the colour cast: median offset over a sixteenth of the valid pixels
-            cast = [np.float32(np.partition(d[::4, ::4][sample], n // 2)[n // 2]) for d in (d1, d2)]
-        gain = valid.astype(np.float32) * self.scale
+            cast = [np.float32(np.partition((c[::4, ::4] - lc[::4, ::4])[sample], n // 2)[n // 2])
+                    for c, lc in ((c1, l1), (c2, l2))]
+        measured = np.ascontiguousarray(valid).view(np.uint8) * np.uint8(255)  # AND-mask: 0 where not measured
         h, w = shape
         # Against the range of the long-term's 3x3 neighbourhood: a colour edge that residual misregistration
         # moves by up to one half-resolution pixel is no change (seen on shaking synthetic cameras: a lane
@@ -129,12 +133,14 @@ class ChromaBackground:
         d_long = np.maximum(_outside(c1 - cast[0], lo1, hi1), _outside(c2 - cast[1], lo2, hi2))
         d_short = cv2.max(cv2.absdiff(c1, self._short[1]), cv2.absdiff(c2, self._short[2]))
         d_step = cv2.max(cv2.absdiff(c1, self._prev[1]), cv2.absdiff(c2, self._prev[2]))
-        # Upsampled as uint8 grey-equivalent levels (a grey difference is 0-255 too): a quarter of the bytes
+        # Upsampled as uint8 grey-equivalent levels (a grey difference is 0-255 too): a quarter of the bytes.
+        # Scaled and rounded in one call, then cleared where chroma is not measured (the same levels as scaling
+        # by a 0/scale gain plane: d * 0 rounds to 0)
         long_u8, short_u8, step_u8 = (
-            np.asarray(cv2.resize(cv2.convertScaleAbs(cv2.multiply(d, gain)), (w, h),
-                                  interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
+            np.asarray(cv2.resize(cv2.bitwise_and(cv2.convertScaleAbs(d, alpha=float(self.scale)), measured),
+                                  (w, h), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
             for d in (d_long, d_short, d_step))
-        return ChromaDifference(long_u8.astype(np.float32), short_u8.astype(np.float32), step_u8)
+        return ChromaDifference(long_u8, short_u8, step_u8)
 
     def _long_summary(self) -> tuple[F32, F32, F32, F32, Mask]:
         """The long-term chroma planes' 3x3 neighbourhood ranges and where the long-term is valid for chroma,
@@ -163,8 +169,9 @@ class ChromaBackground:
         a_long = 1.0 - math.exp(-dt / long_term_s)
         for k in (1, 2):  # the short-term's grey and channel planes are never read
             cv2.accumulateWeighted(self._now[k], self._short[k], a_short)
-        for now, long in zip(self._now, self._long, strict=True):
-            cv2.accumulateWeighted(now, long, a_long, mask=keep)
+        for k in range(len(self._long)):  # the frame's grey and channel planes are uint8: read as their values
+            now: U8 | F32 = self._now[k]
+            cv2.accumulateWeighted(now, self._long[k], a_long, mask=keep)
         self._prev = self._now
         self._learnt += 1
         if self._learnt % SUMMARY_EVERY == 0:
@@ -178,8 +185,9 @@ class ChromaBackground:
         h2, w2 = self._long[0].shape
         half = _any_half(region, (w2, h2))
         assert self._now is not None
-        for k, (long, short, now) in enumerate(zip(self._long, self._short, self._now, strict=True)):
-            long[half] = short[half] if k in (1, 2) else now[half]
+        for k in range(len(self._long)):
+            now: U8 | F32 = self._now[k]
+            self._long[k][half] = self._short[k][half] if k in (1, 2) else now[half]
         self._summary = None
 
 
@@ -194,9 +202,26 @@ def _outside(c: F32, low: F32, high: F32) -> F32:
     return np.maximum(np.maximum(c - high, low - c), np.float32(0.0))
 
 
-def _copy(planes: Planes) -> Planes:
+def _copy(planes: FramePlanes) -> Planes:
+    """A frame's planes as a background's (float32 copies)."""
     y, c1, c2, mn, mx = planes
-    return y.copy(), c1.copy(), c2.copy(), mn.copy(), mx.copy()
+    return y.astype(np.float32), c1.copy(), c2.copy(), mn.astype(np.float32), mx.astype(np.float32)
+
+
+def _at_least(levels: U8, value: float) -> Mask:
+    """`levels >= value` for whole uint8 levels, compared in uint8."""
+    k = math.ceil(value)
+    if k <= 0:
+        return np.ones(levels.shape, bool)
+    return np.zeros(levels.shape, bool) if k > 255 else np.asarray(levels >= np.uint8(k), dtype=bool)
+
+
+def _at_most(levels: U8, value: float) -> Mask:
+    """`levels <= value` for whole uint8 levels, compared in uint8."""
+    k = math.floor(value)
+    if k >= 255:
+        return np.ones(levels.shape, bool)
+    return np.zeros(levels.shape, bool) if k < 0 else np.asarray(levels <= np.uint8(k), dtype=bool)
 
 
 def _any_half(mask: Mask, size: tuple[int, int]) -> Mask:

@@ -188,7 +188,8 @@ class Stabiliser:
         kps, desc = self._orb.detectAndCompute(gray, None)
         if desc is None:
             return _View(np.zeros((0, 2)), np.zeros((0, 32), dtype=np.uint8))
-        return _View(np.array([kp.pt for kp in kps], dtype=np.float64), np.asarray(desc, dtype=np.uint8))
+        return _View(np.asarray(cv2.KeyPoint.convert(kps), dtype=np.float64).reshape(-1, 2),
+                     np.asarray(desc, dtype=np.uint8))
 
     def _fit(self, ref: _View, cur: _View) -> tuple[FloatArray | None, ShiftResult]:
         if len(ref.points) < self.params.min_inliers or len(cur.points) < self.params.min_inliers:
@@ -196,16 +197,26 @@ class Stabiliser:
         matches = self._matcher.match(ref.descriptors, cur.descriptors)
         if len(matches) < self.params.min_inliers:
             return None, ShiftResult(True, float("inf"), len(matches))
-        src = np.array([ref.points[m.queryIdx] for m in matches], dtype=np.float64)
-        dst = np.array([cur.points[m.trainIdx] for m in matches], dtype=np.float64)
+        n = len(matches)
+        src = ref.points[np.fromiter((m.queryIdx for m in matches), np.intp, n)]
+        dst = cur.points[np.fromiter((m.trainIdx for m in matches), np.intp, n)]
         transform, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.5)
         n_in = 0 if mask is None else int(mask.sum())
         if transform is None or n_in < self.params.min_inliers:
             return None, ShiftResult(True, float("inf"), n_in)
         inl = src[mask.ravel().astype(bool)]
         moved = inl @ transform[:, :2].T + transform[:, 2]
-        median = float(np.median(np.linalg.norm(moved - inl, axis=1)))
+        median = _median(np.linalg.norm(moved - inl, axis=1))
         return np.asarray(transform, dtype=np.float64), ShiftResult(False, median, n_in)
+
+
+def _median(values: FloatArray) -> float:
+    """`np.median` of a non-empty 1-D array by one partition, without its overhead."""
+    k = values.size // 2
+    if values.size % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, (k - 1, k))
+    return 0.5 * (float(part[k - 1]) + float(part[k]))
 
 
 def scale_registration(reg: Registration, factor: float) -> Registration:

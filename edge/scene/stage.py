@@ -124,6 +124,9 @@ class SceneChangeStage:
             gray = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
             colour = np.asarray(cv2.resize(small, (max(1, ww // 2), max(1, wh // 2)), interpolation=cv2.INTER_AREA),
                                 dtype=np.uint8)
+            # as BGRA: OpenCV warps four channels about three times faster than three (the same values; measured
+            # 50-70 us against 160-170 us at 160x90), and the alpha plane is never read
+            colour = np.asarray(cv2.cvtColor(colour, cv2.COLOR_BGR2BGRA), dtype=np.uint8)
         else:
             full = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
             gray = np.asarray(cv2.resize(full, (ww, wh), interpolation=cv2.INTER_AREA), dtype=np.uint8)
@@ -152,6 +155,8 @@ class SceneChangeStage:
         if bg.relearnt:
             return SceneOutput(_empty(), shift.median_px * scale, False, True)
         regions = find_regions(bg.established, bg.rest_s, bg.difference, self.config.min_area_px)
+        if not regions:  # nothing established (most frames), or only specks: nothing to test
+            return SceneOutput(_empty(), shift.median_px * scale, False, False)
         changed = bg.difference > self.config.diff_threshold
         regions = self._drop_ghosts(regions, warped, changed)  # first: a ghost is learnt in, flickering or not
         regions = [r for r in regions
@@ -312,7 +317,11 @@ def outside_view(transform: FloatArray, shape: tuple[int, int], margin_px: int =
 
 
 def _empty() -> sv.Detections:
-    return _with_fields(sv.Detections.empty(), "scene")
+    """No regions, with every region field: copies of one template (built once; most frames have no region)."""
+    e = _EMPTY
+    return sv.Detections(xyxy=e.xyxy.copy(), confidence=None if e.confidence is None else e.confidence.copy(),
+                         class_id=None if e.class_id is None else e.class_id.copy(),
+                         data={k: np.asarray(v).copy() for k, v in e.data.items()})
 
 
 def _with_fields(detections: sv.Detections, source: str, like: sv.Detections | None = None) -> sv.Detections:
@@ -336,6 +345,9 @@ def _with_fields(detections: sv.Detections, source: str, like: sv.Detections | N
         tracker_id=None if detections.tracker_id is None else detections.tracker_id.copy(),
         data=data,
     )
+
+
+_EMPTY = _with_fields(sv.Detections.empty(), "scene")
 
 
 def merge_regions(detections: sv.Detections, regions: sv.Detections,

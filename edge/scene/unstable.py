@@ -80,6 +80,7 @@ class FlickerMask:
         self._run_added: F32 | None = None  # decayed count this run added
         self._was_unstable: Mask | None = None  # unstable when this run began
         self._quiet: F32 | None = None  # seconds since the last change
+        self._zeros: F32 = np.zeros((0, 0), np.float32)
 
     def reset(self) -> None:
         """Forget the history (the backgrounds were relearnt, or the reference view changed)."""
@@ -114,7 +115,7 @@ class FlickerMask:
         self._count += changed
         self._run_added += changed
         np.minimum(self._count, np.float32(2.0 * p.min_changes), out=self._count)
-        _put(self._quiet, np.zeros_like(self._quiet), changed)
+        _put(self._quiet, self._zeros, changed)
         self._run |= changed
         self._remember(frame)
         self._unstable = (self._count >= p.min_changes) | (self._unstable & (self._count >= 0.5 * p.min_changes))
@@ -133,6 +134,7 @@ class FlickerMask:
         self._run = np.zeros(frame.shape, bool)
         self._was_unstable = np.zeros(frame.shape, bool)
         self._quiet = np.zeros(frame.shape, np.float32)
+        self._zeros = np.zeros(frame.shape, np.float32)  # read only: the source of `_put`'s resets
         self._homes = [self._low.copy(), self._high.copy(), self._low.copy(), self._high.copy()]
 
     def _begin_run(self, began: Mask) -> None:
@@ -144,7 +146,7 @@ class FlickerMask:
         _put(hi2, hi1, began)
         _put(lo1, self._low, began)
         _put(hi1, self._high, began)
-        _put(self._run_added, np.zeros_like(self._run_added), began)
+        _put(self._run_added, self._zeros, began)
         _put(self._was_unstable, self._unstable, began)
 
     def _end_run(self, frame: U8, ended: Mask, recoloured: Mask | None = None) -> None:
@@ -155,11 +157,14 @@ class FlickerMask:
         box 20 grey levels off the asphalt appeared, and the box was dropped as unstable)."""
         assert self._count is not None and self._run_added is not None and self._unstable is not None
         assert self._was_unstable is not None
+        long_run = ended & (self._run_added >= np.float32(MIN_RUN))
+        if not long_run.any():  # most frames: no run of that many changes ends, whatever it ended on
+            return
         lo1, hi1, lo2, hi2 = self._homes
         back = ((frame >= lo1) & (frame <= hi1)) | ((frame >= lo2) & (frame <= hi2))
         if recoloured is not None:  # a green box as bright as the ground it covers is a new look all the same
             back &= ~recoloured
-        new = ended & ~back & (self._run_added >= np.float32(MIN_RUN))
+        new = long_run & ~back
         if not new.any():
             return
         p = self.params
@@ -170,11 +175,10 @@ class FlickerMask:
     def _remember(self, frame: U8) -> None:
         """The bounds the next frame must leave to count a change: the 3x3 neighbourhood's range widened by
         `step`, in uint8 (a bound past 0 or 255 is clipped there, where no grey level can pass it)."""
-        step = np.uint8(min(255, round(self.params.step)))
-        high = np.asarray(cv2.dilate(frame, _GROW), dtype=np.uint8)
-        low = np.asarray(cv2.erode(frame, _GROW), dtype=np.uint8)
-        self._high = np.minimum(high, np.uint8(255) - step) + step
-        self._low = np.maximum(low, step) - step
+        step = np.full(frame.shape, min(255, round(self.params.step)), np.uint8)
+        # OpenCV's saturating uint8 arithmetic: one pass each instead of a clip and an add
+        self._high = np.asarray(cv2.add(cv2.dilate(frame, _GROW), step), dtype=np.uint8)
+        self._low = np.asarray(cv2.subtract(cv2.erode(frame, _GROW), step), dtype=np.uint8)
 
 
 def _put(dst: npt.NDArray[Any], src: npt.NDArray[Any], where: Mask) -> None:
