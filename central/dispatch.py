@@ -5,8 +5,10 @@ auto-files). The payload is `CaseAssignment` JSON; `assignment_id` lets the app 
 
 Delivery goes through a durable outbox, like the edge's events: `enqueue_assignment` writes the message into
 the `dispatch_outbox` table *in the transaction that creates the case*, and the wire `Publisher` drains that
-table over central's MQTT session, deleting a row only on its PUBACK. A crash after the commit, a broker outage
-or a restart therefore delays an assignment but cannot lose it; a row may go out twice (a lost PUBACK, two
+table over central's MQTT session until the broker's PUBACK. A crash after the commit, a broker outage or a
+restart therefore delays an assignment but cannot lose it. The broker may still lose what it acknowledged if it
+crashes before its next save (the shipped one saves every 60 s), so a PUBACKed row is kept `DISPATCH_REPLAY_S`
+and sent again after every reconnect (`DispatchOutbox`). A row may go out twice (a lost PUBACK, a reconnect, two
 central instances on one PostgreSQL store draining the same row), which the app drops by `assignment_id`.
 
 Why a table in the case store rather than the edge's SQLite outbox file: it is the only place where the
@@ -20,12 +22,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Float, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gridwatch.central.store import Case, CaseDraft, DispatchRow, Store
@@ -37,11 +40,20 @@ log = logging.getLogger("gridwatch.central")
 
 KIND = "assignment"
 OUTBOX: Table = DispatchRow.__table__  # type: ignore[assignment]
+# How long a PUBACKed assignment is kept to be sent again after a reconnect: above the shipped broker's
+# `autosave_interval 60` (seconds between saves) plus the save itself, with room (DispatchOutbox).
+DISPATCH_REPLAY_S = 180.0
+PRUNE_EVERY_S = 60.0
 # Built once: Core statements on the table, run on the transaction's connection (no ORM bookkeeping per call)
 _ENQUEUE = insert(OUTBOX)
-_DELETE_ACKED = delete(OUTBOX).where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-_ADD_ATTEMPTS = (update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
-                 .values(attempts=OUTBOX.c.attempts + bindparam("tries")))
+_UNACKED = select(OUTBOX).where(OUTBOX.c.acked_at.is_(None)).order_by(OUTBOX.c.id)
+_REPLAYED = (select(OUTBOX).where(OUTBOX.c.acked_at >= bindparam("lo"), OUTBOX.c.acked_at <= bindparam("hi"))
+             .order_by(OUTBOX.c.id))
+_NEWEST_ACK = select(func.max(OUTBOX.c.acked_at))
+_PRUNE = delete(OUTBOX).where(OUTBOX.c.acked_at < bindparam("cut"))
+_BOOK = (update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
+         .values(attempts=OUTBOX.c.attempts + bindparam("tries"),
+                 acked_at=func.coalesce(bindparam("at", type_=Float), OUTBOX.c.acked_at)))
 
 
 def build_assignment(case: Case | CaseDraft, assigned_at: datetime) -> CaseAssignment:
@@ -98,29 +110,88 @@ def enqueue_assignments(session: Session, prefix: str, assignments: Iterable[Cas
 class DispatchOutbox:
     """The `dispatch_outbox` table as a wire `OutboxStore`, for the wire `Publisher`.
 
-    The publisher calls these from its own thread and (`ack`) from the MQTT network thread, which must never wait
-    for the database: on SQLite the worker's batch holds the write lock until its commit. So the bookkeeping (rows
-    acknowledged by PUBACK, attempt counts) is kept here in memory, and written by the central worker in its next
-    batch transaction, or within its idle poll (`write_bookkeeping` / `settled`). Until then `pending()` and
-    `len()` leave the acknowledged rows out; a crash in between sends those assignments again, which the app drops
-    by `assignment_id`.
+    The publisher calls these from its own thread and (`ack`, `connected`, `disconnected`) from the MQTT network
+    thread, which must never wait for the database: on SQLite the worker's batch holds the write lock until its
+    commit. So the bookkeeping (PUBACK times, attempt counts) is kept here in memory, and written by the central
+    worker in its next batch transaction, or within its idle poll (`write_bookkeeping` / `settled`). Until then
+    `pending()` and `len()` leave the acknowledged rows out; a crash in between sends those assignments again,
+    which the app drops by `assignment_id`.
+
+    A PUBACK does not delete the row: it stamps `acked_at`, and the row is deleted `replay_s` later. Mosquitto
+    acknowledges a message before it saves it (the shipped broker saves every 60 s), so a broker crash loses the
+    assignments it acknowledged since its last save, queued for cleaners who were offline or not yet delivered.
+    Central cannot tell a broker crash from a network drop, so on every connect it sends again each row
+    acknowledged within `replay_s` before the connection was lost (on its first connect: before the newest PUBACK
+    in the table, so a central that went down with the broker replays too). Keep `replay_s` above the broker's
+    `autosave_interval` plus how long a save takes.
     """
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, *, replay_s: float = DISPATCH_REPLAY_S,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store, self.replay_s, self.clock = store, replay_s, clock
         self._lock = threading.Lock()
-        self._acked: set[int] = set()
+        self._acked: dict[int, float] = {}  # row id -> PUBACK time (clock), not written yet
         self._attempts: Counter[int] = Counter()
+        self._lost_at: float | None = None  # when the connection went down (None: not since the last connect)
+        self._replay: tuple[float, float] | None = None  # rows acked in [from, to] are due again
+        self._first_connect = True
+        self._anchor_on_newest = False  # the replay window of a first connect waits for the newest acked_at
+        self._last_prune = float("-inf")
 
+    # connection events (network thread: no database) ---------------------------------------------------------
+    def disconnected(self) -> None:
+        with self._lock:
+            if self._lost_at is None:
+                self._lost_at = self.clock()
+
+    def connected(self) -> None:
+        """Make the rows acknowledged within `replay_s` before the connection was lost due again, including PUBACKs
+        not written yet (their write is dropped: the row stays unacknowledged until its next PUBACK)."""
+        with self._lock:
+            now = self.clock()
+            anchor = self._lost_at if self._lost_at is not None else now
+            self._replay = (anchor - self.replay_s, now)
+            self._anchor_on_newest, self._first_connect = self._first_connect, False
+            self._lost_at = None
+            self._acked = {i: t for i, t in self._acked.items() if not self._replay[0] <= t <= now}
+
+    # OutboxStore ------------------------------------------------------------------------------------------
     def pending(self, limit: int = 100, exclude: set[int] | None = None) -> list[OutboxItem]:
         with self._lock:
-            skip = set(exclude or ()) | self._acked
+            skip = set(exclude or ()) | set(self._acked)
             tried = dict(self._attempts)
-        query = select(OUTBOX).order_by(OUTBOX.c.id).limit(limit + len(skip))
+        window = self._window()
+        rows = []
         with self.store.engine.connect() as conn:  # plain rows: this runs after every batch that opened a case
-            rows = [r for r in conn.execute(query) if r.id not in skip]
+            rows.extend(conn.execute(_UNACKED.limit(limit + len(skip))))
+            if window is not None:
+                replayed = list(conn.execute(_REPLAYED.limit(limit + len(skip)), {"lo": window[0], "hi": window[1]}))
+                if not replayed:
+                    self._close_window(window)
+                rows.extend(replayed)
+        rows = sorted((r for r in rows if r.id not in skip), key=lambda r: r.id)
         return [OutboxItem(r.id, KIND, r.topic, bytes(r.payload), {}, r.attempts + tried.get(r.id, 0),
                            r.assignment_id) for r in rows[:limit]]
+
+    def _window(self) -> tuple[float, float] | None:
+        """The replay window; on a first connect anchored on the newest PUBACK the table holds (one query)."""
+        with self._lock:
+            window, anchor_on_newest = self._replay, self._anchor_on_newest
+            self._anchor_on_newest = False
+        if window is None or not anchor_on_newest:
+            return window
+        with self.store.engine.connect() as conn:
+            newest = conn.execute(_NEWEST_ACK).scalar()
+        with self._lock:
+            if self._replay == window:  # no reconnect meanwhile
+                self._replay = window = (min(window[0], float(newest) - self.replay_s) if newest is not None
+                                         else window[0], window[1])
+            return self._replay
+
+    def _close_window(self, window: tuple[float, float]) -> None:
+        with self._lock:
+            if self._replay == window:
+                self._replay = None
 
     def mark_attempt(self, item_id: int) -> None:
         with self._lock:
@@ -128,42 +199,44 @@ class DispatchOutbox:
 
     def ack(self, item_id: int) -> None:
         with self._lock:
-            self._acked.add(item_id)
-            self._attempts.pop(item_id, None)
+            self._acked[item_id] = self.clock()
 
     def __len__(self) -> int:
-        with self._lock:
-            acked = set(self._acked)
-        query = select(func.count()).select_from(DispatchRow).where(DispatchRow.id.not_in(acked))
-        with self.store.session() as session:
-            return int(session.scalar(query) or 0)
+        """Rows still to be (re)sent: not acknowledged, or due again after a reconnect."""
+        return len(self.pending(limit=1_000_000))
 
     def has_bookkeeping(self) -> bool:
         with self._lock:
             return bool(self._acked or self._attempts)
 
     def write_bookkeeping(self, session: Session) -> Bookkeeping:
-        """Delete the acknowledged rows and add the attempts, in the caller's transaction; pass the result to
+        """Stamp the acknowledged rows and add the attempts, in the caller's transaction; pass the result to
         `settled` once it committed (if it does not, the next call writes the same again).
 
-        At most two statements whatever the numbers: one DELETE for the acknowledged rows, one UPDATE executed for
-        the attempts of the rows that stay (an attempt counted for a row deleted here changes nothing: a PUBACK
-        that came before `mark_attempt` leaves one behind for every assignment)."""
+        One UPDATE executed for all rows whatever the numbers, and, at most once a minute, one DELETE of the rows
+        acknowledged more than `replay_s` ago."""
         with self._lock:
-            done = Bookkeeping(frozenset(self._acked), dict(self._attempts))
+            done = Bookkeeping(dict(self._acked), dict(self._attempts))
+            now = self.clock()
+            prune = now - self._last_prune >= PRUNE_EVERY_S
         conn = session.connection()
-        for chunk in _chunks(sorted(done.acked)):
-            conn.execute(_DELETE_ACKED, {"ids": chunk})
-        tried = [{"row_id": item_id, "tries": tries} for item_id, tries in sorted(done.attempts.items())
-                 if item_id not in done.acked]
-        if tried:
-            conn.execute(_ADD_ATTEMPTS, tried)
+        if prune:
+            conn.execute(_PRUNE, {"cut": now - self.replay_s})
+        rows = [{"row_id": item_id, "tries": done.attempts.get(item_id, 0), "at": done.acked.get(item_id)}
+                for item_id in sorted(done.acked.keys() | done.attempts.keys())]
+        if rows:
+            conn.execute(_BOOK, rows)
+        if prune:
+            with self._lock:
+                self._last_prune = now
         return done
 
     def settled(self, done: Bookkeeping) -> None:
-        """`done` is committed: forget it."""
+        """`done` is committed: forget it (a PUBACK noted again since is kept for the next write)."""
         with self._lock:
-            self._acked -= done.acked
+            for item_id, at in done.acked.items():
+                if self._acked.get(item_id) == at:
+                    del self._acked[item_id]
             for item_id, tries in done.attempts.items():
                 left = self._attempts.get(item_id, 0) - tries
                 if left > 0:
@@ -179,7 +252,7 @@ def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
 
 @dataclass(frozen=True)
 class Bookkeeping:
-    """What `DispatchOutbox.write_bookkeeping` wrote: rows deleted on their PUBACK, attempts added per row."""
+    """What `DispatchOutbox.write_bookkeeping` wrote: PUBACK times per row, attempts added per row."""
 
-    acked: frozenset[int]
+    acked: dict[int, float]
     attempts: dict[int, int]
