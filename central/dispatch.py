@@ -27,8 +27,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Float, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Float, Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gridwatch.central.store import Case, CaseDraft, DispatchRow, Store
@@ -44,6 +45,7 @@ OUTBOX: Table = DispatchRow.__table__  # type: ignore[assignment]
 # `autosave_interval 60` (seconds between saves) plus the save itself, with room (DispatchOutbox).
 DISPATCH_REPLAY_S = 180.0
 PRUNE_EVERY_S = 60.0
+KNOWN_MAX_AGE_S = 1.0  # `DispatchOutbox.pending` reuses a complete answer at most this long
 # Built once: Core statements on the table, run on the transaction's connection (no ORM bookkeeping per call)
 _ENQUEUE = insert(OUTBOX)
 _UNACKED = select(OUTBOX).where(OUTBOX.c.acked_at.is_(None)).order_by(OUTBOX.c.id)
@@ -137,6 +139,9 @@ class DispatchOutbox:
         self._first_connect = True
         self._anchor_on_newest = False  # the replay window of a first connect waits for the newest acked_at
         self._last_prune = float("-inf")
+        self._known: list[Row[Any]] = []  # every unacknowledged row, as of `_known_at` (`pending`)
+        self._known_at = float("-inf")
+        self._generation = 0  # bumped by every commit and connect: a query that straddles one is not kept
 
     # connection events (network thread: no database) ---------------------------------------------------------
     def disconnected(self) -> None:
@@ -154,24 +159,47 @@ class DispatchOutbox:
             self._anchor_on_newest, self._first_connect = self._first_connect, False
             self._lost_at = None
             self._acked = {i: t for i, t in self._acked.items() if not self._replay[0] <= t <= now}
+            self._forget_known()
 
     # OutboxStore ------------------------------------------------------------------------------------------
     def pending(self, limit: int = 100, exclude: set[int] | None = None) -> list[OutboxItem]:
+        """The oldest rows to (re)send. The publisher asks after every batch and every PUBACK, so when one query
+        returned every unacknowledged row, later calls reuse those rows (minus the ones acknowledged or in flight
+        since) until the worker's next commit (`settled`, which also follows every commit that adds rows), a
+        reconnect, or `KNOWN_MAX_AGE_S` (rows another central instance added to a shared table)."""
         with self._lock:
             skip = set(exclude or ()) | set(self._acked)
             tried = dict(self._attempts)
+            known = self._known if time.monotonic() - self._known_at < KNOWN_MAX_AGE_S else None
         window = self._window()
-        rows = []
-        with self.store.engine.connect() as conn:  # plain rows: this runs after every batch that opened a case
-            rows.extend(conn.execute(_UNACKED.limit(limit + len(skip))))
-            if window is not None:
-                replayed = list(conn.execute(_REPLAYED.limit(limit + len(skip)), {"lo": window[0], "hi": window[1]}))
-                if not replayed:
-                    self._close_window(window)
-                rows.extend(replayed)
-        rows = sorted((r for r in rows if r.id not in skip), key=lambda r: r.id)
+        if known is None or window is not None:
+            known = self._query(limit + len(skip), window)
+        rows = [r for r in known if r.id not in skip]
         return [OutboxItem(r.id, KIND, r.topic, bytes(r.payload), {}, r.attempts + tried.get(r.id, 0),
                            r.assignment_id) for r in rows[:limit]]
+
+    def _query(self, limit: int, window: tuple[float, float] | None) -> list[Row[Any]]:
+        """Up to `limit` unacknowledged rows and rows due again in `window`, by id. Without a transaction (no
+        BEGIN and ROLLBACK round trips): one statement each, and nothing here needs a consistent snapshot."""
+        with self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            with self._lock:
+                generation = self._generation
+            rows = list(conn.execute(_UNACKED.limit(limit)))
+            if len(rows) < limit and window is None:
+                with self._lock:
+                    if self._generation == generation:  # no commit or reconnect while it ran
+                        self._known, self._known_at = rows, time.monotonic()
+            if window is not None:
+                replayed = list(conn.execute(_REPLAYED.limit(limit), {"lo": window[0], "hi": window[1]}))
+                if not replayed:
+                    self._close_window(window)
+                rows = sorted(rows + replayed, key=lambda r: r.id)
+        return rows
+
+    def _forget_known(self) -> None:
+        """Under the lock: the table changed (a commit) or the replay window did (a connect)."""
+        self._known, self._generation = [], self._generation + 1
+        self._known_at = float("-inf")
 
     def _window(self) -> tuple[float, float] | None:
         """The replay window; on a first connect anchored on the newest PUBACK the table holds (one query)."""
@@ -232,8 +260,10 @@ class DispatchOutbox:
         return done
 
     def settled(self, done: Bookkeeping) -> None:
-        """`done` is committed: forget it (a PUBACK noted again since is kept for the next write)."""
+        """`done` is committed: forget it (a PUBACK noted again since is kept for the next write). The worker calls
+        this after every commit, so it is also where the rows a commit added become visible to `pending`."""
         with self._lock:
+            self._forget_known()
             for item_id, at in done.acked.items():
                 if self._acked.get(item_id) == at:
                     del self._acked[item_id]
