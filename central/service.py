@@ -73,7 +73,7 @@ log = logging.getLogger("gridwatch.central")
 
 DEFAULT_CLIENT_ID = "gridwatch-central"
 DISPATCH_MAX_INFLIGHT = 20
-DEFAULT_BATCH_SIZE = 100
+DEFAULT_BATCH_SIZE = 400
 DEFAULT_BATCH_MS = 50.0
 MAX_BATCH_SIZE = 32767  # twice it is MQTT 5's largest Receive Maximum
 
