@@ -25,7 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +45,8 @@ OUTBOX: Table = DispatchRow.__table__  # type: ignore[assignment]
 # `autosave_interval 60` (seconds between saves) plus the save itself, with room (DispatchOutbox).
 DISPATCH_REPLAY_S = 180.0
 PRUNE_EVERY_S = 60.0
-KNOWN_MAX_AGE_S = 1.0  # `DispatchOutbox.pending` reuses a complete answer at most this long
+KNOWN_MAX_AGE_S = 1.0  # `DispatchOutbox.pending` reuses the rows it read at most this long
+KNOWN_ROWS = 500  # and reads this many at a time (about 1 KB each)
 # Built once: Core statements on the table, run on the transaction's connection (no ORM bookkeeping per call)
 _ENQUEUE = insert(OUTBOX)
 _UNACKED = select(OUTBOX).where(OUTBOX.c.acked_at.is_(None)).order_by(OUTBOX.c.id)
@@ -139,8 +140,9 @@ class DispatchOutbox:
         self._first_connect = True
         self._anchor_on_newest = False  # the replay window of a first connect waits for the newest acked_at
         self._last_prune = float("-inf")
-        self._known: list[Row[Any]] = []  # every unacknowledged row, as of `_known_at` (`pending`)
+        self._known: list[OutboxItem] = []  # the oldest unacknowledged rows, as read at `_known_at` (`pending`)
         self._known_at = float("-inf")
+        self._known_complete = False  # `_known` held every unacknowledged row (and no commit came since)
         self._generation = 0  # bumped by every commit and connect: a query that straddles one is not kept
 
     # connection events (network thread: no database) ---------------------------------------------------------
@@ -163,43 +165,53 @@ class DispatchOutbox:
 
     # OutboxStore ------------------------------------------------------------------------------------------
     def pending(self, limit: int = 100, exclude: set[int] | None = None) -> list[OutboxItem]:
-        """The oldest rows to (re)send. The publisher asks after every batch and every PUBACK, so when one query
-        returned every unacknowledged row, later calls reuse those rows (minus the ones acknowledged or in flight
-        since) until the worker's next commit (`settled`, which also follows every commit that adds rows), a
-        reconnect, or `KNOWN_MAX_AGE_S` (rows another central instance added to a shared table)."""
+        """The oldest rows to (re)send. The publisher asks after every batch and every PUBACK, so one query reads
+        up to `KNOWN_ROWS` of the oldest unacknowledged rows and later calls take from them (minus the ones
+        acknowledged or in flight since) while they last: rows a later commit adds have higher ids, so the oldest
+        still come first. Read again when too few are left, after a reconnect, and after `KNOWN_MAX_AGE_S` (rows
+        another central instance added to a shared table)."""
         with self._lock:
             skip = set(exclude or ()) | set(self._acked)
             tried = dict(self._attempts)
-            known = self._known if time.monotonic() - self._known_at < KNOWN_MAX_AGE_S else None
+            fresh = time.monotonic() - self._known_at < KNOWN_MAX_AGE_S
+            known = [item for item in self._known if item.id not in skip] if fresh else []
+            enough = fresh and (len(known) >= limit or self._known_complete)
         window = self._window()
-        if known is None or window is not None:
-            known = self._query(limit + len(skip), window)
-        rows = [r for r in known if r.id not in skip]
-        return [OutboxItem(r.id, KIND, r.topic, bytes(r.payload), {}, r.attempts + tried.get(r.id, 0),
-                           r.assignment_id) for r in rows[:limit]]
+        if not enough or window is not None:
+            known = [item for item in self._query(max(limit + len(skip), KNOWN_ROWS), window) if item.id not in skip]
+        return [replace(item, attempts=item.attempts + tried.get(item.id, 0)) if item.id in tried else item
+                for item in known[:limit]]
 
-    def _query(self, limit: int, window: tuple[float, float] | None) -> list[Row[Any]]:
+    def _query(self, limit: int, window: tuple[float, float] | None) -> list[OutboxItem]:
         """Up to `limit` unacknowledged rows and rows due again in `window`, by id. Without a transaction (no
         BEGIN and ROLLBACK round trips): one statement each, and nothing here needs a consistent snapshot."""
         with self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             with self._lock:
                 generation = self._generation
-            rows = list(conn.execute(_UNACKED.limit(limit)))
-            if len(rows) < limit and window is None:
+            rows = [_item(r) for r in conn.execute(_UNACKED.limit(limit))]
+            if window is None:
                 with self._lock:
                     if self._generation == generation:  # no commit or reconnect while it ran
                         self._known, self._known_at = rows, time.monotonic()
-            if window is not None:
-                replayed = list(conn.execute(_REPLAYED.limit(limit), {"lo": window[0], "hi": window[1]}))
-                if not replayed:
-                    self._close_window(window)
-                rows = sorted(rows + replayed, key=lambda r: r.id)
-        return rows
+                        self._known_complete = len(rows) < limit
+                return rows
+            replayed = [_item(r) for r in conn.execute(_REPLAYED.limit(limit), {"lo": window[0], "hi": window[1]})]
+        if not replayed:
+            self._close_window(window)
+        return sorted(rows + replayed, key=lambda item: item.id)
 
     def _forget_known(self) -> None:
-        """Under the lock: the table changed (a commit) or the replay window did (a connect)."""
-        self._known, self._generation = [], self._generation + 1
+        """Under the lock: the replay window changed (a connect)."""
+        self._known, self._known_complete, self._generation = [], False, self._generation + 1
         self._known_at = float("-inf")
+
+    def _commit_known(self, done: Bookkeeping) -> None:
+        """Under the lock: `done` committed. Its acknowledged rows leave the rows read, its attempts join them; the
+        commit may have added rows, so the rows read are no longer known to be all of them."""
+        self._known = [replace(item, attempts=item.attempts + done.attempts.get(item.id, 0))
+                       if item.id in done.attempts else item
+                       for item in self._known if item.id not in done.acked]
+        self._known_complete, self._generation = False, self._generation + 1
 
     def _window(self) -> tuple[float, float] | None:
         """The replay window; on a first connect anchored on the newest PUBACK the table holds (one query)."""
@@ -261,9 +273,9 @@ class DispatchOutbox:
 
     def settled(self, done: Bookkeeping) -> None:
         """`done` is committed: forget it (a PUBACK noted again since is kept for the next write). The worker calls
-        this after every commit, so it is also where the rows a commit added become visible to `pending`."""
+        this after every commit, so it also tells `pending` that rows may have been added."""
         with self._lock:
-            self._forget_known()
+            self._commit_known(done)
             for item_id, at in done.acked.items():
                 if self._acked.get(item_id) == at:
                     del self._acked[item_id]
@@ -273,6 +285,10 @@ class DispatchOutbox:
                     self._attempts[item_id] = left
                 else:
                     self._attempts.pop(item_id, None)
+
+
+def _item(row: Row[Any]) -> OutboxItem:
+    return OutboxItem(row.id, KIND, row.topic, bytes(row.payload), {}, row.attempts, row.assignment_id)
 
 
 def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:

@@ -20,7 +20,8 @@ What a successful PUBACK does to the row is `confirm`: `"puback"` deletes it (ce
 gateway whose central predates receipts); `"receipt"` (the edge's default) keeps it as `published` until central's
 receipt deletes it (`gridwatch.wire.receipts`), because the broker can lose an acknowledged message in a crash.
 A published row is sent again after `resend_s[0]` once central has receipted a row published after it (so it
-was lost on the way), and after `resend_s[1]` in any case; both double per send. After every reconnect the newest
+was lost on the way; the newest row of the outbox without that condition), and after `resend_s[1]` in any case;
+both double per send. After every reconnect the newest
 `max_inflight` published rows go again at once (the broker may have restarted without them): their receipts
 then show which older ones it lost. Not all of them: a busy broker that drops connections would otherwise get
 the whole backlog again on every reconnect. Central dedupes on `event_id`.
