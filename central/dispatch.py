@@ -6,7 +6,8 @@ auto-files). The payload is `CaseAssignment` JSON; `assignment_id` lets the app 
 Delivery goes through a durable outbox, like the edge's events: `enqueue_assignment` writes the message into
 the `dispatch_outbox` table *in the transaction that creates the case*, and the wire `Publisher` drains that
 table over central's MQTT session until the broker's PUBACK. A crash after the commit, a broker outage or a
-restart therefore delays an assignment but cannot lose it. The broker may still lose what it acknowledged if it
+restart therefore delays an assignment but cannot lose it; nor does a PUBACK "no matching subscribers" settle it
+(the service's publisher backs such a row off and sends it again). The broker may still lose what it acknowledged if it
 crashes before its next save (the shipped one saves every 60 s), so a PUBACKed row is kept `DISPATCH_REPLAY_S`
 and sent again after every reconnect (`DispatchOutbox`). A row may go out twice (a lost PUBACK, a reconnect, two
 central instances on one PostgreSQL store draining the same row), which the app drops by `assignment_id`.

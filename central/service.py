@@ -11,9 +11,10 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
 - Incidents: QoS 1, acknowledged only after the transaction committed (`transport`), persistent session; the
   `event_id` primary key turns a redelivery into a harmless `duplicate` (`handler`).
 - Case assignments: written in the case's transaction and published from the dispatch outbox until the broker
-  acknowledges them, and again after every reconnect for `dispatch_replay_s` after that (a broker that crashes
-  before its next save loses what it acknowledged; `dispatch`): at least once, deduplicated by the app on
-  `assignment_id`.
+  acknowledges them with a subscriber to give them to (MQTT 5: a PUBACK "no matching subscribers" backs the row off
+  and sends it again: the cleaner app is not subscribed yet, or a broker crash lost its session), and again after
+  every reconnect for `dispatch_replay_s` after that (a broker that crashes before its next save loses what it
+  acknowledged; `dispatch`): at least once, deduplicated by the app on `assignment_id`.
 - Subscriptions: made again on every connect. A broker that crashed before saving central's session comes back
   without it (`session present: False`): what gateways sent before central resubscribed went nowhere, and comes
   again from their outboxes, which keep each message until central's receipt.
@@ -199,8 +200,10 @@ class CentralService:
         self._session = self._make_session()
         session = self._session
         self.receipts = ReceiptSender(lambda topic, payload: session.publish(topic, payload, {}), self.prefix)
+        # retry_unmatched: an assignment no cleaner app is subscribed to (MQTT 5 PUBACK 0x10) stays and goes again
         self._publisher = Publisher(outbox, PublishPort(self._session), DISPATCH_MAX_INFLIGHT,
-                                    on_acked=lambda _item: self._tally.bump("dispatched")).start()
+                                    on_acked=lambda _item: self._tally.bump("dispatched"),
+                                    retry_unmatched=True).start()
         self._session.connect(_Events(self))
         self._worker = threading.Thread(target=self._work, name="central-worker", daemon=True)
         self._worker.start()

@@ -193,6 +193,7 @@ class PublisherStats:
     stray_acks: int = 0  # PUBACKs of no outbox row (the edge's status heartbeat, an old connection's resend)
     resent: int = 0  # sends of a row that had been sent before (reconnect, refusal, receipt timeout)
     republished: int = 0  # published rows made due at once by a reconnect (confirm="receipt")
+    unmatched: int = 0  # PUBACKs saying no subscription matched, with retry_unmatched (backed off, kept)
 
 
 @dataclass(frozen=True)
@@ -228,20 +229,23 @@ class Publisher:
     doubling per refusal up to `backoff_s[1]`; the other rows go on meanwhile. `confirm` says whether the PUBACK
     deletes the row or a receipt must (module docstring); with `"receipt"` an unreceipted row is sent again
     `resend_s[0]` after its PUBACK once a later row was receipted, `resend_s[1]` after it in any case (`RESEND_S`).
-    `clock` is for tests.
+    With `retry_unmatched` a PUBACK saying no subscription matched (MQTT 5 reason 0x10: the message reaches nobody)
+    settles nothing: the row is backed off like a refusal and sent again (central's case assignments: a cleaner
+    app not yet subscribed, or whose session a broker crash lost, gets it once it is). `clock` is for tests.
     """
 
     def __init__(self, outbox: OutboxStore, transport: Transport, max_inflight: int = 20,
                  on_acked: Callable[[OutboxItem], None] | None = None, *,
                  backoff_s: tuple[float, float] = (1.0, 300.0), clock: Callable[[], float] = time.monotonic,
-                 confirm: Confirm = "puback", resend_s: tuple[float, float] = RESEND_S) -> None:
+                 confirm: Confirm = "puback", resend_s: tuple[float, float] = RESEND_S,
+                 retry_unmatched: bool = False) -> None:
         if confirm == "receipt" and not isinstance(outbox, ConfirmingStore):
             raise TypeError(f"confirm='receipt' needs an outbox that keeps published rows, not {type(outbox)}")
         if confirm not in ("puback", "receipt"):
             raise ValueError(f"confirm must be 'puback' or 'receipt', not {confirm!r}")
         self.outbox, self.transport, self.max_inflight = outbox, transport, max_inflight
         self.backoff_s, self.clock = backoff_s, clock
-        self.confirm, self.resend_s = confirm, resend_s
+        self.confirm, self.resend_s, self.retry_unmatched = confirm, resend_s, retry_unmatched
         self.stats = PublisherStats()
         self._on_acked = on_acked
         self._generation = 0  # bumped on every connect and disconnect
@@ -300,7 +304,7 @@ class Publisher:
                 else:  # a message the publisher did not send (status), or a resend of an old connection's
                     self.stats.stray_acks += 1
                 return
-            if reason_code < REFUSED:
+            if self._accepted(reason_code):
                 # Settle the row before it leaves the books, under the lock: otherwise the sender could see it
                 # neither in flight nor settled and publish it a second time.
                 self._delivered(item)
@@ -308,7 +312,7 @@ class Publisher:
 
     def _settle(self, item: OutboxItem, reason_code: int) -> None:
         """Count a PUBACK whose row (on success) is already deleted; back a refused row off."""
-        if reason_code < REFUSED:
+        if self._accepted(reason_code):
             with self._lock:
                 self._refused.pop(item.id, None)
             self.stats.acked += 1
@@ -318,12 +322,22 @@ class Publisher:
             self._back_off(item, reason_code)
         self._wake.set()
 
+    def _accepted(self, reason_code: int) -> bool:
+        """A PUBACK that settles its row: success, and with `retry_unmatched` not 'no matching subscribers'."""
+        return reason_code < REFUSED and not (self.retry_unmatched and reason_code == NO_MATCHING_SUBSCRIBERS)
+
     def _back_off(self, item: OutboxItem, reason_code: int) -> None:
         with self._lock:
             count = self._refused[item.id].count + 1 if item.id in self._refused else 1
             low, high = self.backoff_s
             delay = min(high, low * 2 ** (count - 1))
             self._refused[item.id] = _Refusal(count, self.clock() + delay)
+        if reason_code == NO_MATCHING_SUBSCRIBERS:
+            self.stats.unmatched += 1
+            (log.info if count == 1 else log.debug)(
+                "no subscriber for outbox row %d (%s on %s) yet; retrying in %.0f s", item.id, item.kind, item.topic,
+                delay)
+            return
         self.stats.refused += 1
         log.warning("broker refused outbox row %d (%s on %s): %s (0x%02X), refusal %d; retrying in %.0f s",
                     item.id, item.kind, item.topic, reason_name(reason_code), reason_code, count, delay)
@@ -412,7 +426,7 @@ class Publisher:
                 booked = mid is not None and self._generation == generation and early is None
                 if booked:
                     self._inflight[(generation, mid)] = item  # type: ignore[index]
-                elif early is not None and early.reason_code < REFUSED:
+                elif early is not None and self._accepted(early.reason_code):
                     self._delivered(item)
         if mid is None:
             return False
@@ -440,6 +454,7 @@ class Publisher:
 
 
 REFUSED = 0x80  # MQTT 5: a PUBACK reason code of 0x80 or more means the broker did not accept the message
+NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5: accepted, but no subscription matched: nobody will get it
 
 
 def reason_value(rc: object) -> int:

@@ -50,8 +50,11 @@ def test_a_central_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -
 def test_a_broker_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
     """The shipped broker saves every 60 s and this one dies ~1 s after it started: it comes back without central's
     session, the cleaner's, or anything it acknowledged. Central subscribes again on connect, the gateway resends
-    what has no receipt, central resends the assignments of the last minutes."""
-    code, report = run(tmp_path, "broker-kill")
+    what has no receipt, central resends the assignments of the last minutes. What the gateway sent after the
+    broker's return but before central subscribed again went nowhere, and the receipts of what central had stored
+    before the kill were lost: the newest row goes again 30 s after its PUBACK, the others once its receipt
+    comes and their own resend time (doubled by the resend on reconnect) has passed, so this takes up to ~90 s."""
+    code, report = run(tmp_path, "broker-kill", timeout_s=150)
     outcome = report["outcomes"][0]
     assert (outcome["sent"], outcome["stored_cases"], outcome["lost"]) == (40, 40, 0), outcome
     assert outcome["event_rows"] == 40 and outcome["duplicate_cases"] == 0, outcome

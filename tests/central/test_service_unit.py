@@ -160,3 +160,21 @@ def test_share_group_is_opt_in_and_sites_narrow_the_filters(tmp_path: Path) -> N
     assert topics(share_group="central", protocol="3.1.1") == both
     assert topics(sites=("north", "east")) == [f"gridwatch/v1/{site}/+/+/{kind}" for site in ("north", "east")
                                                for kind in ("incident", "evidence")]
+
+
+def test_an_assignment_nobody_is_subscribed_to_stays_and_goes_again(tmp_path: Path) -> None:
+    """MQTT 5 PUBACK 0x10 (no matching subscribers: the cleaner app has not subscribed, or a broker crash lost its
+    session) settles nothing: the row is backed off (1 s) and sent again until a PUBACK with a subscriber."""
+    session = FakeSession(auto_ack=False)
+    with make_service(tmp_path, session) as service:
+        session.deliver(TOPIC, payload(make_event("inc-unit-0007")))
+        assert wait_until(lambda: len(dispatched(session)) == 1)
+        session.ack_all(0x10)
+        time.sleep(0.3)
+        assert service.counters.dispatched == 0 and unacked(service.store) == 1
+        assert wait_until(lambda: len(dispatched(session)) == 2, 5)  # after the 1 s backoff
+        session.ack_all(0)
+        assert service.wait_for(lambda: service.counters.dispatched == 1, 5)
+        assert wait_until(lambda: unacked(service.store) == 0)
+    bodies = [json.loads(body) for _, body in dispatched(session)]
+    assert len({b["assignment_id"] for b in bodies}) == 1
