@@ -10,7 +10,8 @@ updates, ended gone) as fast as the broker acknowledges them:
 
 - raw: a paho subscriber doing no work (persistent session, QoS 1, acknowledges on receipt);
 - sqlite / postgresql: the central service as its own process (`gridwatch central run`, shipped defaults; a
-  fresh SQLite file, or a fresh schema in `--rate-pg-url`).
+  fresh SQLite file, or a fresh schema in `--rate-pg-url`), with a cleaner app (`chaos.CleanerApp`) subscribed to
+  the case assignments (without one, the broker answers each "no matching subscribers" and central sends it again).
 
 A leg's rate is messages / (last one received or stored - first one published); central's count is the
 `events` rows in its store, polled every 50 ms. Goals: SQLite >= 0.5x raw, PostgreSQL >= 0.8x raw (the
@@ -167,6 +168,7 @@ def central_leg(name: str, settings: list[str], batch: list[tuple[str, bytes]], 
 
     work.mkdir(parents=True, exist_ok=True)
     with MosquittoBroker(persistence=True, settings=settings) as broker:
+        app = chaos.CleanerApp(broker.port).start()  # takes the case assignments, as a deployment's apps do
         central = chaos._central(broker.url, db_url, work, "").start()
         try:
             if not wait_until(lambda: "subscribed" in central.log.read_text(errors="replace"), 60):
@@ -183,6 +185,7 @@ def central_leg(name: str, settings: list[str], batch: list[tuple[str, bytes]], 
                 profiler.wait(30)
         finally:
             central.terminate(30)
+            app.stop()
     leg = _leg(name, len(batch), stored, at - t0, pub_s)
     if cpu0 is not None and cpu1 is not None and stored:
         leg.cpu_ms_per_msg = round(1000 * (cpu1 - cpu0) / stored, 3)

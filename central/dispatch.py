@@ -3,14 +3,15 @@
 Published on `{prefix}/dispatch/{cleaner}` with QoS 1 when a case is created (and filed, if its category
 auto-files). The payload is `CaseAssignment` JSON; `assignment_id` lets the app deduplicate a redelivery.
 
-Delivery goes through a durable outbox, like the edge's events: `enqueue_assignment` writes the message into
-the `dispatch_outbox` table *in the transaction that creates the case*, and the wire `Publisher` drains that
-table over central's MQTT session until the broker's PUBACK. A crash after the commit, a broker outage or a
-restart therefore delays an assignment but cannot lose it; nor does a PUBACK "no matching subscribers" settle it
-(the service's publisher backs such a row off and sends it again). The broker may still lose what it acknowledged if it
-crashes before its next save (the shipped one saves every 60 s), so a PUBACKed row is kept `DISPATCH_REPLAY_S`
-and sent again after every reconnect (`DispatchOutbox`). A row may go out twice (a lost PUBACK, a reconnect, two
-central instances on one PostgreSQL store draining the same row), which the app drops by `assignment_id`.
+Delivery goes through a durable outbox, like the edge's events: `enqueue_assignment` writes the message into the
+`dispatch_outbox` table *in the transaction that creates the case*, and the wire `Publisher` drains that table over
+central's MQTT session until the broker's PUBACK. A crash after the commit, a broker outage or a restart therefore
+delays an assignment but cannot lose it; nor does a PUBACK "no matching subscribers" settle it for its first 60 s
+(the service's publisher backs such a row off and sends it again). The broker may still lose what it acknowledged
+if it crashes before its next save (the shipped one saves every 60 s), so a PUBACKed row is kept
+`DISPATCH_REPLAY_S` and sent again after every reconnect (`DispatchOutbox`). A row may go out twice (a lost PUBACK,
+a reconnect, two central instances on one PostgreSQL store draining the same row), which the app drops by
+`assignment_id`.
 
 Why a table in the case store rather than the edge's SQLite outbox file: it is the only place where the
 assignment commits atomically with its case. With a separate file, a crash between the case commit and the

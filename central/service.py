@@ -12,7 +12,7 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
   `event_id` primary key turns a redelivery into a harmless `duplicate` (`handler`).
 - Case assignments: written in the case's transaction and published from the dispatch outbox until the broker
   acknowledges them with a subscriber to give them to (MQTT 5: a PUBACK "no matching subscribers" backs the row off
-  and sends it again: the cleaner app is not subscribed yet, or a broker crash lost its session), and again after
+  and sends it again for up to 60 s: a broker crash lost the cleaner app's session), and again after
   every reconnect for `dispatch_replay_s` after that (a broker that crashes before its next save loses what it
   acknowledged; `dispatch`): at least once, deduplicated by the app on `assignment_id`.
 - Subscriptions: made again on every connect. A broker that crashed before saving central's session comes back
@@ -74,6 +74,10 @@ log = logging.getLogger("gridwatch.central")
 
 DEFAULT_CLIENT_ID = "gridwatch-central"
 DISPATCH_MAX_INFLIGHT = 20
+# An assignment the broker answers "no matching subscribers" goes again (1 s, doubling) for this long, then counts as
+# sent: a cleaner app whose session a broker crash lost subscribes again within seconds; a topic nobody subscribes
+# to (a desk that does not use the app) must not pile up in the outbox.
+DISPATCH_UNMATCHED_RETRY_S = 60.0
 DEFAULT_BATCH_SIZE = 400
 DEFAULT_BATCH_MS = 50.0
 MAX_BATCH_SIZE = 32767  # twice it is MQTT 5's largest Receive Maximum
@@ -200,10 +204,10 @@ class CentralService:
         self._session = self._make_session()
         session = self._session
         self.receipts = ReceiptSender(lambda topic, payload: session.publish(topic, payload, {}), self.prefix)
-        # retry_unmatched: an assignment no cleaner app is subscribed to (MQTT 5 PUBACK 0x10) stays and goes again
+        # an assignment no cleaner app is subscribed to (MQTT 5 PUBACK 0x10) stays and goes again for a while
         self._publisher = Publisher(outbox, PublishPort(self._session), DISPATCH_MAX_INFLIGHT,
                                     on_acked=lambda _item: self._tally.bump("dispatched"),
-                                    retry_unmatched=True).start()
+                                    retry_unmatched_s=DISPATCH_UNMATCHED_RETRY_S).start()
         self._session.connect(_Events(self))
         self._worker = threading.Thread(target=self._work, name="central-worker", daemon=True)
         self._worker.start()

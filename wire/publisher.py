@@ -229,23 +229,26 @@ class Publisher:
     doubling per refusal up to `backoff_s[1]`; the other rows go on meanwhile. `confirm` says whether the PUBACK
     deletes the row or a receipt must (module docstring); with `"receipt"` an unreceipted row is sent again
     `resend_s[0]` after its PUBACK once a later row was receipted, `resend_s[1]` after it in any case (`RESEND_S`).
-    With `retry_unmatched` a PUBACK saying no subscription matched (MQTT 5 reason 0x10: the message reaches nobody)
-    settles nothing: the row is backed off like a refusal and sent again (central's case assignments: a cleaner
-    app not yet subscribed, or whose session a broker crash lost, gets it once it is). `clock` is for tests.
+    With `retry_unmatched_s` > 0 a PUBACK saying no subscription matched (MQTT 5 reason 0x10: the message reaches
+    nobody) settles nothing for that long after the first such PUBACK of the row: it is backed off like a refusal
+    and sent again (central's case assignments: a cleaner app whose session a broker crash lost subscribes again
+    within seconds). After that such a PUBACK settles the row as before (a topic nobody ever subscribes to must
+    not pile up). `clock` is for tests.
     """
 
     def __init__(self, outbox: OutboxStore, transport: Transport, max_inflight: int = 20,
                  on_acked: Callable[[OutboxItem], None] | None = None, *,
                  backoff_s: tuple[float, float] = (1.0, 300.0), clock: Callable[[], float] = time.monotonic,
                  confirm: Confirm = "puback", resend_s: tuple[float, float] = RESEND_S,
-                 retry_unmatched: bool = False) -> None:
+                 retry_unmatched_s: float = 0.0) -> None:
         if confirm == "receipt" and not isinstance(outbox, ConfirmingStore):
             raise TypeError(f"confirm='receipt' needs an outbox that keeps published rows, not {type(outbox)}")
         if confirm not in ("puback", "receipt"):
             raise ValueError(f"confirm must be 'puback' or 'receipt', not {confirm!r}")
         self.outbox, self.transport, self.max_inflight = outbox, transport, max_inflight
         self.backoff_s, self.clock = backoff_s, clock
-        self.confirm, self.resend_s, self.retry_unmatched = confirm, resend_s, retry_unmatched
+        self.confirm, self.resend_s, self.retry_unmatched_s = confirm, resend_s, retry_unmatched_s
+        self._unmatched_since: dict[int, float] = {}  # row id -> first PUBACK "no matching subscribers"
         self.stats = PublisherStats()
         self._on_acked = on_acked
         self._generation = 0  # bumped on every connect and disconnect
@@ -304,15 +307,16 @@ class Publisher:
                 else:  # a message the publisher did not send (status), or a resend of an old connection's
                     self.stats.stray_acks += 1
                 return
-            if self._accepted(reason_code):
+            settles = self._accepted(item.id, reason_code)
+            if settles:
                 # Settle the row before it leaves the books, under the lock: otherwise the sender could see it
                 # neither in flight nor settled and publish it a second time.
                 self._delivered(item)
-        self._settle(item, reason_code)
+        self._settle(item, reason_code, settles)
 
-    def _settle(self, item: OutboxItem, reason_code: int) -> None:
+    def _settle(self, item: OutboxItem, reason_code: int, settles: bool) -> None:
         """Count a PUBACK whose row (on success) is already deleted; back a refused row off."""
-        if self._accepted(reason_code):
+        if settles:
             with self._lock:
                 self._refused.pop(item.id, None)
             self.stats.acked += 1
@@ -322,9 +326,20 @@ class Publisher:
             self._back_off(item, reason_code)
         self._wake.set()
 
-    def _accepted(self, reason_code: int) -> bool:
-        """A PUBACK that settles its row: success, and with `retry_unmatched` not 'no matching subscribers'."""
-        return reason_code < REFUSED and not (self.retry_unmatched and reason_code == NO_MATCHING_SUBSCRIBERS)
+    def _accepted(self, item_id: int, reason_code: int) -> bool:
+        """Under the lock, once per PUBACK: whether it settles its row: success, except 'no matching subscribers'
+        within `retry_unmatched_s` of the row's first one."""
+        if reason_code >= REFUSED:
+            return False
+        if reason_code != NO_MATCHING_SUBSCRIBERS or self.retry_unmatched_s <= 0:
+            self._unmatched_since.pop(item_id, None)
+            return True
+        now = self.clock()
+        first = self._unmatched_since.setdefault(item_id, now)
+        if now - first >= self.retry_unmatched_s:
+            self._unmatched_since.pop(item_id, None)
+            return True
+        return False
 
     def _back_off(self, item: OutboxItem, reason_code: int) -> None:
         with self._lock:
@@ -424,15 +439,16 @@ class Publisher:
             with self._lock:
                 early = self._close_ticket(ticket, generation, mid)  # None too when the generation changed
                 booked = mid is not None and self._generation == generation and early is None
+                settles = early is not None and self._accepted(item.id, early.reason_code)
                 if booked:
                     self._inflight[(generation, mid)] = item  # type: ignore[index]
-                elif early is not None and self._accepted(early.reason_code):
+                elif settles:
                     self._delivered(item)
         if mid is None:
             return False
         self.stats.published += 1
         if early is not None:
-            self._settle(item, early.reason_code)
+            self._settle(item, early.reason_code, settles)
         elif not booked:
             # The connection dropped inside publish(): this PUBACK can never arrive. The row stays pending and
             # goes out again on the next connection.
