@@ -17,16 +17,20 @@ burst one fault is injected:
 
 - `central-kill`: central SIGKILL, restarted after `--outage-s`;
 - `broker-kill`: broker SIGKILL (no save), restarted on the same port after `--outage-s`;
+- `broker-kill-backlog`: central SIGKILL, `--outage-s` later (a backlog queued for central's session in the
+  broker's memory) broker SIGKILL, then broker and central restarted: what a broker that saves rarely loses;
 - `broker-freeze`: broker SIGSTOP for `--outage-s`, then SIGCONT (connections stay open, nothing is answered);
 - `edge-kill`: the first gateway SIGKILL mid-burst, restarted from its outbox and progress file.
 
 Then it waits for every gateway to drain and central to hold a case per incident (each event opens its own
-incident), stops central with SIGTERM and counts from the store: sent, stored cases, lost (incidents with no
-case; those still in a gateway's outbox when the wait timed out are counted too, as `left_in_outboxes`),
-duplicate cases, event rows, dead letters. Goals per scenario: 0 lost, 0 duplicate cases, every outbox
-drained. `--autosave-cost` (on by default) also measures what saving on every change costs the broker: QoS 1
-publishes per second into a queue that central is (not) draining, shipped setting vs. every 100 changes vs. a
-30 s interval.
+incident), stops central with SIGTERM and counts from the store: sent, stored cases, lost (incidents with no case;
+those still in a gateway's outbox when the wait timed out are counted too, as `left_in_outboxes`), duplicate cases,
+event rows, dead letters. Goals per scenario: 0 lost, 0 duplicate cases, every outbox drained, the cleaner app got
+every case's assignment. A cleaner app (a paho client with a persistent session on the dispatch topics, subscribing
+again on every connect) counts the case assignments it got: `assignments_missing` is the cases whose assignment
+never reached it. `--autosave-cost` (on by default) also measures what saving costs the broker: QoS 1 publishes per
+second into a queue that central is (not) draining, the shipped 60 s interval vs. every change vs. every 100
+changes.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from gridwatch.app.poll import wait_until  # noqa: E402
 SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
 PERSISTENCE_KEYS = ("persistence", "autosave_interval", "autosave_on_changes", "persistent_client_expiration",
                     "max_queued_messages", "max_queued_bytes", "max_inflight_messages", "queue_qos0_messages")
-FAULTS = ("central-kill", "broker-kill", "broker-freeze", "edge-kill")
+FAULTS = ("central-kill", "broker-kill", "broker-kill-backlog", "broker-freeze", "edge-kill")
 PREFIX = "gridwatch/v1"
 SITE = "chaos-site"
 CENTRAL_DRIVER = "import sys\nfrom gridwatch.app.cli import main\nsys.exit(main(sys.argv[1:]))\n"
@@ -125,9 +129,18 @@ def edge_main(argv: list[str]) -> int:
     print(f"drained {args.gateway}: published {publisher.stats.published}, acked {publisher.stats.acked}, "
           f"refused {publisher.stats.refused}, reconnects {publisher.stats.reconnects}, "
           f"resent {publisher.stats.resent}, receipts {receipts.stats}", flush=True)
+    _add_stats(args.dir / "stats.json", {"published": publisher.stats.published, "resent": publisher.stats.resent,
+                                         "reconnects": publisher.stats.reconnects,
+                                         "settled": receipts.stats.settled})
     publisher.stop()
     outbox.close()
     return 0
+
+
+def _add_stats(path: Path, stats: dict[str, int]) -> None:
+    """Add this run's publisher counters to the ones an earlier (killed and restarted) run of the gateway left."""
+    old = json.loads(path.read_text()) if path.exists() else {}
+    _write_atomic(path, json.dumps({k: v + int(old.get(k, 0)) for k, v in stats.items()}))
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -189,6 +202,24 @@ class Outcome:
     seconds: float
     notes: list[str] = field(default_factory=list)
     left_in_outboxes: int = 0  # rows the gateways still held at the end: late (timeout), not lost
+    # How the fault was survived: sends by the gateways (first sends + resends), what central's last run got
+    # (`received` counts every copy, `duplicates` the copies it already had), and the seconds from the end of the
+    # fault (restart, thaw) until every incident had its case (None: never within the wait).
+    published: int = 0
+    resent: int = 0
+    central_received: int = 0
+    central_duplicates: int = 0
+    all_stored_after_fault_s: float | None = None
+    central_runs: int = 1
+    assignments_missing: int = -1  # cases whose assignment the cleaner app never got (-1: not measured)
+
+    @property
+    def lost_by_broker(self) -> int | None:
+        """Sends that never reached central (accepted by a broker that then crashed, or sent into a broker that
+        had lost central's subscription): the resends recovered them. A lower bound when central also got
+        redeliveries (they count in `central_received`); None when central ran more than once (the counters are
+        its last run's). With `--confirm puback` the broker's losses are `lost` instead."""
+        return max(0, self.published - self.central_received) if self.central_runs == 1 else None
 
 
 def _central(broker_url: str, db_url: str, work: Path, share_group: str) -> Child:
@@ -265,6 +296,7 @@ def _scenario(fault: str, args: argparse.Namespace, work: Path, db_url: str) -> 
     notes: list[str] = []
     t0 = time.monotonic()
     broker = MosquittoBroker(persistence=True, settings=shipped_settings() + list(args.broker_setting)).start()
+    cleaner = CleanerApp(broker.port).start()
     central = _central(broker.url, db_url, work, args.share_group).start()
     edges = [_edge(gw, broker.url, per_gateway, args.rate, work, args.confirm) for gw in gateways]
     try:
@@ -275,6 +307,8 @@ def _scenario(fault: str, args: argparse.Namespace, work: Path, db_url: str) -> 
         burst = per_gateway * args.gateways
         wait_until(lambda: sum(_progress(work, gw) for gw in gateways) >= burst // 3, 120, 0.05)
         inject(fault, broker, central, edges, args.outage_s)
+        fault_end = time.monotonic()
+        all_stored_s: float | None = None
         deadline = time.monotonic() + args.timeout_s
         last, still_since = -1, time.monotonic()
         while time.monotonic() < deadline:
@@ -283,9 +317,11 @@ def _scenario(fault: str, args: argparse.Namespace, work: Path, db_url: str) -> 
                     notes.append(f"{edge.name} exited with {edge.proc.returncode}; restarted")
                     edge.start()
             stored = _stored(db_url)
+            if all_stored_s is None and stored >= len(expected):
+                all_stored_s = round(time.monotonic() - fault_end, 1)
             if stored != last:
                 last, still_since = stored, time.monotonic()
-            if all(e.exited_ok for e in edges) and (stored >= len(expected)
+            if all(e.exited_ok for e in edges) and ((stored >= len(expected) and cleaner.count() >= len(expected))
                                                     or time.monotonic() - still_since > args.settle_s):
                 break  # everything arrived, or the outboxes are empty and central has stopped getting more
             time.sleep(0.5)
@@ -294,12 +330,87 @@ def _scenario(fault: str, args: argparse.Namespace, work: Path, db_url: str) -> 
         for edge in edges:
             edge.terminate(10)
         central.terminate(30)
+        cleaner.stop()
         broker.stop()
     ids, cases, events, letters = count_cases(db_url)
     mine = ids & expected
     left = sum(_outbox_rows(work / gw / "outbox.db") for gw in gateways)
+    sends = [_edge_stats(work / gw) for gw in gateways]
+    counters = central_counters(central.log)
     return Outcome(fault, len(expected), len(mine), len(expected - mine), cases - len(ids), events, letters,
-                   drained, round(time.monotonic() - t0, 1), notes, left)
+                   drained, round(time.monotonic() - t0, 1), notes, left,
+                   published=sum(s.get("published", 0) for s in sends), resent=sum(s.get("resent", 0) for s in sends),
+                   central_received=counters.get("received", 0), central_duplicates=counters.get("duplicates", 0),
+                   all_stored_after_fault_s=all_stored_s, central_runs=central.starts,
+                   assignments_missing=len(mine - cleaner.incidents()))
+
+
+def _edge_stats(folder: Path) -> dict[str, int]:
+    path = folder / "stats.json"
+    return {k: int(v) for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
+
+
+def central_counters(log: Path) -> dict[str, int]:
+    """The counters central's last run printed when it stopped (`central stopped: {...}`, wrapped by rich)."""
+    import ast
+    import re
+
+    text = " ".join(log.read_text(errors="replace").split()) if log.exists() else ""
+    found = re.findall(r"central stopped: (\{[^}]*\})", text)
+    return {str(k): int(v) for k, v in ast.literal_eval(found[-1]).items()} if found else {}
+
+
+class CleanerApp:
+    """A cleaner's app as far as delivery goes: a persistent MQTT 5 session on every dispatch topic, subscribed
+    again on every connect (a broker that crashed before saving comes back without the session), paho's
+    reconnect; it notes the incident of each assignment it receives (deduplicated, as the app does by
+    `assignment_id`)."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.port = port
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="chaos-cleaner", protocol=mqtt.MQTTv5)
+        self.client.reconnect_delay_set(1, 2)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> CleanerApp:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect_async("127.0.0.1", self.port, clean_start=False, properties=props)
+        self.client.loop_start()
+        return self
+
+    def _on_connect(self, client: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if not reason.is_failure:
+            client.subscribe(f"{PREFIX}/dispatch/#", qos=1)
+
+    def _on_message(self, _c: Any, _ud: Any, msg: Any) -> None:
+        try:
+            incident = json.loads(msg.payload)["incident_id"]
+        except (ValueError, KeyError, TypeError):
+            return
+        with self._lock:
+            self._seen.add(str(incident))
+
+    def incidents(self) -> set[str]:
+        with self._lock:
+            return set(self._seen)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def _outbox_rows(path: Path) -> int:
@@ -327,6 +438,13 @@ def inject(fault: str, broker: Any, central: Child, edges: list[Child], outage_s
         broker.kill()
         time.sleep(outage_s)
         broker.start()
+    elif fault == "broker-kill-backlog":
+        central.kill()
+        time.sleep(outage_s)
+        broker.kill()
+        time.sleep(1.0)
+        broker.start()
+        central.start()
     elif fault == "broker-freeze":
         broker.freeze()
         time.sleep(outage_s)
@@ -388,12 +506,13 @@ def publish_rate(settings: list[str], messages: int, subscriber_online: bool) ->
 
 
 def autosave_cost(messages: int) -> dict[str, float]:
-    """Publish rates with the shipped autosave, every 100 changes, and every 30 s (the old setting)."""
+    """Publish rates with the shipped autosave (every 60 s), on every change (the old shipped setting), and every
+    100 changes."""
     shipped = shipped_settings()
     others = [ln for ln in shipped if not ln.startswith(("autosave_interval", "autosave_on_changes"))]
     variants = {"shipped": shipped,
-                "every_100_changes": [*others, "autosave_on_changes true", "autosave_interval 100"],
-                "interval_30s": [*others, "autosave_on_changes false", "autosave_interval 30"]}
+                "every_change": [*others, "autosave_on_changes true", "autosave_interval 1"],
+                "every_100_changes": [*others, "autosave_on_changes true", "autosave_interval 100"]}
     out: dict[str, float] = {}
     for label, settings in variants.items():
         for online in (True, False):
@@ -412,18 +531,31 @@ def goals_of(outcomes: list[Outcome]) -> list[dict[str, Any]]:
                       "unit": "cases", "met": o.duplicate_cases == 0})
         goals.append({"name": f"chaos[{o.fault}].drained", "value": o.drained, "target": True,
                       "unit": "every outbox empty", "met": o.drained})
+        goals.append({"name": f"chaos[{o.fault}].assignments_missing", "value": o.assignments_missing, "target": 0,
+                      "unit": "cases whose assignment the cleaner app never got", "met": o.assignments_missing == 0})
     return goals
 
 
+def outcome_dict(o: Outcome) -> dict[str, Any]:
+    return {**asdict(o), "lost_by_broker": o.lost_by_broker}
+
+
 def print_table(outcomes: list[Outcome]) -> None:
-    head = f"{'fault':14} {'sent':>6} {'stored':>7} {'lost':>5} {'dup cases':>9} {'events':>7} {'dead':>5} " \
-           f"{'drained':>8} {'s':>6}"
+    head = f"{'fault':19} {'sent':>6} {'stored':>7} {'lost':>5} {'dup cases':>9} {'events':>7} {'dead':>5} " \
+           f"{'drained':>8} {'s':>6} {'resent':>6} {'undelivered':>11} {'stored_s':>8} {'no assignment':>13}"
     print(head)
     print("-" * len(head))
     for o in outcomes:
         notes = ([f"{o.left_in_outboxes} still in the outboxes"] if o.left_in_outboxes else []) + o.notes
-        print(f"{o.fault:14} {o.sent:6d} {o.stored_cases:7d} {o.lost:5d} {o.duplicate_cases:9d} {o.event_rows:7d} "
-              f"{o.dead_letters:5d} {o.drained!s:>8} {o.seconds:6.1f}" + (f"  {'; '.join(notes)}" if notes else ""))
+        print(f"{o.fault:19} {o.sent:6d} {o.stored_cases:7d} {o.lost:5d} {o.duplicate_cases:9d} {o.event_rows:7d} "
+              f"{o.dead_letters:5d} {o.drained!s:>8} {o.seconds:6.1f} {o.resent:6d} {_dash(o.lost_by_broker):>11} "
+              f"{_dash(o.all_stored_after_fault_s):>8} "
+              f"{o.assignments_missing:13d}"
+              + (f"  {'; '.join(notes)}" if notes else ""))
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)
 
 
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:
@@ -451,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share-group", default="", help="run central with this $share group (default: the "
                         "shipped plain subscription)")
     parser.add_argument("--autosave-cost", action=argparse.BooleanOptionalAction, default=True,
-                        help="also measure the broker's publish rate with the shipped autosave vs a 30 s interval")
+                        help="also measure the broker's publish rate with the shipped autosave vs saving on every "
+                        "change and every 100 changes")
     parser.add_argument("--cost-messages", type=int, default=3000)
     parser.add_argument("--confirm", choices=("receipt", "puback"), default="receipt",
                         help="when the edge deletes a row: on central's receipt (the default) or on the PUBACK")
@@ -474,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, fault in enumerate(faults, 1):
         outcome = run_scenario(fault, args, root / f"{n}-{fault}")
         outcomes.append(outcome)
-        print(f"  {fault}: {asdict(outcome)}", flush=True)
+        print(f"  {fault}: {outcome_dict(outcome)}", flush=True)
     print_table(outcomes)
     cost = autosave_cost(args.cost_messages) if args.autosave_cost else {}
     for key, rate in cost.items():
@@ -486,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{met} of {len(goals)} goals met")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"goals": goals, "outcomes": [asdict(o) for o in outcomes], "autosave_cost_msgs_per_s": cost,
+        payload = {"goals": goals, "outcomes": [outcome_dict(o) for o in outcomes], "autosave_cost_msgs_per_s": cost,
                    "ingest_rate": ingest["legs"],
                    "attack": attack,
                    "settings": {"events": args.events, "gateways": args.gateways, "rate": args.rate,

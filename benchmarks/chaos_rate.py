@@ -10,12 +10,14 @@ updates, ended gone) as fast as the broker acknowledges them:
 
 - raw: a paho subscriber doing no work (persistent session, QoS 1, acknowledges on receipt);
 - sqlite / postgresql: the central service as its own process (`gridwatch central run`, shipped defaults; a
-  fresh SQLite file, or a fresh schema in `--rate-pg-url`).
+  fresh SQLite file, or a fresh schema in `--rate-pg-url`), with a cleaner app (`chaos.CleanerApp`) subscribed to
+  the case assignments (without one, the broker answers each "no matching subscribers" and central sends it again).
 
 A leg's rate is messages / (last one received or stored - first one published); central's count is the
 `events` rows in its store, polled every 50 ms. Goals: SQLite >= 0.5x raw, PostgreSQL >= 0.8x raw (the
 issue's "close to it"), every event stored exactly once. Each central leg also reports central's own CPU (user +
-system, from /proc) per stored message, and each leg the load average: on a shared machine the raw rate swings
+system, from /proc) per stored message (the postgresql leg also the PostgreSQL server's processes'; `--rate-profile`
+samples central there with py-spy), and each leg the load average: on a shared machine the raw rate swings
 with the load, so the CPU per message says more about central than one ratio does.
 """
 
@@ -24,6 +26,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -54,6 +58,7 @@ class Leg:
     rate: float
     publish_seconds: float
     cpu_ms_per_msg: float | None = None  # central's own CPU (user + system) from the first publish to the last row
+    db_cpu_ms_per_msg: float | None = None  # the PostgreSQL server's processes' CPU over the same span (pg leg)
     loadavg_1m: float = 0.0  # the machine's 1-minute load average when the leg ended (a shared machine)
 
 
@@ -65,6 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rate-messages", type=int, default=3000, help="incident events per leg")
     group.add_argument("--rate-rounds", type=int, default=1, help="repeat raw/sqlite/postgresql this often "
                        "(interleaved); the goals use the median ratio")
+    group.add_argument("--rate-profile", action="store_true", help="sample central on the postgresql leg with "
+                       "py-spy (pip install py-spy): stacks per thread in the leg folder, central.pyspy.txt")
     group.add_argument("--rate-pg-url", default=PG_DEFAULT, help="PostgreSQL for the postgresql leg (a fresh "
                        "schema, dropped after); 'none' skips it")
 
@@ -154,26 +161,59 @@ def raw_leg(settings: list[str], batch: list[tuple[str, bytes]]) -> Leg:
     return _leg("raw", len(batch), got[0], last[0] - t0, pub_s)
 
 
-def central_leg(name: str, settings: list[str], batch: list[tuple[str, bytes]], db_url: str, work: Path) -> Leg:
+def central_leg(name: str, settings: list[str], batch: list[tuple[str, bytes]], db_url: str, work: Path,
+                profile: bool = False) -> Leg:
     """paho publisher -> Mosquitto -> `gridwatch central run` (its own process) -> the store."""
     from gridwatch.app.broker import MosquittoBroker
 
     work.mkdir(parents=True, exist_ok=True)
     with MosquittoBroker(persistence=True, settings=settings) as broker:
+        app = chaos.CleanerApp(broker.port).start()  # takes the case assignments, as a deployment's apps do
         central = chaos._central(broker.url, db_url, work, "").start()
         try:
             if not wait_until(lambda: "subscribed" in central.log.read_text(errors="replace"), 60):
                 raise RuntimeError(f"central never subscribed; see {central.log}")
+            profiler = _profile(central.proc.pid, work / "central.pyspy.txt") if profile and central.proc else None
             cpu0 = _cpu_seconds(central.proc.pid) if central.proc is not None else None
+            db0 = _postgres_cpu_seconds()
             t0, pub_s = publish_all(broker.port, batch)
             stored, at = _poll_events(db_url, len(batch), stall_s=60.0)
             cpu1 = _cpu_seconds(central.proc.pid) if central.proc is not None else None
+            db1 = _postgres_cpu_seconds()
+            if profiler is not None:
+                profiler.send_signal(2)  # py-spy writes its report on SIGINT
+                profiler.wait(30)
         finally:
             central.terminate(30)
+            app.stop()
     leg = _leg(name, len(batch), stored, at - t0, pub_s)
     if cpu0 is not None and cpu1 is not None and stored:
         leg.cpu_ms_per_msg = round(1000 * (cpu1 - cpu0) / stored, 3)
+    if name == "postgresql" and stored:
+        leg.db_cpu_ms_per_msg = round(1000 * (db1 - db0) / stored, 3)
     return leg
+
+
+def _postgres_cpu_seconds() -> float:
+    """User + system CPU seconds of every `postgres` process on this machine so far (the server's backends and
+    its writer, WAL writer, ...; Linux /proc). Only meaningful as a difference, with no other PostgreSQL load."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            total += _cpu_seconds(int(stat.parent.name)) or 0.0
+    return total
+
+
+def _profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid`, every thread, into `out` (collapsed stacks with thread names; `--profile`)."""
+    exe = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(exe if exe.exists() else "py-spy"), "record", "--pid", str(pid), "--threads",
+                             "--format", "raw", "--rate", "200", "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -232,7 +272,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         legs.append(_report(central_leg("sqlite", settings, batch, sqlite, work / f"rate-{r}")))
         if args.rate_pg_url != "none":
             with chaos.fresh_schema(args.rate_pg_url) as pg:
-                legs.append(_report(central_leg("postgresql", settings, batch, pg, work / f"rate-{r}-pg")))
+                legs.append(_report(central_leg("postgresql", settings, batch, pg, work / f"rate-{r}-pg",
+                                                profile=args.rate_profile)))
     for engine in _engines.values():
         engine.dispose()
     _engines.clear()
@@ -243,6 +284,7 @@ def _report(leg: Leg) -> Leg:
     print(f"  ingest rate {leg.name:10}: {leg.arrived}/{leg.messages} in {leg.seconds:.2f} s = {leg.rate:.0f} "
           f"msg/s (publisher done after {leg.publish_seconds:.2f} s)"
           + (f", central {leg.cpu_ms_per_msg:.3f} ms CPU/msg" if leg.cpu_ms_per_msg is not None else "")
+          + (f", PostgreSQL {leg.db_cpu_ms_per_msg:.3f} ms CPU/msg" if leg.db_cpu_ms_per_msg is not None else "")
           + f", load {leg.loadavg_1m:.2f}", flush=True)
     return leg
 

@@ -3,11 +3,15 @@
 Published on `{prefix}/dispatch/{cleaner}` with QoS 1 when a case is created (and filed, if its category
 auto-files). The payload is `CaseAssignment` JSON; `assignment_id` lets the app deduplicate a redelivery.
 
-Delivery goes through a durable outbox, like the edge's events: `enqueue_assignment` writes the message into
-the `dispatch_outbox` table *in the transaction that creates the case*, and the wire `Publisher` drains that
-table over central's MQTT session, deleting a row only on its PUBACK. A crash after the commit, a broker outage
-or a restart therefore delays an assignment but cannot lose it; a row may go out twice (a lost PUBACK, two
-central instances on one PostgreSQL store draining the same row), which the app drops by `assignment_id`.
+Delivery goes through a durable outbox, like the edge's events: `enqueue_assignment` writes the message into the
+`dispatch_outbox` table *in the transaction that creates the case*, and the wire `Publisher` drains that table over
+central's MQTT session until the broker's PUBACK. A crash after the commit, a broker outage or a restart therefore
+delays an assignment but cannot lose it; nor does a PUBACK "no matching subscribers" settle it for its first 60 s
+(the service's publisher backs such a row off and sends it again). The broker may still lose what it acknowledged
+if it crashes before its next save (the shipped one saves every 60 s), so a PUBACKed row is kept
+`DISPATCH_REPLAY_S` and sent again after every reconnect (`DispatchOutbox`). A row may go out twice (a lost PUBACK,
+a reconnect, two central instances on one PostgreSQL store draining the same row), which the app drops by
+`assignment_id`.
 
 Why a table in the case store rather than the edge's SQLite outbox file: it is the only place where the
 assignment commits atomically with its case. With a separate file, a crash between the case commit and the
@@ -20,12 +24,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Float, Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gridwatch.central.store import Case, CaseDraft, DispatchRow, Store
@@ -37,11 +43,22 @@ log = logging.getLogger("gridwatch.central")
 
 KIND = "assignment"
 OUTBOX: Table = DispatchRow.__table__  # type: ignore[assignment]
+# How long a PUBACKed assignment is kept to be sent again after a reconnect: above the shipped broker's
+# `autosave_interval 60` (seconds between saves) plus the save itself, with room (DispatchOutbox).
+DISPATCH_REPLAY_S = 180.0
+PRUNE_EVERY_S = 60.0
+KNOWN_MAX_AGE_S = 1.0  # `DispatchOutbox.pending` reuses the rows it read at most this long
+KNOWN_ROWS = 500  # and reads this many at a time (about 1 KB each)
 # Built once: Core statements on the table, run on the transaction's connection (no ORM bookkeeping per call)
 _ENQUEUE = insert(OUTBOX)
-_DELETE_ACKED = delete(OUTBOX).where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-_ADD_ATTEMPTS = (update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
-                 .values(attempts=OUTBOX.c.attempts + bindparam("tries")))
+_UNACKED = select(OUTBOX).where(OUTBOX.c.acked_at.is_(None)).order_by(OUTBOX.c.id)
+_REPLAYED = (select(OUTBOX).where(OUTBOX.c.acked_at >= bindparam("lo"), OUTBOX.c.acked_at <= bindparam("hi"))
+             .order_by(OUTBOX.c.id))
+_NEWEST_ACK = select(func.max(OUTBOX.c.acked_at))
+_PRUNE = delete(OUTBOX).where(OUTBOX.c.acked_at < bindparam("cut"))
+_BOOK = (update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
+         .values(attempts=OUTBOX.c.attempts + bindparam("tries"),
+                 acked_at=func.coalesce(bindparam("at", type_=Float), OUTBOX.c.acked_at)))
 
 
 def build_assignment(case: Case | CaseDraft, assigned_at: datetime) -> CaseAssignment:
@@ -98,29 +115,125 @@ def enqueue_assignments(session: Session, prefix: str, assignments: Iterable[Cas
 class DispatchOutbox:
     """The `dispatch_outbox` table as a wire `OutboxStore`, for the wire `Publisher`.
 
-    The publisher calls these from its own thread and (`ack`) from the MQTT network thread, which must never wait
-    for the database: on SQLite the worker's batch holds the write lock until its commit. So the bookkeeping (rows
-    acknowledged by PUBACK, attempt counts) is kept here in memory, and written by the central worker in its next
-    batch transaction, or within its idle poll (`write_bookkeeping` / `settled`). Until then `pending()` and
-    `len()` leave the acknowledged rows out; a crash in between sends those assignments again, which the app drops
-    by `assignment_id`.
+    The publisher calls these from its own thread and (`ack`, `connected`, `disconnected`) from the MQTT network
+    thread, which must never wait for the database: on SQLite the worker's batch holds the write lock until its
+    commit. So the bookkeeping (PUBACK times, attempt counts) is kept here in memory, and written by the central
+    worker in its next batch transaction, or within its idle poll (`write_bookkeeping` / `settled`). Until then
+    `pending()` and `len()` leave the acknowledged rows out; a crash in between sends those assignments again,
+    which the app drops by `assignment_id`.
+
+    A PUBACK does not delete the row: it stamps `acked_at`, and the row is deleted `replay_s` later. Mosquitto
+    acknowledges a message before it saves it (the shipped broker saves every 60 s), so a broker crash loses the
+    assignments it acknowledged since its last save, queued for cleaners who were offline or not yet delivered.
+    Central cannot tell a broker crash from a network drop, so on every connect it sends again each row
+    acknowledged within `replay_s` before the connection was lost (on its first connect: before the newest PUBACK
+    in the table, so a central that went down with the broker replays too). Keep `replay_s` above the broker's
+    `autosave_interval` plus how long a save takes.
     """
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, *, replay_s: float = DISPATCH_REPLAY_S,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store, self.replay_s, self.clock = store, replay_s, clock
         self._lock = threading.Lock()
-        self._acked: set[int] = set()
+        self._acked: dict[int, float] = {}  # row id -> PUBACK time (clock), not written yet
         self._attempts: Counter[int] = Counter()
+        self._lost_at: float | None = None  # when the connection went down (None: not since the last connect)
+        self._replay: tuple[float, float] | None = None  # rows acked in [from, to] are due again
+        self._first_connect = True
+        self._anchor_on_newest = False  # the replay window of a first connect waits for the newest acked_at
+        self._last_prune = float("-inf")
+        self._known: list[OutboxItem] = []  # the oldest unacknowledged rows, as read at `_known_at` (`pending`)
+        self._known_at = float("-inf")
+        self._known_complete = False  # `_known` held every unacknowledged row (and no commit came since)
+        self._generation = 0  # bumped by every commit and connect: a query that straddles one is not kept
 
-    def pending(self, limit: int = 100, exclude: set[int] | None = None) -> list[OutboxItem]:
+    # connection events (network thread: no database) ---------------------------------------------------------
+    def disconnected(self) -> None:
         with self._lock:
-            skip = set(exclude or ()) | self._acked
+            if self._lost_at is None:
+                self._lost_at = self.clock()
+
+    def connected(self) -> None:
+        """Make the rows acknowledged within `replay_s` before the connection was lost due again, including PUBACKs
+        not written yet (their write is dropped: the row stays unacknowledged until its next PUBACK)."""
+        with self._lock:
+            now = self.clock()
+            anchor = self._lost_at if self._lost_at is not None else now
+            self._replay = (anchor - self.replay_s, now)
+            self._anchor_on_newest, self._first_connect = self._first_connect, False
+            self._lost_at = None
+            self._acked = {i: t for i, t in self._acked.items() if not self._replay[0] <= t <= now}
+            self._forget_known()
+
+    # OutboxStore ------------------------------------------------------------------------------------------
+    def pending(self, limit: int = 100, exclude: set[int] | None = None) -> list[OutboxItem]:
+        """The oldest rows to (re)send. The publisher asks after every batch and every PUBACK, so one query reads
+        up to `KNOWN_ROWS` of the oldest unacknowledged rows and later calls take from them (minus the ones
+        acknowledged or in flight since) while they last: rows a later commit adds have higher ids, so the oldest
+        still come first. Read again when too few are left, after a reconnect, and after `KNOWN_MAX_AGE_S` (rows
+        another central instance added to a shared table)."""
+        with self._lock:
+            skip = set(exclude or ()) | set(self._acked)
             tried = dict(self._attempts)
-        query = select(OUTBOX).order_by(OUTBOX.c.id).limit(limit + len(skip))
-        with self.store.engine.connect() as conn:  # plain rows: this runs after every batch that opened a case
-            rows = [r for r in conn.execute(query) if r.id not in skip]
-        return [OutboxItem(r.id, KIND, r.topic, bytes(r.payload), {}, r.attempts + tried.get(r.id, 0),
-                           r.assignment_id) for r in rows[:limit]]
+            fresh = time.monotonic() - self._known_at < KNOWN_MAX_AGE_S
+            known = [item for item in self._known if item.id not in skip] if fresh else []
+            enough = fresh and (len(known) >= limit or self._known_complete)
+        window = self._window()
+        if not enough or window is not None:
+            known = [item for item in self._query(max(limit + len(skip), KNOWN_ROWS), window) if item.id not in skip]
+        return [replace(item, attempts=item.attempts + tried.get(item.id, 0)) if item.id in tried else item
+                for item in known[:limit]]
+
+    def _query(self, limit: int, window: tuple[float, float] | None) -> list[OutboxItem]:
+        """Up to `limit` unacknowledged rows and rows due again in `window`, by id. Without a transaction (no
+        BEGIN and ROLLBACK round trips): one statement each, and nothing here needs a consistent snapshot."""
+        with self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            with self._lock:
+                generation = self._generation
+            rows = [_item(r) for r in conn.execute(_UNACKED.limit(limit))]
+            if window is None:
+                with self._lock:
+                    if self._generation == generation:  # no commit or reconnect while it ran
+                        self._known, self._known_at = rows, time.monotonic()
+                        self._known_complete = len(rows) < limit
+                return rows
+            replayed = [_item(r) for r in conn.execute(_REPLAYED.limit(limit), {"lo": window[0], "hi": window[1]})]
+        if not replayed:
+            self._close_window(window)
+        return sorted(rows + replayed, key=lambda item: item.id)
+
+    def _forget_known(self) -> None:
+        """Under the lock: the replay window changed (a connect)."""
+        self._known, self._known_complete, self._generation = [], False, self._generation + 1
+        self._known_at = float("-inf")
+
+    def _commit_known(self, done: Bookkeeping) -> None:
+        """Under the lock: `done` committed. Its acknowledged rows leave the rows read, its attempts join them; the
+        commit may have added rows, so the rows read are no longer known to be all of them."""
+        self._known = [replace(item, attempts=item.attempts + done.attempts.get(item.id, 0))
+                       if item.id in done.attempts else item
+                       for item in self._known if item.id not in done.acked]
+        self._known_complete, self._generation = False, self._generation + 1
+
+    def _window(self) -> tuple[float, float] | None:
+        """The replay window; on a first connect anchored on the newest PUBACK the table holds (one query)."""
+        with self._lock:
+            window, anchor_on_newest = self._replay, self._anchor_on_newest
+            self._anchor_on_newest = False
+        if window is None or not anchor_on_newest:
+            return window
+        with self.store.engine.connect() as conn:
+            newest = conn.execute(_NEWEST_ACK).scalar()
+        with self._lock:
+            if self._replay == window:  # no reconnect meanwhile
+                self._replay = window = (min(window[0], float(newest) - self.replay_s) if newest is not None
+                                         else window[0], window[1])
+            return self._replay
+
+    def _close_window(self, window: tuple[float, float]) -> None:
+        with self._lock:
+            if self._replay == window:
+                self._replay = None
 
     def mark_attempt(self, item_id: int) -> None:
         with self._lock:
@@ -128,48 +241,56 @@ class DispatchOutbox:
 
     def ack(self, item_id: int) -> None:
         with self._lock:
-            self._acked.add(item_id)
-            self._attempts.pop(item_id, None)
+            self._acked[item_id] = self.clock()
 
     def __len__(self) -> int:
-        with self._lock:
-            acked = set(self._acked)
-        query = select(func.count()).select_from(DispatchRow).where(DispatchRow.id.not_in(acked))
-        with self.store.session() as session:
-            return int(session.scalar(query) or 0)
+        """Rows still to be (re)sent: not acknowledged, or due again after a reconnect."""
+        return len(self.pending(limit=1_000_000))
 
     def has_bookkeeping(self) -> bool:
         with self._lock:
             return bool(self._acked or self._attempts)
 
     def write_bookkeeping(self, session: Session) -> Bookkeeping:
-        """Delete the acknowledged rows and add the attempts, in the caller's transaction; pass the result to
+        """Stamp the acknowledged rows and add the attempts, in the caller's transaction; pass the result to
         `settled` once it committed (if it does not, the next call writes the same again).
 
-        At most two statements whatever the numbers: one DELETE for the acknowledged rows, one UPDATE executed for
-        the attempts of the rows that stay (an attempt counted for a row deleted here changes nothing: a PUBACK
-        that came before `mark_attempt` leaves one behind for every assignment)."""
+        One UPDATE executed for all rows whatever the numbers, and, at most once a minute, one DELETE of the rows
+        acknowledged more than `replay_s` ago."""
         with self._lock:
-            done = Bookkeeping(frozenset(self._acked), dict(self._attempts))
+            done = Bookkeeping(dict(self._acked), dict(self._attempts))
+            now = self.clock()
+            prune = now - self._last_prune >= PRUNE_EVERY_S
         conn = session.connection()
-        for chunk in _chunks(sorted(done.acked)):
-            conn.execute(_DELETE_ACKED, {"ids": chunk})
-        tried = [{"row_id": item_id, "tries": tries} for item_id, tries in sorted(done.attempts.items())
-                 if item_id not in done.acked]
-        if tried:
-            conn.execute(_ADD_ATTEMPTS, tried)
+        if prune:
+            conn.execute(_PRUNE, {"cut": now - self.replay_s})
+        rows = [{"row_id": item_id, "tries": done.attempts.get(item_id, 0), "at": done.acked.get(item_id)}
+                for item_id in sorted(done.acked.keys() | done.attempts.keys())]
+        if rows:
+            conn.execute(_BOOK, rows)
+        if prune:
+            with self._lock:
+                self._last_prune = now
         return done
 
     def settled(self, done: Bookkeeping) -> None:
-        """`done` is committed: forget it."""
+        """`done` is committed: forget it (a PUBACK noted again since is kept for the next write). The worker calls
+        this after every commit, so it also tells `pending` that rows may have been added."""
         with self._lock:
-            self._acked -= done.acked
+            self._commit_known(done)
+            for item_id, at in done.acked.items():
+                if self._acked.get(item_id) == at:
+                    del self._acked[item_id]
             for item_id, tries in done.attempts.items():
                 left = self._attempts.get(item_id, 0) - tries
                 if left > 0:
                     self._attempts[item_id] = left
                 else:
                     self._attempts.pop(item_id, None)
+
+
+def _item(row: Row[Any]) -> OutboxItem:
+    return OutboxItem(row.id, KIND, row.topic, bytes(row.payload), {}, row.attempts, row.assignment_id)
 
 
 def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
@@ -179,7 +300,7 @@ def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
 
 @dataclass(frozen=True)
 class Bookkeeping:
-    """What `DispatchOutbox.write_bookkeeping` wrote: rows deleted on their PUBACK, attempts added per row."""
+    """What `DispatchOutbox.write_bookkeeping` wrote: PUBACK times per row, attempts added per row."""
 
-    acked: frozenset[int]
+    acked: dict[int, float]
     attempts: dict[int, int]

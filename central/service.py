@@ -11,7 +11,13 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
 - Incidents: QoS 1, acknowledged only after the transaction committed (`transport`), persistent session; the
   `event_id` primary key turns a redelivery into a harmless `duplicate` (`handler`).
 - Case assignments: written in the case's transaction and published from the dispatch outbox until the broker
-  acknowledges them (`dispatch`): at least once, deduplicated by the app on `assignment_id`.
+  acknowledges them with a subscriber to give them to (MQTT 5: a PUBACK "no matching subscribers" backs the row off
+  and sends it again for up to 60 s: a broker crash lost the cleaner app's session), and again after
+  every reconnect for `dispatch_replay_s` after that (a broker that crashes before its next save loses what it
+  acknowledged; `dispatch`): at least once, deduplicated by the app on `assignment_id`.
+- Subscriptions: made again on every connect. A broker that crashed before saving central's session comes back
+  without it (`session present: False`): what gateways sent before central resubscribed went nowhere, and comes
+  again from their outboxes, which keep each message until central's receipt.
 - Messages are handled in arrival order by one worker thread, so the network loop never blocks on the
   database. The worker takes a batch: the first message waiting, then whatever arrives within `batch_ms` of it,
   up to `batch_size` messages; the batch is committed in one transaction (runs of incident messages with a few
@@ -49,7 +55,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gridwatch.central.categories import CategoryTable, load_categories
-from gridwatch.central.dispatch import DispatchOutbox
+from gridwatch.central.dispatch import DISPATCH_REPLAY_S, DispatchOutbox
 from gridwatch.central.errors import CentralError
 from gridwatch.central.handler import Counters, EventsLog, MessageHandler, Tally
 from gridwatch.central.ingest import IngestResult
@@ -68,7 +74,11 @@ log = logging.getLogger("gridwatch.central")
 
 DEFAULT_CLIENT_ID = "gridwatch-central"
 DISPATCH_MAX_INFLIGHT = 20
-DEFAULT_BATCH_SIZE = 100
+# An assignment the broker answers "no matching subscribers" goes again (1 s, doubling) for this long, then counts as
+# sent: a cleaner app whose session a broker crash lost subscribes again within seconds; a topic nobody subscribes
+# to (a desk that does not use the app) must not pile up in the outbox.
+DISPATCH_UNMATCHED_RETRY_S = 60.0
+DEFAULT_BATCH_SIZE = 400
 DEFAULT_BATCH_MS = 50.0
 MAX_BATCH_SIZE = 32767  # twice it is MQTT 5's largest Receive Maximum
 
@@ -108,6 +118,7 @@ class CentralService:
         session: Callable[[], Session] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         batch_ms: float = DEFAULT_BATCH_MS,
+        dispatch_replay_s: float = DISPATCH_REPLAY_S,
     ) -> None:
         """Configure; nothing connects until `start()`. A bad broker URL raises `BrokerURLError` here.
 
@@ -129,8 +140,14 @@ class CentralService:
           `MqttSession` for `broker_url`.
         - `batch_size` / `batch_ms`: commit up to this many messages in one transaction, waiting at most this
           long after the first for more (1 / 0: one transaction per message). Out of range: `CentralError`.
+        - `dispatch_replay_s`: assignments the broker acknowledged this long before a connection was lost are sent
+          again after the reconnect (the broker may have crashed before saving them; `central.dispatch`). Keep it
+          above the broker's `autosave_interval`.
         """
         self.batch_size, self.batch_ms = check_batch(batch_size, batch_ms)
+        if not 0 <= dispatch_replay_s <= 7 * 24 * 3600:
+            raise CentralError(f"dispatch replay {dispatch_replay_s} s: choose 0 to 604800 s")
+        self.dispatch_replay_s = float(dispatch_replay_s)
         self.broker = BrokerURL.parse(broker_url)
         self.db_url = db_url
         self.prefix = prefix
@@ -152,6 +169,7 @@ class CentralService:
         self._session: Session | None = None
         self._store: Store | None = None
         self._handler: MessageHandler | None = None
+        self._dispatch: DispatchOutbox | None = None
         self._publisher: Publisher | None = None
         self.receipts: ReceiptSender | None = None
         self._worker: threading.Thread | None = None
@@ -179,15 +197,17 @@ class CentralService:
         self._store = open_store(self.db_url)
         if self.events_log is not None:
             self._log = EventsLog(self.events_log)
-        outbox = DispatchOutbox(self._store)
+        outbox = self._dispatch = DispatchOutbox(self._store, replay_s=self.dispatch_replay_s)
         self._handler = MessageHandler(self._store, self.categories, self.roster, prefix=self.prefix,
                                        evidence_dir=self.evidence_dir, tally=self._tally, pause=self._stopping.wait,
                                        outbox=outbox)
         self._session = self._make_session()
         session = self._session
         self.receipts = ReceiptSender(lambda topic, payload: session.publish(topic, payload, {}), self.prefix)
+        # an assignment no cleaner app is subscribed to (MQTT 5 PUBACK 0x10) stays and goes again for a while
         self._publisher = Publisher(outbox, PublishPort(self._session), DISPATCH_MAX_INFLIGHT,
-                                    on_acked=lambda _item: self._tally.bump("dispatched")).start()
+                                    on_acked=lambda _item: self._tally.bump("dispatched"),
+                                    retry_unmatched_s=DISPATCH_UNMATCHED_RETRY_S).start()
         self._session.connect(_Events(self))
         self._worker = threading.Thread(target=self._work, name="central-worker", daemon=True)
         self._worker.start()
@@ -356,7 +376,9 @@ class _Events:
     def on_connected(self) -> None:
         svc = self.service
         if svc._session is not None:
-            svc._session.subscribe(svc.topics())
+            svc._session.subscribe(svc.topics())  # every connect: a crashed broker may come back without them
+        if svc._dispatch is not None:
+            svc._dispatch.connected()  # before the publisher wakes: the assignments the broker may have lost
         if svc._publisher is not None:
             svc._publisher.on_connected()
 
@@ -373,6 +395,8 @@ class _Events:
         svc = self.service
         svc._subscribed.clear()
         svc._tally.notify()
+        if svc._dispatch is not None:
+            svc._dispatch.disconnected()
         if svc._publisher is not None:
             svc._publisher.on_disconnected()
         if not svc._stopping.is_set():

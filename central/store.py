@@ -258,7 +258,8 @@ class GatewayRow(Base):
 
 
 class DispatchRow(Base):
-    """A case assignment waiting for its PUBACK (the central side of the wire outbox)."""
+    """A case assignment waiting for its PUBACK (the central side of the wire outbox); kept for a while after it
+    (`acked_at`, epoch seconds) to be sent again if the broker crashes before saving it (`central.dispatch`)."""
 
     __tablename__ = "dispatch_outbox"
 
@@ -268,6 +269,7 @@ class DispatchRow(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    acked_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
 
 
 class ApiUser(Base):

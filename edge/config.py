@@ -413,7 +413,8 @@ class MqttConfig(_Model):
         description="With `confirm: receipt`: send a row again when no receipt came this long after its PUBACK "
         "although central has receipted rows sent after it (it was lost on the way); doubling per resend, up to "
         "15 min. Rows central has not reached yet (it is down or behind) go again only after 15 min (doubling, "
-        "up to 4 h). After a reconnect the newest `max_inflight` rows waiting for a receipt go again at once.",
+        "up to 4 h), except the newest row, which goes again after this timeout (doubling) since no later "
+        "receipt can come. After a reconnect the newest `max_inflight` rows waiting for a receipt go again at once.",
     )
 
 

@@ -7,6 +7,9 @@ receipt names its `key` (the event's `event_id`), and sends it again if none com
 `resend_at` once a receipt has settled a row published after it (central has moved past it: it was lost), and at
 its `retry_at` in any case (central down, or lagging far behind). Every reconnect makes the newest ones due at
 once: once central receipts those, every older row it has not receipted was lost, and is due at its `resend_at`.
+The newest row of all is due at its `resend_at` without a later receipt (none can come): after a broker crash that
+lost central's subscription, what the gateway sent before central subscribed again went nowhere, and the receipt
+of this one resend is what makes the older rows due.
 
 Shared by the edge (incident events and evidence, `Outbox`: its own SQLite file) and central (case assignments,
 `gridwatch.central.dispatch.DispatchOutbox`: a table in the case store, written in the case's transaction).
@@ -160,8 +163,8 @@ class Outbox:
     def pending(self, limit: int = 100, exclude: set[int] | None = None,
                 now: float | None = None) -> list[OutboxItem]:
         """Oldest first; `exclude` skips ids already in flight. Published rows (waiting for a receipt) are left
-        out unless `now` is given and they are due: `resend_at` passed and a later row settled, or `retry_at`
-        passed."""
+        out unless `now` is given and they are due: `resend_at` passed and a later row settled (or it is the
+        newest row of all), or `retry_at` passed."""
         exclude = exclude or set()
         n = limit + len(exclude)
         with self._lock:
@@ -174,6 +177,9 @@ class Outbox:
                 rows += self._db.execute(
                     f"SELECT {COLUMNS} FROM outbox WHERE state = ? AND id < ? AND resend_at <= ? LIMIT ?",
                     (PUBLISHED, self.settled_upto, now, n)).fetchall()
+                rows += self._db.execute(  # the newest row: no later one can be receipted to show it was lost
+                    f"SELECT {COLUMNS} FROM outbox WHERE id = (SELECT MAX(id) FROM outbox) AND state = ? "
+                    "AND resend_at <= ?", (PUBLISHED, now)).fetchall()
         unique = {r[0]: r for r in rows if r[0] not in exclude}
         items = [OutboxItem(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4]), r[5], r[6]) for r in unique.values()]
         return sorted(items, key=lambda i: i.id)[:limit]

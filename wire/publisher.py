@@ -20,7 +20,8 @@ What a successful PUBACK does to the row is `confirm`: `"puback"` deletes it (ce
 gateway whose central predates receipts); `"receipt"` (the edge's default) keeps it as `published` until central's
 receipt deletes it (`gridwatch.wire.receipts`), because the broker can lose an acknowledged message in a crash.
 A published row is sent again after `resend_s[0]` once central has receipted a row published after it (so it
-was lost on the way), and after `resend_s[1]` in any case; both double per send. After every reconnect the newest
+was lost on the way; the newest row of the outbox without that condition), and after `resend_s[1]` in any case;
+both double per send. After every reconnect the newest
 `max_inflight` published rows go again at once (the broker may have restarted without them): their receipts
 then show which older ones it lost. Not all of them: a busy broker that drops connections would otherwise get
 the whole backlog again on every reconnect. Central dedupes on `event_id`.
@@ -192,6 +193,7 @@ class PublisherStats:
     stray_acks: int = 0  # PUBACKs of no outbox row (the edge's status heartbeat, an old connection's resend)
     resent: int = 0  # sends of a row that had been sent before (reconnect, refusal, receipt timeout)
     republished: int = 0  # published rows made due at once by a reconnect (confirm="receipt")
+    unmatched: int = 0  # PUBACKs saying no subscription matched, with retry_unmatched (backed off, kept)
 
 
 @dataclass(frozen=True)
@@ -227,20 +229,26 @@ class Publisher:
     doubling per refusal up to `backoff_s[1]`; the other rows go on meanwhile. `confirm` says whether the PUBACK
     deletes the row or a receipt must (module docstring); with `"receipt"` an unreceipted row is sent again
     `resend_s[0]` after its PUBACK once a later row was receipted, `resend_s[1]` after it in any case (`RESEND_S`).
-    `clock` is for tests.
+    With `retry_unmatched_s` > 0 a PUBACK saying no subscription matched (MQTT 5 reason 0x10: the message reaches
+    nobody) settles nothing for that long after the first such PUBACK of the row: it is backed off like a refusal
+    and sent again (central's case assignments: a cleaner app whose session a broker crash lost subscribes again
+    within seconds). After that such a PUBACK settles the row as before (a topic nobody ever subscribes to must
+    not pile up). `clock` is for tests.
     """
 
     def __init__(self, outbox: OutboxStore, transport: Transport, max_inflight: int = 20,
                  on_acked: Callable[[OutboxItem], None] | None = None, *,
                  backoff_s: tuple[float, float] = (1.0, 300.0), clock: Callable[[], float] = time.monotonic,
-                 confirm: Confirm = "puback", resend_s: tuple[float, float] = RESEND_S) -> None:
+                 confirm: Confirm = "puback", resend_s: tuple[float, float] = RESEND_S,
+                 retry_unmatched_s: float = 0.0) -> None:
         if confirm == "receipt" and not isinstance(outbox, ConfirmingStore):
             raise TypeError(f"confirm='receipt' needs an outbox that keeps published rows, not {type(outbox)}")
         if confirm not in ("puback", "receipt"):
             raise ValueError(f"confirm must be 'puback' or 'receipt', not {confirm!r}")
         self.outbox, self.transport, self.max_inflight = outbox, transport, max_inflight
         self.backoff_s, self.clock = backoff_s, clock
-        self.confirm, self.resend_s = confirm, resend_s
+        self.confirm, self.resend_s, self.retry_unmatched_s = confirm, resend_s, retry_unmatched_s
+        self._unmatched_since: dict[int, float] = {}  # row id -> first PUBACK "no matching subscribers"
         self.stats = PublisherStats()
         self._on_acked = on_acked
         self._generation = 0  # bumped on every connect and disconnect
@@ -299,15 +307,16 @@ class Publisher:
                 else:  # a message the publisher did not send (status), or a resend of an old connection's
                     self.stats.stray_acks += 1
                 return
-            if reason_code < REFUSED:
+            settles = self._accepted(item.id, reason_code)
+            if settles:
                 # Settle the row before it leaves the books, under the lock: otherwise the sender could see it
                 # neither in flight nor settled and publish it a second time.
                 self._delivered(item)
-        self._settle(item, reason_code)
+        self._settle(item, reason_code, settles)
 
-    def _settle(self, item: OutboxItem, reason_code: int) -> None:
+    def _settle(self, item: OutboxItem, reason_code: int, settles: bool) -> None:
         """Count a PUBACK whose row (on success) is already deleted; back a refused row off."""
-        if reason_code < REFUSED:
+        if settles:
             with self._lock:
                 self._refused.pop(item.id, None)
             self.stats.acked += 1
@@ -317,12 +326,33 @@ class Publisher:
             self._back_off(item, reason_code)
         self._wake.set()
 
+    def _accepted(self, item_id: int, reason_code: int) -> bool:
+        """Under the lock, once per PUBACK: whether it settles its row: success, except 'no matching subscribers'
+        within `retry_unmatched_s` of the row's first one."""
+        if reason_code >= REFUSED:
+            return False
+        if reason_code != NO_MATCHING_SUBSCRIBERS or self.retry_unmatched_s <= 0:
+            self._unmatched_since.pop(item_id, None)
+            return True
+        now = self.clock()
+        first = self._unmatched_since.setdefault(item_id, now)
+        if now - first >= self.retry_unmatched_s:
+            self._unmatched_since.pop(item_id, None)
+            return True
+        return False
+
     def _back_off(self, item: OutboxItem, reason_code: int) -> None:
         with self._lock:
             count = self._refused[item.id].count + 1 if item.id in self._refused else 1
             low, high = self.backoff_s
             delay = min(high, low * 2 ** (count - 1))
             self._refused[item.id] = _Refusal(count, self.clock() + delay)
+        if reason_code == NO_MATCHING_SUBSCRIBERS:
+            self.stats.unmatched += 1
+            (log.info if count == 1 else log.debug)(
+                "no subscriber for outbox row %d (%s on %s) yet; retrying in %.0f s", item.id, item.kind, item.topic,
+                delay)
+            return
         self.stats.refused += 1
         log.warning("broker refused outbox row %d (%s on %s): %s (0x%02X), refusal %d; retrying in %.0f s",
                     item.id, item.kind, item.topic, reason_name(reason_code), reason_code, count, delay)
@@ -409,15 +439,16 @@ class Publisher:
             with self._lock:
                 early = self._close_ticket(ticket, generation, mid)  # None too when the generation changed
                 booked = mid is not None and self._generation == generation and early is None
+                settles = early is not None and self._accepted(item.id, early.reason_code)
                 if booked:
                     self._inflight[(generation, mid)] = item  # type: ignore[index]
-                elif early is not None and early.reason_code < REFUSED:
+                elif settles:
                     self._delivered(item)
         if mid is None:
             return False
         self.stats.published += 1
         if early is not None:
-            self._settle(item, early.reason_code)
+            self._settle(item, early.reason_code, settles)
         elif not booked:
             # The connection dropped inside publish(): this PUBACK can never arrive. The row stays pending and
             # goes out again on the next connection.
@@ -439,6 +470,7 @@ class Publisher:
 
 
 REFUSED = 0x80  # MQTT 5: a PUBACK reason code of 0x80 or more means the broker did not accept the message
+NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5: accepted, but no subscription matched: nobody will get it
 
 
 def reason_value(rc: object) -> int:

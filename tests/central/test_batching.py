@@ -364,9 +364,10 @@ def test_a_real_broker_fills_batches_beyond_its_inflight_window_and_forgets_acke
 
 
 # --- the dispatch outbox's bookkeeping goes into the worker's transactions -------------------------------------
-def test_a_pubacked_assignment_leaves_the_books_at_once_and_the_table_with_the_next_commit(store: Store) -> None:
+def test_a_pubacked_assignment_leaves_the_books_at_once_and_is_stamped_with_the_next_commit(store: Store) -> None:
     """paho's network thread only notes the PUBACK (SQLite's write lock may be held by a batch); the row is not
-    offered again, and is deleted in the next batch transaction; a batch that does not commit keeps the note."""
+    offered again, and is stamped acknowledged in the next batch transaction; a batch that does not commit keeps
+    the note."""
     handler = make_handler(store)
     handler.outbox = outbox = DispatchOutbox(store)
     handler.handle_batch(inbound(make_event("inc-books-0001"), make_event("inc-books-0002")))
@@ -393,15 +394,17 @@ def test_a_pubacked_assignment_leaves_the_books_at_once_and_the_table_with_the_n
     handler.handle_batch(inbound(make_event("inc-books-0004")))  # the next batch writes it
     assert not outbox.has_bookkeeping()
     with store.session() as session:
-        rows = {row.id: row.attempts for row in session.scalars(select(DispatchRow))}
-    assert first.id not in rows and rows[second.id] == 1 and len(rows) == 2  # + the assignment of -0004
+        rows = {row.id: (row.attempts, row.acked_at is not None) for row in session.scalars(select(DispatchRow))}
+    # the acknowledged row stays, stamped, to be sent again if the broker crashes before saving it
+    assert rows[first.id] == (1, True) and rows[second.id] == (1, False) and len(rows) == 3  # + -0004's
+    assert [item.id for item in outbox.pending()] == [second.id, max(rows)]
 
 
-def test_bookkeeping_is_two_statements_however_many_rows(store: Store) -> None:
+def test_bookkeeping_is_one_update_however_many_rows(store: Store) -> None:
     """Issue 8: the bookkeeping goes into every batch transaction, so its cost must not grow with the number of
-    PUBACKs and attempts: one DELETE for the acknowledged rows, one UPDATE (run once for all) for the attempts of
-    the rows that stay. An attempt noted after its row's PUBACK (paho may report the PUBACK before `publish()`
-    returns) is not written: the row is gone."""
+    PUBACKs and attempts: one UPDATE (run once for all) stamps the acknowledged rows and adds the attempts, and
+    at most once a minute one DELETE removes rows acknowledged more than `replay_s` ago. An attempt noted after
+    its row's PUBACK (paho may report the PUBACK before `publish()` returns) is counted all the same."""
     handler = make_handler(store)
     handler.outbox = outbox = DispatchOutbox(store)
     handler.handle_batch(inbound(*[make_event(f"inc-books2-{i:04d}") for i in range(30)]))
@@ -425,10 +428,69 @@ def test_bookkeeping_is_two_statements_however_many_rows(store: Store) -> None:
     event.listen(store.engine, "before_cursor_execute", count)
     try:
         handler.write_bookkeeping()
+        first = [s for s in statements if s in ("DELETE", "UPDATE")]
+        outbox.ack(items[20].id)
+        handler.write_bookkeeping()  # within the minute: no DELETE
     finally:
         event.remove(store.engine, "before_cursor_execute", count)
-    assert [s for s in statements if s in ("DELETE", "UPDATE")] == ["DELETE", "UPDATE"]
+    assert first == ["UPDATE"]  # the batch before pruned already: no DELETE within the minute
+    assert [s for s in statements if s in ("DELETE", "UPDATE")] == ["UPDATE", "UPDATE"]
     assert not outbox.has_bookkeeping()
     with store.session() as session:
-        rows = {row.id: row.attempts for row in session.scalars(select(DispatchRow))}
-    assert rows == {item.id: 1 + item.id % 2 for item in items[20:]}
+        rows = {row.id: (row.attempts, row.acked_at is not None) for row in session.scalars(select(DispatchRow))}
+    assert rows == {item.id: (1 + item.id % 2 if i >= 20 else 1, i <= 20) for i, item in enumerate(items)}
+
+
+def test_an_acknowledged_assignment_is_sent_again_after_a_reconnect_then_pruned(store: Store) -> None:
+    """A broker that crashes before its next save loses assignments it acknowledged: after every reconnect the
+    rows acknowledged within `replay_s` before the drop are due again (also PUBACKs not written yet), older ones
+    are not, a row acknowledged again after the reconnect is not due a third time, and rows acknowledged more
+    than `replay_s` ago are deleted by the bookkeeping."""
+    now = [1000.0]
+    handler = make_handler(store)
+    handler.outbox = outbox = DispatchOutbox(store, replay_s=100.0, clock=lambda: now[0])
+    outbox.connected()  # the first connect: nothing acknowledged yet
+    handler.handle_batch(inbound(*[make_event(f"inc-replay-{i:04d}") for i in range(4)]))
+    old, written, unwritten, open_row = (item.id for item in outbox.pending())
+    outbox.ack(old)
+    handler.write_bookkeeping()
+    now[0] = 1150.0
+    outbox.ack(written)
+    handler.write_bookkeeping()
+    now[0] = 1160.0
+    outbox.ack(unwritten)
+    assert [item.id for item in outbox.pending()] == [open_row]
+    outbox.disconnected()
+    now[0] = 1200.0
+    outbox.connected()  # window: acknowledged at 1060 .. 1200
+    assert [item.id for item in outbox.pending()] == [written, unwritten, open_row]
+    now[0] = 1201.0
+    for item_id in (written, unwritten, open_row):
+        outbox.ack(item_id)
+    assert outbox.pending() == [] and len(outbox) == 0
+    handler.write_bookkeeping()
+    assert outbox.pending() == []  # stamped at 1201: after the window
+    now[0] = 1290.0
+    handler.write_bookkeeping()  # prunes what was acknowledged before 1190: `old` (1000)
+    with store.session() as session:
+        assert set(session.scalars(select(DispatchRow.id))) == {written, unwritten, open_row}
+
+
+def test_a_first_connect_replays_before_the_newest_acknowledgement(store: Store) -> None:
+    """A central that went down with the broker: on its first connect it replays the rows acknowledged within
+    `replay_s` before the newest PUBACK in the table, however long it was down."""
+    now = [1000.0]
+    handler = make_handler(store)
+    handler.outbox = outbox = DispatchOutbox(store, replay_s=100.0, clock=lambda: now[0])
+    handler.handle_batch(inbound(*[make_event(f"inc-first-{i:04d}") for i in range(3)]))
+    a, b, c = (item.id for item in outbox.pending())
+    outbox.ack(a)
+    handler.write_bookkeeping()
+    now[0] = 1500.0
+    outbox.ack(b)
+    outbox.ack(c)
+    handler.write_bookkeeping()
+    now[0] = 5000.0  # a new central process, hours later
+    restarted = DispatchOutbox(store, replay_s=100.0, clock=lambda: now[0])
+    restarted.connected()
+    assert [item.id for item in restarted.pending()] == [b, c]

@@ -275,12 +275,17 @@ def test_no_shipped_file_puts_a_password_inside_a_url() -> None:
 
 
 # --- delivery defaults (issue 8, hole 4) ---------------------------------------------------------------------
-def test_shipped_broker_saves_on_every_change() -> None:
+def test_shipped_broker_saves_every_minute_within_central_s_dispatch_replay() -> None:
+    """Delivery does not rest on the broker's disk (receipts, resubscribe, dispatch replay), so the shipped broker
+    saves every 60 s instead of on every change; central's dispatch replay must cover that window (the chaos
+    benchmark's broker-kill scenarios run this config: tests/benchmarks/test_chaos.py)."""
+    from gridwatch.central.dispatch import DISPATCH_REPLAY_S
+
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
     settings = {ln.split()[0]: ln.split()[1] for ln in conf.splitlines() if ln.strip() and not ln.startswith("#")}
     assert settings["persistence"] == "true"
-    assert (settings["autosave_on_changes"], settings["autosave_interval"]) == ("true", "1"), \
-        "a broker crash must not lose messages it has acknowledged to a gateway"
+    assert settings["autosave_on_changes"] == "false"
+    assert 2 * int(settings["autosave_interval"]) <= DISPATCH_REPLAY_S
 
 
 def test_shipped_central_uses_a_plain_persistent_subscription() -> None:

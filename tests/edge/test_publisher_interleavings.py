@@ -212,3 +212,32 @@ def test_a_refusal_inside_publish_backs_off_too(tmp_path: Path) -> None:
     assert pub.send_pending() == 1
     assert pub.send_pending() == 0
     assert len(box) == 1 and pub.stats.refused == 1 and pub._inflight == {}
+
+
+def test_no_matching_subscribers_is_retried_for_retry_unmatched_s_then_settles(tmp_path: Path) -> None:
+    """Central's dispatch: a PUBACK 0x10 (no subscription matched: nobody gets the message) keeps the row and backs
+    it off, for `retry_unmatched_s` after the row's first such PUBACK; then one settles it. Without the option
+    (the edge) 0x10 settles at once, as any success does."""
+    now = [100.0]
+    box = Outbox(tmp_path / "o.db")
+    transport = FakeTransport(auto_ack=False)
+    pub = Publisher(box, transport, clock=lambda: now[0], backoff_s=(1.0, 8.0), retry_unmatched_s=10.0)
+    transport.start(pub)
+    box.put("assignment", "gridwatch/v1/dispatch/c1", b"{}")
+    assert pub.send_pending() == 1
+    transport.ack_all(0x10)
+    assert len(box) == 1 and pub.stats.unmatched == 1 and pub.stats.acked == 0
+    assert pub.send_pending() == 0  # backing off
+    for _ in range(4):  # 1, 2, 4, 8 s later: still within 10 s of the first 0x10
+        now[0] += 8.0
+        assert pub.send_pending() == 1
+        transport.ack_all(0x10)
+        if len(box) == 0:
+            break
+    assert len(box) == 0 and pub.stats.acked == 1 and now[0] - 100.0 >= 10.0
+    plain = Publisher(Outbox(tmp_path / "p.db"), FakeTransport(auto_ack=False))
+    plain.transport.start(plain)
+    plain.outbox.put("incident", "t", b"{}")
+    assert plain.send_pending() == 1
+    plain.transport.ack_all(0x10)  # type: ignore[attr-defined]
+    assert len(plain.outbox) == 0
