@@ -340,9 +340,10 @@ def make_engine(db_url: str) -> Engine:
 
 def create_schema(engine: Engine) -> None:
     """Create the central tables that do not exist yet, and add nullable columns newer releases added to
-    existing tables (idempotent). Only nullable columns are ever added this way."""
+    existing tables, with their indexes (idempotent). Only nullable columns are ever added this way."""
     Base.metadata.create_all(engine)
     _add_missing_columns(engine)
+    _add_missing_indexes(engine)
 
 
 def _add_missing_columns(engine: Engine) -> None:
@@ -357,6 +358,17 @@ def _add_missing_columns(engine: Engine) -> None:
                     raise StoreError(f"table {table.name} lacks the NOT NULL column {column.name}: migrate it")
                 kind = column.type.compile(dialect=engine.dialect)
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
+def _add_missing_indexes(engine: Engine) -> None:
+    """Indexes of columns that `_add_missing_columns` added (create_all skips tables that already exist)."""
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            present = {i["name"] for i in inspector.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in present:
+                    index.create(conn, checkfirst=True)
 
 
 @dataclass

@@ -132,7 +132,12 @@ def test_an_older_database_gains_the_new_columns(tmp_path: object) -> None:
     with open_store(url) as store, store.engine.begin() as conn:
         conn.execute(text("ALTER TABLE dead_letters DROP COLUMN payload_sha256"))
         conn.execute(text("ALTER TABLE evidence DROP COLUMN gateway_id"))
+        conn.execute(text("DROP INDEX ix_dispatch_outbox_acked_at"))
+        conn.execute(text("ALTER TABLE dispatch_outbox DROP COLUMN acked_at"))
     with open_store(url) as store:
+        outbox = inspect(store.engine)
+        assert "acked_at" in {c["name"] for c in outbox.get_columns("dispatch_outbox")}
+        assert ["acked_at"] in [i["column_names"] for i in outbox.get_indexes("dispatch_outbox")]
         names = {c["name"] for c in inspect(store.engine).get_columns("dead_letters")}
         assert "payload_sha256" in names
         assert "gateway_id" in {c["name"] for c in inspect(store.engine).get_columns("evidence")}
