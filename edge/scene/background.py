@@ -282,7 +282,7 @@ class DualBackground:
         assert self._anchor is not None and self._prev is not None and self._held is not None
         assert self._seen is not None and self._anchor_offset is not None
         thr = self.params.diff_threshold
-        moved = cv2.absdiff(self._anchor_offset, float(offset))  # how far the offset moved since each anchor
+        moved = np.abs(self._anchor_offset - np.float32(offset))  # how far the offset moved since each anchor
         drifted = np.asarray(cv2.subtract(cv2.absdiff(corrected, self._anchor), moved), dtype=np.float32) > thr
         _put(self._anchor, corrected, arrived)
         _put(self._anchor_offset, np.full_like(self._anchor_offset, np.float32(offset)), arrived)
