@@ -50,12 +50,7 @@ class StillnessTracker:
     _tracks: dict[int, _History] = field(default_factory=dict)
 
     def update(self, obs: Observation, ts: float) -> float | None:
-        """Record `obs` at `ts`; return the capture time since which it has been still, or None if moving.
-
-        A scene-change region (`obs.age_s` set) has been static for `age_s` by the stage's own per-pixel measure
-        before it was ever emitted: that time covers the window, so the region is judged on its positions from its
-        second observation (two that agree) instead of waiting another window (which only delayed every region's
-        report by it)."""
+        """Record `obs` at `ts`; return the capture time since which it has been still, or None if moving."""
         hist = self._tracks.setdefault(obs.track_id, _History())
         if obs.ground is not None:
             x, y, tol = obs.ground[0], obs.ground[1], self.params.tolerance_m
@@ -64,7 +59,7 @@ class StillnessTracker:
         hist.samples.append((ts, x, y, tol))
         hist.last_ts = ts
         self._trim(hist, ts)
-        if self._is_still(hist, ts, None if obs.age_s is None else ts - obs.age_s):
+        if self._is_still(hist, ts):
             if hist.still_since is None:
                 hist.still_since = hist.samples[0][0]
         else:
@@ -75,13 +70,8 @@ class StillnessTracker:
         while len(hist.samples) > 1 and hist.samples[1][0] <= ts - self.params.window_s:
             hist.samples.popleft()
 
-    def _is_still(self, hist: _History, ts: float, static_since: float | None = None) -> bool:
-        """Still: the window is covered (by observations, or, from the second one, since `static_since`, when the
-        stage vouches for the time before them) and every position in it lies within the tolerance of their
-        median."""
-        first = hist.samples[0][0]
-        vouched = static_since is not None and len(hist.samples) >= 2
-        span = ts - (min(first, static_since) if vouched and static_since is not None else first)
+    def _is_still(self, hist: _History, ts: float) -> bool:
+        span = ts - hist.samples[0][0]
         if span < self.params.min_coverage * self.params.window_s:
             return False
         pts = np.array([(s[1], s[2]) for s in hist.samples])
