@@ -128,6 +128,7 @@ class DualBackground:
         self._short: F32 | None = None
         self._age: F32 | None = None
         self._anchor: F32 | None = None
+        self._anchor_offset: F32 | None = None
         self._prev: F32 | None = None
         self._held: F32 | None = None
         self._seen: F32 | None = None
@@ -152,6 +153,7 @@ class DualBackground:
     def reset(self) -> None:
         """Forget everything: the next frame starts both backgrounds (after a camera shift settled)."""
         self._long = self._short = self._age = self._anchor = self._prev = self._held = self._seen = None
+        self._anchor_offset = None
         self._confirmed = self._arrived = self._left_early = None
         self._ts = None
         self.flicker.reset()
@@ -231,7 +233,7 @@ class DualBackground:
         if learnt_left.any():
             self.absorb(learnt_left)
             static &= ~learnt_left
-        held, seen = self._hold(f, corrected, fg_long, masked, jumped, dt)
+        held, seen = self._hold(f, corrected, offset, fg_long, masked, jumped, dt)
         age = self._age
         established = age >= p.min_static_s
         _put(age, np.maximum(age + np.float32(dt), seen), static)
@@ -258,7 +260,7 @@ class DualBackground:
         return np.asarray(cv2.absdiff(frame, self._prev * _frame_gain(frame, self._prev, ~masked)),
                           dtype=np.float32) > self.params.diff_threshold
 
-    def _hold(self, frame: F32, corrected: F32, foreground: Mask, masked: Mask, arrived: Mask,
+    def _hold(self, frame: F32, corrected: F32, offset: float, foreground: Mask, masked: Mask, arrived: Mask,
               dt: float) -> tuple[F32, F32]:
         """Advance each pixel's hold of what arrived on it: (`held`, masked time included; `seen`, unmasked time
         only), negative where nothing is held.
@@ -269,12 +271,21 @@ class DualBackground:
         counts; they are left to the accumulated static age. Nor does a pixel whose long-term value was never
         confirmed (seen unmasked and agreeing, `min_static_s` or more after the backgrounds were (re)built): a
         first frame or a relearn takes in whatever stood there, the tracker may not mask it yet on the next
-        frames, and a truck that was on the pixel and drove off is no "arrival" of the road."""
+        frames, and a truck that was on the pixel and drove off is no "arrival" of the road.
+
+        The held value is compared brightness-corrected by the frame's global offset, which is exact only for a
+        pixel as bright as the frame's median: under an exposure or light change a darker or brighter thing moves
+        by less or more than the offset (c003 of the composite family: a dark bag that arrived while the view was
+        48 levels dark lost its hold as the view brightened again, and its region was dated 2 s after it came to
+        rest). So a pixel has drifted only by more than the threshold plus how far the global offset moved since
+        its anchor was set."""
         assert self._anchor is not None and self._prev is not None and self._held is not None
-        assert self._seen is not None
+        assert self._seen is not None and self._anchor_offset is not None
         thr = self.params.diff_threshold
-        drifted = np.asarray(cv2.absdiff(corrected, self._anchor), dtype=np.float32) > thr
+        moved = np.abs(self._anchor_offset - np.float32(offset))  # how far the offset moved since each anchor
+        drifted = np.asarray(cv2.subtract(cv2.absdiff(corrected, self._anchor), moved), dtype=np.float32) > thr
         _put(self._anchor, corrected, arrived)
+        _put(self._anchor_offset, np.full_like(self._anchor_offset, np.float32(offset)), arrived)
         np.copyto(self._prev, frame)
         assert self._confirmed is not None
         lost = (drifted & ~arrived) | ~foreground | ~self._confirmed
@@ -325,6 +336,7 @@ class DualBackground:
         self._long, self._short = f.copy(), f.copy()
         self._age = np.zeros((h, w), np.float32)
         self._anchor, self._prev = f.copy(), f.copy()
+        self._anchor_offset = np.zeros((h, w), np.float32)
         self._nothing, self._zeros = np.full((h, w), _NOTHING, np.float32), np.zeros((h, w), np.float32)
         self._held, self._seen = self._nothing.copy(), self._nothing.copy()
         self._confirmed = np.zeros((h, w), bool)

@@ -324,6 +324,31 @@ def test_an_exposure_step_does_not_restart_when_a_bright_thing_came_to_rest() ->
     assert rest == pytest.approx(9.5 - 5.0, abs=1 / FPS), f"came to rest {9.5 - rest}s, arrived at 5.0s"
 
 
+def test_a_dark_thing_that_came_to_rest_in_a_dim_view_keeps_its_rest_as_the_view_brightens() -> None:
+    # The view dims to 60 % (a cloud, auto exposure) from 2 s to 4 s; a dark bag arrives at 6 s; the view
+    # brightens back to 100 % from 7 s to 9 s. The bag scales with the light like the ground, but the global
+    # offset (-51 levels at 60 % on this ground) overstates its change by 40 % of that: 20 levels, the
+    # threshold. Measured against its anchor by the offset alone it "drifted" and lost its hold (composite
+    # c003: its region dated 2 s late); it came to rest at 6 s all along.
+    rng = np.random.default_rng(3)
+    ground = np.clip(cv2.GaussianBlur(rng.normal(128, 8, (H, W)).astype(np.float32), (0, 0), 2.0), 0, 255)
+    bag = ground.copy()
+    x1, y1, x2, y2 = OBJ
+    bag[y1:y2, x1:x2] = 30.0
+    bg = DualBackground(BackgroundParams())
+    none = np.zeros((H, W), bool)
+    out = None
+    for i in range(int(12 * FPS)):
+        t = i / FPS
+        gain = float(np.interp(t, [0.0, 2.0, 4.0, 7.0, 9.0], [1.0, 1.0, 0.6, 0.6, 1.0]))
+        img = (bag if t >= 6 else ground) * gain
+        out = bg.update(np.clip(img, 0, 255).astype(np.uint8), none, t)
+        assert not out.relearnt or t == 0
+    assert out is not None
+    rest = float(np.median(out.rest_s[y1 + 2:y2 - 2, x1 + 2:x2 - 2]))
+    assert rest == pytest.approx(11.5 - 6.0, abs=1 / FPS), f"came to rest at {11.5 - rest}s, arrived at 6.0s"
+
+
 def region_at(box: tuple[int, int, int, int]) -> Region:
     x1, y1, x2, y2 = box
     return Region(box, ((0.0, 0.0), (1.0, 1.0), 0.0), np.ones((y2 - y1, x2 - x1), bool), 3.0, 1.0, 0.3)
