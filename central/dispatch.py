@@ -293,11 +293,6 @@ def _item(row: Row[Any]) -> OutboxItem:
     return OutboxItem(row.id, KIND, row.topic, bytes(row.payload), {}, row.attempts, row.assignment_id)
 
 
-def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
-    """Ids in lists of at most `size` (well under SQLite's and PostgreSQL's parameter limits)."""
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
-
-
 @dataclass(frozen=True)
 class Bookkeeping:
     """What `DispatchOutbox.write_bookkeeping` wrote: PUBACK times per row, attempts added per row."""

@@ -343,7 +343,6 @@ def create_schema(engine: Engine) -> None:
     existing tables, with their indexes (idempotent). Only nullable columns are ever added this way."""
     Base.metadata.create_all(engine)
     _add_missing_columns(engine)
-    _add_missing_indexes(engine)
 
 
 def _add_missing_columns(engine: Engine) -> None:
@@ -351,24 +350,14 @@ def _add_missing_columns(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in Base.metadata.sorted_tables:
             present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present:
-                    continue
+            added = [column for column in table.columns if column.name not in present]
+            for column in added:
                 if not column.nullable:
                     raise StoreError(f"table {table.name} lacks the NOT NULL column {column.name}: migrate it")
                 kind = column.type.compile(dialect=engine.dialect)
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-
-
-def _add_missing_indexes(engine: Engine) -> None:
-    """Indexes of columns that `_add_missing_columns` added (create_all skips tables that already exist)."""
-    inspector = inspect(engine)
-    with engine.begin() as conn:
-        for table in Base.metadata.sorted_tables:
-            present = {i["name"] for i in inspector.get_indexes(table.name)}
-            for index in table.indexes:
-                if index.name not in present:
-                    index.create(conn, checkfirst=True)
+            for index in table.indexes if added else ():  # create_all skips the indexes of tables that exist
+                index.create(conn, checkfirst=True)
 
 
 @dataclass

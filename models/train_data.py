@@ -250,7 +250,7 @@ def train_on_data(req: TrainRequest) -> Path:
             optimizer=req.optimizer, cos_lr=req.cos_lr, **({"lr0": req.lr0} if req.lr0 is not None else {}),
             warmup_epochs=1.0 if req.init_weights is None else 0.3,
             warmup_bias_lr=0.1 if req.init_weights is None else 0.01,
-        ) | parse_hyp(req.hyp)
+        ) | info["hyp"]
         model.train(**kwargs)
     info["seconds"] = round(float(info.get("seconds", 0.0)) + time.monotonic() - started, 1)
     _write_json(req.out / TRAINING_JSON, info)

@@ -16,7 +16,7 @@ as one batch of two (one run); otherwise the detector runs twice. The runtime st
 from __future__ import annotations
 
 import threading
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 import supervision as sv
@@ -25,7 +25,7 @@ from gridwatch.models.base import Detector, ModelInfo, check_image
 from gridwatch.models.decoders import nms
 
 TtaMode = Literal["none", "flip"]
-TTA_MODES: tuple[str, ...] = ("none", "flip")
+TTA_MODES: tuple[str, ...] = get_args(TtaMode)
 
 
 @runtime_checkable
