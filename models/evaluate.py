@@ -8,8 +8,9 @@ With a baseline (the deployed model), both run on the same images and each class
 ``better`` / ``worse`` when AP50 moved by more than the margin, else ``unchanged``; ``new class`` when the
 baseline cannot detect it, ``first model`` when there is no baseline.
 
-With ``tta="flip"`` (`--tta flip`) the model runs as a gateway with ``tta: flip`` runs it (`gridwatch.models.tta`:
-the image and its mirror, merged by class-aware NMS at the evaluation IoU); its name then ends in ``+ flip TTA``.
+With ``tta="flip"`` or ``"multiscale"`` (`--tta ...`) the model runs as a gateway with that `tta` runs it
+(`gridwatch.models.tta`: several views of the image, merged by class-aware NMS at the evaluation IoU); its name then
+ends in ``+ flip TTA`` / ``+ multiscale TTA``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from gridwatch.models.base import Detector, ModelConfigError
 from gridwatch.models.detection_metrics import DetectionEvaluator, DetectionResult
 from gridwatch.models.onnx_backend import OnnxDetector
-from gridwatch.models.tta import FlipTtaDetector, with_tta
+from gridwatch.models.tta import TtaDetector, tta_label, with_tta
 from gridwatch.models.yolo_data import read_labels
 
 EVAL_CONF = 0.001  # AP needs the whole ranking (Ultralytics' val uses the same)
@@ -43,7 +44,7 @@ class ModelEval:
     sha256: str
     result: DetectionResult
     missing: list[str]
-    tta: str = "none"  # test-time augmentation it ran with ('none' / 'flip')
+    tta: str = "none"  # test-time augmentation it ran with ('none' / 'flip' / 'multiscale')
 
     def ap50(self, name: str) -> float | None:
         """AP50 of a data class, None when the model cannot detect it."""
@@ -91,14 +92,14 @@ def evaluate_detector(
         if progress is not None:
             progress(k + 1, len(images))
     missing = [n for n in data_classes if n not in model_classes]
-    tta = "flip" if isinstance(detector, FlipTtaDetector) else "none"
-    name = detector.info.name + " " + detector.info.version + (" + flip TTA" if tta == "flip" else "")
+    tta = detector.mode if isinstance(detector, TtaDetector) else "none"
+    name = detector.info.name + " " + detector.info.version + ("" if tta == "none" else f" + {tta_label(tta)}")
     return ModelEval(name, detector.info.sha256, evaluator.result(), missing, tta)
 
 
 def load_for_eval(model: str | Path, threads: int | None = None, tta: str = "none") -> Detector:
     """The detector as the edge would load it (manifest next to the model, sha256 checked), at eval thresholds,
-    with test-time augmentation `tta` ('none' or 'flip', like a detector entry's `tta`)."""
+    with test-time augmentation `tta` ('none', 'flip' or 'multiscale', like a detector entry's `tta`)."""
     detector = OnnxDetector.from_path(model, conf_threshold=EVAL_CONF, iou_threshold=EVAL_IOU, threads=threads)
     return with_tta(detector, tta, EVAL_IOU)
 
@@ -183,7 +184,7 @@ def metrics_dict(new: ModelEval, split: str, data_yaml: Path) -> dict[str, Any]:
         "per_class_mAP50_95": {c.name: _num(new.ap50_95(c.name)) for c in new.result.classes},
         "tta": new.tta,
         "evaluated_with": f"gridwatch models eval (ONNX Runtime, conf {EVAL_CONF}, NMS IoU {EVAL_IOU}, COCO 101-point"
-        + (", flip TTA merged by NMS at the same IoU)" if new.tta == "flip" else ")"),
+        + (f", {tta_label(new.tta)} merged by NMS at the same IoU)" if new.tta != "none" else ")"),
     }
 
 

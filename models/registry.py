@@ -84,9 +84,11 @@ class _DetectorSpecBase(BaseModel):
         default="none",
         title="Test-time augmentation",
         description="'flip': run each frame and its left-right mirror (one batch of two on a dynamic-batch "
-        "export, else two runs) and keep the best box per object (class-aware NMS at `iou`). Doubles the "
-        "inference cost for a few points of AP (the street model's card has the numbers): worth it for a detector "
-        "that runs every few seconds (`cameras[].detectors[].every_s`), rarely for one on every analysed frame.",
+        "export, else two runs); 'multiscale': the frame, the frame shrunk to 0.83 and mirrored, and the frame "
+        "shrunk to 0.67 (Ultralytics' augmented inference; one batch of three); either keeps the best box per "
+        "object (class-aware NMS at `iou`). Costs 2x or 3x the inference for points of AP (the street model's "
+        "card has the numbers): worth it for a detector that runs every few seconds "
+        "(`cameras[].detectors[].every_s`), rarely for one on every analysed frame.",
     )
 
     @field_validator("tta", mode="before")
@@ -94,7 +96,8 @@ class _DetectorSpecBase(BaseModel):
     def _known_tta(cls, value: object) -> object:
         if value not in TTA_MODES:
             raise ValueError(f"{value!r} is not a test-time augmentation; use 'flip' (the frame and its mirror, "
-                             "2x inference) or 'none' (the default), or remove the field")
+                             "2x inference), 'multiscale' (the frame at 1, 0.83 mirrored and 0.67; 3x) or 'none' "
+                             "(the default), or remove the field")
         return value
 
 

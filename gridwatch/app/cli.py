@@ -32,6 +32,8 @@ from gridwatch.errors import GridwatchError
 if TYPE_CHECKING:
     pass
 
+TTA_CHOICES = ["none", "flip", "multiscale"]  # gridwatch.models.tta.TTA_MODES (not imported here: it loads OpenCV)
+
 
 def _cmd_schema(args: argparse.Namespace) -> int:
     from gridwatch.wire.events import event_json_schema_text
@@ -298,10 +300,11 @@ def build_parser(groups: Collection[str] | None = None) -> argparse.ArgumentPars
     p.add_argument("--limit", type=int, default=None, help="only the first N images (quick look)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress")
-    p.add_argument("--tta", choices=["none", "flip"], default="none",
+    p.add_argument("--tta", choices=TTA_CHOICES, default="none",
                    help="test-time augmentation, as a detector entry's `tta:` runs it (flip: the image and its "
-                        "mirror, one batch of 2, merged by class-aware NMS)")
-    p.add_argument("--baseline-tta", choices=["none", "flip"], default=None,
+                        "mirror, one batch of 2; multiscale: the image, its 0.83 shrink mirrored and its 0.67 "
+                        "shrink, one batch of 3; merged by class-aware NMS)")
+    p.add_argument("--baseline-tta", choices=TTA_CHOICES, default=None,
                    help="the baseline's test-time augmentation (default: as --tta); `--baseline MODEL --tta flip "
                         "--baseline-tta none` measures what TTA adds to one model")
     p.add_argument("--scenarios", type=int, default=None, metavar="N",

@@ -36,7 +36,7 @@ def test_a_broken_street_model_is_a_result_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_the_goal_variant_is_the_shipped_configs_tta() -> None:
-    assert bench.deployed_street_tta() == "flip"  # deploy/examples/site-two-models.yaml: detectors.street.tta
+    assert bench.deployed_street_tta() == "multiscale"  # deploy/examples/site-two-models.yaml: detectors.street.tta
 
 
 def test_street_rows_with_and_without_tta_and_goals_on_the_asked_variant(tmp_path: Path) -> None:
@@ -56,9 +56,11 @@ def test_street_rows_with_and_without_tta_and_goals_on_the_asked_variant(tmp_pat
                                                        ("street_ap50[overflow]", "flip")]
     overflow = goals[1]
     assert overflow["value"] == 1.0 and overflow["value_none_tta"] == 1.0 and overflow["met"]
+    assert overflow["value_multiscale_tta"] == 1.0 and "value_flip_tta" not in overflow
     assert "flip TTA, as deploy/examples/site-two-models.yaml runs the street model" in overflow["note"]
-    assert [(v["tta"], v["deployed"]) for v in info["variants"]] == [("none", False), ("flip", True)]
+    assert [(v["tta"], v["deployed"]) for v in info["variants"]] == [("none", False), ("flip", True),
+                                                                     ("multiscale", False)]
     cost = info["cost"]
     assert cost["frame_wh"] == [640, 360] and cost["frames"] == 2 and set(cost["ms_per_frame"]) == {
-        "none", "flip_batch2", "flip_2runs"}
+        "none", "flip_batch2", "flip_2runs", "multiscale_batch3"}
     assert all(v["ms_per_frame"] is not None and v["ms_per_frame"] > 0 for v in info["variants"])

@@ -85,3 +85,25 @@ def test_flip_tta_on_the_street_model_is_one_batch_of_two_equal_to_two_separate_
     assert len(batched) == len(separate) > 0
     np.testing.assert_allclose(batched.xyxy, separate.xyxy, atol=0.05)
     assert batched.data["class_name"].tolist() == separate.data["class_name"].tolist()
+
+
+def test_multiscale_tta_on_the_street_model_is_one_batch_of_three_equal_to_three_separate_runs(
+        shared_data: Path) -> None:
+    """`tta: multiscale` on the shipped export: one network call of three views, the same boxes as three calls."""
+    from gridwatch.models.onnx_backend import OnnxDetector
+    from gridwatch.models.tta import TtaDetector, merge_views, view_back, view_of
+    from tests.models.test_tta import counting
+
+    detector = load_detector(OnnxDetectorSpec(type="onnx", model=STREET, conf=0.25, tta="multiscale"))
+    assert isinstance(detector, TtaDetector) and isinstance(detector.inner, OnnxDetector)
+    (frame, _), = labelled(shared_data / "garbage_cn_street" / "val", 1)
+    frame = cv2.resize(frame, (640, 360))
+    inner = detector.inner
+    separate = merge_views([view_back(inner.detect(shown), v, placed, (640, 360))
+                            for v in detector.views for shown, placed in [view_of(frame, v)]], 0.45)
+    session = counting(inner)
+    batched = detector.detect(frame)
+    assert session.shapes == [(3, 3, 384, 384)]
+    assert len(batched) == len(separate) > 0
+    np.testing.assert_allclose(batched.xyxy, separate.xyxy, atol=0.05)
+    assert batched.data["class_name"].tolist() == separate.data["class_name"].tolist()

@@ -1,4 +1,5 @@
-"""Flip test-time augmentation (`gridwatch.models.tta`): un-mirroring, merging, batching, config and eval.
+"""Test-time augmentation (`gridwatch.models.tta`): flip and multiscale views, mapping back, merging, batching,
+config and eval.
 
 The real-graph tests use a tiny ONNX "detector" that boxes the bright pixels of its input (so a mirrored image
 really gives the mirrored box) and scores the box higher the further right it is (so the mirror's box wins NMS
@@ -26,7 +27,19 @@ from gridwatch.models.fake import FakeDetector, fake_info
 from gridwatch.models.onnx_backend import OnnxDetector
 from gridwatch.models.registry import load_detector, parse_detector_spec
 from gridwatch.models.rename import RenamedDetector
-from gridwatch.models.tta import FlipTtaDetector, merge_views, mirror, unmirror, with_tta
+from gridwatch.models.tta import (
+    TTA_VIEWS,
+    FlipTtaDetector,
+    TtaDetector,
+    View,
+    merge_views,
+    mirror,
+    shrink,
+    unmirror,
+    unshrink,
+    view_of,
+    with_tta,
+)
 from tests.models.conftest import manifest_dict, sha256_of
 
 CLASSES = ["garbage", "garbage_bin", "overflow"]
@@ -129,6 +142,53 @@ def test_with_tta_none_is_the_detector_itself_and_an_unknown_mode_is_refused() -
         with_tta(inner, "flop", 0.5)
 
 
+# --- multiscale: shrunk views ----------------------------------------------------------------------------------
+def test_shrink_centres_the_frame_at_the_scale_on_grey_and_unshrink_maps_its_boxes_back() -> None:
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[20:60, 40:120] = 255  # an object at x [40, 120), y [20, 60)
+    canvas, placed = shrink(image, 0.5)
+    assert canvas.shape == image.shape and placed == (50, 25, 100, 50)
+    assert canvas[0, 0].tolist() == [114, 114, 114] and canvas[24, 100].tolist() == [114, 114, 114]
+    ys, xs = np.nonzero(canvas[:, :, 0] == 255)
+    assert (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1) == (70, 110, 35, 55)  # 50 + 40/2 ... 25 + 60/2
+    seen = dets([(70, 35, 110, 55, 0, 0.9), (0, 0, 60, 30, 1, 0.4)])  # the object; a box half on the grey border
+    back = unshrink(seen, placed, (200, 100))
+    np.testing.assert_allclose(back.xyxy, [[40, 20, 120, 60], [0, 0, 20, 10]])  # clipped to the frame
+    assert back.confidence.tolist() == pytest.approx([0.9, 0.4]) and back.class_id.tolist() == [0, 1]
+    np.testing.assert_array_equal(seen.xyxy[0], [70, 35, 110, 55])  # the input is untouched
+    same, whole = shrink(image, 1.0)
+    assert same is image and whole == (0, 0, 200, 100) and unshrink(seen, whole, (200, 100)) is seen
+
+
+def test_multiscale_is_one_batch_of_three_views_and_maps_each_back_to_the_frame() -> None:
+    """Ultralytics' recipe: the frame, its 0.83 shrink mirrored, its 0.67 shrink; each view's box comes back."""
+    assert TTA_VIEWS["multiscale"] == (View(1.0), View(0.83, flip=True), View(0.67))
+    frame = np.random.default_rng(2).integers(0, 255, (60, 100, 3), dtype=np.uint8)
+    views = [view_of(frame, v) for v in TTA_VIEWS["multiscale"]]
+    (_, p1), (_, p2), (_, p3) = views
+    assert p1 == (0, 0, 100, 60) and p2 == (8, 5, 83, 50) and p3 == (16, 10, 67, 40)
+    # the network's boxes for one object at x [10, 40), y [12, 36) of the frame, as each view shows it
+    on_mirror = (100 - (8 + 40 * 0.83), 5 + 12 * 50 / 60, 100 - (8 + 10 * 0.83), 5 + 36 * 50 / 60)
+    inner = BatchFake([dets([]),  # the full frame misses it
+                       dets([(*on_mirror, 0, 0.7)]),  # the mirrored 0.83 view finds it
+                       dets([(16 + 10 * 0.67, 10 + 12 * 40 / 60, 16 + 40 * 0.67, 10 + 36 * 40 / 60, 0, 0.6)])],
+                      dynamic=True)
+    tta = TtaDetector(inner, "multiscale", 0.6)
+    out = tta.detect(frame)
+    assert tta.runs == 1 and len(inner.batches) == 1 and len(inner.batches[0]) == 3
+    np.testing.assert_array_equal(inner.batches[0][1], mirror(shrink(frame, 0.83)[0]))
+    np.testing.assert_array_equal(inner.batches[0][2], shrink(frame, 0.67)[0])
+    assert len(out) == 1 and out.confidence[0] == pytest.approx(0.7)  # one object, the best view's box
+    np.testing.assert_allclose(out.xyxy[0], [10, 12, 40, 36], atol=0.05)
+
+
+def test_multiscale_without_a_dynamic_batch_runs_once_per_view() -> None:
+    inner = BatchFake([dets([]), dets([]), dets([])], dynamic=False)
+    tta = TtaDetector(inner, "multiscale", 0.6)
+    assert len(tta.detect(np.zeros((30, 40, 3), np.uint8))) == 0
+    assert inner.batches == [] and len(inner.calls) == 3 and tta.runs == 3
+
+
 # --- a real ONNX graph --------------------------------------------------------------------------------------
 def build_bright_box_onnx(path: Path, batch: str | int = "batch", cls: int = 2) -> Path:
     """``images[batch,3,64,64] -> output[batch,7,1]``: one box around the pixels brighter than 0.5 (in input
@@ -220,6 +280,15 @@ def test_real_graph_with_a_fixed_batch_of_one_runs_twice(tmp_path: Path) -> None
     np.testing.assert_array_equal(out.xyxy, [[5, 10, 20, 40]])
 
 
+def test_real_graph_multiscale_finds_the_object_in_every_view_and_keeps_one_box_on_it(tmp_path: Path) -> None:
+    det = OnnxDetector.from_path(build_bright_box_onnx(tmp_path / "bb.onnx"), conf_threshold=0.1)
+    session = counting(det)
+    out = with_tta(det, "multiscale", 0.45).detect(left_object())
+    assert session.shapes == [(3, 3, S, S)]  # one run, three views
+    assert len(out) == 1 and out.class_id.tolist() == [2]
+    np.testing.assert_allclose(out.xyxy[0], [5, 10, 20, 40], atol=2.0)  # resampling moves edges by a pixel or so
+
+
 # --- config: detector entries, the registry, the edge --------------------------------------------------------
 def test_tta_defaults_off_and_flip_wraps_the_backend_under_rename(tmp_path: Path) -> None:
     model = build_bright_box_onnx(tmp_path / "bb.onnx")
@@ -229,7 +298,8 @@ def test_tta_defaults_off_and_flip_wraps_the_backend_under_rename(tmp_path: Path
     spec = parse_detector_spec({"type": "onnx", "model": str(model), "tta": "flip", "iou": 0.5, "conf": 0.1,
                                 "rename": {"overflow": "full_bin"}})
     loaded = load_detector(spec, path="detectors.street")
-    assert isinstance(loaded, RenamedDetector) and isinstance(loaded.inner, FlipTtaDetector)
+    assert isinstance(loaded, RenamedDetector) and isinstance(loaded.inner, TtaDetector)
+    assert loaded.inner.mode == "flip"
     assert loaded.inner.iou_threshold == 0.5 and loaded.inner.batched
     out = loaded.detect(left_object())
     assert out.data["class_name"].tolist() == ["full_bin"] and loaded.info.class_names[2] == "full_bin"
@@ -247,7 +317,7 @@ def street_site(model: Path, tta: Any = "flip") -> dict[str, Any]:
 def test_the_edge_runs_a_detector_entry_with_tta_flip(tmp_path: Path) -> None:
     cfg = parse_site_config(street_site(build_bright_box_onnx(tmp_path / "bb.onnx")))
     loaded = load_detectors(cfg)
-    assert isinstance(loaded["street"], FlipTtaDetector)
+    assert isinstance(loaded["street"], TtaDetector) and loaded["street"].mode == "flip"
     assert spec_for(cfg, tmp_path / "other.onnx", tmp_path / "other.json").tta == "flip"  # a model update keeps it
     session = counting(loaded["street"].inner)  # type: ignore[arg-type]
     found = camera_detectors(cfg.cameras[0], loaded).detect(left_object(), 0.0)
@@ -270,6 +340,13 @@ def test_an_unknown_tta_names_the_field_and_the_fix(tmp_path: Path, bad: Any) ->
         parse_site_config(street_site(tmp_path / "m.onnx", tta=bad))
     message = str(err.value)
     assert "detectors.street.tta: " in message and "use 'flip'" in message and "or 'none'" in message
+    assert "'multiscale'" in message
+
+
+def test_a_detector_entry_takes_tta_multiscale(tmp_path: Path) -> None:
+    model = build_bright_box_onnx(tmp_path / "bb.onnx")
+    loaded = load_detector(parse_detector_spec({"type": "onnx", "model": str(model), "tta": "multiscale"}))
+    assert isinstance(loaded, TtaDetector) and loaded.mode == "multiscale" and len(loaded.views) == 3
 
 
 # --- eval ----------------------------------------------------------------------------------------------------
@@ -297,6 +374,9 @@ def test_eval_with_flip_names_the_variant_and_finds_what_only_the_mirror_sees(tm
     flipped = evaluate_detector(FlipTtaDetector(MirrorOnly([], info=fake_info(CLASSES)), EVAL_IOU), files, CLASSES)
     assert plain.ap50("overflow") == 0.0 and flipped.ap50("overflow") == pytest.approx(1.0)
     assert flipped.tta == "flip" and flipped.model.endswith("+ flip TTA") and plain.tta == "none"
+    multi = evaluate_detector(TtaDetector(MirrorOnly([], info=fake_info(CLASSES)), "multiscale", EVAL_IOU), files,
+                              CLASSES)
+    assert multi.tta == "multiscale" and multi.model.endswith("+ multiscale TTA")  # (geometry: tests above)
 
 
 def test_models_eval_cli_tta_flip_against_the_same_model_without(tmp_path: Path,
@@ -309,7 +389,7 @@ def test_models_eval_cli_tta_flip_against_the_same_model_without(tmp_path: Path,
         (tmp_path / split / "labels" / "0.txt").write_text(f"2 {12.5 / S} {25 / S} {15 / S} {30 / S}\n")
     data = tmp_path / "data.yaml"
     data.write_text("train: train/images\nval: val/images\nnames: [garbage, garbage_bin, overflow]\n")
-    assert isinstance(load_for_eval(model, tta="flip"), FlipTtaDetector)
+    assert isinstance(load_for_eval(model, tta="flip"), TtaDetector)
     out = tmp_path / "eval"
     assert main(["models", "eval", str(model), "--data", str(data), "--tta", "flip", "--baseline", str(model),
                  "--baseline-tta", "none", "--out", str(out), "--quiet", "--scenarios", "0"]) == 0
