@@ -192,15 +192,28 @@ def _load(conn: Connection, parsed: list[_Parsed]) -> _Run:
     event_ids = sorted({str(p.event.event_id) for p in parsed})
     gateways = sorted({p.where.gateway for p in parsed})
     incidents = sorted({p.event.incident_id for p in parsed})
+    if conn.dialect.name == "postgresql":  # one array parameter each (`pg_bulk.select_in`)
+        run.stored.update(r["event_id"] for r in pg_bulk.select_in(conn, EVENTS, "event_id", event_ids, ("event_id",)))
+        run.gateway_sites.update({r["gateway_id"]: r["site_id"] for r in pg_bulk.select_in(
+            conn, GATEWAYS, "gateway_id", gateways, ("gateway_id", "site_id"))})
+        run.cases.update({r["incident_id"]: CaseDraft(**r) for r in pg_bulk.select_in(
+            conn, CASES, "incident_id", incidents, tuple(c.key for c in CASES.columns), lock=True)})
+        _load_held(conn, run, [i for i in incidents if i not in run.cases])
+        return run
     for chunk in _chunks(event_ids):
         run.stored.update(conn.execute(_STORED, {"ids": chunk}).scalars())
     for chunk in _chunks(gateways):
         run.gateway_sites.update({row.gateway_id: row.site_id for row in conn.execute(_GATEWAYS, {"ids": chunk})})
     for chunk in _chunks(incidents):
         run.cases.update({row.incident_id: CaseDraft(**row._asdict()) for row in conn.execute(_CASES, {"ids": chunk})})
-    for chunk in _chunks([i for i in incidents if i not in run.cases]):
-        run.held.update({row.incident_id: EvidenceRow(**row._asdict()) for row in conn.execute(_HELD, {"ids": chunk})})
+    _load_held(conn, run, [i for i in incidents if i not in run.cases])
     return run
+
+
+def _load_held(conn: Connection, run: _Run, incidents: list[str]) -> None:
+    """Snapshots held for incidents that have no case yet (rare: SQLAlchemy's statement on both databases)."""
+    for chunk in _chunks(incidents):
+        run.held.update({row.incident_id: EvidenceRow(**row._asdict()) for row in conn.execute(_HELD, {"ids": chunk})})
 
 
 def _chunks(items: list[T]) -> Iterator[list[T]]:

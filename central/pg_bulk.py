@@ -12,6 +12,9 @@ so its text is the same for every batch: psycopg converts it once and prepares i
 `unnest` with several arrays yields their elements side by side, in order. The values go through each column
 type's bind processing as with SQLAlchemy's own statements (`UTCDateTime` refuses a naive time).
 
+Reads go the same way: `WHERE key = ANY(%(values)b::TYPE[])` instead of an `IN (...)` list with a placeholder per
+value (`select_in`).
+
 Only for PostgreSQL; the batch path (`central.ingest_batch`) keeps SQLAlchemy's statements for SQLite, whose
 `executemany` runs one prepared statement per row in C.
 """
@@ -22,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Connection, Float, Row, Table
+from sqlalchemy.types import TypeDecorator
 
 _TEXT: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], str] = {}  # built statements, by what they do
 
@@ -61,6 +65,30 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
                       f"WHERE {name}.{quote(key_column)} = u.{quote(by)}")
     columns = {by: table.c[key_column], **{k: table.c[k] for k in sets}}
     conn.exec_driver_sql(_TEXT[key], {k: _values(conn, columns[k], [row[k] for row in rows]) for k in keys})
+
+
+def select_in(conn: Connection, table: Table, key: str, values: Sequence[Any], columns: tuple[str, ...],
+              *, lock: bool = False) -> list[dict[str, Any]]:
+    """The `columns` of the rows of `table` whose `key` is one of `values` (`= ANY` of one array parameter: the
+    same statement text however many values, where an `IN (...)` list has one placeholder each), ordered by `key`,
+    locked `FOR UPDATE` with `lock`; values of the store's own types (`UTCDateTime`) through their result processing
+    (psycopg gives the others as SQLAlchemy would: str, int, float, bytes)."""
+    if not values:
+        return []
+    text_key = ("select", table.name, (key, *columns), ("lock",) if lock else ())
+    if text_key not in _TEXT:
+        quote = conn.dialect.identifier_preparer.quote
+        _TEXT[text_key] = (f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(table.name)} "
+                           f"WHERE {quote(key)} = ANY({_array(conn, table.c[key], 'values')}) ORDER BY {quote(key)}"
+                           + (" FOR UPDATE" if lock else ""))
+    processors = [_result_processor(conn, table.c[c]) for c in columns]
+    rows = conn.exec_driver_sql(_TEXT[text_key], {"values": _values(conn, table.c[key], list(values))})
+    return [{c: v if p is None else p(v) for c, p, v in zip(columns, processors, row, strict=True)} for row in rows]
+
+
+def _result_processor(conn: Connection, column: Column[Any]) -> Callable[[Any], Any] | None:
+    kind = column.type
+    return kind.result_processor(conn.dialect, None) if isinstance(kind, TypeDecorator) else None
 
 
 def _array(conn: Connection, column: Column[Any], name: str) -> str:
