@@ -34,7 +34,13 @@ from gridwatch.central import auth
 from gridwatch.central.categories import load_categories
 from gridwatch.central.errors import CentralError, StoreError
 from gridwatch.central.roster import Roster, load_roster
-from gridwatch.central.service import DEFAULT_BATCH_MS, DEFAULT_BATCH_SIZE, DEFAULT_CLIENT_ID, CentralService
+from gridwatch.central.service import (
+    DEFAULT_BATCH_MS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CLIENT_ID,
+    CentralService,
+    settle_heap,
+)
 from gridwatch.central.store import DEFAULT_DB_URL, Store, create_schema, open_store, resolve_db_url, utcnow
 from gridwatch.central.views import cases_as_rows, cases_json, cases_table, dead_letters_table
 from gridwatch.wire.mqtt import BrokerURL
@@ -214,6 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         service.start(wait=False)  # opens (creating) the store first: a bad --db fails before any thread
+        settle_heap()  # this process runs the service only: start-up objects out of the collector's way
         while not stop.wait(1.0):
             pass
     finally:

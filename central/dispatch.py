@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Float, Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from gridwatch.central import pg_bulk
 from gridwatch.central.store import Case, CaseDraft, DispatchRow, Store
 from gridwatch.wire.assignment import CaseAssignment
 from gridwatch.wire.outbox import OutboxItem
@@ -108,8 +109,13 @@ def enqueue_assignments(session: Session, prefix: str, assignments: Iterable[Cas
     rows = [{"assignment_id": str(a.assignment_id), "topic": assignment_topic(prefix, a),
              "payload": a.model_dump_json().encode(), "created_at": a.assigned_at, "attempts": 0}
             for a in assignments]
-    if rows:
-        session.connection().execute(_ENQUEUE, rows)
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        pg_bulk.insert_rows(conn, OUTBOX, rows)  # one short statement whatever the number of rows
+    else:
+        conn.execute(_ENQUEUE, rows)
 
 
 class DispatchOutbox:

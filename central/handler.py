@@ -36,7 +36,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -100,8 +101,13 @@ class Tally:
         self._changed = threading.Condition()
 
     def bump(self, name: str) -> None:
+        self.add({name: 1})
+
+    def add(self, counts: Mapping[str, int]) -> None:
+        """Add each of `counts` under one lock and one wake-up (a batch's outcomes, not one call per message)."""
         with self._changed:
-            setattr(self.counters, name, getattr(self.counters, name) + 1)
+            for name, n in counts.items():
+                setattr(self.counters, name, getattr(self.counters, name) + n)
             self._changed.notify_all()
 
     def notify(self) -> None:
@@ -220,8 +226,11 @@ class MessageHandler:
             return []
         staged = self._commit_with_retry(batch)
         written: set[Path] = set()
-        return [None if item is None else self._finish(msg, item, written)
-                for msg, item in zip(batch, staged, strict=True)]
+        counts: Counter[str] = Counter()
+        results = [None if item is None else self._finish(msg, item, written, counts)
+                   for msg, item in zip(batch, staged, strict=True)]
+        self.tally.add(counts)
+        return results
 
     def _commit_with_retry(self, msgs: list[Inbound]) -> list[_Staged | None]:
         delay = 0.1
@@ -341,10 +350,11 @@ class MessageHandler:
             enqueue_assignment(session, self.prefix, result.dispatch)
         return result
 
-    def _finish(self, msg: Inbound, item: _Staged, written: set[Path]) -> IngestResult | None:
-        """After the commit: write the message's file (once per batch) and count it; None if the write failed."""
+    def _finish(self, msg: Inbound, item: _Staged, written: set[Path], counts: Counter[str]) -> IngestResult | None:
+        """After the commit: write the message's file (once per batch) and count it in `counts`; None if the write
+        failed."""
         if item.error:
-            self.tally.bump("errors")
+            counts["errors"] += 1
         result = item.result
         if result.write is not None and result.write[0] not in written:
             try:
@@ -354,7 +364,7 @@ class MessageHandler:
                           msg.topic, exc)
                 return None
             written.add(result.write[0])
-        self.tally.bump(COUNTER_OF_RESULT[result.kind])
+        counts[COUNTER_OF_RESULT[result.kind]] += 1
         return result
 
     def _dead_letter_in(self, session: Session, msg: Inbound, exc: BaseException) -> _Staged:

@@ -187,7 +187,7 @@ def ingest_incident(
     except TrustError as exc:
         return dead_letter(session, topic, payload, f"refused: {exc}", now)
     try:
-        event = IncidentEvent.model_validate_json(payload)
+        event = IncidentEvent.from_json(payload)
     except ValidationError as exc:
         return dead_letter(session, topic, payload, validation_summary(exc), now)
     event_id = str(event.event_id)

@@ -10,6 +10,8 @@ What keeps it cheap per message (issue 8: central's CPU per message is what limi
 machine): the statements are built once at import and run on the transaction's connection (SQLAlchemy Core: no
 ORM session bookkeeping and no statement compilation per run), the `IN (...)` lists are expanding parameters (one
 cached statement whatever the run's length), and cases are plain `CaseDraft` objects rather than ORM instances.
+On PostgreSQL the rows go as one array per column (`central.pg_bulk`: a short statement psycopg converts once and
+the server prepares, instead of a multi-row VALUES with thousands of placeholders converted on every run).
 
 It never commits and never catches database errors: the handler runs it in one savepoint, and if anything fails
 there (another instance won a write race, a value the database refuses, a bug) it rolls that savepoint back and
@@ -29,6 +31,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, select, upd
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
+from gridwatch.central import pg_bulk
 from gridwatch.central.categories import CategoryTable
 from gridwatch.central.dispatch import build_assignment
 from gridwatch.central.ingest import (
@@ -134,6 +137,7 @@ class _Run:
     steps: list[tuple[CaseDraft, dict[str, Any]]] = field(default_factory=list)
     letters: list[dict[str, Any]] = field(default_factory=list)
     refused_snapshots: list[EvidenceRow] = field(default_factory=list)
+    cleaners: frozenset[str] = frozenset()  # the roster's cleaner accounts, built once per run (not per message)
 
     def note(self, case: CaseDraft, at: datetime, step: str, detail: str = "") -> None:
         self.steps.append((case, {"at": at, "step": step, "detail": detail}))
@@ -157,6 +161,7 @@ def ingest_incident_batch(
     conn = session.connection()
     parsed = [_parse(topic, payload, prefix, clock()) for topic, payload in messages]
     run = _load(conn, [p for p in parsed if isinstance(p, _Parsed)])
+    run.cleaners = roster.cleaners()
     outcomes = [p if isinstance(p, _Outcome) else _decide(run, p, categories, roster, clock()) for p in parsed]
     for outcome, (topic, payload) in zip(outcomes, messages, strict=True):
         if outcome.kind == "dead_letter":
@@ -175,7 +180,7 @@ def _parse(topic: str, payload: bytes, prefix: str, now: datetime) -> _Parsed | 
     except TrustError as exc:
         return _Outcome("dead_letter", now, error=f"refused: {exc}")
     try:
-        event = IncidentEvent.model_validate_json(payload)
+        event = IncidentEvent.from_json(payload)
     except ValidationError as exc:
         return _Outcome("dead_letter", now, error=validation_summary(exc))
     return _Parsed(topic, payload, where, event)
@@ -187,15 +192,28 @@ def _load(conn: Connection, parsed: list[_Parsed]) -> _Run:
     event_ids = sorted({str(p.event.event_id) for p in parsed})
     gateways = sorted({p.where.gateway for p in parsed})
     incidents = sorted({p.event.incident_id for p in parsed})
+    if conn.dialect.name == "postgresql":  # one array parameter each (`pg_bulk.select_in`)
+        run.stored.update(r["event_id"] for r in pg_bulk.select_in(conn, EVENTS, "event_id", event_ids, ("event_id",)))
+        run.gateway_sites.update({r["gateway_id"]: r["site_id"] for r in pg_bulk.select_in(
+            conn, GATEWAYS, "gateway_id", gateways, ("gateway_id", "site_id"))})
+        run.cases.update({r["incident_id"]: CaseDraft(**r) for r in pg_bulk.select_in(
+            conn, CASES, "incident_id", incidents, tuple(c.key for c in CASES.columns), lock=True)})
+        _load_held(conn, run, [i for i in incidents if i not in run.cases])
+        return run
     for chunk in _chunks(event_ids):
         run.stored.update(conn.execute(_STORED, {"ids": chunk}).scalars())
     for chunk in _chunks(gateways):
         run.gateway_sites.update({row.gateway_id: row.site_id for row in conn.execute(_GATEWAYS, {"ids": chunk})})
     for chunk in _chunks(incidents):
         run.cases.update({row.incident_id: CaseDraft(**row._asdict()) for row in conn.execute(_CASES, {"ids": chunk})})
-    for chunk in _chunks([i for i in incidents if i not in run.cases]):
-        run.held.update({row.incident_id: EvidenceRow(**row._asdict()) for row in conn.execute(_HELD, {"ids": chunk})})
+    _load_held(conn, run, [i for i in incidents if i not in run.cases])
     return run
+
+
+def _load_held(conn: Connection, run: _Run, incidents: list[str]) -> None:
+    """Snapshots held for incidents that have no case yet (rare: SQLAlchemy's statement on both databases)."""
+    for chunk in _chunks(incidents):
+        run.held.update({row.incident_id: EvidenceRow(**row._asdict()) for row in conn.execute(_HELD, {"ids": chunk})})
 
 
 def _chunks(items: list[T]) -> Iterator[list[T]]:
@@ -210,7 +228,7 @@ def _decide(run: _Run, msg: _Parsed, categories: CategoryTable, roster: Roster, 
     if event_id in run.stored:
         return _Outcome("duplicate", now, event)
     try:
-        case = _trusted_case(run, event, msg.where, roster, now)
+        case = _trusted_case(run, event, msg.where, now)
     except TrustError as exc:
         return _Outcome("dead_letter", now, error=f"refused: {exc}")
     run.stored.add(event_id)
@@ -227,11 +245,10 @@ def _decide(run: _Run, msg: _Parsed, categories: CategoryTable, roster: Roster, 
     return _Outcome("updated", now, event, case)
 
 
-def _trusted_case(run: _Run, event: IncidentEvent, where: EdgeTopic, roster: Roster,
-                  now: datetime) -> CaseDraft | None:
+def _trusted_case(run: _Run, event: IncidentEvent, where: EdgeTopic, now: datetime) -> CaseDraft | None:
     """`ingest._trusted_case` against the run's gateways and cases."""
     check_matches_topic(where, event.site_id, event.gateway_id, event.camera_id)
-    check_account(event.gateway_id, roster.cleaners())
+    check_account(event.gateway_id, run.cleaners)
     site = run.gateway_sites.get(where.gateway)
     if site is None:  # first seen: bound to this site, even if a later check refuses the message
         site = run.gateway_sites[where.gateway] = where.site
@@ -288,12 +305,11 @@ def _write(conn: Connection, run: _Run) -> None:
     """Every row the run adds or changes, one statement per table (rows in the order they were made)."""
     _insert(conn, GATEWAYS, run.new_gateways)
     if run.new_cases:
-        returned = conn.execute(_INSERT_CASES, [_columns(case) for case in run.new_cases])
-        ids = {row.incident_id: row.id for row in returned}
+        ids = {row.incident_id: row.id for row in _insert_cases(conn, [_columns(case) for case in run.new_cases])}
         for case in run.new_cases:
             case.id = ids[case.incident_id]
     if run.changed:
-        conn.execute(_UPDATE_CASES, [{"case_id": case.id, **_columns(case)} for case in run.changed.values()])
+        _update_cases(conn, [{"case_id": case.id, **_columns(case)} for case in run.changed.values()])
     _insert(conn, EVENTS, run.events)
     _insert(conn, TIMELINE, [{"case_id": case.id, **step} for case, step in run.steps])
     for held in run.refused_snapshots:
@@ -302,9 +318,27 @@ def _write(conn: Connection, run: _Run) -> None:
     _insert(conn, LETTERS, run.letters)
 
 
+def _insert_cases(conn: Connection, rows: list[dict[str, Any]]) -> Iterable[Any]:
+    if conn.dialect.name == "postgresql":
+        return pg_bulk.insert_rows(conn, CASES, rows, returning=("id", "incident_id"))
+    return conn.execute(_INSERT_CASES, rows)
+
+
+def _update_cases(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name == "postgresql":
+        pg_bulk.update_rows(conn, CASES, rows, by="case_id", key_column="id")
+    else:
+        conn.execute(_UPDATE_CASES, rows)
+
+
 def _insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+    """One statement for `rows`: arrays `unnest`ed on PostgreSQL (`central.pg_bulk`), `executemany` on SQLite."""
     batch = list(rows)
-    if batch:
+    if not batch:
+        return
+    if conn.dialect.name == "postgresql":
+        pg_bulk.insert_rows(conn, table, batch)
+    else:
         conn.execute(_INSERT[table.name], batch)
 
 

@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import logging
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +34,51 @@ from gridwatch.wire.publisher import TransportHandler, reason_value
 log = logging.getLogger("gridwatch.central")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
+PUBACK = 0x40  # MQTT control packet type 4, no flags
+_PUBACK = struct.Struct("!BBH")  # type, remaining length (2), packet id: a reason code may be left out (MQTT 5 3.4.2.1)
+RECV_CHUNK = 256 * 1024  # bytes asked of the socket at a time (`BufferedSocket`)
+
+
+class BufferedSocket:
+    """paho's socket, read in large chunks: paho asks for a packet's first byte, then its length byte by byte,
+    then the rest, each a `recv` system call, four per incident message; here one `recv` serves many messages.
+
+    Issue 8: each of those calls released and took back the GIL, so the network thread waited on the batch worker
+    (and the worker on it) four times per message. `pending()` tells paho's loop that buffered bytes are ready
+    without waiting in `select` (the hook paho has for TLS sockets, whose own buffer is included). Everything else
+    is the wrapped socket's.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buffer = bytearray()
+
+    def recv(self, bufsize: int) -> bytes:
+        if not self._buffer:
+            data = self._sock.recv(max(bufsize, RECV_CHUNK))
+            if len(data) <= bufsize:
+                return bytes(data)
+            self._buffer += data
+        out = bytes(self._buffer[:bufsize])
+        del self._buffer[:bufsize]
+        return out
+
+    def pending(self) -> int:
+        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        return len(self._buffer) + int(inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def buffer_reads(client: mqtt.Client) -> None:
+    """Make `client` read through a `BufferedSocket` on every (re)connect."""
+    create = client._create_socket  # paho's one place that makes a connection's socket (a private method)
+
+    def buffered() -> Any:
+        return BufferedSocket(create())
+
+    client._create_socket = buffered  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -81,6 +128,10 @@ class Session(Protocol):
         """Acknowledge a message after its commit; a no-op for a message of a connection that is gone."""
         ...
 
+    def ack_many(self, msgs: Sequence[Inbound]) -> None:
+        """`ack` each of `msgs` (a committed batch), in order."""
+        ...
+
     def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
         """Send at QoS 1; the message id `on_ack` will report, or None when not connected."""
         ...
@@ -120,6 +171,7 @@ class MqttSession:
         self.broker, self.protocol, self.session_expiry_s = broker, protocol, session_expiry_s
         self.receive_maximum = receive_maximum
         self._client = make_client(client_id, broker, protocol, manual_ack=True, clean_start=False, ca_file=ca_file)
+        buffer_reads(self._client)
         self._handler: SessionHandler | None = None
         self._generation = 0
         self.connected = False
@@ -148,6 +200,20 @@ class MqttSession:
     def ack(self, msg: Inbound) -> None:
         if msg.qos > 0 and msg.generation == self._generation and self.connected:
             self._client.ack(msg.mid, msg.qos)
+
+    def ack_many(self, msgs: Sequence[Inbound]) -> None:
+        """The PUBACKs of a committed batch as one queued write: paho's `ack` queues each as its own packet, wakes
+        the network thread for each and sends each with its own system call (issue 8: 400 of each per batch).
+        The broker reads the same PUBACK packets, in the same order. QoS 2 (never subscribed) goes one by one."""
+        if not self.connected:
+            return
+        mine = [msg for msg in msgs if msg.generation == self._generation]
+        pubacks = b"".join(_PUBACK.pack(PUBACK, 2, msg.mid) for msg in mine if msg.qos == 1)
+        if pubacks:
+            self._client._packet_queue(PUBACK, pubacks, 0, 0)  # paho's own queue: written in order, by its thread
+        for msg in mine:
+            if msg.qos == 2:
+                self._client.ack(msg.mid, msg.qos)
 
     def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
         if not self.connected:
@@ -223,6 +289,10 @@ class FakeSession:
     def ack(self, msg: Inbound) -> None:
         if msg.generation == self._generation and self.connected:
             self.acked.append(msg.mid)
+
+    def ack_many(self, msgs: Sequence[Inbound]) -> None:
+        for msg in msgs:
+            self.ack(msg)
 
     def publish(self, topic: str, payload: bytes, properties: dict[str, str], *, retain: bool = False) -> int | None:
         if not self.connected:
