@@ -24,11 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
-from trackers.core.bytetrack.tracklet import ByteTrackTracklet
 from trackers.utils.iou import BIoU
 
 from gridwatch.edge.config import TrackerConfig
-from gridwatch.pipelines.types import REGION_CLASS
 
 LIBRARY_BUFFER_FPS = 30.0
 """The frame rate in which `trackers.ByteTrackTracker(lost_track_buffer=...)` counts, whatever its `frame_rate`."""
@@ -96,8 +94,7 @@ class MultiClassTracker:
     def _tracker(self, cls: str) -> ByteTrackTracker:
         if cls not in self._trackers:
             c = self.config
-            kind = NamedAtBirthByteTrack if cls == REGION_CLASS else ByteTrackTracker
-            self._trackers[cls] = kind(
+            self._trackers[cls] = ByteTrackTracker(
                 lost_track_buffer=lost_track_buffer(c.lost_track_s),
                 frame_rate=self.frame_rate,
                 track_activation_threshold=c.activation_conf,
@@ -138,34 +135,6 @@ class MultiClassTracker:
 
     def state_size(self) -> int:
         return len(self._ids)
-
-
-class NamedAtBirthByteTrack(ByteTrackTracker):
-    """ByteTrack whose new track is named on the frame that starts it when one observation already makes it
-    mature (`minimum_consecutive_frames=1`, as here).
-
-    The library counts a new tracklet as one successful update, so with `minimum_consecutive_frames=1` it is
-    mature (kept while lost, like any confirmed track) from birth, but it allocates ids only when a track is
-    matched again: the detection that started the track came back with id -1 and no rule ever saw it. At 2
-    analysis fps that threw away half a second of every object's history (a scene-change region's stillness
-    window began one frame after the region was first found). Here the starting detection carries the id; later
-    frames, the lost-track budget and the pruning are the library's own."""
-
-    def _spawn_new_tracks(self, detection_boxes: np.ndarray, confidences: np.ndarray,
-                          unmatched_high_local: list[int], high_indices: np.ndarray, out_det_indices: list[int],
-                          out_tracker_ids: list[int]) -> None:
-        for det_local_idx in unmatched_high_local:
-            global_idx = int(high_indices[det_local_idx])
-            tracker_id = -1
-            if float(confidences[global_idx]) >= self.track_activation_threshold:
-                tracklet = ByteTrackTracklet(initial_bbox=detection_boxes[global_idx],
-                                             state_estimator_class=self.state_estimator_class)
-                if tracklet.number_of_successful_consecutive_updates >= self.minimum_consecutive_frames:
-                    tracklet.tracker_id = self._allocate_tracker_id()
-                self.tracks.append(tracklet)
-                tracker_id = tracklet.tracker_id
-            out_det_indices.append(global_idx)
-            out_tracker_ids.append(tracker_id)
 
 
 def association_buffer(frame_rate: float) -> float:

@@ -2,12 +2,6 @@
 
 Positions are ground metres when the camera is calibrated (thresholds then mean the same at 5 m and at 50 m)
 and pixels otherwise, with the tolerance scaled by the box height so a far car and a near car are judged alike.
-
-A scene-change region (`Observation.age_s` set) is also still while it **grows in place**: every earlier box in
-the window lies inside its latest box (give or take the pixel tolerance). The stage establishes a thing's pixels
-over a few frames (a thin cable piece by piece, a bag outline first), so a region's first boxes are parts of its
-later one and its anchor moves while nothing in the scene does; a region never moves (a thing that moved is a
-new region where it came to rest). A region that shrinks or shifts is judged by its anchor as before.
 """
 
 from __future__ import annotations
@@ -18,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gridwatch.pipelines.rule_config import StillnessConfig
-from gridwatch.pipelines.types import Box, Observation
+from gridwatch.pipelines.types import Observation
 
 
 @dataclass(frozen=True)
@@ -46,7 +40,6 @@ class StillnessParams:
 @dataclass
 class _History:
     samples: deque[tuple[float, float, float, float]] = field(default_factory=deque)  # ts, x, y, tolerance
-    regions: deque[tuple[Box, float] | None] = field(default_factory=deque)  # per sample: a region's box, px tol.
     still_since: float | None = None
     last_ts: float = 0.0
 
@@ -64,8 +57,6 @@ class StillnessTracker:
         else:
             x, y, tol = obs.anchor[0], obs.anchor[1], self.params.tolerance_rel * obs.height_px
         hist.samples.append((ts, x, y, tol))
-        region = None if obs.age_s is None else (obs.box, self.params.tolerance_rel * obs.height_px)
-        hist.regions.append(region)
         hist.last_ts = ts
         self._trim(hist, ts)
         if self._is_still(hist, ts):
@@ -78,7 +69,6 @@ class StillnessTracker:
     def _trim(self, hist: _History, ts: float) -> None:
         while len(hist.samples) > 1 and hist.samples[1][0] <= ts - self.params.window_s:
             hist.samples.popleft()
-            hist.regions.popleft()
 
     def _is_still(self, hist: _History, ts: float) -> bool:
         span = ts - hist.samples[0][0]
@@ -87,7 +77,7 @@ class StillnessTracker:
         pts = np.array([(s[1], s[2]) for s in hist.samples])
         centre = np.median(pts, axis=0)
         spread = float(np.max(np.linalg.norm(pts - centre, axis=1)))
-        return spread <= hist.samples[-1][3] or grew_in_place(list(hist.regions))
+        return spread <= hist.samples[-1][3]
 
     def still_since(self, track_id: int) -> float | None:
         hist = self._tracks.get(track_id)
@@ -107,15 +97,3 @@ class StillnessTracker:
 
     def __len__(self) -> int:
         return len(self._tracks)
-
-
-def grew_in_place(regions: list[tuple[Box, float] | None]) -> bool:
-    """Whether every sample is a region whose box lies inside the latest one, grown by the latest pixel tolerance
-    (see the module docstring); False when any sample is not a region."""
-    if not regions or any(r is None for r in regions):
-        return False
-    last = regions[-1]
-    assert last is not None
-    (x1, y1, x2, y2), tol = last
-    return all(b[0] >= x1 - tol and b[1] >= y1 - tol and b[2] <= x2 + tol and b[3] <= y2 + tol
-               for b, _ in (r for r in regions if r is not None))

@@ -121,15 +121,3 @@ def test_a_walker_analysed_at_1_fps_is_one_track() -> None:
         out = t.update(dets((x, 100, x + 25, 170, "person", 0.9)), float(i))
         ids.update(int(v) for v in out.tracker_id)
     assert len(ids) == 1
-
-
-def test_a_region_is_tracked_from_the_frame_it_is_first_found_a_detection_from_its_second() -> None:
-    # A scene-change region is emitted only after min_static_s of static evidence: its first sighting is as good
-    # as any later one, so its track is named at once (ByteTrack names a new track on its second match).
-    t = MultiClassTracker(TrackerConfig(), frame_rate=2)
-    first = t.update(dets((100, 100, 300, 112, "unknown_object", 0.7), (400, 100, 440, 160, "car", 0.9)), 0.0)
-    named = {str(n): int(i) for n, i in zip(first.data["class_name"], first.tracker_id, strict=True)}
-    assert set(named) == {"unknown_object"} and named["unknown_object"] > 0
-    second = t.update(dets((100, 100, 300, 112, "unknown_object", 0.7), (400, 100, 440, 160, "car", 0.9)), 0.5)
-    ids = {str(n): int(i) for n, i in zip(second.data["class_name"], second.tracker_id, strict=True)}
-    assert ids["unknown_object"] == named["unknown_object"] and ids["car"] > 0
