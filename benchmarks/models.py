@@ -15,6 +15,9 @@
    without TTA, with flip TTA as one batch of 2, with flip TTA as two runs (the fallback for a fixed-batch
    export) and with multiscale TTA as one batch of 3, interleaved frame by frame in the same run, with the load
    average before and after.
+   Street-camera false alarms (a detail, not a goal): the shared real clips (`videos/`: a sidewalk, a kerb, a
+   motorway, a parking aisle; none holds a garbage pile, bin or overflowing bin), every 10th frame, at the shipped
+   `conf` 0.3: how many frames get any street-class box, per TTA variant (`--clip-every 0` skips it).
 2. Demo model (`models/demo/`): mAP50 on freshly generated synthetic images (a seed training never used), side
    by side with the version it replaced (the previous committed `models/demo` ONNX, read from git) on the same
    images, with a verdict per class. Goal: mAP50 >= 0.5.
@@ -223,6 +226,50 @@ def street_cost(model: Path, images: list[Path], frames: int, warmup: int = 3) -
             "loadavg_before": [round(x, 2) for x in before], "loadavg_after": [round(x, 2) for x in after]}
 
 
+def street_false_alarms(model: Path, clips: list[Path], every: int = 10,
+                        conf: float = 0.3) -> dict[str, dict[str, Any]]:
+    """Per clip and TTA variant: frames sampled, frames with any box, boxes per class (clips without any of the
+    model's classes, so every box is a false alarm)."""
+    det = OnnxDetector.from_path(model, conf_threshold=conf, iou_threshold=0.45, threads=1)
+    out: dict[str, dict[str, Any]] = {}
+    for clip in clips:
+        frames = _sampled_frames(clip, every)
+        row: dict[str, Any] = {"frames": len(frames)}
+        for mode in TTA_VARIANTS:
+            run = det if mode == "none" else TtaDetector(det, mode, 0.45)
+            found = [run.detect(f) for f in frames]
+            names = [n for d in found for n in d.data.get("class_name", [])]
+            row[mode] = {"frames_with_box": sum(len(d) > 0 for d in found),
+                         "boxes": {n: names.count(n) for n in sorted(set(names))}}
+        out[clip.name] = row
+    return out
+
+
+def _sampled_frames(clip: Path, every: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(clip))
+    frames, i = [], 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % every == 0:
+                frames.append(frame)
+            i += 1
+    finally:
+        cap.release()
+    return frames
+
+
+def false_alarm_table(rows: dict[str, dict[str, Any]]) -> str:
+    lines = ["street model on real street clips without garbage, bins or overflow (frames with any box, conf 0.3):",
+             f"{'clip':44}" + "".join(f" {tta_label(m):>15}" for m in TTA_VARIANTS)]
+    for clip, row in rows.items():
+        lines.append(f"{clip[:44]:44}" + "".join(
+            f" {str(row[m]['frames_with_box']) + '/' + str(row['frames']):>15}" for m in TTA_VARIANTS))
+    return "\n".join(lines)
+
+
 def _street_baseline(model: Path, images: list[Path], names: list[str], tta: str = "none") -> ModelEval | None:
     """The street model this one replaced (previous committed version), evaluated on the same photos and with the
     same test-time augmentation."""
@@ -295,12 +342,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--street-dir", type=Path, default=STREET_DIR)
     parser.add_argument("--cost-frames", type=int, default=40,
                         help="640x360 frames timed with and without TTA (0: skip the cost)")
+    parser.add_argument("--clip-every", type=int, default=10,
+                        help="street false alarms on every Nth frame of the shared real clips (0: skip)")
     args = parser.parse_args(argv)
 
     tta = deployed_street_tta()
     print(f"street goals on the shipped variant: tta {tta} ({DEPLOYED_CONFIG.relative_to(REPO)})")
     street, street_info = street_goals(street_model(args.street_dir), shared_real() / "garbage_cn_street",
                                        args.limit, tta=tta, cost_frames=args.cost_frames)
+    clips = sorted((shared_real() / "videos").glob("*.*"))
+    model = street_model(args.street_dir)
+    if args.clip_every and clips and model is not None and "error" not in street_info:
+        street_info["false_alarms"] = street_false_alarms(model, clips, args.clip_every)
+        print(false_alarm_table(street_info["false_alarms"]))
     with tempfile.TemporaryDirectory(prefix="gridwatch-models-bench-") as tmp:
         demo, demo_info = demo_goals(args.images, args.seed, Path(tmp))
     goals = street + demo

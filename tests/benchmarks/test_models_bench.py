@@ -36,7 +36,7 @@ def test_a_broken_street_model_is_a_result_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_the_goal_variant_is_the_shipped_configs_tta() -> None:
-    assert bench.deployed_street_tta() == "multiscale"  # deploy/examples/site-two-models.yaml: detectors.street.tta
+    assert bench.deployed_street_tta() == "none"  # deploy/examples/site-two-models.yaml: detectors.street.tta
 
 
 def test_street_rows_with_and_without_tta_and_goals_on_the_asked_variant(tmp_path: Path) -> None:
@@ -64,3 +64,23 @@ def test_street_rows_with_and_without_tta_and_goals_on_the_asked_variant(tmp_pat
     assert cost["frame_wh"] == [640, 360] and cost["frames"] == 2 and set(cost["ms_per_frame"]) == {
         "none", "flip_batch2", "flip_2runs", "multiscale_batch3"}
     assert all(v["ms_per_frame"] is not None and v["ms_per_frame"] > 0 for v in info["variants"])
+
+
+def test_false_alarms_count_frames_with_any_box_per_variant_on_a_real_video_file(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from tests.models.test_tta import build_bright_box_onnx, left_object
+
+    model = build_bright_box_onnx(tmp_path / "bb.onnx")
+    clip = tmp_path / "street.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 10, (64, 64))
+    for i in range(20):  # an object in the first 10 frames, an empty view after
+        writer.write(left_object() if i < 10 else np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    rows = bench.street_false_alarms(model, [clip], every=5)
+    row = rows["street.avi"]
+    assert row["frames"] == 4
+    for mode in ("none", "flip", "multiscale"):
+        assert row[mode] == {"frames_with_box": 2, "boxes": {"overflow": 2}}
+    assert "2/4" in bench.false_alarm_table(rows)
