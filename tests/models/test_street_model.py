@@ -66,35 +66,17 @@ def test_a_tampered_street_model_is_refused(tmp_path: Path) -> None:
         load_detector(OnnxDetectorSpec(type="onnx", model=bad, verify_sha256=True))
 
 
-def test_flip_tta_on_the_street_model_is_one_batch_of_two_equal_to_two_separate_runs(shared_data: Path) -> None:
-    """The shipped export's dynamic batch really is a batch: the mirror's row of a batch of two gives the boxes a
-    run on the mirror alone gives, so `tta: flip` costs one network call and changes nothing but the speed."""
-    from gridwatch.models.onnx_backend import OnnxDetector
-    from gridwatch.models.tta import FlipTtaDetector, merge_views, mirror, unmirror
-    from tests.models.test_tta import counting
-
-    detector = load_detector(OnnxDetectorSpec(type="onnx", model=STREET, conf=0.25, tta="flip"))
-    assert isinstance(detector, FlipTtaDetector) and isinstance(detector.inner, OnnxDetector)
-    (frame, _), = labelled(shared_data / "garbage_cn_street" / "val", 1)
-    frame = cv2.resize(frame, (640, 360))
-    inner = detector.inner
-    separate = merge_views([inner.detect(frame), unmirror(inner.detect(mirror(frame)), 640)], 0.45)
-    session = counting(inner)
-    batched = detector.detect(frame)
-    assert session.shapes == [(2, 3, 384, 384)]
-    assert len(batched) == len(separate) > 0
-    np.testing.assert_allclose(batched.xyxy, separate.xyxy, atol=0.05)
-    assert batched.data["class_name"].tolist() == separate.data["class_name"].tolist()
-
-
-def test_multiscale_tta_on_the_street_model_is_one_batch_of_three_equal_to_three_separate_runs(
-        shared_data: Path) -> None:
-    """`tta: multiscale` on the shipped export: one network call of three views, the same boxes as three calls."""
+@pytest.mark.parametrize("mode", ["flip", "multiscale"])
+def test_tta_on_the_street_model_is_one_batch_of_all_views_equal_to_separate_runs(shared_data: Path,
+                                                                                   mode: str) -> None:
+    """The shipped export's dynamic batch really is a batch: each view's row of one batched run gives the boxes a
+    run on that view alone gives, so `tta: flip` / `multiscale` costs one network call and changes nothing but
+    the speed."""
     from gridwatch.models.onnx_backend import OnnxDetector
     from gridwatch.models.tta import TtaDetector, merge_views, view_back, view_of
     from tests.models.test_tta import counting
 
-    detector = load_detector(OnnxDetectorSpec(type="onnx", model=STREET, conf=0.25, tta="multiscale"))
+    detector = load_detector(OnnxDetectorSpec(type="onnx", model=STREET, conf=0.25, tta=mode))
     assert isinstance(detector, TtaDetector) and isinstance(detector.inner, OnnxDetector)
     (frame, _), = labelled(shared_data / "garbage_cn_street" / "val", 1)
     frame = cv2.resize(frame, (640, 360))
@@ -103,7 +85,7 @@ def test_multiscale_tta_on_the_street_model_is_one_batch_of_three_equal_to_three
                             for v in detector.views for shown, placed in [view_of(frame, v)]], 0.45)
     session = counting(inner)
     batched = detector.detect(frame)
-    assert session.shapes == [(3, 3, 384, 384)]
+    assert session.shapes == [(len(detector.views), 3, 384, 384)]
     assert len(batched) == len(separate) > 0
     np.testing.assert_allclose(batched.xyxy, separate.xyxy, atol=0.05)
     assert batched.data["class_name"].tolist() == separate.data["class_name"].tolist()
