@@ -106,10 +106,6 @@ def street_goals(model: Path | None, data: Path, limit: int | None, *, tta: str 
         return _not_met(f"cannot be measured: {exc}"), {"model": str(model), "error": str(exc)}
 
 
-def _variant_label(tta: str) -> str:
-    return tta_label(tta)
-
-
 def _measure_street(model: Path, data: Path, limit: int | None, tta: str,
                     cost_frames: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     load_for_eval(model)  # first: a model that does not load is the news, not the data
@@ -133,7 +129,7 @@ def _measure_street(model: Path, data: Path, limit: int | None, tta: str,
                       "met": v is not None and v >= STREET_TARGET, "tta": tta,
                       **{f"value_{o}_tta": _round(evals[o].ap50(c)) for o in TTA_VARIANTS if o != tta},
                       "baseline": _round(baseline.ap50(c)) if baseline else None,
-                      "note": f"{_variant_label(tta)}, as {DEPLOYED_CONFIG.relative_to(REPO)} runs the street model; "
+                      "note": f"{tta_label(tta)}, as {DEPLOYED_CONFIG.relative_to(REPO)} runs the street model; "
                       + ("against the previous committed version" if baseline else "first model")})
     details = {"model": str(model), "sha256": new.sha256, "images": len(images), "goal_tta": tta,
                "goal_tta_from": str(DEPLOYED_CONFIG.relative_to(REPO)),
@@ -164,7 +160,7 @@ def variant_table(variants: list[dict[str, Any]], images: int, cost: dict[str, A
     lines = [f"street model with and without test-time augmentation, {images} val photos (AP50):",
              f"{'variant':22}" + "".join(f" {n:>11}" for n in names) + f" {'mAP50':>6} {'ms/frame':>9}"]
     for v in variants:
-        label = _variant_label(v["tta"]) + (" (shipped)" if v["deployed"] else "")
+        label = tta_label(v["tta"]) + (" (shipped)" if v["deployed"] else "")
         ms = "-" if v["ms_per_frame"] is None else f"{v['ms_per_frame']:.1f}"
         lines.append(f"{label:22}" + "".join(f" {_f3(v['ap50'][n]):>11}" for n in names)
                      + f" {_f3(v['mAP50']):>6} {ms:>9}")

@@ -3,8 +3,9 @@
 Writes into ``--out``: ``metrics.json`` (everything printed, plus the confusion matrix), ``confusion_matrix.png``
 and ``pr_curves.png``; ``baseline_confusion_matrix.png`` too when a baseline is given.
 
-``--tta flip`` evaluates the model as a gateway with ``tta: flip`` runs it; the baseline runs with ``--baseline-tta``
-(default: the same), so ``eval M --tta flip --baseline M --baseline-tta none`` measures what TTA adds.
+``--tta flip`` (or ``multiscale``) evaluates the model as a gateway with that ``tta`` runs it; the baseline runs
+with ``--baseline-tta`` (default: the same), so ``eval M --tta flip --baseline M --baseline-tta none`` measures
+what TTA adds.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class EvalRequest:
     limit: int | None = None
     threads: int | None = None
     quiet: bool = False
-    tta: str = "none"  # the model's test-time augmentation ('none' / 'flip')
+    tta: str = "none"  # the model's test-time augmentation ('none' / 'flip' / 'multiscale')
     baseline_tta: str | None = None  # the baseline's; None = the same as `tta`
 
 

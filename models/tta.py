@@ -60,8 +60,13 @@ def unmirror(found: sv.Detections, width: int) -> sv.Detections:
     back = xyxy.copy()
     back[:, 0] = np.float32(width) - xyxy[:, 2]
     back[:, 2] = np.float32(width) - xyxy[:, 0]
+    return with_boxes(found, back)
+
+
+def with_boxes(found: sv.Detections, xyxy: np.ndarray) -> sv.Detections:
+    """`found` with its boxes replaced by `xyxy` (same order), every other field copied: a new value."""
     return sv.Detections(
-        xyxy=back,
+        xyxy=xyxy,
         confidence=None if found.confidence is None else np.asarray(found.confidence).copy(),
         class_id=None if found.class_id is None else np.asarray(found.class_id).copy(),
         data={k: np.asarray(v).copy() for k, v in found.data.items()},
@@ -126,12 +131,7 @@ def unshrink(found: sv.Detections, placed: tuple[int, int, int, int], image_wh: 
     xyxy = np.asarray(found.xyxy, dtype=np.float32).reshape(-1, 4).copy()
     xyxy[:, [0, 2]] = ((xyxy[:, [0, 2]] - x) * (w / sw)).clip(0, w)
     xyxy[:, [1, 3]] = ((xyxy[:, [1, 3]] - y) * (h / sh)).clip(0, h)
-    return sv.Detections(
-        xyxy=xyxy,
-        confidence=None if found.confidence is None else np.asarray(found.confidence).copy(),
-        class_id=None if found.class_id is None else np.asarray(found.class_id).copy(),
-        data={k: np.asarray(v).copy() for k, v in found.data.items()},
-    )
+    return with_boxes(found, xyxy)
 
 
 def view_of(image: np.ndarray, view: View) -> tuple[np.ndarray, tuple[int, int, int, int]]:

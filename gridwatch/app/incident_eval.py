@@ -54,7 +54,7 @@ class IncidentRequest:
     threads: int | None = None
     quiet: bool = False
     suite: Path = SUITE_DIR
-    tta: str = "none"  # the model's test-time augmentation ('none' / 'flip'), as a detector entry's `tta`
+    tta: str = "none"  # the model's test-time augmentation ('none' / 'flip' / 'multiscale'), as a detector's `tta`
     baseline_tta: str | None = None  # the baseline's; None = the same as `tta`
 
 

@@ -135,6 +135,13 @@ def test_a_detector_without_detect_batch_runs_twice() -> None:
     assert len(tta.detect(np.zeros((20, 40, 3), np.uint8))) == 0 and len(inner.calls) == 2
 
 
+def test_the_cli_offers_exactly_the_modes_a_detector_entry_takes() -> None:
+    from gridwatch.app.cli import TTA_CHOICES
+    from gridwatch.models.tta import TTA_MODES
+
+    assert list(TTA_MODES) == TTA_CHOICES  # the CLI keeps its own copy so that it starts without OpenCV
+
+
 def test_with_tta_none_is_the_detector_itself_and_an_unknown_mode_is_refused() -> None:
     inner = FakeDetector([])
     assert with_tta(inner, "none", 0.5) is inner
