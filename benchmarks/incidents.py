@@ -214,7 +214,7 @@ def run_real(cfg: SiteConfig, work: Path, detector: Detector) -> list[IncidentEv
     (work / "incidents.jsonl").unlink(missing_ok=True)
     cam = cfg.cameras[0]
     report = analyze_clip(Path(cam.source.path), cfg, cam.id, work, detector=detector,  # type: ignore[union-attr]
-                          progress=False, write_video=False, start_wall=T0)
+                          progress=False, write_video=False, start_wall=T0, record=work / "observations.jsonl")
     return started(report.events)
 
 

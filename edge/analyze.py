@@ -24,6 +24,7 @@ from gridwatch.edge.config import SiteConfig
 from gridwatch.edge.detectors import DetectorSet, load_detectors
 from gridwatch.edge.hard_examples import example_store, hard_example_sink
 from gridwatch.edge.loop import LoopEnd, LoopReport, Sink, run_camera
+from gridwatch.edge.recording import RecordingSink
 from gridwatch.edge.sinks import CallbackSink, JsonlSink, ProgressSink, VideoSink
 from gridwatch.edge.sources import SourceError, is_stream_url, open_target, redact_url
 from gridwatch.models.base import Detector
@@ -87,12 +88,14 @@ def analyze_clip(
     clip: str | Path, cfg: SiteConfig, camera_id: str, out: Path, *, detector: Detector | DetectorSet | None = None,
     progress: bool = True, write_video: bool = True, start_wall: datetime | None = None,
     on_emitted: Callable[[Emitted], None] | None = None, stop: threading.Event | None = None,
+    record: Path | None = None,
 ) -> AnalyzeReport:
     """Run the camera's pipeline on `clip` (a file path or stream URL); outputs go to `out`.
 
     A source that fails (see `gridwatch.edge.loop.judge_source`) still writes what it produced; the report says so
     and `raise_if_failed` turns it into an error. `detector`: the site's detectors by name, or one detector for
-    every analysed frame (default: load the ones the config names)."""
+    every analysed frame (default: load the ones the config names). `record`: write what the rules saw, frame
+    by frame, as a replay recording (`gridwatch.edge.recording`)."""
     camera = cfg.camera(camera_id)
     start_wall = start_wall or datetime.now(timezone.utc)
     stop = stop or threading.Event()
@@ -110,6 +113,8 @@ def analyze_clip(
         sinks.append(VideoSink(out / "annotated.mp4", camera.analysis_fps))
     if on_emitted:
         sinks.append(CallbackSink(on_emitted))
+    if record is not None:
+        sinks.append(RecordingSink(record, camera))
     text = str(clip)
     name = redact_url(text) if is_stream_url(text) else text
     sinks.append(ProgressSink(f"analyse {Path(name).name if name == text else name}", source.stats,

@@ -61,7 +61,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     try:
         # A stream URL stays a string: Path() would collapse rtsp:// to rtsp:/.
         report = analyze_clip(args.clip, cfg, args.camera, Path(args.out), progress=not args.quiet,
-                              write_video=not args.no_video, start_wall=args.start_at, stop=stop)
+                              write_video=not args.no_video, start_wall=args.start_at, stop=stop,
+                              record=Path(args.record) if args.record else None)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -69,6 +70,20 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     console.print(incidents_table(report, console.width))
     console.print(summary_line(report, Path(args.out)), soft_wrap=True)
     report.raise_if_failed()
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from gridwatch.pipelines.replay import replay_text
+
+    try:
+        with open(args.recording, encoding="utf-8") as f:
+            rows = replay_text(f)
+    except (OSError, ValueError, KeyError) as exc:  # a missing file, a malformed line or header
+        print(f"gridwatch replay: {args.recording}: {exc}", file=sys.stderr)
+        return 2
+    for row in rows:
+        print(json.dumps(row))
     return 0
 
 
@@ -262,6 +277,13 @@ def build_parser(groups: Collection[str] | None = None) -> argparse.ArgumentPars
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--start-at", type=_iso_time, default=None, metavar="ISO8601",
                    help="wall time of the clip's first frame (default: now); fix it to make runs reproducible")
+    p.add_argument("--record", default=None, metavar="PATH",
+                   help="also write what the rules saw per frame (tracked detections and regions) as a replay "
+                        "recording for `gridwatch replay`")
+
+    p = _add(sub, "replay", _cmd_replay,
+             "run the incident rules over a recording (`analyze --record`) and print their updates as JSON lines")
+    p.add_argument("recording", help="recording .jsonl (header line, then one line per analysed frame)")
 
     p = _add(sub, "demo", _cmd_demo, "broker + central + edge on a generated street clip, on this machine")
     p.add_argument("--out", default="demo-out")
