@@ -4,8 +4,9 @@ A rule decides, per frame, which tracks currently satisfy its condition (a `Hit`
 into messages:
 
 - a hit on a track without an open incident opens one (`started`), unless an open incident of this rule whose
-  subject is not visible overlaps it: then the track is re-attached (the tracker lost the car behind a bus and
-  gave it a new id; it is still the same incident);
+  subject is not visible is at the same place (the boxes overlap, or the new box lies inside the incident's):
+  then the track is re-attached (the tracker lost the car behind a bus and gave it a new id, or a cable lost
+  while the view could not be registered is re-found in pieces; it is still the same incident);
 - an open incident is refreshed by its hits and sends `updated` at most every `update_every_s`;
 - an open incident without a hit for `end_after_s` of capture time is `ended` with reason `gone` (the camera
   sees it gone);
@@ -71,12 +72,20 @@ class _Pending:
     deadline_ts: float
 
 
+def _intersection(a: Box, b: Box) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
 def box_iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
+    inter = _intersection(a, b)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def inside_fraction(part: Box, whole: Box) -> float:
+    """How much of `part`'s area lies inside `whole` (1.0: wholly inside)."""
+    area = (part[2] - part[0]) * (part[3] - part[1])
+    return _intersection(part, whole) / area if area > 0 else 0.0
 
 
 @dataclass
@@ -89,6 +98,9 @@ class IncidentBook:
     end_after_s: how long an incident may go unseen before it is ended. Covers occlusion and missed detections;
         too low splits one incident into several, too high delays verification.
     reattach_iou: overlap needed to hand an open incident to a new track id, or to continue a restored one.
+    reattach_inside: or the share of the new box that lies inside the incident's box: the part of a parked car
+        that a bus leaves visible, or a piece of a cable re-found after the view was lost, continues the incident
+        (their IoU with the whole is small).
     resume_distance_m: on a calibrated camera, a restored incident also continues when the new object's ground
         point is this close to where it was last seen (boxes of small far objects overlap poorly).
     resume_grace_s: how long after `restore` a restored incident waits to be found again before it ends as
@@ -102,6 +114,7 @@ class IncidentBook:
     update_every_s: float = 10.0
     end_after_s: float = 5.0
     reattach_iou: float = 0.3
+    reattach_inside: float = 0.8
     resume_distance_m: float = 2.0
     resume_grace_s: float | None = None
     new_token: TokenFactory | None = None
@@ -117,8 +130,9 @@ class IncidentBook:
         hits = list(hits)
         visible = {h.track_id for h in hits}
         self._suspended.clear()
+        joined: set[int] = set()  # tracks re-attached on this frame: two pieces of one lost object may come back
         for hit in hits:
-            inc = self._find(hit, visible)
+            inc = self._find(hit, visible - joined, joined)
             if inc is None and (inc := self._resume(hit)) is not None:
                 self._refresh(inc, hit, ts)
                 out.append(self._message(inc, "updated", ts))
@@ -170,7 +184,7 @@ class IncidentBook:
         """
         for inc in self._open.values():
             mine = track_id in inc.track_ids
-            if (mine or not (inc.track_ids & visible)) and box_iou(inc.first_box, box) >= self.reattach_iou:
+            if (mine or not (inc.track_ids & visible)) and self._same_place(box, inc.first_box):
                 return inc.started_ts
         return None
 
@@ -207,16 +221,23 @@ class IncidentBook:
         self._open[inc.incident_id] = inc
         return inc
 
-    def _find(self, hit: Hit, visible: set[int]) -> _Open | None:
+    def _find(self, hit: Hit, visible: set[int], joined: set[int]) -> _Open | None:
+        """The open incident `hit` belongs to: the one holding its track, else one at the same place whose own
+        tracks are out of sight (`visible` leaves out the tracks re-attached on this frame)."""
         for inc in self._open.values():
             if hit.track_id in inc.track_ids:
                 return inc
         for inc in self._open.values():
             subject_gone = not (inc.track_ids & visible)
-            if subject_gone and box_iou(inc.hit.box, hit.box) >= self.reattach_iou:
+            if subject_gone and (self._same_place(hit.box, inc.hit.box) or self._same_place(hit.box, inc.first_box)):
                 inc.track_ids.add(hit.track_id)
+                joined.add(hit.track_id)
                 return inc
         return None
+
+    def _same_place(self, box: Box, incident_box: Box) -> bool:
+        return (box_iou(incident_box, box) >= self.reattach_iou
+                or inside_fraction(box, incident_box) >= self.reattach_inside)
 
     def _start(self, hit: Hit) -> _Open:
         self._counter += 1

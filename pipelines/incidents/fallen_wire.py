@@ -56,8 +56,10 @@ class WireRuleConfig(DwellRuleConfig):
         description="Uncalibrated camera: the same in frame pixels (box diagonal / elongation).",
     )
     stillness: StillnessConfig = Field(
-        default_factory=lambda: StillnessConfig(tolerance_m=1.5, tolerance_rel=0.4),
-        description="Wider than the default: a thin cable's box jumps with small detector differences.",
+        default_factory=lambda: StillnessConfig(window_s=1.5, tolerance_m=1.5, tolerance_rel=0.4),
+        description="Wider than the default: a thin cable's box jumps with small detector differences. Shorter: "
+                    "three agreeing sightings (1.0 s at 2 fps) confirm it; a region has been still for the "
+                    "stage's min_static_s before it shows at all.",
     )
     plausibility: PlausibilityConfig = Field(
         default_factory=lambda: PlausibilityConfig(reject_cut_at_top=False),

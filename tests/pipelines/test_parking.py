@@ -119,6 +119,29 @@ def test_car_hidden_by_traffic_and_re_found_under_a_new_id_stays_one_incident() 
     assert r.flush(14.0, "shutdown")[0].started_ts == ups[0].started_ts
 
 
+def test_the_part_of_a_parked_car_a_van_leaves_visible_continues_its_incident() -> None:
+    """The van hides the car's front: the tracker re-finds only its rear half, under a new id. The half box's IoU
+    with the whole car is below reattach_iou, but it lies inside the car's box: the same car, the same incident."""
+    r = rule(dwell=3.0, end_after_s=3.0)
+    frames = [(t, [obs(1, "car", 200, 150, w=80, h=40)]) for t in times(5)]
+    frames += [(t, []) for t in times(1.0, start=5)]  # the van drives in front of it
+    frames += [(t, [obs(9, "car", 178, 150, w=20, h=40)]) for t in times(4, start=6)]  # the rear quarter
+    ups = run(r, frames)
+    assert [u.phase for u in ups if u.phase != "updated"] == ["started"]
+    assert len({u.incident_id for u in ups}) == 1
+    (ended,) = r.flush(10.0, "shutdown")
+    assert ended.incident_id == ups[0].incident_id and [o.track_id for o in ended.objects] == [9]
+
+
+def test_a_smaller_car_inside_a_visible_parked_cars_box_is_not_taken_for_it() -> None:
+    """Re-attaching needs the incident's own track out of sight: while car 1 is seen, car 9 is another car."""
+    r = rule(dwell=3.0, end_after_s=3.0)
+    frames = [(t, [obs(1, "car", 200, 150, w=80, h=40)]
+               + ([obs(9, "car", 180, 150, w=24, h=40)] if t >= 4 else [])) for t in times(10)]
+    ups = run(r, frames)
+    assert len({u.incident_id for u in ups if u.phase == "started"}) == 2
+
+
 def test_car_driving_off_along_the_zone_ends_the_incident() -> None:
     r = rule(dwell=3.0, end_after_s=2.0)
     frames = [(t, [obs(1, "car", 100, 150)]) for t in times(8)]

@@ -65,6 +65,31 @@ def test_long_thin_region_across_the_road_is_a_fallen_wire_after_the_dwell() -> 
     assert [(o.role, o.track_id, o.class_name) for o in u.objects] == [("subject", 9, "unknown_object")]
 
 
+def test_at_two_analysis_fps_a_wire_region_is_reported_on_its_third_sighting() -> None:
+    """The stage has already watched the region still for min_static_s; the rule's own confirmation is three
+    sightings (1.0 s at 2 fps), so the report lands 1 s after the region first shows, not 1.5 s."""
+    ups = started(run("fallen_wire", wire_falls(), fps=2.0, zones=(ROAD,)))
+    assert [(u.started_ts, u.ts) for u in ups] == [(5.0, 9.0)]
+
+
+def test_a_wire_re_found_in_pieces_after_the_view_was_lost_stays_one_incident() -> None:
+    """While the view cannot be registered the stage pauses and the cable's region vanishes; registered again,
+    the cable comes back as two pieces under new track ids (their IoU with the whole is small). Each lies inside
+    the incident's box: one fallen wire, not three."""
+    left, right = (60.0, 240.0, 180.0, 262.0), (430.0, 240.0, 560.0, 262.0)  # IoU with the whole 0.24, 0.26
+
+    def script(t: float) -> list[Observation]:
+        if t < 8 or 16 <= t < 19:
+            return []
+        if t < 16:
+            return [region(9, WIRE_BOX, t, drop=5.0, elongation=40.0)]
+        return [region(20, left, t, drop=5.0, elongation=15.0), region(21, right, t, drop=5.0, elongation=18.0)]
+
+    ups = run("fallen_wire", script, fps=2.0, zones=(ROAD,))
+    assert len(started(ups)) == 1
+    assert len({u.incident_id for u in ups}) == 1
+
+
 def test_a_fallen_cable_is_fallen_wire_not_also_exposed_garbage() -> None:
     assert started(run("exposed_garbage", wire_falls(), duration=60.0, zones=(ROAD,), dwell_s=10.0)) == []
     blob = (280.0, 220.0, 330.0, 262.0)  # a compact region nobody put down is garbage
