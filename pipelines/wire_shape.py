@@ -21,7 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gridwatch.pipelines.base import Rule
-from gridwatch.pipelines.types import REGION_CLASS, EndReason, IncidentUpdate, Observation, OpenIncident
+from gridwatch.pipelines.lifecycle import inside_fraction
+from gridwatch.pipelines.types import REGION_CLASS, Box, EndReason, IncidentUpdate, Observation, OpenIncident
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,43 @@ class ShapeGatedRule(GatedRule):
         return o.class_name != REGION_CLASS or is_wire_shaped(o, self.shape)
 
 
+WIRE_MEMORY_S = 60.0
+"""How long the place of a cable-shaped region is remembered: a piece found there later is part of that cable."""
+PIECE_INSIDE = 0.8
+"""Share of a region's box inside a remembered cable's box that makes it a piece of that cable."""
+
+
 @dataclass
 class WiresExcludedRule(GatedRule):
-    """exposed_garbage's view: every observation except regions at least `max_elongation` long for their width.
+    """exposed_garbage's view: every observation except regions at least `max_elongation` long for their width,
+    and the pieces of such a region.
 
     A fallen cable is fallen_wire's case; without this it would also become exposed garbage once that rule's
-    (long) dwell passed. Piles, bags and bins are compact, far below the default (the fallen_wire gate's 6)."""
+    (long) dwell passed. Piles, bags and bins are compact, far below the default (the fallen_wire gate's 6).
+    When the view cannot be registered for a while (a lighting jump, a pause), a cable's region vanishes and may
+    come back in pieces, and a short end piece is compact: a region lying inside the box of a cable-shaped region
+    seen in the last `WIRE_MEMORY_S`, and out of sight now, is that cable, not garbage (a bag set down in a
+    visible cable's box is a bag)."""
 
     max_elongation: float  # from the exposed_garbage config
+    _wires: dict[int, tuple[Box, float]] = field(default_factory=dict)  # track id -> (box, last seen)
+    _visible: frozenset[int] = frozenset()
+
+    def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
+        self._visible = frozenset(o.track_id for o in observations)
+        for o in observations:
+            if self._is_wire(o):
+                self._wires[o.track_id] = (o.box, ts)
+        self._wires = {t: seen for t, seen in self._wires.items() if ts - seen[1] <= WIRE_MEMORY_S}
+        return super().update(observations, ts)
 
     def keep(self, o: Observation) -> bool:
-        return not (o.class_name == REGION_CLASS and o.elongation is not None and o.elongation >= self.max_elongation)
+        if o.class_name != REGION_CLASS:
+            return True
+        if self._is_wire(o):
+            return False
+        return not any(t not in self._visible and inside_fraction(o.box, box) >= PIECE_INSIDE
+                       for t, (box, _) in self._wires.items())
+
+    def _is_wire(self, o: Observation) -> bool:
+        return o.class_name == REGION_CLASS and o.elongation is not None and o.elongation >= self.max_elongation

@@ -16,7 +16,8 @@ the in-and-out of one passing thing) is *unstable*. The stage drops a region mad
 capped at twice `min_changes`, so that happens at most `window_s * ln 4` seconds after its last change, however
 long it flickered. The segment of a clock's seconds digit that is dark only for the digits 1 and 4 changes 4
 times every 10 s whatever the analysis rate (its count stays above 2.5 from its third change on); a passing car
-or person adds one or two (entering and leaving), and tracked persons and vehicles are masked out and add none.
+or person adds at most two (entering and leaving: at 2 fps an untracked car makes four on its way, which the end
+of its run takes back to two), and tracked persons and vehicles are masked out and add none.
 An untracked car that rolls over the spot as a bag appears makes a change on every frame it covers (body, windows,
 roof, shadow); such a run that leaves a new look behind counts as one change (`FlickerMask`), so the bag is not
 dropped as unstable for the next 20 s.
@@ -41,6 +42,14 @@ Mask = npt.NDArray[np.bool_]
 _GROW = np.ones((3, 3), np.uint8)
 MIN_RUN = 2.5
 """A run that settles on a new look is forgiven from about three changes on (the decayed count it added)."""
+PASS_CHANGES = 2.0
+PASS_MAX_S = 4.0
+"""A brief run (first to last change within `PASS_MAX_S`) that ends back on a look the pixel held is something
+passing through: it counts as at most `PASS_CHANGES` changes, entering and leaving. At 2 fps an untracked car
+rolling over a pixel makes four (darker, roof, windows, back); counted in full, the ground it crossed was unstable
+for 20 s and a cable that fell there right after was dropped (the lot-aisle composites, where YOLOX-Nano calls
+cars seen from above 'cell phone'). A clock segment, a lamp or leaves that keep changing make longer runs, which
+count in full; one that rests between short runs adds two per run and is unstable from its second run on."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,9 @@ class FlickerMask:
     shadow rolling over a pixel; a digit that shows for a moment); the run ends once its last look has stayed
     `settle_s`. A run that ends on a look the pixel held before it (the look it left, or the one before that run)
     was an excursion: a digit, a leaf, a lamp that goes and comes back, something passing through. Each of its
-    changes counts. A run of about three changes or more that ends on a look the pixel never held settled
-    something new there: an untracked car rolls over the spot as a bag appears and leaves the bag behind. It
+    changes counts, except that a brief one (`PASS_MAX_S`) counts as at most `PASS_CHANGES`: something passing
+    through enters and leaves. A run of about three changes or more that ends on a look the pixel never held
+    settled something new there: an untracked car rolls over the spot as a bag appears and leaves the bag behind. It
     counts as one change, however many the car made on the way; the pixel is then as unstable as that count
     says (its hysteresis as before the run). Until the new look has stayed, every change counts: an edge that a
     jittering registration keeps moving, or rain, never settles. A single change is a run of one: a clock
@@ -80,12 +90,13 @@ class FlickerMask:
         self._run_added: F32 | None = None  # decayed count this run added
         self._was_unstable: Mask | None = None  # unstable when this run began
         self._quiet: F32 | None = None  # seconds since the last change
+        self._run_s: F32 | None = None  # seconds since this run began
         self._zeros: F32 = np.zeros((0, 0), np.float32)
 
     def reset(self) -> None:
         """Forget the history (the backgrounds were relearnt, or the reference view changed)."""
         self._low = self._high = self._count = self._unstable = None
-        self._run = self._run_added = self._was_unstable = self._quiet = None
+        self._run = self._run_added = self._was_unstable = self._quiet = self._run_s = None
         self._homes = []
 
     @property
@@ -99,7 +110,7 @@ class FlickerMask:
         chroma path): a look they never held even where its grey level is one they did."""
         if (self._low is None or self._high is None or self._count is None or self._unstable is None
                 or self._run is None or self._run_added is None or self._was_unstable is None
-                or self._quiet is None or self._low.shape != frame.shape):
+                or self._quiet is None or self._run_s is None or self._low.shape != frame.shape):
             self._start(frame)
             assert self._unstable is not None
             return self._unstable.copy()
@@ -109,6 +120,7 @@ class FlickerMask:
         self._count *= decay
         self._run_added *= decay
         self._quiet += np.float32(max(dt, 0.0))
+        self._run_s += np.float32(max(dt, 0.0))
         began = changed & ~self._run
         if began.any():
             self._begin_run(began)
@@ -134,6 +146,7 @@ class FlickerMask:
         self._run = np.zeros(frame.shape, bool)
         self._was_unstable = np.zeros(frame.shape, bool)
         self._quiet = np.zeros(frame.shape, np.float32)
+        self._run_s = np.zeros(frame.shape, np.float32)
         self._zeros = np.zeros(frame.shape, np.float32)  # read only: the source of `_put`'s resets
         self._homes = [self._low.copy(), self._high.copy(), self._low.copy(), self._high.copy()]
 
@@ -147,6 +160,8 @@ class FlickerMask:
         _put(lo1, self._low, began)
         _put(hi1, self._high, began)
         _put(self._run_added, self._zeros, began)
+        assert self._run_s is not None
+        _put(self._run_s, self._zeros, began)
         _put(self._was_unstable, self._unstable, began)
 
     def _end_run(self, frame: U8, ended: Mask, recoloured: Mask | None = None) -> None:
@@ -164,13 +179,21 @@ class FlickerMask:
         back = ((frame >= lo1) & (frame <= hi1)) | ((frame >= lo2) & (frame <= hi2))
         if recoloured is not None:  # a green box as bright as the ground it covers is a new look all the same
             back &= ~recoloured
-        new = long_run & ~back
-        if not new.any():
+        self._forgive(long_run & ~back, 1.0)
+        assert self._run_s is not None and self._quiet is not None
+        brief = (self._run_s - self._quiet) <= np.float32(PASS_MAX_S)  # first to last change of the run
+        self._forgive(long_run & back & brief, PASS_CHANGES)
+
+    def _forgive(self, where: Mask, kept: float) -> None:
+        """The runs ending `where` count as `kept` changes, hysteresis as before the run."""
+        if not where.any():
             return
+        assert self._count is not None and self._run_added is not None and self._unstable is not None
+        assert self._was_unstable is not None
         p = self.params
-        count = np.maximum(self._count[new] - (self._run_added[new] - 1.0), 0.0)
-        self._count[new] = count
-        self._unstable[new] = (count >= p.min_changes) | (self._was_unstable[new] & (count >= 0.5 * p.min_changes))
+        count = np.maximum(self._count[where] - np.maximum(self._run_added[where] - kept, 0.0), 0.0)
+        self._count[where] = count
+        self._unstable[where] = (count >= p.min_changes) | (self._was_unstable[where] & (count >= 0.5 * p.min_changes))
 
     def _remember(self, frame: U8) -> None:
         """The bounds the next frame must leave to count a change: the 3x3 neighbourhood's range widened by

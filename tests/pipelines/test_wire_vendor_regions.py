@@ -97,6 +97,27 @@ def test_a_fallen_cable_is_fallen_wire_not_also_exposed_garbage() -> None:
                            dwell_s=10.0))) == 1
 
 
+def test_a_piece_of_a_lost_cable_is_not_exposed_garbage_but_a_bag_by_a_visible_cable_is() -> None:
+    """The cable's region vanishes while the view cannot be registered (16-19 s) and its end comes back alone,
+    compact (elongation 2), inside the cable's box: a piece of the cable, not a pile. A bag set down inside the
+    box of a cable still in view is a bag."""
+    end_piece = (480.0, 240.0, 520.0, 262.0)
+
+    def lost_then_piece(t: float) -> list[Observation]:
+        if t < 8 or 16 <= t < 19:
+            return []
+        if t < 16:
+            return [region(9, WIRE_BOX, t, drop=5.0, elongation=40.0)]
+        return [region(20, end_piece, t, drop=17.0, elongation=2.0)]
+
+    def bag_by_cable(t: float) -> list[Observation]:
+        cable = [region(9, WIRE_BOX, t, drop=5.0, elongation=40.0)] if t >= 8 else []
+        return cable + ([region(20, end_piece, t, drop=17.0, elongation=2.0)] if t >= 20 else [])
+
+    assert started(run("exposed_garbage", lost_then_piece, duration=60.0, zones=(ROAD,), dwell_s=10.0)) == []
+    assert len(started(run("exposed_garbage", bag_by_cable, duration=60.0, zones=(ROAD,), dwell_s=10.0))) == 1
+
+
 def test_round_blob_is_not_a_wire() -> None:
     blob = (280.0, 220.0, 330.0, 262.0)
     assert started(run("fallen_wire", wire_falls(elongation=1.3, box=blob), zones=(ROAD,))) == []
