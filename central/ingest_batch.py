@@ -128,6 +128,9 @@ class _Outcome:
     opened: CaseDraft | None = None  # a new case as it was opened (for its assignment)
 
 
+Prepared = _Parsed | _Outcome  # a message after `prepare`: checked and decoded, or already an outcome
+
+
 @dataclass
 class _Run:
     """The state of one run: what the database held, and what the run adds or changes."""
@@ -158,6 +161,7 @@ def ingest_incident_batch(
     prefix: str,
     clock: Callable[[], datetime] | None = None,
     dispatch_prefix: str | None = None,
+    prepared: Sequence[Prepared | None] | None = None,
 ) -> list[IngestResult]:
     """Ingest `(topic, payload)` incident messages in order in the caller's transaction; one result each.
 
@@ -165,10 +169,13 @@ def ingest_incident_batch(
     caller's transaction: on any error it is rolled back (nothing of the run stays) and the error raised, leaving the
     caller to fall back or retry. With `dispatch_prefix`, the assignments of the cases the run opens are added to the
     dispatch outbox in the same savepoint (`dispatch.enqueue_assignments`). `clock` gives each message's time
-    (default: `store.utcnow`).
+    (default: `store.utcnow`). `prepared`: what `prepare` gave for each message earlier (on the network thread,
+    while the previous batch was in the database), None for one to parse here.
     """
     clock = clock or utcnow
-    parsed = [_parse(topic, payload, prefix, clock()) for topic, payload in messages]
+    ahead = prepared if prepared is not None else [None] * len(messages)
+    parsed = [done if done is not None else prepare(topic, payload, prefix, clock())
+              for (topic, payload), done in zip(messages, ahead, strict=True)]
     if session.get_bind().dialect.name == "postgresql":
         return _pg_ingest(session.connection(), parsed, messages, categories, roster, clock, dispatch_prefix)
     with session.begin_nested():
@@ -183,7 +190,7 @@ def ingest_incident_batch(
     return results
 
 
-def _decide_all(run: _Run, parsed: list[_Parsed | _Outcome], messages: Sequence[tuple[str, bytes]],
+def _decide_all(run: _Run, parsed: list[Prepared], messages: Sequence[tuple[str, bytes]],
                 categories: CategoryTable, roster: Roster, clock: Callable[[], datetime]) -> list[_Outcome]:
     """Every message's outcome against the run's state, in order; the dead letters' rows noted in the run."""
     run.cleaners = roster.cleaners()
@@ -195,7 +202,7 @@ def _decide_all(run: _Run, parsed: list[_Parsed | _Outcome], messages: Sequence[
 
 
 # --- PostgreSQL: three pipelined round trips -------------------------------------------------------------------
-def _pg_ingest(conn: Connection, parsed: list[_Parsed | _Outcome], messages: Sequence[tuple[str, bytes]],
+def _pg_ingest(conn: Connection, parsed: list[Prepared], messages: Sequence[tuple[str, bytes]],
                categories: CategoryTable, roster: Roster, clock: Callable[[], datetime],
                dispatch_prefix: str | None) -> list[IngestResult]:
     """The run on PostgreSQL in at most three round trips (`pg_bulk.Pipeline`): the savepoint and every read; the
@@ -286,8 +293,12 @@ def _no_incident(step: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- reading -------------------------------------------------------------------------------------------------
-def _parse(topic: str, payload: bytes, prefix: str, now: datetime) -> _Parsed | _Outcome:
-    """The checks `ingest_incident` makes before it reads the database, in the same order."""
+def prepare(topic: str, payload: bytes, prefix: str, now: datetime | None = None) -> Prepared:
+    """The checks `ingest_incident` makes before it reads the database, in the same order: the size, the topic's
+    shape, the payload against the contract. Needs no database and no state, so the service runs it on the
+    network thread as each message arrives (`MessageHandler.prepare`), overlapping the batch in the database;
+    `now` (default: the clock's) dates a dead letter."""
+    now = now or utcnow()
     try:
         check_size(payload, MAX_INCIDENT_BYTES, "incident payload")
         where = edge_topic(prefix, topic, "incident")
