@@ -240,7 +240,7 @@ class MessageHandler:
         batch = list(msgs)
         if not batch:
             return []
-        ahead = list(prepared) if prepared is not None else [None] * len(batch)
+        ahead: list[Prepared | None] = list(prepared) if prepared is not None else [None] * len(batch)
         if len(ahead) != len(batch):
             raise ValueError(f"{len(ahead)} prepared results for {len(batch)} messages")
         staged = self._commit_with_retry(batch, ahead)
