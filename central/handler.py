@@ -58,7 +58,7 @@ from gridwatch.central.ingest import (
     sweep_partial_files,
     write_files,
 )
-from gridwatch.central.ingest_batch import Prepared, ingest_incident_batch, prepare
+from gridwatch.central.ingest_batch import ingest_incident_batch
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Store, utcnow
 from gridwatch.central.transport import Inbound
@@ -66,7 +66,6 @@ from gridwatch.central.transport import Inbound
 log = logging.getLogger("gridwatch.central")
 
 MAX_RACE_RETRIES = 3
-_Item = tuple[Inbound, "Prepared | None"]  # a message of a batch and what `prepare` made of it
 MAX_DB_BACKOFF_S = 5.0
 
 COUNTER_OF_RESULT = {
@@ -217,33 +216,15 @@ class MessageHandler:
         """Commit `msg` and count it; None means: do not acknowledge (see the module docstring)."""
         return self.handle_batch([msg])[0]
 
-    def prepare(self, msg: Inbound) -> Prepared | None:
-        """The part of ingesting `msg` that needs neither the database nor any earlier message (`ingest_batch.prepare`:
-        size, topic shape, decoding and validating the payload); None for a message that does not go through the
-        batch path. Safe on any thread: the service calls it on the network thread as a message arrives, so that
-        work overlaps the batch before it in the database; pass the results to `handle_batch`."""
-        if not self._batched(msg):
-            return None
-        try:
-            return prepare(msg.topic, msg.payload, self.prefix)
-        except Exception:  # a bug: the worker parses it again, and its error handling deals with it
-            log.exception("central: preparing a message on %s failed", msg.topic)
-            return None
-
-    def handle_batch(self, msgs: Sequence[Inbound],
-                     prepared: Sequence[Prepared | None] | None = None) -> list[IngestResult | None]:
-        """Commit `msgs` in one transaction, a savepoint each, then write their files and count them. `prepared`:
-        `prepare`'s result for each message, if it was called (the same outcomes either way).
+    def handle_batch(self, msgs: Sequence[Inbound]) -> list[IngestResult | None]:
+        """Commit `msgs` in one transaction, a savepoint each, then write their files and count them.
 
         One result per message, in order; None means: do not acknowledge that message (see the module docstring).
         """
         batch = list(msgs)
         if not batch:
             return []
-        ahead: list[Prepared | None] = list(prepared) if prepared is not None else [None] * len(batch)
-        if len(ahead) != len(batch):
-            raise ValueError(f"{len(ahead)} prepared results for {len(batch)} messages")
-        staged = self._commit_with_retry(batch, ahead)
+        staged = self._commit_with_retry(batch)
         written: set[Path] = set()
         counts: Counter[str] = Counter()
         results = [None if item is None else self._finish(msg, item, written, counts)
@@ -251,11 +232,11 @@ class MessageHandler:
         self.tally.add(counts)
         return results
 
-    def _commit_with_retry(self, msgs: list[Inbound], ahead: list[Prepared | None]) -> list[_Staged | None]:
+    def _commit_with_retry(self, msgs: list[Inbound]) -> list[_Staged | None]:
         delay = 0.1
         while True:
             try:
-                return list(self._commit_batch(msgs, ahead))
+                return list(self._commit_batch(msgs))
             except (OperationalError, InterfaceError) as exc:
                 log.warning("central: database unavailable (%s); retrying %d message(s) in %.1fs", exc.orig,
                             len(msgs), delay)
@@ -268,10 +249,9 @@ class MessageHandler:
                     return [self._dead_letter_alone(msgs[0], exc)]
                 log.exception("central: a batch of %d failed as a whole; committing its messages one by one",
                               len(msgs))
-                return [item for msg, done in zip(msgs, ahead, strict=True)
-                        for item in self._commit_with_retry([msg], [done])]
+                return [item for msg in msgs for item in self._commit_with_retry([msg])]
 
-    def _commit_batch(self, msgs: list[Inbound], ahead: list[Prepared | None]) -> list[_Staged]:
+    def _commit_batch(self, msgs: list[Inbound]) -> list[_Staged]:
         """One transaction: the held-evidence sweep when due, then each run of incident messages through the batch
         path (`_stage_run`) and each evidence message in its own savepoint."""
         with self.store.write_session() as session:
@@ -280,9 +260,9 @@ class MessageHandler:
             if sweep:
                 expire_held_evidence(session, now)
             staged: list[_Staged] = []
-            for run in self._runs(list(zip(msgs, ahead, strict=True))):
-                staged.extend(self._stage_run(session, run) if self._batched(run[0][0])
-                              else [self._stage(session, msg) for msg, _ in run])
+            for run in self._runs(msgs):
+                staged.extend(self._stage_run(session, run) if self._batched(run[0])
+                              else [self._stage(session, msg) for msg in run])
             done = self.outbox.write_bookkeeping(session) if self.outbox is not None else None
             session.commit()
         if done is not None and self.outbox is not None:
@@ -310,25 +290,23 @@ class MessageHandler:
         """Whether `msg` is an incident message for the batch path (evidence goes one savepoint each)."""
         return self.batch_incidents and not (msg.is_evidence and self.evidence_dir is not None)
 
-    def _runs(self, items: list[_Item]) -> list[list[_Item]]:
+    def _runs(self, msgs: list[Inbound]) -> list[list[Inbound]]:
         """The batch cut where it changes between the batch path and one savepoint each (order kept)."""
-        runs: list[list[_Item]] = []
-        for item in items:
-            if runs and self._batched(item[0]) and self._batched(runs[-1][0][0]):
-                runs[-1].append(item)
+        runs: list[list[Inbound]] = []
+        for msg in msgs:
+            if runs and self._batched(msg) and self._batched(runs[-1][0]):
+                runs[-1].append(msg)
             else:
-                runs.append([item])
+                runs.append([msg])
         return runs
 
-    def _stage_run(self, session: Session, items: list[_Item]) -> list[_Staged]:
+    def _stage_run(self, session: Session, run: list[Inbound]) -> list[_Staged]:
         """A run of incident messages in one savepoint with a few multi-row statements (`ingest_batch`). If that
         fails short of a database outage (a write race, a value the database refuses, a bug), the savepoint is
         rolled back and the run is ingested one savepoint per message, so a bad message is dead-lettered alone."""
-        run = [msg for msg, _ in items]
         try:  # in a savepoint of its own, with the new cases' assignments
             results = ingest_incident_batch(session, [(m.topic, m.payload) for m in run], self.categories,
-                                            self.roster, prefix=self.prefix, dispatch_prefix=self.prefix,
-                                            prepared=[done for _, done in items])
+                                            self.roster, prefix=self.prefix, dispatch_prefix=self.prefix)
         except (OperationalError, InterfaceError):
             raise  # the database is unavailable: the whole batch is rolled back and retried
         except Exception as exc:

@@ -21,8 +21,7 @@ ingests the same messages one savepoint each with `ingest_incident`, so a bad me
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from copy import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -109,15 +108,12 @@ T = TypeVar("T")
 
 @dataclass
 class _Parsed:
-    """A message that passed the checks needing no database: its topic's levels, its event, and the event's id and
-    payload as the store keeps them (made by `prepare`, off the worker thread)."""
+    """A message that passed the checks needing no database: its topic's levels and its event."""
 
     topic: str
     payload: bytes
     where: EdgeTopic
     event: IncidentEvent
-    event_id: str
-    text: str
 
 
 @dataclass
@@ -130,10 +126,6 @@ class _Outcome:
     case: CaseDraft | None = None
     error: str | None = None
     opened: CaseDraft | None = None  # a new case as it was opened (for its assignment)
-    event_id: str | None = None
-
-
-Prepared = _Parsed | _Outcome  # a message after `prepare`: checked and decoded, or already an outcome
 
 
 @dataclass
@@ -166,7 +158,6 @@ def ingest_incident_batch(
     prefix: str,
     clock: Callable[[], datetime] | None = None,
     dispatch_prefix: str | None = None,
-    prepared: Sequence[Prepared | None] | None = None,
 ) -> list[IngestResult]:
     """Ingest `(topic, payload)` incident messages in order in the caller's transaction; one result each.
 
@@ -174,13 +165,10 @@ def ingest_incident_batch(
     caller's transaction: on any error it is rolled back (nothing of the run stays) and the error raised, leaving the
     caller to fall back or retry. With `dispatch_prefix`, the assignments of the cases the run opens are added to the
     dispatch outbox in the same savepoint (`dispatch.enqueue_assignments`). `clock` gives each message's time
-    (default: `store.utcnow`). `prepared`: what `prepare` gave for each message earlier (on the network thread,
-    while the previous batch was in the database), None for one to parse here.
+    (default: `store.utcnow`).
     """
     clock = clock or utcnow
-    ahead = prepared if prepared is not None else [None] * len(messages)
-    parsed = [done if done is not None else prepare(topic, payload, prefix, clock())
-              for (topic, payload), done in zip(messages, ahead, strict=True)]
+    parsed = [_parse(topic, payload, prefix, clock()) for topic, payload in messages]
     if session.get_bind().dialect.name == "postgresql":
         return _pg_ingest(session.connection(), parsed, messages, categories, roster, clock, dispatch_prefix)
     with session.begin_nested():
@@ -195,7 +183,7 @@ def ingest_incident_batch(
     return results
 
 
-def _decide_all(run: _Run, parsed: list[Prepared], messages: Sequence[tuple[str, bytes]],
+def _decide_all(run: _Run, parsed: list[_Parsed | _Outcome], messages: Sequence[tuple[str, bytes]],
                 categories: CategoryTable, roster: Roster, clock: Callable[[], datetime]) -> list[_Outcome]:
     """Every message's outcome against the run's state, in order; the dead letters' rows noted in the run."""
     run.cleaners = roster.cleaners()
@@ -207,7 +195,7 @@ def _decide_all(run: _Run, parsed: list[Prepared], messages: Sequence[tuple[str,
 
 
 # --- PostgreSQL: three pipelined round trips -------------------------------------------------------------------
-def _pg_ingest(conn: Connection, parsed: list[Prepared], messages: Sequence[tuple[str, bytes]],
+def _pg_ingest(conn: Connection, parsed: list[_Parsed | _Outcome], messages: Sequence[tuple[str, bytes]],
                categories: CategoryTable, roster: Roster, clock: Callable[[], datetime],
                dispatch_prefix: str | None) -> list[IngestResult]:
     """The run on PostgreSQL in at most three round trips (`pg_bulk.Pipeline`): the savepoint and every read; the
@@ -236,7 +224,7 @@ def _pg_load(conn: Connection, pipe: pg_bulk.Pipeline, parsed: list[_Parsed]) ->
     incidents = sorted({p.event.incident_id for p in parsed})
     _, stored, gateways, cases, held = pipe.run([
         pg_bulk.Statement(f"SAVEPOINT {PG_SAVEPOINT}"),
-        pg_bulk.select_statement(conn, EVENTS, "event_id", sorted({p.event_id for p in parsed}),
+        pg_bulk.select_statement(conn, EVENTS, "event_id", sorted({str(p.event.event_id) for p in parsed}),
                                  ("event_id",)),
         pg_bulk.select_statement(conn, GATEWAYS, "gateway_id", sorted({p.where.gateway for p in parsed}),
                                  ("gateway_id", "site_id")),
@@ -298,12 +286,8 @@ def _no_incident(step: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- reading -------------------------------------------------------------------------------------------------
-def prepare(topic: str, payload: bytes, prefix: str, now: datetime | None = None) -> Prepared:
-    """The checks `ingest_incident` makes before it reads the database, in the same order: the size, the topic's
-    shape, the payload against the contract. Needs no database and no state, so the service runs it on the
-    network thread as each message arrives (`MessageHandler.prepare`), overlapping the batch in the database;
-    `now` (default: the clock's) dates a dead letter."""
-    now = now or utcnow()
+def _parse(topic: str, payload: bytes, prefix: str, now: datetime) -> _Parsed | _Outcome:
+    """The checks `ingest_incident` makes before it reads the database, in the same order."""
     try:
         check_size(payload, MAX_INCIDENT_BYTES, "incident payload")
         where = edge_topic(prefix, topic, "incident")
@@ -313,13 +297,13 @@ def prepare(topic: str, payload: bytes, prefix: str, now: datetime | None = None
         event = IncidentEvent.from_json(payload)
     except ValidationError as exc:
         return _Outcome("dead_letter", now, error=validation_summary(exc))
-    return _Parsed(topic, payload, where, event, str(event.event_id), payload.decode("utf-8", errors="replace"))
+    return _Parsed(topic, payload, where, event)
 
 
 def _load(conn: Connection, parsed: list[_Parsed]) -> _Run:
     """One query per table for everything the run reads (SQLite; PostgreSQL: `_pg_load`)."""
     run = _Run()
-    event_ids = sorted({p.event_id for p in parsed})
+    event_ids = sorted({str(p.event.event_id) for p in parsed})
     gateways = sorted({p.where.gateway for p in parsed})
     incidents = sorted({p.event.incident_id for p in parsed})
     for chunk in _chunks(event_ids):
@@ -346,25 +330,25 @@ def _chunks(items: list[T]) -> Iterator[list[T]]:
 # --- deciding ------------------------------------------------------------------------------------------------
 def _decide(run: _Run, msg: _Parsed, categories: CategoryTable, roster: Roster, now: datetime) -> _Outcome:
     """`ingest_incident` from the duplicate check on, against the run's state instead of the database."""
-    event, event_id = msg.event, msg.event_id
+    event, event_id = msg.event, str(msg.event.event_id)
     if event_id in run.stored:
-        return _Outcome("duplicate", now, event, event_id=event_id)
+        return _Outcome("duplicate", now, event)
     try:
         case = _trusted_case(run, event, msg.where, now)
     except TrustError as exc:
         return _Outcome("dead_letter", now, error=f"refused: {exc}")
     run.stored.add(event_id)
-    run.events.append(event_row(event, msg.topic, msg.payload, now, event_id=event_id, text=msg.text))
+    run.events.append(event_row(event, msg.topic, msg.payload, now))
     if case is None:
         case = _open_case(run, event, categories, roster, now)
-        return _Outcome("created", now, event, case, opened=copy(case), event_id=event_id)
+        return _Outcome("created", now, event, case, opened=replace(case))
     if event.seq <= case.last_seq:
         run.note(case, now, "stale", stale_detail(event, case))
-        return _Outcome("stale", now, event, case, event_id=event_id)
+        return _Outcome("stale", now, event, case)
     apply_event(case, event, now, run.note)
     if case.id is not None:
         run.changed[event.incident_id] = case
-    return _Outcome("updated", now, event, case, event_id=event_id)
+    return _Outcome("updated", now, event, case)
 
 
 def _trusted_case(run: _Run, event: IncidentEvent, where: EdgeTopic, now: datetime) -> CaseDraft | None:
@@ -459,7 +443,7 @@ def _result(outcome: _Outcome) -> IngestResult:
     event, case = outcome.event, outcome.case
     if outcome.kind == "dead_letter" or event is None:
         return IngestResult("dead_letter", error=outcome.error)
-    incident_id, event_id = event.incident_id, outcome.event_id or str(event.event_id)
+    incident_id, event_id = event.incident_id, str(event.event_id)
     if outcome.kind == "duplicate" or case is None:
         return IngestResult("duplicate", incident_id, event_id)
     if outcome.opened is None:

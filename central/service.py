@@ -60,7 +60,6 @@ from gridwatch.central.dispatch import DISPATCH_REPLAY_S, DispatchOutbox
 from gridwatch.central.errors import CentralError
 from gridwatch.central.handler import Counters, EventsLog, MessageHandler, Tally
 from gridwatch.central.ingest import IngestResult
-from gridwatch.central.ingest_batch import Prepared
 from gridwatch.central.receipts import ReceiptSender
 from gridwatch.central.roster import Roster
 from gridwatch.central.store import Store, open_store
@@ -84,9 +83,6 @@ DEFAULT_BATCH_SIZE = 400
 DEFAULT_BATCH_MS = 50.0
 MAX_BATCH_SIZE = 32767  # twice it is MQTT 5's largest Receive Maximum
 GC_GEN0_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
-
-
-_Item = tuple[Inbound, "Prepared | None"]  # a received message, and what `MessageHandler.prepare` made of it
 
 
 class Committed(NamedTuple):
@@ -171,7 +167,7 @@ class CentralService:
         self._tally = Tally()
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
-        self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()  # C, no Condition per put and get
+        self._inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()  # C, no Condition per put and get
         self._session: Session | None = None
         self._store: Store | None = None
         self._handler: MessageHandler | None = None
@@ -312,7 +308,7 @@ class CentralService:
         except Exception:  # a receipt not sent is only a resend by the gateway later
             log.exception("central: sending receipts failed")
 
-    def _next_batch(self) -> list[_Item]:
+    def _next_batch(self) -> list[Inbound]:
         """The first message waiting (up to 0.2 s), then what arrives within `batch_ms`, up to `batch_size`."""
         try:
             batch = [self._inbox.get(timeout=0.2)]
@@ -333,12 +329,11 @@ class CentralService:
         except Exception:  # the rows stay and are sent again; the app drops them by assignment_id
             log.exception("central: could not update the dispatch outbox")
 
-    def _handle_batch(self, items: list[_Item]) -> None:
-        batch = [msg for msg, _ in items]
+    def _handle_batch(self, batch: list[Inbound]) -> None:
         if self._log is not None:
             self._log.append_many([msg.payload for msg in batch if not msg.is_evidence])
         assert self._handler is not None
-        results = self._handler.handle_batch(batch, [prepared for _, prepared in items])
+        results = self._handler.handle_batch(batch)
         # not committed (None): left un-acknowledged for redelivery
         self._after_commit([Committed(msg, res) for msg, res in zip(batch, results, strict=True) if res is not None])
 
@@ -427,13 +422,10 @@ class _Events:
 
     def on_message(self, msg: Inbound) -> None:
         svc = self.service
-        handler = svc._handler
         if msg.is_evidence and svc.evidence_dir is None:
             svc._discard(msg)
-        elif handler is not None:  # decoded and checked here, while the worker has the batch before in the database
-            svc._inbox.put((msg, handler.prepare(msg)))
         else:
-            svc._inbox.put((msg, None))
+            svc._inbox.put(msg)
         svc._tally.bump("received")
 
     def on_ack(self, mid: int, reason_code: int) -> None:

@@ -234,7 +234,7 @@ def make_service(tmp_path: Path, session: FakeSession | None = None, **kw: Any) 
 def test_a_batch_takes_at_most_batch_size_messages(tmp_path: Path) -> None:
     service = make_service(tmp_path, batch_size=3, batch_ms=1000)
     for msg in inbound(*[make_event(f"inc-bound-{i:04d}") for i in range(7)]):
-        service._inbox.put((msg, None))
+        service._inbox.put(msg)
     sizes = [len(service._next_batch()) for _ in range(3)]
     assert sizes == [3, 3, 1]
     assert service._next_batch() == []  # nothing waiting: an empty batch after the 0.2 s poll
@@ -243,16 +243,16 @@ def test_a_batch_takes_at_most_batch_size_messages(tmp_path: Path) -> None:
 def test_a_batch_waits_batch_ms_for_more_and_no_longer(tmp_path: Path) -> None:
     service = make_service(tmp_path, batch_size=10, batch_ms=150)
     first, late = inbound(*[make_event(f"inc-wait-{i:04d}") for i in range(2)])
-    service._inbox.put((first, None))
-    threading.Timer(0.01, service._inbox.put, ((late, None),)).start()
+    service._inbox.put(first)
+    threading.Timer(0.01, service._inbox.put, (late,)).start()
     t0 = time.monotonic()
     batch = service._next_batch()
-    assert batch == [(first, None), (late, None)]
+    assert batch == [first, late]
     assert time.monotonic() - t0 >= 0.15  # it waited the whole batch_ms for a third
     zero = make_service(tmp_path, batch_size=10, batch_ms=0)
-    zero._inbox.put((first, None))
-    zero._inbox.put((late, None))
-    assert zero._next_batch() == [(first, None), (late, None)]  # batch_ms 0 still takes what is already waiting
+    zero._inbox.put(first)
+    zero._inbox.put(late)
+    assert zero._next_batch() == [first, late]  # batch_ms 0 still takes what is already waiting
 
 
 @pytest.mark.parametrize(("size", "ms"), [(0, 50), (40000, 50), (10, -1), (10, float("nan"))])
@@ -334,9 +334,9 @@ def test_a_real_broker_fills_batches_beyond_its_inflight_window_and_forgets_acke
     sizes: list[int] = []
     real = MessageHandler.handle_batch
 
-    def recording(self: MessageHandler, msgs: Any, prepared: Any = None) -> Any:
+    def recording(self: MessageHandler, msgs: Any) -> Any:
         sizes.append(len(msgs))
-        return real(self, msgs, prepared)
+        return real(self, msgs)
 
     monkeypatch.setattr(MessageHandler, "handle_batch", recording)
     events = [e for i in range(30) for e in lifecycle(f"inc-real-{i:04d}", updates=2)]

@@ -18,7 +18,6 @@ from sqlalchemy import event, select
 
 import gridwatch.central.handler as handler_module
 import gridwatch.central.ingest_batch as ingest_batch_module
-from gridwatch.central import pg_bulk
 from gridwatch.central.categories import load_categories
 from gridwatch.central.handler import MessageHandler
 from gridwatch.central.ingest import IngestResult
@@ -36,7 +35,6 @@ from gridwatch.central.store import (
     open_store,
 )
 from gridwatch.central.transport import Inbound
-from gridwatch.wire.events import IncidentEvent
 from tests.central.factories import GRID_A, JPEG_BYTES, jpeg_props, lifecycle, make_event, payload
 
 Twin = tuple[MessageHandler, MessageHandler]
@@ -116,10 +114,9 @@ def _pg_twin(batch_store: Store, tmp_path: Path) -> Iterator[Twin]:
                handler(reference_store, tmp_path / "ev-reference", False))
 
 
-def run_both(twin: Twin, batches: list[list[Inbound]], *, ahead: bool = False) -> dict[str, Any]:
+def run_both(twin: Twin, batches: list[list[Inbound]]) -> dict[str, Any]:
     """The same batches through both; the batch path must never have fallen back to one savepoint per message
-    (that would hide its mistakes behind the reference's results). `ahead`: the batch path gets every message
-    `prepare`d first, as the service does on its network thread."""
+    (that would hide its mistakes behind the reference's results)."""
     batched, reference = twin
     fallbacks: list[logging.LogRecord] = []
     watcher = logging.Handler(logging.WARNING)
@@ -127,8 +124,7 @@ def run_both(twin: Twin, batches: list[list[Inbound]], *, ahead: bool = False) -
     logging.getLogger("gridwatch.central").addHandler(watcher)
     try:
         for batch in batches:
-            prepared = [batched.prepare(msg) for msg in batch] if ahead else None
-            assert summary(batched.handle_batch(batch, prepared)) == summary(reference.handle_batch(batch))
+            assert summary(batched.handle_batch(batch)) == summary(reference.handle_batch(batch))
     finally:
         logging.getLogger("gridwatch.central").removeHandler(watcher)
     assert [r.getMessage() for r in fallbacks if "batch path failed" in r.getMessage()] == []
@@ -171,26 +167,6 @@ def test_the_batch_path_matches_one_savepoint_per_message(twin: Twin) -> None:
     assert after["cases"]["inc-hard-0002"]["ended_at"] is None  # seen again after the shutdown end
     assert len(after["letters"]) == 7 and len(after["assignments"]) == 3
     assert after["gateways"] == [("gw-1", "site-1"), ("gw-2", "site-1")]
-
-
-def test_messages_prepared_ahead_give_the_same_stores_and_are_not_parsed_again(
-    twin: Twin, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`prepare` (the network thread's share: size, topic shape, the contract) done before the batch, then the
-    batch: the same results and rows as the reference, evidence and malformed messages included, and the batch
-    decodes no payload again."""
-    early = make_event("inc-ahead-0001")
-    first = [evidence("inc-ahead-0001"), *hard_batch()]
-    second = [incident(early), incident(make_event("inc-ahead-0001", 1, "updated")), *hard_batch()]
-    run_both(twin, [first, second], ahead=True)
-    decoded: list[bytes] = []
-    real = IncidentEvent.from_json.__func__  # type: ignore[attr-defined]
-    monkeypatch.setattr(IncidentEvent, "from_json", classmethod(lambda cls, raw: decoded.append(raw) or real(cls, raw)))
-    batch = [incident(make_event(f"inc-ahead-{i:04d}")) for i in range(2, 6)]
-    prepared = [twin[0].prepare(msg) for msg in batch]
-    assert len(decoded) == 4
-    assert [r.kind if r else None for r in twin[0].handle_batch(batch, prepared)] == ["created"] * 4
-    assert len(decoded) == 4
 
 
 def test_held_snapshots_and_evidence_between_incidents(twin: Twin) -> None:
@@ -265,34 +241,6 @@ def test_the_statements_of_a_run_do_not_grow_with_it(store: Store, tmp_path: Pat
     assert built == []
     assert small == large and len(large) == len(set(large)) and "INSERT INTO events" in large, large
     assert "UPDATE cases SET" in again and "INSERT INTO cases" not in again and len(again) == len(set(again)), again
-
-
-def test_a_postgresql_run_waits_on_the_server_three_times(pg_url: str, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Round trips, not only statements: 400 messages (100 new cases, their updates and ends) send their savepoint
-    and reads in one pipelined exchange, the case counter in a second, every write, the assignments and the release
-    in a third; no statement waits on its own (each wait on a busy machine is the server's turn on a core and, for
-    the worker, the GIL back from the network thread)."""
-    waits: list[str] = []
-    real_run = pg_bulk.Pipeline.run
-
-    def run(self: pg_bulk.Pipeline, statements: Any) -> Any:
-        waits.append(f"pipeline of {len(statements)}")
-        return real_run(self, statements)
-
-    def alone(conn: Any, _cursor: Any, statement: str, *_a: Any) -> None:
-        if conn.connection.driver_connection.pgconn.pipeline_status == 0:  # not in a pipeline: a round trip
-            waits.append(" ".join(statement.split()[:3]))
-
-    monkeypatch.setattr(pg_bulk.Pipeline, "run", run)
-    with open_store(pg_url) as store:
-        _run_counting(store, tmp_path, "inc-trip-first", 1)
-        waits.clear()
-        event.listen(store.engine, "before_cursor_execute", alone)
-        _, results = _run_counting(store, tmp_path, "inc-trip", 100)
-        event.remove(store.engine, "before_cursor_execute", alone)
-    assert [r.kind if r else None for r in results].count("created") == 100
-    assert waits == ["pipeline of 5", "pipeline of 1", "pipeline of 4"], waits  # writes: 3 tables + release
 
 
 def _run_counting(store: Store, tmp_path: Path, prefix: str, incidents: int,

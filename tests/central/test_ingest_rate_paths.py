@@ -21,7 +21,6 @@ from gridwatch.app.broker import MosquittoBroker
 from gridwatch.app.poll import wait_until
 from gridwatch.central import pg_bulk
 from gridwatch.central.dispatch import OUTBOX
-from gridwatch.central.handler import MessageHandler
 from gridwatch.central.service import GC_GEN0_THRESHOLD, CentralService, settle_heap
 from gridwatch.central.store import Case, DeadLetter, EventRow, TimelineRow, open_store
 from gridwatch.central.transport import RECV_CHUNK, BufferedSocket, Inbound, MqttSession
@@ -240,63 +239,3 @@ def test_pg_bulk_sends_one_statement_text_whatever_the_number_of_rows(pg_url: st
                                                                         t0 + timedelta(seconds=2), 5.0)]
     assert [(r.attempts, r.acked_at) for r in got[:4]] == [(7, 1.5)] * 3 + [(0, None)]
     assert len(got) == 302
-
-
-@pytest.mark.e2e
-def test_batches_prepared_ahead_keep_their_order_and_a_refused_row_fails_only_its_own_batch(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Messages are decoded and checked on the network thread (`MessageHandler.prepare`) while the batch before
-    them is in the database. Six incidents, their events in seq order across four batches of six (each batch
-    updates the cases the one before created or updated); the database refuses one row of the second batch, which
-    is held in the database until the whole third batch has been prepared. The second batch falls back to one
-    savepoint per message (only the refused event is dead-lettered) and the third, prepared before that failure,
-    still sees every change the second committed: each case ends at seq 3, in order."""
-    events = [lifecycle(f"inc-ahead-{i:04d}", updates=2) for i in range(6)]
-    sent = [incident[seq] for seq in range(4) for incident in events]  # batch k = seq k of every incident
-    poisoned = events[2][1]
-    with open_store(db_url) as store:
-        poison_event_inserts(store, str(poisoned.event_id))
-    prepared_on: list[str] = []
-    third_ready = threading.Event()
-    real_prepare, real_handle = MessageHandler.prepare, MessageHandler.handle_batch
-
-    def prepare(self: MessageHandler, msg: Inbound) -> Any:
-        done = real_prepare(self, msg)
-        prepared_on.append(threading.current_thread().name)
-        if len(prepared_on) >= 18:
-            third_ready.set()
-        return done
-
-    waited: list[bool] = []
-
-    def handle_batch(self: MessageHandler, msgs: Any, prepared: Any = None) -> Any:
-        if any(str(poisoned.event_id) in m.payload.decode() for m in msgs):
-            waited.append(third_ready.wait(30))  # the next batch is prepared before this one meets the database
-        assert prepared is not None and all(p is not None for p in prepared)
-        return real_handle(self, msgs, prepared)
-
-    monkeypatch.setattr(MessageHandler, "prepare", prepare)
-    monkeypatch.setattr(MessageHandler, "handle_batch", handle_batch)
-    with MosquittoBroker() as broker:
-        def central() -> CentralService:
-            return CentralService(broker.url, db_url, prefix="gridwatch/v1", client_id="central-ahead",
-                                  roster=ROSTER, batch_size=6, batch_ms=3000)
-
-        with central():
-            pass  # the persistent session exists: the burst queues for it
-        with connected(broker.url, name="edge-ahead") as edge:
-            for e in sent:
-                publish(edge, TOPIC, payload(e))
-        with central() as svc:
-            assert svc.wait_for(lambda: svc.counters.stored + svc.counters.dead_letters == 24, 30), svc.snapshot()
-            with svc.store.session() as s:
-                cases = {c.incident_id: c for c in s.scalars(select(Case))}
-                states = {i: (c.last_seq, c.ended_at is not None, [t.step for t in c.timeline].count("updated"))
-                          for i, c in cases.items()}
-                letters = list(s.scalars(select(DeadLetter)))
-    assert waited == [True]
-    assert prepared_on and "central-worker" not in prepared_on  # on the network thread
-    assert svc.snapshot()["dead_letters"] == 1 and "poisoned event" in letters[0].error
-    assert letters[0].payload == payload(poisoned)
-    assert states == {f"inc-ahead-{i:04d}": (3, True, 1 if i == 2 else 2) for i in range(6)}

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -90,7 +89,7 @@ def test_a_broker_sigkill_loses_acknowledged_events_only_without_receipts(
     gate = threading.Event()
     handle = service._handle_batch
 
-    def held(batch: list[tuple[Inbound, Any]]) -> None:  # central busy: the broker queues what it cannot hand over
+    def held(batch: list[Inbound]) -> None:  # central busy: the broker queues what it cannot hand over
         gate.wait(60)
         handle(batch)
 
