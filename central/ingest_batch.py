@@ -13,9 +13,15 @@ cached statement whatever the run's length), and cases are plain `CaseDraft` obj
 On PostgreSQL the rows go as one array per column (`central.pg_bulk`: a short statement psycopg converts once and
 the server prepares, instead of a multi-row VALUES with thousands of placeholders converted on every run).
 
-It never commits and never catches database errors: the handler runs it in one savepoint, and if anything fails
-there (another instance won a write race, a value the database refuses, a bug) it rolls that savepoint back and
-ingests the same messages one savepoint each with `ingest_incident`, so a bad message is still dead-lettered alone.
+On PostgreSQL the run also waits on the server only three times (`pg_bulk.Pipeline`, libpq pipeline mode): its
+savepoint and reads go together, then the case counter (when it opens cases), then every write, the new cases'
+assignments and the savepoint's release; a new case's timeline rows take its id in the same statement that inserts
+it (a data-modifying CTE), so no `RETURNING` has to come back first.
+
+It never commits and catches no database error: it works in a savepoint of its own, rolls that back on any failure
+and raises (a lost server as SQLAlchemy's `OperationalError`, with the connection invalidated). The handler then
+retries the batch (an outage), or ingests the same messages one savepoint each with `ingest_incident` (another
+instance won a write race, a value the database refuses, a bug), so a bad message is still dead-lettered alone.
 """
 
 from __future__ import annotations
