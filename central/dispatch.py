@@ -106,9 +106,7 @@ def enqueue_assignment(session: Session, prefix: str, assignment: CaseAssignment
 
 def enqueue_assignments(session: Session, prefix: str, assignments: Iterable[CaseAssignment]) -> None:
     """`enqueue_assignment` for many, in one multi-row INSERT (the batch ingest path)."""
-    rows = [{"assignment_id": str(a.assignment_id), "topic": assignment_topic(prefix, a),
-             "payload": a.model_dump_json().encode(), "created_at": a.assigned_at, "attempts": 0}
-            for a in assignments]
+    rows = assignment_rows(prefix, assignments)
     if not rows:
         return
     conn = session.connection()
@@ -116,6 +114,13 @@ def enqueue_assignments(session: Session, prefix: str, assignments: Iterable[Cas
         pg_bulk.insert_rows(conn, OUTBOX, rows)  # one short statement whatever the number of rows
     else:
         conn.execute(_ENQUEUE, rows)
+
+
+def assignment_rows(prefix: str, assignments: Iterable[CaseAssignment]) -> list[dict[str, Any]]:
+    """The `dispatch_outbox` rows of `assignments` (what `enqueue_assignment` adds, as plain columns)."""
+    return [{"assignment_id": str(a.assignment_id), "topic": assignment_topic(prefix, a),
+             "payload": a.model_dump_json().encode(), "created_at": a.assigned_at, "attempts": 0}
+            for a in assignments]
 
 
 class DispatchOutbox:

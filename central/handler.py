@@ -47,7 +47,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from gridwatch.central.categories import CategoryTable
-from gridwatch.central.dispatch import DispatchOutbox, enqueue_assignment, enqueue_assignments
+from gridwatch.central.dispatch import DispatchOutbox, enqueue_assignment
 from gridwatch.central.ingest import (
     EXPIRE_EVERY_S,
     IngestResult,
@@ -304,11 +304,9 @@ class MessageHandler:
         """A run of incident messages in one savepoint with a few multi-row statements (`ingest_batch`). If that
         fails short of a database outage (a write race, a value the database refuses, a bug), the savepoint is
         rolled back and the run is ingested one savepoint per message, so a bad message is dead-lettered alone."""
-        try:
-            with session.begin_nested():
-                results = ingest_incident_batch(session, [(m.topic, m.payload) for m in run], self.categories,
-                                                self.roster, prefix=self.prefix)
-                enqueue_assignments(session, self.prefix, [r.dispatch for r in results if r.dispatch is not None])
+        try:  # in a savepoint of its own, with the new cases' assignments
+            results = ingest_incident_batch(session, [(m.topic, m.payload) for m in run], self.categories,
+                                            self.roster, prefix=self.prefix, dispatch_prefix=self.prefix)
         except (OperationalError, InterfaceError):
             raise  # the database is unavailable: the whole batch is rolled back and retried
         except Exception as exc:

@@ -243,16 +243,18 @@ def _event_row(event: IncidentEvent, topic: str, payload: bytes, now: datetime) 
     return EventRow(**event_row(event, topic, payload, now))
 
 
-def event_row(event: IncidentEvent, topic: str, payload: bytes, now: datetime) -> dict[str, Any]:
-    """The `events` columns of a stored incident message."""
+def event_row(event: IncidentEvent, topic: str, payload: bytes, now: datetime, *, event_id: str | None = None,
+              text: str | None = None) -> dict[str, Any]:
+    """The `events` columns of a stored incident message (`event_id` / `text`: the event's id and the decoded
+    payload, when the caller made them already)."""
     return dict(
-        event_id=str(event.event_id),
+        event_id=event_id if event_id is not None else str(event.event_id),
         incident_id=event.incident_id,
         seq=event.seq,
         phase=event.phase,
         topic=topic,
         received_at=now,
-        payload=payload.decode("utf-8", errors="replace"),
+        payload=text if text is not None else payload.decode("utf-8", errors="replace"),
     )
 
 

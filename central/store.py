@@ -23,6 +23,7 @@ All timestamps are stored in UTC and read back timezone-aware (`UTCDateTime`), o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -60,6 +61,7 @@ from sqlalchemy.types import TypeDecorator
 from gridwatch.central.errors import StoreError
 
 DEFAULT_DB_URL = "sqlite:///gridwatch-central.db"
+PING_IDLE_S = 1.0  # a PostgreSQL connection idle in the pool this long is pinged before it is used
 
 
 def utcnow() -> datetime:
@@ -335,7 +337,35 @@ def make_engine(db_url: str) -> Engine:
         engine = create_engine(db_url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(db_url, pool_pre_ping=True)
+    engine = create_engine(db_url)
+    ping_when_idle(engine, PING_IDLE_S)
+    return engine
+
+
+def ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Like `pool_pre_ping`, but only for a connection that sat in the pool `idle_s` or longer: a dead one (the
+    server restarted, a proxy dropped it) is discarded and another tried, as the pool does for any checkout that
+    raises `DisconnectionError`. The central worker checks a connection out for every batch, tens of milliseconds
+    after it checked it in: a ping each time was one more round trip per batch (issue 8: a round trip on a busy
+    machine is the server's turn on a core, and the worker's wait for the GIL after it). A connection that dies
+    while in use raises as before: the batch is rolled back and retried on a new one (`central.handler`)."""
+
+    def checked_in(_dbapi: Any, record: Any) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    def checked_out(dbapi: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("checked_in", float("-inf")) < idle_s:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi)
+        except Exception as exc:  # the driver's error for a dead connection
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection failed its ping")
+
+    event.listen(engine, "connect", lambda dbapi, record: checked_in(dbapi, record))  # new: alive, no ping
+    event.listen(engine, "checkin", checked_in)
+    event.listen(engine, "checkout", checked_out)
 
 
 def create_schema(engine: Engine) -> None:

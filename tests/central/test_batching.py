@@ -494,3 +494,31 @@ def test_a_first_connect_replays_before_the_newest_acknowledgement(store: Store)
     restarted = DispatchOutbox(store, replay_s=100.0, clock=lambda: now[0])
     restarted.connected()
     assert [item.id for item in restarted.pending()] == [b, c]
+
+
+def test_a_server_lost_in_the_middle_of_a_pipelined_run_retries_the_whole_batch(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL: the batch path's writes go as one pipeline (`pg_bulk.Pipeline`). The server process dies while
+    it runs them (a trigger terminates its own backend, once); that is a database outage, not a bad message: the
+    connection is dropped from the pool, the batch is rolled back and retried whole on a new connection, and every
+    event is stored once, with no dead letter."""
+    events = lifecycle("inc-batch-0040", updates=2)
+    other = make_event("inc-batch-0041")
+    with open_store(pg_url) as store:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE SEQUENCE lose_once")
+            conn.exec_driver_sql(
+                "CREATE FUNCTION lose_server() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.event_id = '{events[2].event_id}' AND nextval('lose_once') = 1 THEN "
+                "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+            conn.exec_driver_sql("CREATE TRIGGER lose_server BEFORE INSERT ON events FOR EACH ROW "
+                                 "EXECUTE FUNCTION lose_server()")
+        handler = make_handler(store, pause=lambda _delay: False)  # retry at once
+        with caplog.at_level("WARNING", logger="gridwatch.central"):
+            results = handler.handle_batch(inbound(events[0], events[1], other, events[2], events[3]))
+        assert "database unavailable" in caplog.text and "batch path failed" not in caplog.text
+        assert [r.kind if r else None for r in results] == ["created", "updated", "created", "updated", "updated"]
+        after = state(store)
+    assert (after["EventRow"], after["DeadLetter"], after["DispatchRow"]) == (5, 0, 2)
+    assert after["cases"]["inc-batch-0040"][1:3] == (3, True)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 import gridwatch.central.handler as handler_module
+import gridwatch.central.ingest_batch as ingest_batch_module
 from gridwatch.central.categories import load_categories
 from gridwatch.central.handler import MessageHandler
 from gridwatch.central.roster import Roster
@@ -77,14 +78,14 @@ def test_a_failed_commit_leaves_neither_case_nor_assignment(
         real_enqueue(session, *args)  # type: ignore[arg-type]
         raise OperationalError("INSERT ...", {}, ConnectionError("database is down"))
 
-    real_enqueue_many = handler_module.enqueue_assignments
+    real_enqueue_many = ingest_batch_module.enqueue_assignments
 
     def database_gone_many(session: object, *args: object) -> None:
         real_enqueue_many(session, *args)  # type: ignore[arg-type]
         raise OperationalError("INSERT ...", {}, ConnectionError("database is down"))
 
     monkeypatch.setattr(handler_module, "enqueue_assignment", database_gone)  # one savepoint per message
-    monkeypatch.setattr(handler_module, "enqueue_assignments", database_gone_many)  # the batch path
+    monkeypatch.setattr(ingest_batch_module, "enqueue_assignments", database_gone_many)  # the batch path
     assert handler.handle(Inbound(TOPIC, payload(make_event("inc-handler-3")))) is None  # not acked
     assert (rows(memory_store, Case), rows(memory_store, DispatchRow)) == ([], [])
 

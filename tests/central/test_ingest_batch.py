@@ -18,6 +18,7 @@ from sqlalchemy import event, select
 
 import gridwatch.central.handler as handler_module
 import gridwatch.central.ingest_batch as ingest_batch_module
+from gridwatch.central import pg_bulk
 from gridwatch.central.categories import load_categories
 from gridwatch.central.handler import MessageHandler
 from gridwatch.central.ingest import IngestResult
@@ -241,6 +242,34 @@ def test_the_statements_of_a_run_do_not_grow_with_it(store: Store, tmp_path: Pat
     assert built == []
     assert small == large and len(large) == len(set(large)) and "INSERT INTO events" in large, large
     assert "UPDATE cases SET" in again and "INSERT INTO cases" not in again and len(again) == len(set(again)), again
+
+
+def test_a_postgresql_run_waits_on_the_server_three_times(pg_url: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Round trips, not only statements: 400 messages (100 new cases, their updates and ends) send their savepoint
+    and reads in one pipelined exchange, the case counter in a second, every write, the assignments and the release
+    in a third; no statement waits on its own (each wait on a busy machine is the server's turn on a core and, for
+    the worker, the GIL back from the network thread)."""
+    waits: list[str] = []
+    real_run = pg_bulk.Pipeline.run
+
+    def run(self: pg_bulk.Pipeline, statements: Any) -> Any:
+        waits.append(f"pipeline of {len(statements)}")
+        return real_run(self, statements)
+
+    def alone(conn: Any, _cursor: Any, statement: str, *_a: Any) -> None:
+        if conn.connection.driver_connection.pgconn.pipeline_status == 0:  # not in a pipeline: a round trip
+            waits.append(" ".join(statement.split()[:3]))
+
+    monkeypatch.setattr(pg_bulk.Pipeline, "run", run)
+    with open_store(pg_url) as store:
+        _run_counting(store, tmp_path, "inc-trip-first", 1)
+        waits.clear()
+        event.listen(store.engine, "before_cursor_execute", alone)
+        _, results = _run_counting(store, tmp_path, "inc-trip", 100)
+        event.remove(store.engine, "before_cursor_execute", alone)
+    assert [r.kind if r else None for r in results].count("created") == 100
+    assert waits == ["pipeline of 5", "pipeline of 1", "pipeline of 4"], waits  # writes: 3 tables + release
 
 
 def _run_counting(store: Store, tmp_path: Path, prefix: str, incidents: int,

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
+import gridwatch.central.store as store_module
 from gridwatch.app.broker import MosquittoBroker
 from gridwatch.app.poll import wait_until
 from gridwatch.central import pg_bulk
@@ -239,3 +240,48 @@ def test_pg_bulk_sends_one_statement_text_whatever_the_number_of_rows(pg_url: st
                                                                         t0 + timedelta(seconds=2), 5.0)]
     assert [(r.attempts, r.acked_at) for r in got[:4]] == [(7, 1.5)] * 3 + [(0, None)]
     assert len(got) == 302
+
+
+def test_a_postgresql_connection_is_pinged_only_after_sitting_idle(pg_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker checks a connection out for every batch: no ping round trip when it was checked in a moment
+    ago; one when it sat idle `PING_IDLE_S` or longer."""
+    pings: list[object] = []
+    monkeypatch.setattr(store_module, "PING_IDLE_S", 60.0)
+    with open_store(pg_url) as store:
+        real = store.engine.dialect.do_ping
+        monkeypatch.setattr(store.engine.dialect, "do_ping", lambda dbapi: pings.append(dbapi) or real(dbapi))
+        for _ in range(3):
+            with store.session() as s:
+                assert s.scalar(select(func.count()).select_from(Case)) == 0
+        assert pings == []
+    monkeypatch.setattr(store_module, "PING_IDLE_S", 0.0)
+    with open_store(pg_url) as store:
+        real = store.engine.dialect.do_ping
+        monkeypatch.setattr(store.engine.dialect, "do_ping", lambda dbapi: pings.append(dbapi) or real(dbapi))
+        for _ in range(3):
+            with store.session() as s:
+                s.scalar(select(func.count()).select_from(Case))
+    assert len(pings) == 3  # each checkout of a connection open_store had already used and checked in
+
+
+def test_a_postgresql_connection_that_died_while_idle_is_replaced_without_an_error(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends a pooled connection (a restart, an idle timeout): the next checkout after `PING_IDLE_S`
+    pings it, the pool drops it and hands out a new one; the caller never sees the error."""
+    monkeypatch.setattr(store_module, "PING_IDLE_S", 0.0)
+    with open_store(pg_url) as store:
+        with store.session() as s:
+            pid = s.scalar(text("SELECT pg_backend_pid()"))
+        with store.engine.connect() as other:  # a second pooled connection does the killing
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            other.commit()
+        assert wait_until(lambda: _backend_gone(store, pid), 10)
+        with store.session() as s:
+            assert s.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
+def _backend_gone(store: Any, pid: int) -> bool:
+    with store.engine.connect() as conn:
+        return not conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
