@@ -100,6 +100,10 @@ shift (14.7 px); a larger move fails to track and is measured by feature matchin
 and, on the highway clip's vibration, less steady."""
 TRACK_BACK_PX = 0.5
 """A tracked point counts only when tracking it back lands this close to where it started."""
+TRACK_POINTS = 80
+"""At most this many of the anchor's points are tracked, the first in ORB's order (its finest pyramid level
+first: the most exactly placed). The flow's cost grows with the points; on the real clips under a known shake
+80 measured as exact as all 150 (median corner error 0.12 against 0.13 px at 160 px wide)."""
 _TRACK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
 
 
@@ -208,7 +212,8 @@ class Stabiliser:
         self._ref = self._anchor = view
         self._tracked = None
         if self.params.track and len(view.points) >= 2 * self.params.min_inliers:
-            self._tracked = _Tracked(image, np.ascontiguousarray(view.points, dtype=np.float32).reshape(-1, 1, 2))
+            start = view.points[:TRACK_POINTS]
+            self._tracked = _Tracked(image, np.ascontiguousarray(start, dtype=np.float32).reshape(-1, 1, 2))
 
     def _track(self, gray: npt.NDArray[np.uint8]) -> tuple[FloatArray | None, ShiftResult]:
         """The anchor's points followed into `gray` by optical flow (forward, then back to check) and fitted."""
