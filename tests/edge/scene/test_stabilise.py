@@ -25,7 +25,7 @@ def street(seed: int = 3) -> np.ndarray:
 
 def moved(img: np.ndarray, dx: float, dy: float, deg: float) -> tuple[np.ndarray, np.ndarray]:
     m = cv2.getRotationMatrix2D((W / 2, H / 2), deg, 1.0)
-    m[:, 2] += (dx, dy)
+    m[:, 2] += np.array([dx, dy])
     return np.asarray(cv2.warpAffine(img, m, (W, H), borderMode=cv2.BORDER_REFLECT)), m
 
 
