@@ -136,6 +136,7 @@ class DualBackground:
         self._left_early: Mask | None = None
         self._started = 0.0
         self._nothing: F32 = np.empty((0, 0), np.float32)  # constants of the frame's shape, for `_put`
+        self._offset_plane: F32 = np.empty((0, 0), np.float32)  # scratch: the frame's global offset, per pixel
         self._zeros: F32 = np.empty((0, 0), np.float32)
         self._arrived: Mask | None = None
         self._ts: float | None = None
@@ -282,10 +283,12 @@ class DualBackground:
         assert self._anchor is not None and self._prev is not None and self._held is not None
         assert self._seen is not None and self._anchor_offset is not None
         thr = self.params.diff_threshold
-        moved = np.abs(self._anchor_offset - np.float32(offset))  # how far the offset moved since each anchor
+        now = self._offset_plane  # this frame's offset everywhere (one buffer, filled)
+        now.fill(np.float32(offset))
+        moved = cv2.absdiff(self._anchor_offset, now)  # how far the offset moved since each anchor
         drifted = np.asarray(cv2.subtract(cv2.absdiff(corrected, self._anchor), moved), dtype=np.float32) > thr
         _put(self._anchor, corrected, arrived)
-        _put(self._anchor_offset, np.full_like(self._anchor_offset, np.float32(offset)), arrived)
+        _put(self._anchor_offset, now, arrived)
         np.copyto(self._prev, frame)
         assert self._confirmed is not None
         lost = (drifted & ~arrived) | ~foreground | ~self._confirmed
@@ -337,6 +340,7 @@ class DualBackground:
         self._age = np.zeros((h, w), np.float32)
         self._anchor, self._prev = f.copy(), f.copy()
         self._anchor_offset = np.zeros((h, w), np.float32)
+        self._offset_plane = np.zeros((h, w), np.float32)
         self._nothing, self._zeros = np.full((h, w), _NOTHING, np.float32), np.zeros((h, w), np.float32)
         self._held, self._seen = self._nothing.copy(), self._nothing.copy()
         self._confirmed = np.zeros((h, w), bool)

@@ -263,7 +263,12 @@ class SceneChangeStage:
     def _detections(self, regions: list[Region], transform: FloatArray, scale: float) -> sv.Detections:
         if not regions:
             return _empty()
-        boxes = boxes_to_frame(np.array([r.box for r in regions], dtype=np.float64), transform) * scale
+        work = np.array([r.box for r in regions], dtype=np.float64)
+        # A region that starts within the background's edge margin of the top is cut by the frame's top edge as far
+        # as the stage can tell (a thin piece, a hanging cable, is never kept closer to the edge): its box says so,
+        # for the rules' "cut by the top of the frame" test (overhead, not on the ground).
+        work[work[:, 1] <= self.background.params.edge_margin_px, 1] = 0.0
+        boxes = boxes_to_frame(work, transform) * scale
         cfg = self.config
         return sv.Detections(
             xyxy=boxes.astype(np.float32),

@@ -92,6 +92,7 @@ class FlickerMask:
         self._quiet: F32 | None = None  # seconds since the last change
         self._run_s: F32 | None = None  # seconds since this run began
         self._zeros: F32 = np.zeros((0, 0), np.float32)
+        self._step: U8 = np.zeros((0, 0), np.uint8)  # the change step, per pixel (read only)
 
     def reset(self) -> None:
         """Forget the history (the backgrounds were relearnt, or the reference view changed)."""
@@ -198,7 +199,9 @@ class FlickerMask:
     def _remember(self, frame: U8) -> None:
         """The bounds the next frame must leave to count a change: the 3x3 neighbourhood's range widened by
         `step`, in uint8 (a bound past 0 or 255 is clipped there, where no grey level can pass it)."""
-        step = np.full(frame.shape, min(255, round(self.params.step)), np.uint8)
+        step = self._step
+        if step.shape != frame.shape:  # one constant plane per frame size
+            step = self._step = np.full(frame.shape, min(255, round(self.params.step)), np.uint8)
         # OpenCV's saturating uint8 arithmetic: one pass each instead of a clip and an add
         self._high = np.asarray(cv2.add(cv2.dilate(frame, _GROW), step), dtype=np.uint8)
         self._low = np.asarray(cv2.subtract(cv2.erode(frame, _GROW), step), dtype=np.uint8)

@@ -465,3 +465,14 @@ def test_reference_renewals_on_a_shaking_camera_do_not_drift() -> None:
     corners = np.array([[0.0, 0.0], [W, 0.0], [0.0, H], [W, H]])
     drift = np.linalg.norm(corners @ end[:, :2].T + end[:, 2] - corners, axis=1).max()
     assert drift < 0.5, f"the reference drifted {drift:.2f} px at the corners"
+
+
+def test_a_region_starting_within_the_edge_margin_of_the_top_is_reported_cut_by_the_top() -> None:
+    # Thin pieces (a hanging cable) are never kept within the edge margin (4 work px), so a region that starts
+    # there continues above what the stage can see: its box reaches the top, which the rules' plausibility filter
+    # reads as overhead, not on the ground. Elsewhere boxes are as found (work px x 2 at a 640 px frame).
+    stage = SceneChangeStage(cfg())
+    regions = [region_at((40, 3, 60, 50)), region_at((100, 12, 120, 50))]
+    boxes = stage._detections(regions, np.eye(2, 3), 2.0).xyxy
+    assert boxes[0].tolist() == [80.0, 0.0, 120.0, 100.0]
+    assert boxes[1].tolist() == [200.0, 24.0, 240.0, 100.0]
