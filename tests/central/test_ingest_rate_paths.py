@@ -242,27 +242,26 @@ def test_pg_bulk_sends_one_statement_text_whatever_the_number_of_rows(pg_url: st
     assert len(got) == 302
 
 
-def test_a_postgresql_connection_is_pinged_only_after_sitting_idle(pg_url: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker checks a connection out for every batch: no ping round trip when it was checked in a moment
-    ago; one when it sat idle `PING_IDLE_S` or longer."""
+def _pings_over_three_batches(pg_url: str, idle_s: float, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Pings the pool sends while a fresh store serves three sessions in a row, with `PING_IDLE_S` = `idle_s`."""
     pings: list[object] = []
-    monkeypatch.setattr(store_module, "PING_IDLE_S", 60.0)
+    monkeypatch.setattr(store_module, "PING_IDLE_S", idle_s)
     with open_store(pg_url) as store:
         real = store.engine.dialect.do_ping
         monkeypatch.setattr(store.engine.dialect, "do_ping", lambda dbapi: pings.append(dbapi) or real(dbapi))
         for _ in range(3):
             with store.session() as s:
                 assert s.scalar(select(func.count()).select_from(Case)) == 0
-        assert pings == []
-    monkeypatch.setattr(store_module, "PING_IDLE_S", 0.0)
-    with open_store(pg_url) as store:
-        real = store.engine.dialect.do_ping
-        monkeypatch.setattr(store.engine.dialect, "do_ping", lambda dbapi: pings.append(dbapi) or real(dbapi))
-        for _ in range(3):
-            with store.session() as s:
-                s.scalar(select(func.count()).select_from(Case))
-    assert len(pings) == 3  # each checkout of a connection open_store had already used and checked in
+    return len(pings)
+
+
+def test_a_postgresql_connection_is_pinged_only_after_sitting_idle(pg_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker checks a connection out for every batch: no ping round trip when it was checked in a moment
+    ago; one when it sat idle `PING_IDLE_S` or longer."""
+    assert _pings_over_three_batches(pg_url, 60.0, monkeypatch) == 0
+    # each checkout of a connection open_store had already used and checked in
+    assert _pings_over_three_batches(pg_url, 0.0, monkeypatch) == 3
 
 
 def test_a_postgresql_connection_that_died_while_idle_is_replaced_without_an_error(
