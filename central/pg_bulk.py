@@ -13,7 +13,7 @@ so its text is the same for every batch: psycopg converts it once and prepares i
 type's bind processing as with SQLAlchemy's own statements (`UTCDateTime` refuses a naive time).
 
 Reads go the same way: `WHERE key = ANY(%(values)b::TYPE[])` instead of an `IN (...)` list with a placeholder per
-value (`select_in`).
+value (`select_statement`).
 
 Fewer round trips (`Pipeline`): the batch path sends its reads as one pipelined exchange (libpq pipeline mode:
 every statement sent, then one sync) and its writes as another, so a run costs a handful of round trips instead of
@@ -120,20 +120,12 @@ def update_statement(conn: Connection, table: Table, rows: Sequence[dict[str, An
     return Statement(_TEXT[key], {k: _values(conn, columns[k], [row[k] for row in rows]) for k in keys})
 
 
-def select_in(conn: Connection, table: Table, key: str, values: Sequence[Any], columns: tuple[str, ...],
-              *, lock: bool = False) -> list[dict[str, Any]]:
-    """The `columns` of the rows of `table` whose `key` is one of `values` (`= ANY` of one array parameter: the
-    same statement text however many values, where an `IN (...)` list has one placeholder each), ordered by `key`,
-    locked `FOR UPDATE` with `lock`; values of the store's own types (`UTCDateTime`) through their result processing
-    (psycopg gives the others as SQLAlchemy would: str, int, float, bytes)."""
-    if not values:
-        return []
-    return Pipeline(conn).run([select_statement(conn, table, key, values, columns, lock=lock)])[0]
-
-
 def select_statement(conn: Connection, table: Table, key: str, values: Sequence[Any], columns: tuple[str, ...],
                      *, lock: bool = False, where: str = "") -> Statement:
-    """The `select_in` statement; `where`: an extra condition (SQL text) ANDed to it."""
+    """The `columns` of the rows of `table` whose `key` is one of `values` (`= ANY` of one array parameter: the
+    same statement text however many values, where an `IN (...)` list has one placeholder each), ordered by `key`,
+    locked `FOR UPDATE` with `lock`; `where`: an extra condition (SQL text) ANDed to it. Values of the store's own
+    types (`UTCDateTime`) come through their result processing (psycopg gives the others as SQLAlchemy would)."""
     text_key = ("select", table.name, (key, *columns), ("lock",) if lock else (where,))
     if text_key not in _TEXT:
         quote = conn.dialect.identifier_preparer.quote

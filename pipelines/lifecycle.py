@@ -72,6 +72,10 @@ class _Pending:
     deadline_ts: float
 
 
+REATTACH_INSIDE = 0.8
+"""Share of a new box inside an object's box that makes it a part of that object (`IncidentBook.reattach_inside`)."""
+
+
 def _intersection(a: Box, b: Box) -> float:
     return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
@@ -114,7 +118,7 @@ class IncidentBook:
     update_every_s: float = 10.0
     end_after_s: float = 5.0
     reattach_iou: float = 0.3
-    reattach_inside: float = 0.8
+    reattach_inside: float = REATTACH_INSIDE
     resume_distance_m: float = 2.0
     resume_grace_s: float | None = None
     new_token: TokenFactory | None = None

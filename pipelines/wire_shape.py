@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gridwatch.pipelines.base import Rule
-from gridwatch.pipelines.lifecycle import inside_fraction
+from gridwatch.pipelines.lifecycle import REATTACH_INSIDE, inside_fraction
 from gridwatch.pipelines.types import REGION_CLASS, Box, EndReason, IncidentUpdate, Observation, OpenIncident
 
 
@@ -117,8 +117,6 @@ class ShapeGatedRule(GatedRule):
 
 WIRE_MEMORY_S = 60.0
 """How long the place of a cable-shaped region is remembered: a piece found there later is part of that cable."""
-PIECE_INSIDE = 0.8
-"""Share of a region's box inside a remembered cable's box that makes it a piece of that cable."""
 
 
 @dataclass
@@ -135,23 +133,19 @@ class WiresExcludedRule(GatedRule):
 
     max_elongation: float  # from the exposed_garbage config
     _wires: dict[int, tuple[Box, float]] = field(default_factory=dict)  # track id -> (box, last seen)
-    _visible: frozenset[int] = frozenset()
 
     def update(self, observations: Sequence[Observation], ts: float) -> list[IncidentUpdate]:
-        self._visible = frozenset(o.track_id for o in observations)
         for o in observations:
             if self._is_wire(o):
                 self._wires[o.track_id] = (o.box, ts)
         self._wires = {t: seen for t, seen in self._wires.items() if ts - seen[1] <= WIRE_MEMORY_S}
         return super().update(observations, ts)
 
-    def keep(self, o: Observation) -> bool:
-        if o.class_name != REGION_CLASS:
-            return True
-        if self._is_wire(o):
-            return False
-        return not any(t not in self._visible and inside_fraction(o.box, box) >= PIECE_INSIDE
-                       for t, (box, _) in self._wires.items())
+    def select(self, observations: Sequence[Observation]) -> list[Observation]:
+        visible = {o.track_id for o in observations}
+        lost = [box for t, (box, _) in self._wires.items() if t not in visible]
+        return [o for o in observations if o.class_name != REGION_CLASS
+                or not (self._is_wire(o) or any(inside_fraction(o.box, box) >= REATTACH_INSIDE for box in lost))]
 
     def _is_wire(self, o: Observation) -> bool:
         return o.class_name == REGION_CLASS and o.elongation is not None and o.elongation >= self.max_elongation
