@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gridwatch.central.publish_reader import RawPublish, flatten_properties, take_publishes
 from gridwatch.wire.mqtt import BrokerURL, make_client
 from gridwatch.wire.mqtt import Protocol as MqttProtocol
 from gridwatch.wire.publisher import TransportHandler, reason_value
@@ -63,6 +65,15 @@ class BufferedSocket:
         del self._buffer[:bufsize]
         return out
 
+    def take_publishes(self, v5: bool) -> list[RawPublish]:
+        """The complete QoS 0/1 PUBLISH packets at the head of the buffer, taken out of it (`publish_reader`)."""
+        if not self._buffer:
+            return []
+        msgs, used = take_publishes(self._buffer, v5)
+        if used:
+            del self._buffer[:used]
+        return msgs
+
     def pending(self) -> int:
         inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
         return len(self._buffer) + int(inner)
@@ -71,14 +82,35 @@ class BufferedSocket:
         return getattr(self._sock, name)
 
 
-def buffer_reads(client: mqtt.Client) -> None:
-    """Make `client` read through a `BufferedSocket` on every (re)connect."""
+def buffer_reads(client: mqtt.Client, on_publishes: Callable[[list[RawPublish]], None] | None = None) -> None:
+    """Make `client` read through a `BufferedSocket` on every (re)connect.
+
+    With `on_publishes`, each time paho's loop is about to read a packet, the complete QoS 0/1 PUBLISH packets
+    already buffered go to `on_publishes` first, parsed in one pass (`publish_reader`), and paho reads what is
+    left: one turn of its loop per `recv` instead of one per message (issue 8). Only for a client with
+    `manual_ack` (paho would acknowledge a QoS 1 message itself) and no per-topic callbacks."""
     create = client._create_socket  # paho's one place that makes a connection's socket (a private method)
 
     def buffered() -> Any:
         return BufferedSocket(create())
 
     client._create_socket = buffered  # type: ignore[method-assign]
+    if on_publishes is None:
+        return
+    read_packet = client._packet_read  # paho's read of one packet (private, like `_create_socket`)
+    v5 = client.protocol == mqtt.MQTTv5
+
+    def read_publishes_first() -> mqtt.MQTTErrorCode:
+        sock = client._sock
+        if isinstance(sock, BufferedSocket) and client._in_packet["command"] == 0:  # not inside a packet
+            msgs = sock.take_publishes(v5)
+            if msgs:
+                with client._msgtime_mutex:  # what paho notes after each packet it reads (keep-alive)
+                    client._last_bytes_received = time.monotonic()
+                on_publishes(msgs)
+        return read_packet()
+
+    client._packet_read = read_publishes_first  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -141,17 +173,6 @@ class Session(Protocol):
         ...
 
 
-def flatten_properties(props: Properties | None) -> dict[str, str]:
-    """MQTT 5 content type and user properties as a flat dict (empty for MQTT 3.1.1)."""
-    if props is None:
-        return {}
-    flat: dict[str, str] = {str(k): str(v) for k, v in getattr(props, "UserProperty", [])}
-    content_type = getattr(props, "ContentType", None)
-    if content_type:
-        flat["content_type"] = str(content_type)
-    return flat
-
-
 class MqttSession:
     """paho-mqtt: persistent session, manual acknowledgement, reconnect with backoff.
 
@@ -171,7 +192,7 @@ class MqttSession:
         self.broker, self.protocol, self.session_expiry_s = broker, protocol, session_expiry_s
         self.receive_maximum = receive_maximum
         self._client = make_client(client_id, broker, protocol, manual_ack=True, clean_start=False, ca_file=ca_file)
-        buffer_reads(self._client)
+        buffer_reads(self._client, self._on_publishes)
         self._handler: SessionHandler | None = None
         self._generation = 0
         self.connected = False
@@ -253,6 +274,12 @@ class MqttSession:
             self._handler.on_message(
                 Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, props, self._generation)
             )
+
+    def _on_publishes(self, msgs: list[RawPublish]) -> None:
+        """PUBLISH packets parsed from the read buffer (`buffer_reads`): as `_on_message` would report them."""
+        if self._handler:
+            for m in msgs:
+                self._handler.on_message(Inbound(m.topic, m.payload, m.mid, m.qos, m.properties, self._generation))
 
     def _on_publish(self, _c: mqtt.Client, _ud: Any, mid: int, reason: Any, _props: Any) -> None:
         if self._handler:
