@@ -206,6 +206,9 @@ class MessageHandler:
         self.prefix, self.evidence_dir = prefix, evidence_dir
         self.tally = tally or Tally()
         self._pause = pause
+        # called while PostgreSQL executes a batch's writes (`ingest_incident_batch`); the service parses the
+        # next batch there
+        self.meanwhile: Callable[[], None] | None = None
         self._expired_at: datetime | None = None  # last sweep of held evidence
         if evidence_dir is not None:
             swept = sweep_partial_files(evidence_dir)
@@ -306,7 +309,8 @@ class MessageHandler:
         rolled back and the run is ingested one savepoint per message, so a bad message is dead-lettered alone."""
         try:  # in a savepoint of its own, with the new cases' assignments
             results = ingest_incident_batch(session, [(m.topic, m.payload) for m in run], self.categories,
-                                            self.roster, prefix=self.prefix, dispatch_prefix=self.prefix)
+                                            self.roster, prefix=self.prefix, dispatch_prefix=self.prefix,
+                                            parsed=[m.parsed for m in run], meanwhile=self.meanwhile)
         except (OperationalError, InterfaceError):
             raise  # the database is unavailable: the whole batch is rolled back and retried
         except Exception as exc:

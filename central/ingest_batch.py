@@ -139,6 +139,9 @@ class _Outcome:
     event_id: str | None = None
 
 
+ParsedIncident = _Parsed | _Outcome  # what `parse_incident` makes of one message
+
+
 @dataclass
 class _Run:
     """The state of one run: what the database held, and what the run adds or changes."""
@@ -169,6 +172,8 @@ def ingest_incident_batch(
     prefix: str,
     clock: Callable[[], datetime] | None = None,
     dispatch_prefix: str | None = None,
+    parsed: Sequence[ParsedIncident | None] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> list[IngestResult]:
     """Ingest `(topic, payload)` incident messages in order in the caller's transaction; one result each.
 
@@ -177,15 +182,21 @@ def ingest_incident_batch(
     caller to fall back or retry. With `dispatch_prefix`, the assignments of the cases the run opens are added to the
     dispatch outbox in the same savepoint (`dispatch.enqueue_assignments`). `clock` gives each message's time
     (default: `store.utcnow`).
+
+    `parsed`: what `parse_incident` already made of each message (None: parse it here). `meanwhile`: called once
+    PostgreSQL has the run's writes, before waiting for them (the service parses its next batch there).
     """
     clock = clock or utcnow
-    parsed = [_parse(topic, payload, prefix, clock()) for topic, payload in messages]
+    ready = parsed if parsed is not None else [None] * len(messages)
+    checked = [done if done is not None else parse_incident(topic, payload, prefix, clock())
+               for (topic, payload), done in zip(messages, ready, strict=True)]
     if session.get_bind().dialect.name == "postgresql":
-        return _pg_ingest(session.connection(), parsed, messages, categories, roster, clock, dispatch_prefix)
+        return _pg_ingest(session.connection(), checked, messages, categories, roster, clock, dispatch_prefix,
+                          meanwhile)
     with session.begin_nested():
         conn = session.connection()  # inside: the savepoint is made when the nested transaction first needs it
-        run = _load(conn, [p for p in parsed if isinstance(p, _Parsed)])
-        outcomes = _decide_all(run, parsed, messages, categories, roster, clock)
+        run = _load(conn, [p for p in checked if isinstance(p, _Parsed)])
+        outcomes = _decide_all(run, checked, messages, categories, roster, clock)
         _number_cases(conn, run)
         _write(conn, run)
         results = [_result(outcome) for outcome in outcomes]
@@ -194,7 +205,7 @@ def ingest_incident_batch(
     return results
 
 
-def _decide_all(run: _Run, parsed: list[_Parsed | _Outcome], messages: Sequence[tuple[str, bytes]],
+def _decide_all(run: _Run, parsed: list[ParsedIncident], messages: Sequence[tuple[str, bytes]],
                 categories: CategoryTable, roster: Roster, clock: Callable[[], datetime]) -> list[_Outcome]:
     """Every message's outcome against the run's state, in order; the dead letters' rows noted in the run."""
     run.cleaners = roster.cleaners()
@@ -206,9 +217,9 @@ def _decide_all(run: _Run, parsed: list[_Parsed | _Outcome], messages: Sequence[
 
 
 # --- PostgreSQL: three pipelined round trips -------------------------------------------------------------------
-def _pg_ingest(conn: Connection, parsed: list[_Parsed | _Outcome], messages: Sequence[tuple[str, bytes]],
+def _pg_ingest(conn: Connection, parsed: list[ParsedIncident], messages: Sequence[tuple[str, bytes]],
                categories: CategoryTable, roster: Roster, clock: Callable[[], datetime],
-               dispatch_prefix: str | None) -> list[IngestResult]:
+               dispatch_prefix: str | None, meanwhile: Callable[[], None] | None = None) -> list[IngestResult]:
     """The run on PostgreSQL in at most three round trips (`pg_bulk.Pipeline`): the savepoint and every read; the
     case counter, when the run opens cases; every write, the assignments and the savepoint's release."""
     pipe = pg_bulk.Pipeline(conn)
@@ -221,7 +232,7 @@ def _pg_ingest(conn: Connection, parsed: list[_Parsed | _Outcome], messages: Seq
         if dispatch_prefix is not None:
             rows = assignment_rows(dispatch_prefix, [r.dispatch for r in results if r.dispatch is not None])
             writes += [pg_bulk.insert_statement(conn, OUTBOX, rows)] if rows else []
-        pipe.run([*writes, pg_bulk.Statement(f"RELEASE SAVEPOINT {PG_SAVEPOINT}")])
+        pipe.run([*writes, pg_bulk.Statement(f"RELEASE SAVEPOINT {PG_SAVEPOINT}")], meanwhile=meanwhile)
     except BaseException:
         pipe.roll_back_to(PG_SAVEPOINT)
         raise
@@ -297,8 +308,9 @@ def _no_incident(step: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- reading -------------------------------------------------------------------------------------------------
-def _parse(topic: str, payload: bytes, prefix: str, now: datetime) -> _Parsed | _Outcome:
-    """The checks `ingest_incident` makes before it reads the database, in the same order."""
+def parse_incident(topic: str, payload: bytes, prefix: str, now: datetime) -> ParsedIncident:
+    """The checks `ingest_incident` makes before it reads the database, in the same order: the message ready for
+    `ingest_incident_batch`, or its dead letter at `now`. Pure: it may run before the batch does."""
     try:
         check_size(payload, MAX_INCIDENT_BYTES, "incident payload")
         where = edge_topic(prefix, topic, "incident")

@@ -150,8 +150,12 @@ class Pipeline:
         self.conn = conn
         self.driver: Any = conn.connection.driver_connection
 
-    def run(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
-        """Send `statements` in order, wait once; each one's rows (empty for those that read none)."""
+    def run(self, statements: Sequence[Statement],
+            meanwhile: Callable[[], None] | None = None) -> list[list[dict[str, Any]]]:
+        """Send `statements` in order, wait once; each one's rows (empty for those that read none).
+
+        `meanwhile` runs once they are sent, while the server executes them: work of the caller's that needs none
+        of their results (its exception, if any, is raised after the results are read)."""
         cursors = []
         try:
             with self.driver.pipeline():
@@ -161,6 +165,8 @@ class Pipeline:
                     self.conn.dispatch.before_cursor_execute(self.conn, cursor, stmt.text, stmt.params, None, False)
                     cursor.execute(stmt.text, stmt.params)
                     cursors.append(cursor)
+                if meanwhile is not None:
+                    meanwhile()
             return [_rows(cursor, stmt) for cursor, stmt in zip(cursors, statements, strict=True)]
         except self.conn.dialect.loaded_dbapi.Error as exc:
             raise self._wrapped(exc, statements) from exc

@@ -52,6 +52,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -60,9 +61,10 @@ from gridwatch.central.dispatch import DISPATCH_REPLAY_S, DispatchOutbox
 from gridwatch.central.errors import CentralError
 from gridwatch.central.handler import Counters, EventsLog, MessageHandler, Tally
 from gridwatch.central.ingest import IngestResult
+from gridwatch.central.ingest_batch import parse_incident
 from gridwatch.central.receipts import ReceiptSender
 from gridwatch.central.roster import Roster
-from gridwatch.central.store import Store, open_store
+from gridwatch.central.store import Store, open_store, utcnow
 from gridwatch.central.transport import SESSION_EXPIRY_S, Inbound, MqttSession, PublishPort, Session
 from gridwatch.wire.mqtt import BrokerURL, Protocol
 from gridwatch.wire.publisher import Publisher
@@ -168,6 +170,7 @@ class CentralService:
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
         self._inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()  # C, no Condition per put and get
+        self._ahead: list[Inbound] = []  # taken from the inbox and parsed during the previous batch (`_prefetch`)
         self._session: Session | None = None
         self._store: Store | None = None
         self._handler: MessageHandler | None = None
@@ -203,6 +206,7 @@ class CentralService:
         self._handler = MessageHandler(self._store, self.categories, self.roster, prefix=self.prefix,
                                        evidence_dir=self.evidence_dir, tally=self._tally, pause=self._stopping.wait,
                                        outbox=outbox)
+        self._handler.meanwhile = self._prefetch
         self._session = self._make_session()
         session = self._session
         self.receipts = ReceiptSender(lambda topic, payload: session.publish(topic, payload, {}), self.prefix)
@@ -237,6 +241,7 @@ class CentralService:
             self._session = None
         self._subscribed.clear()
         self._inbox = queue.SimpleQueue()
+        self._ahead = []
         if self._handler is not None:
             self._write_bookkeeping()  # the PUBACKs seen since the last batch: their rows go now
         self._handler = None
@@ -309,11 +314,14 @@ class CentralService:
             log.exception("central: sending receipts failed")
 
     def _next_batch(self) -> list[Inbound]:
-        """The first message waiting (up to 0.2 s), then what arrives within `batch_ms`, up to `batch_size`."""
-        try:
-            batch = [self._inbox.get(timeout=0.2)]
-        except queue.Empty:
-            return []
+        """The messages parsed ahead, else the first message waiting (up to 0.2 s); then what arrives within
+        `batch_ms`, up to `batch_size`."""
+        batch, self._ahead = self._ahead, []
+        if not batch:
+            try:
+                batch = [self._inbox.get(timeout=0.2)]
+            except queue.Empty:
+                return []
         deadline = time.monotonic() + self.batch_ms / 1000
         while len(batch) < self.batch_size and not self._stopping.is_set():
             try:
@@ -321,6 +329,24 @@ class CentralService:
             except queue.Empty:
                 break
         return batch
+
+    def _prefetch(self) -> None:
+        """While PostgreSQL executes a batch's writes (`MessageHandler.meanwhile`, on this worker thread): take the
+        messages already waiting, up to a batch, and parse each incident message (`parse_incident`: no database),
+        so the next batch starts with its parsing done. Only messages already received: nothing waits here.
+
+        Issue 8: the server spends about a quarter of a batch's time on its writes, and the worker sat idle."""
+        try:
+            while len(self._ahead) < self.batch_size:
+                try:
+                    msg = self._inbox.get_nowait()
+                except queue.Empty:
+                    return
+                if not msg.is_evidence:
+                    msg = replace(msg, parsed=parse_incident(msg.topic, msg.payload, self.prefix, utcnow()))
+                self._ahead.append(msg)
+        except Exception:  # a message left unparsed is parsed in its batch, as without this
+            log.exception("central: parsing ahead failed")
 
     def _write_bookkeeping(self) -> None:
         try:

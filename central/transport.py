@@ -123,6 +123,8 @@ class Inbound:
     qos: int = 1
     properties: dict[str, str] = field(default_factory=dict)
     generation: int = 0
+    # what the worker made of the payload ahead of its batch (`CentralService._prefetch`); None: not yet
+    parsed: Any = field(default=None, compare=False, repr=False)
 
     @property
     def is_evidence(self) -> bool:

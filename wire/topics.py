@@ -19,6 +19,7 @@ and evidence topics had no gateway level, and any account could write any camera
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 DEFAULT_PREFIX = "gridwatch/v1"
@@ -72,8 +73,12 @@ class EdgeTopic:
     kind: EdgeKind
 
 
+@lru_cache(maxsize=4096)
 def parse_edge_topic(prefix: str, topic: str) -> EdgeTopic | None:
-    """`EdgeTopic` for `{prefix}/{site}/{gateway}/{camera}/{incident|evidence}`, else None (any other shape)."""
+    """`EdgeTopic` for `{prefix}/{site}/{gateway}/{camera}/{incident|evidence}`, else None (any other shape).
+
+    Remembered for the last 4,096 topics (a gateway's few topics carry all its messages; central looks each one
+    up twice per message); a flood of distinct topics only makes lookups miss."""
     head = prefix.rstrip("/") + "/"
     if not topic.startswith(head):
         return None

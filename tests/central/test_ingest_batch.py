@@ -253,9 +253,9 @@ def test_a_postgresql_run_waits_on_the_server_three_times(pg_url: str, tmp_path:
     waits: list[str] = []
     real_run = pg_bulk.Pipeline.run
 
-    def run(self: pg_bulk.Pipeline, statements: Any) -> Any:
+    def run(self: pg_bulk.Pipeline, statements: Any, meanwhile: Any = None) -> Any:
         waits.append(f"pipeline of {len(statements)}")
-        return real_run(self, statements)
+        return real_run(self, statements, meanwhile)
 
     def alone(conn: Any, _cursor: Any, statement: str, *_a: Any) -> None:
         if conn.connection.driver_connection.pgconn.pipeline_status == 0:  # not in a pipeline: a round trip
