@@ -52,7 +52,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -342,8 +341,9 @@ class CentralService:
                     msg = self._inbox.get_nowait()
                 except queue.Empty:
                     return
-                if not msg.is_evidence:
-                    msg = replace(msg, parsed=parse_incident(msg.topic, msg.payload, self.prefix, utcnow()))
+                if not msg.is_evidence:  # a new Inbound (frozen): the constructor, `dataclasses.replace` is 3x slower
+                    msg = Inbound(msg.topic, msg.payload, msg.mid, msg.qos, msg.properties, msg.generation,
+                                  parse_incident(msg.topic, msg.payload, self.prefix, utcnow()))
                 self._ahead.append(msg)
         except Exception:  # a message left unparsed is parsed in its batch, as without this
             log.exception("central: parsing ahead failed")
