@@ -82,6 +82,10 @@ DISPATCH_MAX_INFLIGHT = 20
 DISPATCH_UNMATCHED_RETRY_S = 60.0
 DEFAULT_BATCH_SIZE = 400
 DEFAULT_BATCH_MS = 50.0
+# Received messages central holds at most, in batches: its Receive Maximum (2 batches) is the normal bound, this
+# one holds when a broker sends past it (Mosquitto 2.0.11 does with a backlog: `MqttSession`)
+INBOX_BATCHES = 4
+INBOX_MAX_BYTES = 64 * 1024 * 1024  # and at most this many payload bytes (evidence may be 4 MiB a message)
 MAX_BATCH_SIZE = 32767  # twice it is MQTT 5's largest Receive Maximum
 GC_GEN0_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 
@@ -168,7 +172,7 @@ class CentralService:
         self._tally = Tally()
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
-        self._inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()  # C, no Condition per put and get
+        self._inbox = Inbox()
         self._ahead: list[Inbound] = []  # taken from the inbox and parsed during the previous batch (`_prefetch`)
         self._session: Session | None = None
         self._store: Store | None = None
@@ -239,7 +243,7 @@ class CentralService:
             self._session.stop()
             self._session = None
         self._subscribed.clear()
-        self._inbox = queue.SimpleQueue()
+        self._inbox = Inbox()
         self._ahead = []
         if self._handler is not None:
             self._write_bookkeeping()  # the PUBACKs seen since the last batch: their rows go now
@@ -288,7 +292,15 @@ class CentralService:
 
     def _mqtt_session(self) -> Session:
         return MqttSession(self.broker, self.client_id, self.protocol, session_expiry_s=self.session_expiry_s,
-                           ca_file=self.ca_file, receive_maximum=2 * self.batch_size)
+                           ca_file=self.ca_file, receive_maximum=2 * self.batch_size, room=self._inbox_room)
+
+    def _inbox_room(self) -> int:
+        """How many more messages the session may hand over now (network thread): the inbox and the messages
+        parsed ahead hold at most `INBOX_BATCHES` batches and the inbox `INBOX_MAX_BYTES` of payloads (plus the
+        last read's overshoot); beyond, a backlog stays in the broker."""
+        if self._inbox.bytes >= INBOX_MAX_BYTES:
+            return 0
+        return INBOX_BATCHES * self.batch_size - self._inbox.qsize() - len(self._ahead)
 
     def _work(self) -> None:
         while not self._stopping.is_set():
@@ -383,6 +395,36 @@ class CentralService:
         if self.receipts is not None:
             self.receipts.after_discard(msg)
         self._tally.bump("evidence_discarded")
+
+
+class Inbox:
+    """The worker's queue of received messages (put by the network thread), with the payload bytes it holds, for
+    `CentralService._inbox_room`. A C `SimpleQueue` (no Condition per put and get) and a lock for the count."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self.bytes = 0
+
+    def put(self, msg: Inbound) -> None:
+        with self._lock:
+            self.bytes += len(msg.payload)
+        self._queue.put(msg)
+
+    def get(self, timeout: float | None = None) -> Inbound:
+        """The oldest message, waiting up to `timeout` (`queue.Empty` after it)."""
+        return self._taken(self._queue.get(timeout=timeout))
+
+    def get_nowait(self) -> Inbound:
+        return self._taken(self._queue.get_nowait())
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    def _taken(self, msg: Inbound) -> Inbound:
+        with self._lock:
+            self.bytes -= len(msg.payload)
+        return msg
 
 
 def settle_heap() -> None:

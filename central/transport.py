@@ -28,7 +28,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridwatch.central.publish_reader import RawPublish, flatten_properties, take_publishes
+from gridwatch.central.publish_reader import PUBLISH, RawPublish, flatten_properties, take_publishes
 from gridwatch.wire.mqtt import BrokerURL, make_client
 from gridwatch.wire.mqtt import Protocol as MqttProtocol
 from gridwatch.wire.publisher import TransportHandler, reason_value
@@ -39,6 +39,7 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 PUBACK = 0x40  # MQTT control packet type 4, no flags
 _PUBACK = struct.Struct("!BBH")  # type, remaining length (2), packet id: a reason code may be left out (MQTT 5 3.4.2.1)
 RECV_CHUNK = 256 * 1024  # bytes asked of the socket at a time (`BufferedSocket`)
+PAUSE_S = 0.01  # how long the network loop sleeps per turn while the caller has no room (`buffer_reads`)
 
 
 class BufferedSocket:
@@ -65,14 +66,20 @@ class BufferedSocket:
         del self._buffer[:bufsize]
         return out
 
-    def take_publishes(self, v5: bool) -> list[RawPublish]:
-        """The complete QoS 0/1 PUBLISH packets at the head of the buffer, taken out of it (`publish_reader`)."""
+    def take_publishes(self, v5: bool, limit: int = 1 << 30) -> list[RawPublish]:
+        """The complete QoS 0/1 PUBLISH packets at the head of the buffer (at most `limit`), taken out of it
+        (`publish_reader`)."""
         if not self._buffer:
             return []
-        msgs, used = take_publishes(self._buffer, v5)
+        msgs, used = take_publishes(self._buffer, v5, limit)
         if used:
             del self._buffer[:used]
         return msgs
+
+    def publish_next(self) -> bool:
+        """Whether the next packet may be a PUBLISH: the buffer is empty (the socket's next bytes are unknown) or
+        starts with one."""
+        return not self._buffer or self._buffer[0] & 0xF0 == PUBLISH
 
     def pending(self) -> int:
         inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
@@ -82,13 +89,20 @@ class BufferedSocket:
         return getattr(self._sock, name)
 
 
-def buffer_reads(client: mqtt.Client, on_publishes: Callable[[list[RawPublish]], None] | None = None) -> None:
+def buffer_reads(client: mqtt.Client, on_publishes: Callable[[list[RawPublish]], None] | None = None,
+                 room: Callable[[], int] | None = None) -> None:
     """Make `client` read through a `BufferedSocket` on every (re)connect.
 
     With `on_publishes`, each time paho's loop is about to read a packet, the complete QoS 0/1 PUBLISH packets
     already buffered go to `on_publishes` first, parsed in one pass (`publish_reader`), and paho reads what is
     left: one turn of its loop per `recv` instead of one per message (issue 8). Only for a client with
-    `manual_ack` (paho would acknowledge a QoS 1 message itself) and no per-topic callbacks."""
+    `manual_ack` (paho would acknowledge a QoS 1 message itself) and no per-topic callbacks.
+
+    `room()`: how many more messages the caller takes now. At 0 or below, no PUBLISH is read: the broker's
+    messages wait in the socket and then in the broker (TCP back-pressure), while other packets already buffered
+    (PUBACKs of our own publishes, PINGRESP) are still read. The loop sleeps `PAUSE_S` per turn meanwhile. A
+    pause longer than about 1.5 keep-alives ends in a reconnect (the PINGRESP waits behind the messages), which
+    the broker's redelivery makes harmless."""
     create = client._create_socket  # paho's one place that makes a connection's socket (a private method)
 
     def buffered() -> Any:
@@ -102,12 +116,19 @@ def buffer_reads(client: mqtt.Client, on_publishes: Callable[[list[RawPublish]],
 
     def read_publishes_first() -> mqtt.MQTTErrorCode:
         sock = client._sock
-        if isinstance(sock, BufferedSocket) and client._in_packet["command"] == 0:  # not inside a packet
-            msgs = sock.take_publishes(v5)
-            if msgs:
-                with client._msgtime_mutex:  # what paho notes after each packet it reads (keep-alive)
-                    client._last_bytes_received = time.monotonic()
-                on_publishes(msgs)
+        if not isinstance(sock, BufferedSocket) or client._in_packet["command"] != 0:  # inside a packet
+            return read_packet()
+        space = room() if room is not None else 1 << 30
+        if space <= 0 and sock.publish_next():
+            time.sleep(PAUSE_S)  # the caller is full: leave the messages to the socket and the broker
+            return mqtt.MQTTErrorCode.MQTT_ERR_AGAIN
+        msgs = sock.take_publishes(v5, space) if space > 0 else []
+        if msgs:
+            with client._msgtime_mutex:  # what paho notes after each packet it reads (keep-alive)
+                client._last_bytes_received = time.monotonic()
+            on_publishes(msgs)
+            if room is not None and room() <= 0 and sock.publish_next():
+                return mqtt.MQTTErrorCode.MQTT_ERR_AGAIN  # full now: the next turn waits
         return read_packet()
 
     client._packet_read = read_publishes_first  # type: ignore[method-assign]
@@ -186,15 +207,18 @@ class MqttSession:
       the service sets it above its batch size, since it acknowledges a batch only after the batch's commit.
       Without it Mosquitto sends at most its `max_inflight_messages` (20 in the shipped config); MQTT 3.1.1
       has no such setting, so there a batch holds at most that many messages.
+    - `room()`: how many more messages the caller takes now; at 0 the session stops reading messages until it
+      has room again (`buffer_reads`). Mosquitto 2.0.11 sends a further `receive_maximum` messages for each
+      PUBACK, so with a backlog the Receive Maximum alone does not bound what arrives.
     """
 
     def __init__(self, broker: BrokerURL, client_id: str, protocol: MqttProtocol = "5", *,
                  session_expiry_s: int = SESSION_EXPIRY_S, ca_file: str | None = None,
-                 receive_maximum: int | None = None) -> None:
+                 receive_maximum: int | None = None, room: Callable[[], int] | None = None) -> None:
         self.broker, self.protocol, self.session_expiry_s = broker, protocol, session_expiry_s
         self.receive_maximum = receive_maximum
         self._client = make_client(client_id, broker, protocol, manual_ack=True, clean_start=False, ca_file=ca_file)
-        buffer_reads(self._client, self._on_publishes)
+        buffer_reads(self._client, self._on_publishes, room)
         self._handler: SessionHandler | None = None
         self._generation = 0
         self.connected = False

@@ -4,6 +4,7 @@ does not handle left to paho, byte for byte."""
 from __future__ import annotations
 
 import struct
+import threading
 import time
 from typing import Any
 
@@ -15,10 +16,13 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+import gridwatch.central.service as service_module
 from gridwatch.app.broker import MosquittoBroker
 from gridwatch.app.poll import wait_until
 from gridwatch.central.publish_reader import RawPublish, flatten_properties, take_publishes
-from gridwatch.central.transport import BufferedSocket
+from gridwatch.central.service import INBOX_BATCHES, CentralService, Inbox
+from gridwatch.central.transport import BufferedSocket, Inbound, MqttSession
+from gridwatch.wire.mqtt import BrokerURL
 from tests.central.mqtt_helpers import connected
 from tests.central.test_ingest_rate_paths import subscribed
 
@@ -141,8 +145,8 @@ class SpyReads:
         self.taken = 0
         original = BufferedSocket.take_publishes
 
-        def take(sock: BufferedSocket, v5: bool) -> list[RawPublish]:
-            msgs = original(sock, v5)
+        def take(sock: BufferedSocket, v5: bool, limit: int = 1 << 30) -> list[RawPublish]:
+            msgs = original(sock, v5, limit)
             self.taken += len(msgs)
             return msgs
 
@@ -182,3 +186,94 @@ def test_a_burst_through_a_real_broker_arrives_whole_and_in_order_with_its_prope
         with subscribed(broker, "central-burst") as (_session, again):
             time.sleep(0.5)
             assert again.msgs == []  # all acknowledged: nothing redelivered
+
+
+class SlowWorker:
+    """A `SessionHandler` that takes messages as fast as they come and handles (acknowledges) `per_turn` of them
+    every `turn_s`; notes the most it ever held unhandled."""
+
+    def __init__(self, session: MqttSession, per_turn: int, turn_s: float) -> None:
+        self.session, self.per_turn, self.turn_s = session, per_turn, turn_s
+        self.msgs: list[Inbound] = []
+        self.handled = 0
+        self.most_held = 0
+        self.lock = threading.Lock()
+
+    def held(self) -> int:
+        with self.lock:
+            return len(self.msgs) - self.handled
+
+    def on_connected(self) -> None: ...
+
+    def on_subscribed(self, refused: list[str]) -> None: ...
+
+    def on_disconnected(self) -> None: ...
+
+    def on_ack(self, mid: int, reason_code: int) -> None: ...
+
+    def on_message(self, msg: Inbound) -> None:
+        with self.lock:
+            self.msgs.append(msg)
+            self.most_held = max(self.most_held, len(self.msgs) - self.handled)
+
+    def handle_until(self, total: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.handled < total and time.monotonic() < deadline:
+            time.sleep(self.turn_s)
+            with self.lock:
+                batch = self.msgs[self.handled:self.handled + self.per_turn]
+                self.handled += len(batch)
+            self.session.ack_many(batch)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("room_for", [None, 40])
+def test_a_full_caller_leaves_the_backlog_in_the_broker(room_for: int | None) -> None:
+    """Mosquitto 2.0.11 sends a further Receive Maximum of messages for every PUBACK, so a backlog floods a slow
+    reader whatever its Receive Maximum (`room_for` None: the session takes everything). With `room`, the session
+    holds at most that many unhandled messages, and every message still arrives, in order, once."""
+    total = 600
+    with MosquittoBroker() as broker:
+        holder: list[SlowWorker] = []
+        room = (lambda: room_for - holder[0].held()) if room_for is not None else None
+        session = MqttSession(BrokerURL.parse(broker.url), "central-room", receive_maximum=10, room=room)
+        worker = SlowWorker(session, per_turn=20, turn_s=0.02)
+        holder.append(worker)
+        session.connect(worker)
+        try:
+            assert wait_until(lambda: session.connected, 10)
+            session.subscribe([TOPIC])
+            time.sleep(0.3)
+            with connected(broker.url, name="edge-room") as edge:
+                infos = [edge.publish(TOPIC, b"%05d" % i, qos=1) for i in range(total)]
+                assert wait_until(lambda: all(info.is_published() for info in infos), 30)
+            worker.handle_until(total)
+            assert [m.payload for m in worker.msgs] == [b"%05d" % i for i in range(total)]
+            if room_for is None:
+                assert worker.most_held > 4 * 40  # the flood this guards against
+            else:
+                assert worker.most_held <= room_for
+        finally:
+            session.stop()
+
+
+def test_the_inbox_counts_the_bytes_it_holds() -> None:
+    inbox = Inbox()
+    inbox.put(Inbound(TOPIC, b"x" * 100))
+    inbox.put(Inbound(TOPIC, b"y" * 50))
+    assert (inbox.qsize(), inbox.bytes) == (2, 150)
+    assert inbox.get(timeout=1).payload == b"x" * 100
+    assert inbox.bytes == 50
+    inbox.get_nowait()
+    assert (inbox.qsize(), inbox.bytes) == (0, 0)
+
+
+def test_central_takes_no_more_once_its_inbox_holds_its_bytes_or_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = CentralService("mqtt://127.0.0.1:1", "sqlite://", batch_size=10)
+    assert svc._inbox_room() == INBOX_BATCHES * 10
+    for _ in range(INBOX_BATCHES * 10 - 1):
+        svc._inbox.put(Inbound(TOPIC, b"{}"))
+    assert svc._inbox_room() == 1
+    monkeypatch.setattr(service_module, "INBOX_MAX_BYTES", 100)
+    svc._inbox.put(Inbound(TOPIC, b"x" * 50))
+    assert svc._inbox_room() == 0  # bytes: 78 + 50 >= 100
