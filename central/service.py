@@ -26,7 +26,10 @@ Delivery guarantees (see ARCHITECTURE.md, "Rules of the house"):
   acknowledges nothing: the broker delivers the whole batch again and the `event_id` key makes each a duplicate.
   One commit per batch instead of per message is what lets central keep up with the broker (issue 8:
   `benchmarks/chaos_rate.py`). Over MQTT 5 central asks the broker (Receive Maximum) for `2 * batch_size`
-  un-acknowledged messages at a time, so the next batch arrives while one commits.
+  un-acknowledged messages at a time, so the next batch arrives while one commits; while PostgreSQL executes a
+  batch's writes the worker parses the next one (`_prefetch`). It holds at most `INBOX_BATCHES` batches and
+  `INBOX_MAX_BYTES` received (`_inbox_room`): past them the session stops reading and the backlog stays in the
+  broker, which Mosquitto 2.0.11 needs (it sends a further Receive Maximum of messages for every PUBACK).
 - Receipts: after each commit (any final outcome) the event id goes back to its gateway in a batched receipt
   (`central.receipts`), so the gateway can delete its outbox row; the broker's PUBACK alone is not enough, as
   the broker may crash before saving what it acknowledged.
@@ -347,18 +350,24 @@ class CentralService:
         so the next batch starts with its parsing done. Only messages already received: nothing waits here.
 
         Issue 8: the server spends about a quarter of a batch's time on its writes, and the worker sat idle."""
+        while len(self._ahead) < self.batch_size:
+            try:
+                msg = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._ahead.append(self._parsed(msg))
+
+    def _parsed(self, msg: Inbound) -> Inbound:
+        """`msg` with what `parse_incident` makes of it (evidence as it is). A new Inbound: it is frozen, and its
+        constructor is 3x faster than `dataclasses.replace`."""
+        if msg.is_evidence:
+            return msg
         try:
-            while len(self._ahead) < self.batch_size:
-                try:
-                    msg = self._inbox.get_nowait()
-                except queue.Empty:
-                    return
-                if not msg.is_evidence:  # a new Inbound (frozen): the constructor, `dataclasses.replace` is 3x slower
-                    msg = Inbound(msg.topic, msg.payload, msg.mid, msg.qos, msg.properties, msg.generation,
-                                  parse_incident(msg.topic, msg.payload, self.prefix, utcnow()))
-                self._ahead.append(msg)
-        except Exception:  # a message left unparsed is parsed in its batch, as without this
-            log.exception("central: parsing ahead failed")
+            parsed = parse_incident(msg.topic, msg.payload, self.prefix, utcnow())
+        except Exception:  # it cannot raise; if it did, the batch parses the message again, as without this
+            log.exception("central: parsing ahead failed on %s", msg.topic)
+            return msg
+        return Inbound(msg.topic, msg.payload, msg.mid, msg.qos, msg.properties, msg.generation, parsed)
 
     def _write_bookkeeping(self) -> None:
         try:

@@ -109,3 +109,21 @@ def test_messages_taken_ahead_are_not_acknowledged_before_their_own_commit(
         assert session.acked == sent[:BATCH]
         with svc.store.session() as db:
             assert len(db.scalars(select(EventRow.event_id)).all()) == BATCH
+
+
+def test_a_message_that_fails_to_parse_ahead_is_parsed_in_its_batch(pg_url: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    real = service_module.parse_incident
+    failed = []
+
+    def flaky(topic: str, body: bytes, *args: Any) -> Any:
+        if not failed:
+            failed.append(topic)
+            raise RuntimeError("parser bug")
+        return real(topic, body, *args)
+
+    monkeypatch.setattr(service_module, "parse_incident", flaky)
+    with flooded(pg_url, monkeypatch) as (svc, session, sent):
+        assert svc.wait_for(lambda: svc.counters.stored + svc.counters.dead_letters == len(sent), 30)
+        assert (svc.counters.stored, svc.counters.dead_letters) == (300, 1)
+    assert failed and session.acked == sent
