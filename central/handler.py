@@ -194,21 +194,22 @@ class MessageHandler:
     - `pause(delay) -> stopping`: waits between database retries and says whether to give up (the service's
       stop event); tests pass a function that does not sleep.
     - `outbox`: the dispatch outbox whose bookkeeping (PUBACK deletes, attempts) each batch transaction writes.
+    - `meanwhile()`: called while PostgreSQL executes a batch's writes (`ingest_incident_batch`); the service
+      parses its next batch there (`CentralService._prefetch`).
     """
 
     batch_incidents = True  # False: every message in its own savepoint through `ingest_incident` (the reference)
 
     def __init__(self, store: Store, categories: CategoryTable, roster: Roster, *, prefix: str,
                  evidence_dir: Path | None = None, tally: Tally | None = None,
-                 pause: Callable[[float], bool] = _never_stop, outbox: DispatchOutbox | None = None) -> None:
+                 pause: Callable[[float], bool] = _never_stop, outbox: DispatchOutbox | None = None,
+                 meanwhile: Callable[[], None] | None = None) -> None:
         self.store, self.categories, self.roster = store, categories, roster
         self.outbox = outbox
         self.prefix, self.evidence_dir = prefix, evidence_dir
         self.tally = tally or Tally()
         self._pause = pause
-        # called while PostgreSQL executes a batch's writes (`ingest_incident_batch`); the service parses the
-        # next batch there
-        self.meanwhile: Callable[[], None] | None = None
+        self.meanwhile = meanwhile
         self._expired_at: datetime | None = None  # last sweep of held evidence
         if evidence_dir is not None:
             swept = sweep_partial_files(evidence_dir)

@@ -211,8 +211,7 @@ class CentralService:
         outbox = self._dispatch = DispatchOutbox(self._store, replay_s=self.dispatch_replay_s)
         self._handler = MessageHandler(self._store, self.categories, self.roster, prefix=self.prefix,
                                        evidence_dir=self.evidence_dir, tally=self._tally, pause=self._stopping.wait,
-                                       outbox=outbox)
-        self._handler.meanwhile = self._prefetch
+                                       outbox=outbox, meanwhile=self._prefetch)
         self._session = self._make_session()
         session = self._session
         self.receipts = ReceiptSender(lambda topic, payload: session.publish(topic, payload, {}), self.prefix)
