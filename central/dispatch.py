@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Row, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Float, Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gridwatch.central import pg_bulk
@@ -277,7 +277,9 @@ class DispatchOutbox:
             conn.execute(_PRUNE, {"cut": now - self.replay_s})
         rows = [{"row_id": item_id, "tries": done.attempts.get(item_id, 0), "at": done.acked.get(item_id)}
                 for item_id in sorted(done.acked.keys() | done.attempts.keys())]
-        if rows:
+        if rows and conn.dialect.name == "postgresql":
+            pg_bulk.Pipeline(conn).run([_pg_book(conn, rows)])  # one statement, not one per row
+        elif rows:
             conn.execute(_BOOK, rows)
         if prune:
             with self._lock:
@@ -298,6 +300,18 @@ class DispatchOutbox:
                     self._attempts[item_id] = left
                 else:
                     self._attempts.pop(item_id, None)
+
+
+def _pg_book(conn: Connection, rows: list[dict[str, Any]]) -> pg_bulk.Statement:
+    """`_BOOK` for every row in one statement on PostgreSQL (an array per column: `pg_bulk`). Issue 8: the
+    per-row UPDATEs were 6 % of the worker's time at 5,000 events/s."""
+    return pg_bulk.Statement(
+        f"UPDATE {OUTBOX.name} SET attempts = {OUTBOX.name}.attempts + u.tries, "
+        f"acked_at = COALESCE(u.at, {OUTBOX.name}.acked_at) "
+        f"FROM unnest(%(row_id)b::integer[], %(tries)b::integer[], %(at)b::float8[]) AS u(row_id, tries, at) "
+        f"WHERE {OUTBOX.name}.id = u.row_id",
+        {"row_id": [row["row_id"] for row in rows], "tries": [int(row["tries"]) for row in rows],
+         "at": [None if row["at"] is None else float(row["at"]) for row in rows]})
 
 
 def _item(row: Row[Any]) -> OutboxItem:
