@@ -16,9 +16,7 @@ analysis_fps of 5 keeps up in real time), and pipeline overhead ratio >= 0.7.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,6 +30,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
+from report import write_report  # noqa: E402
 
 from gridwatch.edge.analyze import analyze_clip  # noqa: E402
 from gridwatch.edge.config import FileSourceConfig, SiteConfig, parse_site_config  # noqa: E402
@@ -125,11 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         goals.append({"name": f"pipeline_over_detector_ratio[{r.clip}]", "value": round(r.ratio, 3),
                       "target": TARGET_RATIO, "unit": "ratio", "met": r.ratio >= TARGET_RATIO})
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"goals": goals, "runs": [asdict(r) | {"ratio": r.ratio} for r in results],
-                   "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                               "loadavg": os.getloadavg()}}
-        args.json.write_text(json.dumps(payload, indent=2))
+        write_report(args.json, {"goals": goals, "runs": [asdict(r) | {"ratio": r.ratio} for r in results]})
     return 0
 
 

@@ -11,15 +11,14 @@ project's machines ONNX Runtime + OpenCV + SQLAlchemy alone used to take 3-6 s.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from report import write_report
 
 TARGET_S = 1.0
 HEAVY = ("onnxruntime", "cv2", "sqlalchemy", "paho", "torch", "ultralytics", "supervision")
@@ -64,11 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         goals.append({"name": f"cli_startup[{name}]", "value": round(median, 3), "target": TARGET_S,
                       "unit": f"s (wall, median of {args.runs})", "met": median < TARGET_S})
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"goals": goals, "runs": runs,
-                   "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                               "loadavg": os.getloadavg()}}
-        args.json.write_text(json.dumps(payload, indent=2))
+        write_report(args.json, {"goals": goals, "runs": runs})
     return 0
 
 

@@ -15,16 +15,13 @@ Nothing here is a goal of the issue (its goal is end to end: `chaos_rate.py`), s
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 import chaos
 import chaos_rate
+from report import write_report
 
 from gridwatch.central.service import CentralService, settle_heap
 from gridwatch.central.transport import FakeSession, Inbound
@@ -75,12 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:8} {medians[name]:13.0f}  {[round(r['rate']) for r in rs]}")
     print(f"parsing ahead: {ratio:.2f}x the inline worker ({args.messages} messages, batch {args.batch_size})")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload: dict[str, Any] = {"goals": [], "runs": runs, "median_rate": medians, "ahead_over_inline": ratio,
-                                   "messages": args.messages, "batch_size": args.batch_size,
-                                   "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                               "loadavg": os.getloadavg()}}
-        args.json.write_text(json.dumps(payload, indent=2))
+        write_report(args.json, {"goals": [], "runs": runs, "median_rate": medians, "ahead_over_inline": ratio,
+                                 "messages": args.messages, "batch_size": args.batch_size})
     return 0
 
 
